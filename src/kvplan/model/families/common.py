@@ -1,0 +1,56 @@
+"""What every family adapter returns, and config rules several families share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kvplan.errors import ConfigError
+from kvplan.model.config import Config
+from kvplan.model.families.blocks import Inventory
+from kvplan.model.spec import AttentionKV, MoE
+
+
+@dataclass
+class Built:
+    """A family adapter's result: the inventory plus what the ModelSpec needs beyond it."""
+
+    inv: Inventory
+    num_attention_heads: int | None
+    num_kv_heads: int | None
+    max_context: int | None
+    tie_word_embeddings: bool
+    moe: MoE | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def layer_types(cfg: Config, n_layers: int, default: str = "full_attention") -> list[str]:
+    """Per-layer attention type: the config's `layer_types` when present (transformers >= 4.54 writes it),
+    else the family rule applied by the caller."""
+    types = cfg.list("layer_types", default=None)
+    if types is None:
+        return [default] * n_layers
+    if len(types) != n_layers:
+        raise ConfigError(
+            f"{cfg.where} 'layer_types' has {len(types)} entries for {n_layers} layers: fix one of the two"
+        )
+    return list(types)
+
+
+def attention_kv(kind: str, kv_heads: int, head_dim: int, window: int | None,
+                 v_head_dim: int | None = None) -> AttentionKV:
+    """KV spec of one attention layer from its `layer_types` label."""
+    v = v_head_dim or head_dim
+    if kind in ("full_attention", "global"):
+        return AttentionKV(kv_heads, head_dim, v)
+    if kind in ("sliding_attention", "sliding_window", "local"):
+        if not window:
+            raise ConfigError("a layer is marked sliding_attention but the config has no 'sliding_window': add it")
+        return AttentionKV(kv_heads, head_dim, v, window=window)
+    if kind == "chunked_attention":
+        return AttentionKV(kv_heads, head_dim, v, window=window, chunked=True)
+    raise ConfigError(f"unknown layer type {kind!r} in 'layer_types': kvplan knows full_attention, "
+                      "sliding_attention and chunked_attention")
+
+
+def context_length(cfg: Config, default: int | None = None) -> int | None:
+    return cfg.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", default=default)

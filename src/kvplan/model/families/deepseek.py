@@ -1,0 +1,71 @@
+"""DeepSeek-V2 / V3 (and R1, Kimi-K2 style): multi-head latent attention + MoE with shared experts.
+
+MLA caches one latent of kv_lora_rank + qk_rope_head_dim per token per layer, the same on every TP rank.
+Layers below `first_k_dense_replace` (and those off `moe_layer_freq`) have a dense MLP. The multi-token-
+prediction layers (`num_nextn_predict_layers`) are stored in the checkpoint but not loaded for plain serving.
+"""
+
+from __future__ import annotations
+
+from kvplan.model.config import Config
+from kvplan.model.families.blocks import Inventory, experts, gated_mlp, moe_info, router
+from kvplan.model.families.common import Built, context_length
+from kvplan.model.spec import LayerSpec, MLAKV
+
+
+def build(cfg: Config) -> Built:
+    hidden = cfg.int("hidden_size")
+    n = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    vocab = cfg.int("vocab_size")
+    q_lora = cfg.opt_int("q_lora_rank")
+    kv_lora = cfg.int("kv_lora_rank")
+    nope, rope = cfg.int("qk_nope_head_dim"), cfg.int("qk_rope_head_dim")
+    v_dim = cfg.int("v_head_dim")
+    bias = cfg.bool("attention_bias", default=False)
+    n_experts = cfg.int("n_routed_experts", default=0, minimum=0)
+    first_dense = cfg.int("first_k_dense_replace", default=0, minimum=0)
+    freq = cfg.int("moe_layer_freq", default=1)
+    tie = cfg.bool("tie_word_embeddings", default=False)
+
+    inv = Inventory()
+    inv.embedding("model.embed_tokens.weight", vocab, hidden)
+    moe = None
+    for i in range(n):
+        p = f"model.layers.{i}"
+        a = f"{p}.self_attn"
+        q_out = heads * (nope + rope)
+        if q_lora:
+            inv.linear(f"{a}.q_a_proj", q_lora, hidden, "attention", None, i, bias)
+            inv.norm(f"{a}.q_a_layernorm", q_lora, i)
+            inv.linear(f"{a}.q_b_proj", q_out, q_lora, "attention", "column", i)
+        else:
+            inv.linear(f"{a}.q_proj", q_out, hidden, "attention", "column", i)
+        inv.linear(f"{a}.kv_a_proj_with_mqa", kv_lora + rope, hidden, "attention", None, i, bias)
+        inv.norm(f"{a}.kv_a_layernorm", kv_lora, i)
+        inv.linear(f"{a}.kv_b_proj", heads * (nope + v_dim), kv_lora, "attention", "column", i)
+        inv.linear(f"{a}.o_proj", hidden, heads * v_dim, "attention", "row", i, bias)
+        if n_experts and i >= first_dense and i % freq == 0:
+            moe_inter = cfg.int("moe_intermediate_size")
+            shared = cfg.int("n_shared_experts", default=0, minimum=0)
+            router(inv, f"{p}.mlp.gate", i, n_experts, hidden)
+            experts(inv, f"{p}.mlp", i, n_experts, hidden, moe_inter)
+            if shared:
+                gated_mlp(inv, f"{p}.mlp.shared_experts", i, hidden, shared * moe_inter, role="shared_experts")
+            moe = moe_info(n_experts, cfg.int("num_experts_per_tok"), shared)
+            block = "mla+moe"
+        else:
+            gated_mlp(inv, f"{p}.mlp", i, hidden, cfg.int("intermediate_size"))
+            block = "mla+mlp"
+        inv.norm(f"{p}.input_layernorm", hidden, i)
+        inv.norm(f"{p}.post_attention_layernorm", hidden, i)
+        inv.layers.append(LayerSpec(i, MLAKV(kv_lora, rope), block))
+    inv.norm("model.norm", hidden, None)
+    if not tie:
+        inv.lm_head("lm_head", vocab, hidden)
+    notes = ["multi-head latent attention: the KV latent is replicated on every tensor-parallel rank"]
+    mtp = cfg.int("num_nextn_predict_layers", default=0, minimum=0)
+    if mtp:
+        notes.append(f"the checkpoint also stores {mtp} multi-token-prediction layer(s), loaded only for "
+                     "speculative decoding; not counted")
+    return Built(inv, heads, heads, context_length(cfg), tie, moe, notes)
