@@ -27,7 +27,7 @@ _COUNT_SUFFIX = {"k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
 _COUNT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBtT]?)\s*$")
 
 
-def parse_size(text: str, what: str = "size") -> int:
+def parse_size(text: str, what: str = "size", allow_zero: bool = False) -> int:
     """'24GiB' -> 25769803776, '24GB' -> 24000000000. A unit is required: a bare number is ambiguous."""
     m = _SIZE_RE.match(str(text))
     if not m:
@@ -36,7 +36,7 @@ def parse_size(text: str, what: str = "size") -> int:
     if unit not in _SIZE_UNITS:
         raise InputError(f"{what} {text!r} has an unknown unit {m.group(2)!r}: use B, KiB, MiB, GiB, KB, MB or GB")
     value = round(number * _SIZE_UNITS[unit])
-    if value <= 0:
+    if value < 0 or (value == 0 and not allow_zero):
         raise InputError(f"{what} must be positive (got {text!r})")
     return value
 
@@ -78,6 +78,15 @@ def fmt_bytes(n_bytes: float) -> str:
         if abs(n) >= size:
             value = n / size
             return f"{value:,.0f} {unit}" if value == int(value) else f"{value:,.2f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def fmt_dec(n_bytes: float) -> str:
+    """Human size with a decimal unit: 8.19 KB, 13.84 GB."""
+    n = float(n_bytes)
+    for unit, size in (("TB", TB), ("GB", GB), ("MB", MB), ("KB", KB)):
+        if abs(n) >= size:
+            return f"{n / size:,.2f} {unit}"
     return f"{n:,.0f} B"
 
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from kvplan.errors import InputError
 
 Role = Literal[
     "embedding", "attention", "mlp", "experts", "shared_experts", "router", "norm", "lm_head",
-    "ssm", "vision", "audio", "projector",
+    "ssm", "vision", "audio", "projector", "other",
 ]
 # Report order of the parameter breakdown.
 ROLES: tuple[Role, ...] = (
     "embedding", "attention", "mlp", "experts", "shared_experts", "router", "ssm", "norm", "lm_head",
-    "vision", "projector", "audio",
+    "vision", "projector", "audio", "other",
 )
 # Parts of a multimodal checkpoint that are not the language model.
 TOWER_ROLES = frozenset({"vision", "audio", "projector"})
@@ -317,6 +317,9 @@ class ModelSpec:
     tie_word_embeddings: bool = False
     kv_dtype_hint: str | None = None  # a KV dtype the checkpoint was calibrated for (ModelOpt fp8), informational
     notes: tuple[str, ...] = ()
+
+    def with_notes(self, *notes: str) -> ModelSpec:
+        return replace(self, notes=self.notes + notes)
 
     # ------------------------------------------------------------------ parameters
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, experts, gated_mlp, moe_info, router
 from kvplan.model.families.common import Built, context_length
-from kvplan.model.spec import LayerSpec, MLAKV
+from kvplan.model.spec import MLAKV, LayerSpec
 
 
 def build(cfg: Config) -> Built:

@@ -1,0 +1,60 @@
+"""The memory budget of one GPU: what is left for the KV cache after weights and reserves.
+
+This is the plain, engine-neutral budget (the article's view): usable = memory x utilization, minus the
+weights of this GPU's shard, minus an explicit reserve. Engine accounting (vLLM's activation peak, non-torch
+memory, CUDA graphs, SGLang's static fraction) replaces this piece; each term carries its source so the
+derivation can show where every byte went.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kvplan.errors import InputError
+
+
+@dataclass(frozen=True)
+class Term:
+    label: str
+    bytes: int  # positive: subtracted from the usable memory
+    source: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per GPU. `kv_pool` may be negative: the weights alone do not fit."""
+
+    memory: int | None  # device memory, None when the pool is given directly
+    util: float | None
+    usable: int | None
+    terms: tuple[Term, ...]
+    kv_pool: int
+    pool_given: bool = False
+
+    @property
+    def weights_fit(self) -> bool:
+        return self.kv_pool >= 0
+
+
+def check_util(util: float) -> float:
+    if not (0 < util <= 1):
+        raise InputError(f"--util must be in (0, 1] (got {util}): 0.9 means 90% of the GPU's memory")
+    return util
+
+
+def plain_budget(memory: int | None, util: float, weights: int, reserve: int = 0,
+                 kv_memory: int | None = None) -> Budget:
+    """usable = floor(memory x util); KV pool = usable - weights - reserve, or `kv_memory` when given."""
+    check_util(util)
+    if reserve < 0:
+        raise InputError(f"--reserve must not be negative (got {reserve})")
+    if kv_memory is not None:
+        return Budget(memory, None, None, (), kv_memory, pool_given=True)
+    if memory is None:
+        raise InputError("no GPU memory to budget: give --gpu, --gpu-memory or --kv-memory")
+    usable = math.floor(memory * util)
+    terms = [Term("weights", weights, "tensor inventory x bytes per element (this GPU's shard)")]
+    if reserve:
+        terms.append(Term("reserve", reserve, "--reserve (activations, CUDA context, graphs)"))
+    return Budget(memory, util, usable, tuple(terms), usable - sum(t.bytes for t in terms))

@@ -1,0 +1,200 @@
+"""The `kvplan` command: parse arguments, call the library, render. Errors are one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from kvplan.errors import KvplanError
+
+EXIT_ERROR = 2
+EXIT_NO_FIT = 1
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, width=max(100, Console().width))
+
+
+class _Group(click.Group):
+    """Turns every kvplan error (and any unexpected one) into one line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KvplanError as e:
+            click.echo(f"kvplan: error: {e}", err=True)
+            sys.exit(EXIT_ERROR)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except RecursionError:
+            click.echo("kvplan: error: input nested too deeply to read", err=True)
+            sys.exit(EXIT_ERROR)
+        except Exception as e:  # a bug: still one line, never a traceback
+            click.echo(f"kvplan: internal error ({type(e).__name__}: {e}); please report it with the command",
+                       err=True)
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kvplan")
+def main() -> None:
+    """Will this LLM fit on this GPU? Weights, KV cache and serving capacity from config.json."""
+
+
+# ------------------------------------------------------------------------------------------------ plan
+_DTYPES = click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4"], case_sensitive=False)
+_KV_DTYPES = click.Choice(["auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4"], case_sensitive=False)
+
+
+def _deployment_options(f):
+    for option in reversed([
+        click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size."),
+        click.option("--dtype", type=_DTYPES, help="Element type of every weight (overrides the config)."),
+        click.option("--quant", help="Quantize an unquantized model: fp8, fp8-block, w8a8, w4a16, gptq, awq, nf4, "
+                                     "bnb-int8, mxfp4."),
+        click.option("--kv-dtype", type=_KV_DTYPES, default="auto", show_default=True,
+                     help="KV cache element type; auto = the activation dtype."),
+    ]):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--gpu", "gpu", multiple=True, help="GPU alias (repeat for side-by-side columns), e.g. a10g, h100.")
+@click.option("--gpu-memory", help="A custom device's memory: 24GiB (binary) or 24GB (decimal).")
+@click.option("--gpus", type=int, help="GPUs in all (default TP x PP; more = data-parallel replicas).")
+@_deployment_options
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
+@click.option("--util", type=float, multiple=True, help="Fraction of GPU memory to use (default 0.9; repeatable).")
+@click.option("--seq", type=int, help="Tokens per request (default: the model's context length).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent requests.")
+@click.option("--reserve", default="0GiB", show_default=True, help="Memory per GPU kept back for activations etc.")
+@click.option("--kv-memory", help="Set the KV pool per GPU directly, e.g. 10GiB.")
+@click.option("--layers", type=int, help="Explicit model: number of layers.")
+@click.option("--hidden", type=int, help="Explicit model: d_model.")
+@click.option("--params", help="Explicit model: parameter count, e.g. 7B or 7e9.")
+@click.option("--heads", type=int, help="Explicit model: attention heads.")
+@click.option("--kv-heads", type=int, help="Explicit model: KV heads (MQA 1, GQA n).")
+@click.option("--head-dim", type=int, help="Explicit model: head dimension.")
+@click.option("--vocab", type=int, help="Explicit model: vocabulary size.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
+@click.option("--explain", is_flag=True, help="Print the derivation with numbers substituted.")
+@click.option("--require-fit", is_flag=True, help="Exit 1 when a scenario does not fit.")
+def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: int | None, tp: int,
+         dtype: str | None, quant: str | None, kv_dtype: str, pp: int, util: tuple[float, ...], seq: int | None,
+         batch: int, reserve: str, kv_memory: str | None, layers: int | None, hidden: int | None,
+         params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
+         as_json: bool, explain: bool, require_fit: bool) -> None:
+    """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
+    from kvplan.errors import InputError
+    from kvplan.model.load import model_from_dims
+    from kvplan.planning import plan as make_plan
+    from kvplan.units import parse_count
+
+    explicit = {"--layers": layers, "--hidden": hidden, "--params": params}
+    if any(v is not None for v in explicit.values()) or any(v is not None for v in (heads, kv_heads, head_dim)):
+        if model:
+            raise InputError("give either MODEL or explicit dimensions (--layers/--hidden/--params), not both")
+        missing = [k for k, v in explicit.items() if v is None]
+        if missing:
+            raise InputError(f"explicit dimensions need {', '.join(missing)} as well")
+        source: Any = model_from_dims(layers, hidden, parse_count(params, "--params"), heads, kv_heads,  # type: ignore[arg-type]
+                                      head_dim, vocab)
+    elif model:
+        source = model
+    else:
+        raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
+    result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
+                       util=list(util) or [0.9], seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
+                       quant=quant, reserve=reserve, kv_memory=kv_memory)
+    if as_json:
+        data = result.to_dict()
+        if explain:
+            from kvplan.explain import derivation
+
+            data["derivation"] = derivation(result)
+        _emit_json(data)
+    else:
+        from kvplan.render import plan_table
+
+        console = _console()
+        plan_table(console, result)
+        if explain:
+            from kvplan.explain import derivation
+
+            console.print("\n[bold]derivation[/bold]")
+            for step in derivation(result):
+                console.print(step, markup=False, soft_wrap=True)
+    if require_fit and not all(s.capacity.fits for s in result.scenarios):
+        sys.exit(EXIT_NO_FIT)
+
+
+# --------------------------------------------------------------------------------------------- inspect
+@main.command()
+@click.argument("model")
+@_deployment_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, as_json: bool) -> None:
+    """Per-tensor-group and per-layer inventory of MODEL: shapes, params, bytes, KV spec."""
+    from kvplan.deployment import Deployment
+    from kvplan.inventory import inventory
+    from kvplan.model.load import load_model
+
+    spec = load_model(model)
+    inv = inventory(Deployment(spec, tp=tp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower()))
+    if as_json:
+        _emit_json(inv)
+    else:
+        from kvplan.render import inventory_table
+
+        inventory_table(_console(), spec, inv)
+
+
+# ------------------------------------------------------------------------------------------- catalogs
+@main.command()
+@click.argument("filter", required=False, default="")
+@click.option("--json", "as_json", is_flag=True)
+def models(filter: str, as_json: bool) -> None:
+    """Models in the embedded catalog (all resolve offline). FILTER matches alias or HF id."""
+    from kvplan.model.catalog import models as catalog_models
+
+    rows = [e for e in catalog_models() if filter.lower() in f"{e.alias} {e.hf_id} {' '.join(e.aliases)}".lower()]
+    if as_json:
+        _emit_json([{"alias": e.alias, "hf_id": e.hf_id, "aliases": list(e.aliases), "config": f"{e.config}.json",
+                     "note": e.note} for e in rows])
+        return
+    from kvplan.render import models_table
+
+    models_table(_console(), rows)
+
+
+@main.command()
+@click.argument("filter", required=False, default="")
+@click.option("--json", "as_json", is_flag=True)
+def gpus(filter: str, as_json: bool) -> None:
+    """Accelerators in the embedded catalog. FILTER matches alias or name."""
+    from dataclasses import asdict
+
+    from kvplan.hardware import gpus as catalog_gpus
+
+    rows = [g for g in catalog_gpus() if filter.lower() in f"{g.alias} {g.name}".lower()]
+    if as_json:
+        _emit_json([asdict(g) for g in rows])
+        return
+    from kvplan.render import gpus_table
+
+    gpus_table(_console(), rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""ModelSpec + how it is deployed (TP, PP, precision) -> bytes each GPU holds: weights, KV per token, state.
+
+Tensor parallelism splits each tensor along its `split` dim (column/row-parallel linears, vocab-parallel
+embeddings; norms replicated). Pipeline parallelism assigns whole layers to stages the way vLLM's
+`get_pp_indices` does; the first stage also holds the embeddings and vision tower, the last the final norm and
+lm_head (a tied lm_head is a second copy of the embedding on the last stage when PP > 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+from kvplan.errors import InputError
+from kvplan.model.quant import DTYPE_BYTES, WeightFormat, dense, dtype_name, scheme
+from kvplan.model.spec import TOWER_ROLES, LayerSpec, ModelSpec, Tensor
+
+KV_DTYPES = ("auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4")
+
+
+def pp_partition(num_layers: int, pp: int) -> list[range]:
+    """Layer ranges per stage: even split, the remainder going to the stages before the last
+    (vLLM `vllm/distributed/utils.py` get_pp_indices)."""
+    if pp > num_layers:
+        raise InputError(f"pipeline parallel size {pp} exceeds the model's {num_layers} layers: use --pp <= {num_layers}")
+    sizes = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        sizes[-i] += 1
+    out, start = [], 0
+    for size in sizes:
+        out.append(range(start, start + size))
+        start += size
+    return out
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage; each of its `tp` GPUs holds the figures below."""
+
+    index: int
+    layers: tuple[LayerSpec, ...]
+    weights_bytes: int
+    kv_bytes_per_token: float  # growth per cached token (all attention layers, on one GPU)
+    state_bytes: int  # constant per request (Mamba state, cross-attention image K/V)
+
+    def request_bytes(self, seq: int, kv_bytes: float, tp: int) -> float:
+        """Bytes one request of `seq` tokens holds on one GPU of this stage."""
+        per_token = sum(layer.kv.bytes_per_token(kv_bytes, tp) * layer.kv.tokens_held(seq) for layer in self.layers)
+        return per_token + self.state_bytes
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How a model is served: parallelism and precision. `resolve()` checks the combination."""
+
+    model: ModelSpec
+    tp: int = 1
+    pp: int = 1
+    dtype: str | None = None  # element type of every weight (fp32/bf16/fp16) or, naively, fp8/int8/int4
+    quant: str | None = None  # a weight-quantization scheme applied to an unquantized checkpoint
+    kv_dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        for label, value in (("--tp", self.tp), ("--pp", self.pp)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{label} must be a positive integer (got {value!r})")
+        if self.kv_dtype not in KV_DTYPES:
+            raise InputError(f"unknown --kv-dtype {self.kv_dtype!r}: use one of {', '.join(KV_DTYPES)}")
+        heads = self.model.num_attention_heads
+        if heads and heads % self.tp:
+            raise InputError(f"tensor parallel size {self.tp} does not divide the {heads} attention heads: "
+                             f"choose a TP that divides {heads}")
+        if self.model.num_kv_heads is None and self.tp > 1 and "full_attention" in self.model.kv_kinds():
+            raise InputError("the model's KV head count is unknown, so the KV cache cannot be split by TP: "
+                             "give --heads (and --kv-heads for MQA/GQA)")
+        self.stages  # noqa: B018 - validates the KV-head / state split and the PP size
+
+    # ------------------------------------------------------------------ precision
+    @cached_property
+    def activation_dtype(self) -> str:
+        """The 16/32-bit type activations, unquantized weights and `auto` KV use.
+
+        Engines load a float32 checkpoint in bf16 by default (vLLM `_resolve_auto_dtype`), so kvplan does too.
+        """
+        if self.dtype and dtype_name(self.dtype) in ("fp32", "bf16", "fp16"):
+            return dtype_name(self.dtype)
+        config = dtype_name(self.model.dtype)
+        return "bf16" if config == "fp32" else config
+
+    @cached_property
+    def weight_format(self) -> WeightFormat:
+        if self.quant and self.model.quant:
+            raise InputError(f"{self.model.name} is already quantized ({self.model.quant.name}): "  # type: ignore[attr-defined]
+                             "--quant applies to unquantized checkpoints")
+        if self.quant:
+            return scheme(self.quant)
+        if self.dtype:
+            return dense(self.dtype)
+        if self.model.quant:
+            return self.model.quant  # type: ignore[return-value]
+        return dense(self.activation_dtype)
+
+    @property
+    def dense_bytes(self) -> float:
+        """Bytes per element of tensors the format leaves unquantized."""
+        fmt = self.weight_format
+        return fmt.bits / 8 if not fmt.quantized else DTYPE_BYTES[self.activation_dtype]
+
+    @property
+    def kv_bytes(self) -> float:
+        return DTYPE_BYTES[self.activation_dtype if self.kv_dtype == "auto" else self.kv_dtype]
+
+    @property
+    def state_bytes(self) -> float:
+        """Mamba / linear-attention state dtype: the activation dtype unless the model pins its SSM state."""
+        return DTYPE_BYTES[self.activation_dtype]
+
+    # ------------------------------------------------------------------ bytes per GPU
+    def tensor_bytes(self, t: Tensor) -> float:
+        return self.weight_format.tensor_bytes(t, t.shard_shape(self.tp), self.dense_bytes)
+
+    def weight_parts(self) -> dict[str, float]:
+        """Bytes per GPU split into quantized weights, their scales/zeros, and dense tensors (all stages)."""
+        fmt = self.weight_format
+        parts = {"quantized_params": 0.0, "quantized_bytes": 0.0, "overhead_bytes": 0.0,
+                 "dense_params": 0.0, "dense_bytes": 0.0}
+        for t in self.model.tensors:
+            shape = t.shard_shape(self.tp)
+            n = math.prod(shape)
+            total = fmt.tensor_bytes(t, shape, self.dense_bytes)
+            if fmt.applies_to(t):
+                parts["quantized_params"] += n
+                parts["quantized_bytes"] += n * fmt.bits / 8
+                parts["overhead_bytes"] += total - n * fmt.bits / 8
+            else:
+                parts["dense_params"] += n
+                parts["dense_bytes"] += total
+        return parts
+
+    @cached_property
+    def stages(self) -> tuple[Stage, ...]:
+        m = self.model
+        ranges = pp_partition(m.num_layers, self.pp) if m.layers else [range(0)]
+        last = len(ranges) - 1
+        owner: dict[int, int] = {i: s for s, r in enumerate(ranges) for i in r}
+        weights = [0.0] * len(ranges)
+        for t in m.tensors:
+            if t.layer is not None:
+                stage = owner[t.layer]
+            elif t.role in ("embedding", *TOWER_ROLES):
+                stage = 0
+            else:  # final norm, lm_head
+                stage = last
+            weights[stage] += self.tensor_bytes(t)
+            if t.role == "embedding" and m.tie_word_embeddings and last > 0:
+                weights[last] += self.tensor_bytes(t)  # the last stage needs its own copy as lm_head
+        out = []
+        for s, r in enumerate(ranges):
+            layers = tuple(m.layers[i] for i in r)
+            out.append(Stage(
+                index=s, layers=layers, weights_bytes=round(weights[s]),
+                kv_bytes_per_token=sum(layer.kv.bytes_per_token(self.kv_bytes, self.tp) for layer in layers),
+                state_bytes=sum(layer.kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) for layer in layers),
+            ))
+        return tuple(out)
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def weights_bytes_per_gpu(self) -> int:
+        """The largest stage's shard: what must fit on the fullest GPU."""
+        return max(s.weights_bytes for s in self.stages)
+
+    @property
+    def weights_bytes_total(self) -> int:
+        return sum(s.weights_bytes for s in self.stages) * self.tp
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """Per GPU, on the stage with the most cache per token."""
+        return max(s.kv_bytes_per_token for s in self.stages)
+
+    def request_bytes(self, seq: int) -> float:
+        """Per GPU, on the stage a request fills most."""
+        return max(s.request_bytes(seq, self.kv_bytes, self.tp) for s in self.stages)

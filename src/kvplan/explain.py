@@ -1,0 +1,106 @@
+"""The derivation of a plan: each formula with its numbers substituted, in the order kvplan computes them."""
+
+from __future__ import annotations
+
+from kvplan.deployment import Deployment
+from kvplan.model.spec import AttentionKV, CrossAttentionKV, LayerSpec
+from kvplan.planning import Plan, Scenario
+from kvplan.units import fmt_bytes, fmt_count, fmt_gib
+
+
+def _b(n: float) -> str:
+    """'13,843,441,408 B (12.89 GiB)'."""
+    return f"{n:,.0f} B ({fmt_gib(n)})" if abs(n) >= 1 << 20 else f"{n:,.0f} B"
+
+
+def _kv_line(dep: Deployment, group: list[LayerSpec]) -> str:
+    kv, n, tp, e = group[0].kv, len(group), dep.tp, dep.kv_bytes
+    per_token = kv.bytes_per_token(e, tp)
+    if isinstance(kv, AttentionKV):
+        heads = kv.bytes_per_token(1, tp) // (kv.head_dim + kv.v_head_dim)
+        split = f" (max(1, {kv.num_kv_heads} / TP {tp}))" if tp > 1 else ""
+        held = ("every token" if not kv.window else
+                f"at most one chunk of {kv.window:,} tokens" if kv.chunked else f"the last {kv.window:,} tokens")
+        return (f"{n} {kv.kind} layers x {heads:.0f} KV heads{split} x (K {kv.head_dim} + V {kv.v_head_dim}) x "
+                f"{e:g} B = {n * per_token:,.0f} B per token, holding {held}")
+    if kv.kind == "mla":
+        return (f"{n} MLA layers x (latent {kv.kv_lora_rank} + rope {kv.qk_rope_head_dim}) x {e:g} B = "  # type: ignore[union-attr]
+                f"{n * per_token:,.0f} B per token (one copy, replicated on every TP rank)")
+    state = kv.state_bytes(e, dep.state_bytes, tp)
+    if isinstance(kv, CrossAttentionKV):
+        return (f"{n} cross-attention layers x {kv.encoder_tokens:,} image tokens x 2 x {kv.num_kv_heads} KV heads "
+                f"x {kv.head_dim} x {e:g} B = {n * state:,.0f} B per request")
+    if kv.kind == "none":
+        return f"{n} layers without attention: no cache"
+    return f"{n} {kv.kind} layers x state ({kv.describe()}) = {n * state:,.0f} B per request, constant"
+
+
+def derivation(p: Plan) -> list[str]:
+    m, dep = p.model, p.deployment
+    steps: list[str] = []
+    parts = " + ".join(f"{role} {n:,}" for role, n in m.params_by_role().items())
+    tied = " (lm_head tied to the embedding)" if m.tie_word_embeddings else ""
+    steps.append(f"parameters = {parts} = {m.params:,} ({fmt_count(m.params)}){tied}")
+    if m.moe:
+        steps.append(f"active per token = {m.active_params:,} ({fmt_count(m.active_params)}): "
+                     f"{m.moe.experts_per_token} of {m.moe.num_experts} routed experts")
+    fmt = dep.weight_format
+    w = dep.weight_parts()
+    shard = f" per GPU after TP {dep.tp} split (column/row/vocab-parallel; norms replicated)" if dep.tp > 1 else ""
+    if fmt.quantized:
+        steps.append(
+            f"weights{shard} = quantized {w['quantized_params']:,.0f} x {fmt.bits / 8:g} B ({fmt.name}) "
+            f"+ scales/zeros {w['overhead_bytes']:,.0f} B + unquantized {w['dense_params']:,.0f} x "
+            f"{dep.dense_bytes:g} B ({dep.activation_dtype}) = {_b(w['quantized_bytes'] + w['overhead_bytes'] + w['dense_bytes'])}"
+        )
+    else:
+        steps.append(f"weights{shard} = {w['dense_params']:,.0f} params x {fmt.bits / 8:g} B ({fmt.name}) = "
+                     f"{_b(w['dense_bytes'])}")
+    if dep.pp > 1:
+        for s in dep.stages:
+            steps.append(f"  pipeline stage {s.index}: layers {s.layers[0].index}-{s.layers[-1].index}, "
+                         f"weights {_b(s.weights_bytes)} per GPU")
+    groups: dict[tuple, list[LayerSpec]] = {}
+    for layer in m.layers:
+        groups.setdefault((layer.kv.kind, layer.kv.describe()), []).append(layer)
+    kv_name = "auto = " + dep.activation_dtype if dep.kv_dtype == "auto" else dep.kv_dtype
+    steps.append(f"KV cache dtype {kv_name}: {dep.kv_bytes:g} B per element")
+    steps.extend("  " + _kv_line(dep, g) for g in groups.values())
+    steps.append(f"KV per token (per GPU) = {p.kv_bytes_per_token:,.0f} B = {fmt_bytes(p.kv_bytes_per_token)}")
+    steps.append(f"one request of {p.seq:,} tokens = {_b(p.request_bytes)} per GPU")
+    steps.append(f"KV cache for {p.batch:,} x {p.seq:,} tokens = {p.batch:,} x {p.request_bytes:,} B = "
+                 f"{_b(p.batch * p.request_bytes)}"
+                 + (f" (spread over {p.replicas} replicas: {_b(p.kv_cache_bytes)} per GPU)" if p.replicas > 1 else ""))
+    for s in p.scenarios:
+        steps.extend(_scenario_steps(p, s))
+    return steps
+
+
+def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
+    c = s.capacity
+    b = min(s.budgets, key=lambda x: x.kv_pool)
+    title = f"[{s.gpu.alias if s.gpu else 'given pool'}" + (f" @ {s.util:.0%}]" if not b.pool_given else "]")
+    out = [title]
+    if b.pool_given:
+        out.append(f"  KV pool = --kv-memory = {_b(b.kv_pool)}")
+    else:
+        shown = f"{b.memory / (1 << 20):,.0f} MiB" if s.gpu and s.gpu.memory_source != "custom" else _b(b.memory)
+        out.append(f"  usable = {shown} ({s.gpu.memory_source if s.gpu else ''}) x {s.util:g} = {_b(b.usable)}")
+        minus = " - ".join(f"{t.label} {t.bytes:,}" for t in b.terms)
+        out.append(f"  KV pool = usable - {minus} = {_b(b.kv_pool)}")
+    if not b.weights_fit:
+        out.append(f"  the weights alone exceed the usable memory by {fmt_gib(-b.kv_pool)}")
+    out.append(f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / {c.request_bytes:,})"
+               + (f" x {c.replicas} replicas" if c.replicas > 1 else "") + f" = {c.max_concurrent_requests:,}")
+    batch = -(-c.batch // c.replicas)
+    if c.max_seq_len_memory is None:
+        out.append("  max context: memory never limits it (only windowed or constant-state layers)")
+    else:
+        out.append(f"  max context at batch {c.batch} = largest L with {batch} x request(L) <= pool = "
+                   f"{c.max_seq_len_memory:,} tokens"
+                   + (f", capped at the model's {p.model.max_context:,}"
+                      if c.max_seq_len_limited_by == "model context" else ""))
+    verdict = "fits" if c.fits else f"does not fit: short by {fmt_gib(c.shortfall_bytes)} per GPU"
+    out.append(f"  {c.batch:,} x {c.seq:,} tokens need {_b(c.kv_cache_bytes)} of {_b(c.kv_pool_bytes)}: {verdict}")
+    return out
+

@@ -1,0 +1,207 @@
+"""`plan()`: model + deployment + GPUs -> weights, KV cache, budget and capacity, one scenario per GPU x util.
+
+This is the library call the CLI and any other view use. Results are plain dataclasses; `Plan.to_dict()`
+gives the stable JSON schema documented in the README.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvplan import __version__
+from kvplan.budget import Budget, check_util, plain_budget
+from kvplan.capacity import Capacity, capacity
+from kvplan.deployment import Deployment
+from kvplan.errors import InputError
+from kvplan.hardware import GPU, custom_gpu, get_gpu
+from kvplan.model.load import load_model
+from kvplan.model.spec import ModelSpec
+from kvplan.units import parse_size
+
+DEFAULT_SEQ = 2048
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One column of the plan: a GPU type at a utilization."""
+
+    gpu: GPU | None
+    util: float
+    budgets: tuple[Budget, ...]  # one per pipeline stage, each per GPU
+    capacity: Capacity
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: ModelSpec
+    deployment: Deployment
+    seq: int
+    batch: int
+    gpus: int
+    replicas: int
+    reserve: int
+    scenarios: tuple[Scenario, ...]
+    notes: tuple[str, ...]
+
+    # ------------------------------------------------------------------ model-level figures
+    @property
+    def params(self) -> int:
+        return self.model.params
+
+    @property
+    def weights_bytes(self) -> int:
+        """Per GPU (the fullest pipeline stage)."""
+        return self.deployment.weights_bytes_per_gpu
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """Per GPU: cache growth per token with every attention layer still inside its window."""
+        return self.deployment.kv_bytes_per_token
+
+    @property
+    def request_bytes(self) -> int:
+        return round(self.deployment.request_bytes(self.seq))
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """`batch` requests of `seq` tokens, per GPU of one replica."""
+        return round(-(-self.batch // self.replicas) * self.deployment.request_bytes(self.seq))
+
+    def to_dict(self) -> dict[str, Any]:
+        m, d = self.model, self.deployment
+        return {
+            "kvplan_version": __version__,
+            "model": {
+                "name": m.name, "source": m.source, "model_type": m.model_type, "layers": m.num_layers,
+                "kv_layer_kinds": m.kv_kinds(), "max_context": m.max_context,
+            },
+            "params": m.params,
+            "params_breakdown": m.params_by_role(),
+            "active_params": m.active_params,
+            "deployment": {
+                "tp": d.tp, "pp": d.pp, "gpus": self.gpus, "replicas": self.replicas,
+                "weight_format": d.weight_format.name, "activation_dtype": d.activation_dtype,
+                "kv_dtype": d.kv_dtype, "kv_bytes_per_element": d.kv_bytes,
+            },
+            "weights_bytes": self.weights_bytes,
+            "weights_bytes_total": d.weights_bytes_total,
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "seq": self.seq,
+            "batch": self.batch,
+            "request_bytes": self.request_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "scenarios": [_scenario_dict(s) for s in self.scenarios],
+            "notes": list(self.notes),
+        }
+
+
+def _scenario_dict(s: Scenario) -> dict[str, Any]:
+    c = s.capacity
+    budget = min(s.budgets, key=lambda b: b.kv_pool)
+    return {
+        "gpu": s.gpu.alias if s.gpu else None,
+        "gpu_name": s.gpu.name if s.gpu else None,
+        "gpu_memory_bytes": s.gpu.memory_bytes if s.gpu else None,
+        "gpu_memory_source": s.gpu.memory_source if s.gpu else None,
+        "gpu_marketing": s.gpu.marketing if s.gpu else None,
+        "util": None if budget.pool_given else s.util,
+        "usable_bytes": budget.usable,
+        "budget_terms": [{"label": t.label, "bytes": t.bytes, "source": t.source} for t in budget.terms],
+        "kv_pool_bytes": c.kv_pool_bytes,
+        "kv_pool_given": budget.pool_given,
+        "kv_cache_bytes": c.kv_cache_bytes,
+        "max_concurrent_requests": c.max_concurrent_requests,
+        "max_seq_len": c.max_seq_len,
+        "max_seq_len_limited_by": c.max_seq_len_limited_by,
+        "max_tokens": c.max_tokens,
+        "fits": c.fits,
+        "shortfall_bytes": c.shortfall_bytes,
+    }
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | int | float | GPU):
+        return [value]
+    return list(value)
+
+
+def _size(value: int | str | None, what: str, allow_zero: bool = False) -> int | None:
+    if value is None or isinstance(value, int):
+        if isinstance(value, int) and (value < 0 or (value == 0 and not allow_zero)):
+            raise InputError(f"{what} must be positive (got {value})")
+        return value
+    return parse_size(value, what, allow_zero)
+
+
+def _positive(value: int | None, what: str) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InputError(f"{what} must be a positive integer (got {value!r})")
+    return value
+
+
+def plan(
+    model: ModelSpec | str | Path | dict[str, Any],
+    *,
+    gpu: str | GPU | Sequence[str | GPU] | None = None,
+    gpu_memory: int | str | None = None,
+    gpus: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    util: float | Sequence[float] = 0.9,
+    seq: int | None = None,
+    batch: int = 1,
+    dtype: str | None = None,
+    kv_dtype: str = "auto",
+    quant: str | None = None,
+    reserve: int | str = 0,
+    kv_memory: int | str | None = None,
+) -> Plan:
+    """Plan serving `model`: one scenario per (GPU, utilization) pair.
+
+    `gpu` is a catalog alias (repeatable); `gpu_memory` defines a custom device ("24GiB" or "24GB").
+    `gpus` counts devices; it defaults to TP x PP and must be a multiple of it (the rest are data-parallel
+    replicas). `seq` defaults to the model's context length. `reserve` is subtracted per GPU for
+    activations and runtime overheads; `kv_memory` sets the KV pool per GPU directly.
+    """
+    spec = load_model(model)
+    notes = list(spec.notes)
+    _positive(tp, "--tp"), _positive(pp, "--pp"), _positive(batch, "--batch")
+    _positive(seq, "--seq"), _positive(gpus, "--gpus")
+    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype)
+    per_replica = tp * pp
+    total = gpus or per_replica
+    if total % per_replica:
+        raise InputError(f"--gpus {total} is not a multiple of TP x PP = {per_replica}: "
+                         f"use {per_replica * max(1, total // per_replica)} GPUs or change --tp/--pp")
+    replicas = total // per_replica
+    if seq is None:
+        seq = spec.max_context or DEFAULT_SEQ
+        notes.append(f"--seq not given: {seq} tokens "
+                     + ("(the model's context length)" if spec.max_context else "(no context length in the config)"))
+    reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
+    pool = _size(kv_memory, "--kv-memory")
+    utils = [check_util(float(u)) for u in _as_list(util)] or [0.9]
+
+    devices: list[GPU | None] = [g if isinstance(g, GPU) else get_gpu(g) for g in _as_list(gpu)]
+    if gpu_memory is not None:
+        memory = _size(gpu_memory, "--gpu-memory")
+        devices.append(custom_gpu(memory, str(gpu_memory)))  # type: ignore[arg-type]
+    if not devices:
+        devices = [None]  # a scenario only when the pool is given directly
+
+    scenarios = []
+    if devices == [None] and pool is None:
+        devices = []
+        notes.append("no GPU given: weights and KV sizes only (give --gpu, --gpu-memory or --kv-memory for capacity)")
+    for device, u in itertools.product(devices, utils if pool is None else utils[:1]):
+        memory = device.memory_bytes if device else None
+        budgets = [plain_budget(memory, u, s.weights_bytes, reserve_bytes, pool) for s in dep.stages]
+        cap = capacity(dep, budgets, seq, batch, replicas, spec.max_context)
+        scenarios.append(Scenario(device, u, tuple(budgets), cap))
+    return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, tuple(scenarios), tuple(notes))

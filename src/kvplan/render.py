@@ -1,0 +1,132 @@
+"""Terminal views of library results (rich tables). No computation happens here."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from kvplan.hardware import GPU, memory_label
+from kvplan.model.catalog import Entry
+from kvplan.model.spec import ModelSpec
+from kvplan.planning import Plan
+from kvplan.units import fmt_bytes, fmt_count, fmt_dec, fmt_gib
+
+
+def _both(n: float | None) -> str:
+    """Bytes in binary and decimal units side by side: the two are never mixed."""
+    return "-" if n is None else f"{fmt_bytes(n)}  ({fmt_dec(n)})"
+
+
+def model_summary(console: Console, m: ModelSpec) -> None:
+    console.print(f"[bold]{m.name}[/bold]  ({m.model_type}, {m.source})")
+    breakdown = ", ".join(f"{role} {fmt_count(n)}" for role, n in m.params_by_role().items())
+    console.print(f"  parameters: {m.params:,} ({fmt_count(m.params)}): {breakdown}")
+    if m.moe:
+        console.print(f"  active per token: {m.active_params:,} ({fmt_count(m.active_params)}), "
+                      f"{m.moe.experts_per_token} of {m.moe.num_experts} experts")
+    if m.tower_params:
+        console.print(f"  language model {fmt_count(m.language_params)} + vision/audio tower "
+                      f"{fmt_count(m.tower_params)}")
+    console.print(f"  KV layout: {m.describe_kv()}")
+
+
+def plan_table(console: Console, p: Plan) -> None:
+    model_summary(console, p.model)
+    d = p.deployment
+    layout = f"TP {d.tp} x PP {d.pp}" + (f" x {p.replicas} replicas" if p.replicas > 1 else "")
+    console.print(f"  deployment: {layout} = {p.gpus} GPU(s); weights {d.weight_format.name}; "
+                  f"KV {d.kv_dtype} ({d.kv_bytes:g} B/element)")
+    table = Table(show_header=bool(p.scenarios), header_style="bold")
+    table.add_column("per GPU", style="bold")
+    columns = [_label(s.gpu, s.util, s.budgets[0].pool_given) for s in p.scenarios] or ["value"]
+    for label in columns:
+        table.add_column(label, justify="right")
+
+    def row(name: str, values: list[str] | str) -> None:
+        table.add_row(name, *([values] * len(columns) if isinstance(values, str) else values))
+
+    if p.scenarios:
+        row("GPU memory shown", [memory_label(s.gpu) if s.gpu else "-" for s in p.scenarios])
+        row("usable (x util)", [_both(s.budgets[0].usable) if s.budgets[0].usable is not None else "-"
+                                for s in p.scenarios])
+    row("weights", _both(p.weights_bytes))
+    if p.reserve:
+        row("reserve", _both(p.reserve))
+    if p.scenarios:
+        row("KV pool", [_both(s.capacity.kv_pool_bytes) for s in p.scenarios])
+    row("KV per token", f"{p.kv_bytes_per_token:,.0f} B = {fmt_bytes(p.kv_bytes_per_token)}")
+    row(f"KV per request ({p.seq:,} tok)", _both(p.request_bytes))
+    row(f"KV for {p.batch:,} x {p.seq:,} tok", _both(p.kv_cache_bytes))
+    if p.scenarios:
+        row(f"max requests at {p.seq:,} tok", [f"{s.capacity.max_concurrent_requests:,}" for s in p.scenarios])
+        row(f"max context at batch {p.batch:,}", [_context(s.capacity.max_seq_len, s.capacity.max_seq_len_limited_by)
+                                                   for s in p.scenarios])
+        row("fits", ["yes" if s.capacity.fits else f"[red]no: short {fmt_gib(s.capacity.shortfall_bytes)}[/red]"
+                     for s in p.scenarios])
+    console.print(table)
+    for note in p.notes:
+        console.print(f"  note: {note}", soft_wrap=True)
+
+
+def _label(gpu: GPU | None, util: float, pool_given: bool) -> str:
+    if pool_given:
+        return f"{gpu.alias} (given pool)" if gpu else "given KV pool"
+    return f"{gpu.alias if gpu else '?'} @ {util:.0%}"
+
+
+def _context(n: int | None, limited_by: str) -> str:
+    if n is None:
+        return "unlimited"
+    return f"{n:,}" + (" (model limit)" if limited_by == "model context" else "")
+
+
+def inventory_table(console: Console, m: ModelSpec, inv: dict) -> None:
+    model_summary(console, m)
+    console.print(f"  weights {inv['weight_format']}, TP {inv['tp']}: {_both(inv['weights_bytes'])} per GPU")
+    table = Table(header_style="bold")
+    for col in ("tensor group", "layers", "shape", "role", "params", "bytes per GPU"):
+        table.add_column(col, justify="right" if col in ("params", "bytes per GPU") else "left")
+    for r in inv["tensor_groups"]:
+        table.add_row(r["name"], r["layers"], " x ".join(map(str, r["shape"])), r["role"], f"{r['params']:,}",
+                      fmt_bytes(r["bytes_per_gpu"]) + (" q" if r["quantized"] else ""))
+    console.print(table)
+    layers = Table(header_style="bold")
+    for col in ("layers", "block", "KV kind", "KV spec", "KV B/token"):
+        layers.add_column(col)
+    for span, block, kind, spec, per_token in _layer_runs(inv["layers"]):
+        layers.add_row(span, block, kind, spec, f"{per_token:,.0f}")
+    console.print(layers)
+
+
+def _layer_runs(layers: list[dict]) -> list[tuple[str, str, str, str, float]]:
+    """Consecutive layers with the same block and KV spec, collapsed to one row."""
+    runs: list[tuple[str, str, str, str, float]] = []
+    start = 0
+    for i, layer in enumerate(layers):
+        key = (layer["block"], layer["kv_kind"], layer["kv_spec"], layer["kv_bytes_per_token"])
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if nxt is None or (nxt["block"], nxt["kv_kind"], nxt["kv_spec"], nxt["kv_bytes_per_token"]) != key:
+            runs.append((f"{start}" if start == i else f"{start}-{i}", *key))
+            start = i + 1
+    return runs
+
+
+def models_table(console: Console, entries: list[Entry]) -> None:
+    table = Table(header_style="bold")
+    for col in ("alias", "Hugging Face id", "other names"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e.alias, e.hf_id, ", ".join(a for a in e.aliases if a != e.alias))
+    console.print(table)
+
+
+def gpus_table(console: Console, gpus: list[GPU]) -> None:
+    table = Table(header_style="bold")
+    for col in ("alias", "name", "memory shown", "sold as", "GB/s", "bf16 TFLOPS", "$/h"):
+        table.add_column(col, justify="right" if col in ("GB/s", "bf16 TFLOPS", "$/h") else "left")
+    for g in gpus:
+        table.add_row(g.alias, g.name, f"{fmt_gib(g.memory_bytes)} ({g.memory_source})", g.marketing,
+                      f"{g.bandwidth_gbps:,.0f}" if g.bandwidth_gbps else "-",
+                      f"{g.bf16_tflops:,.1f}" if g.bf16_tflops else "-",
+                      f"{g.price_per_hour:.2f}" if g.price_per_hour else "-")
+    console.print(table)
