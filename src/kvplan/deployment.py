@@ -23,7 +23,8 @@ def pp_partition(num_layers: int, pp: int) -> list[range]:
     """Layer ranges per stage: even split, the remainder going to the stages before the last
     (vLLM `vllm/distributed/utils.py` get_pp_indices)."""
     if pp > num_layers:
-        raise InputError(f"pipeline parallel size {pp} exceeds the model's {num_layers} layers: use --pp <= {num_layers}")
+        raise InputError(f"pipeline parallel size {pp} exceeds the model's {num_layers} layers: "
+                         f"use --pp <= {num_layers}")
     sizes = [num_layers // pp] * pp
     for i in range(2, num_layers % pp + 2):
         sizes[-i] += 1

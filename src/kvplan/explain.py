@@ -48,10 +48,11 @@ def derivation(p: Plan) -> list[str]:
     w = dep.weight_parts()
     shard = f" per GPU after TP {dep.tp} split (column/row/vocab-parallel; norms replicated)" if dep.tp > 1 else ""
     if fmt.quantized:
+        total = w["quantized_bytes"] + w["overhead_bytes"] + w["dense_bytes"]
         steps.append(
             f"weights{shard} = quantized {w['quantized_params']:,.0f} x {fmt.bits / 8:g} B ({fmt.name}) "
             f"+ scales/zeros {w['overhead_bytes']:,.0f} B + unquantized {w['dense_params']:,.0f} x "
-            f"{dep.dense_bytes:g} B ({dep.activation_dtype}) = {_b(w['quantized_bytes'] + w['overhead_bytes'] + w['dense_bytes'])}"
+            f"{dep.dense_bytes:g} B ({dep.activation_dtype}) = {_b(total)}"
         )
     else:
         steps.append(f"weights{shard} = {w['dense_params']:,.0f} params x {fmt.bits / 8:g} B ({fmt.name}) = "
