@@ -84,8 +84,9 @@ def inventory_table(console: Console, m: ModelSpec, inv: dict) -> None:
     model_summary(console, m)
     console.print(f"  weights {inv['weight_format']}, TP {inv['tp']}: {_both(inv['weights_bytes'])} per GPU")
     table = Table(header_style="bold")
-    for col in ("tensor group", "layers", "shape", "role", "params", "bytes per GPU"):
-        table.add_column(col, justify="right" if col in ("params", "bytes per GPU") else "left")
+    table.add_column("tensor group", overflow="fold")
+    for col in ("layers", "shape", "role", "params", "bytes per GPU"):
+        table.add_column(col, justify="right" if col in ("params", "bytes per GPU") else "left", no_wrap=True)
     for r in inv["tensor_groups"]:
         table.add_row(r["name"], r["layers"], " x ".join(map(str, r["shape"])), r["role"], f"{r['params']:,}",
                       fmt_bytes(r["bytes_per_gpu"]) + (" q" if r["quantized"] else ""))
