@@ -9,7 +9,8 @@ import pytest
 from kvplan.deployment import Deployment
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.load import from_config, load_model
-from kvplan.model.quant import _matches, from_config as format_from_config
+from kvplan.model.quant import _matches
+from kvplan.model.quant import from_config as format_from_config
 
 
 def llama_linears(hidden: int, heads: int, kv_heads: int, head_dim: int, inter: int) -> list[tuple[int, int]]:

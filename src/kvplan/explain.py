@@ -10,7 +10,7 @@ from kvplan.units import fmt_bytes, fmt_count, fmt_gib
 
 def _b(n: float) -> str:
     """'13,843,441,408 B (12.89 GiB)'."""
-    return f"{n:,.0f} B ({fmt_gib(n)})" if abs(n) >= 1 << 20 else f"{n:,.0f} B"
+    return f"{n:,.0f} B ({fmt_bytes(n)})" if abs(n) >= 1 << 10 else f"{n:,.0f} B"
 
 
 def _kv_line(dep: Deployment, group: list[LayerSpec]) -> str:
