@@ -92,14 +92,14 @@ class Deployment:
     @cached_property
     def weight_format(self) -> WeightFormat:
         if self.quant and self.model.quant:
-            raise InputError(f"{self.model.name} is already quantized ({self.model.quant.name}): "  # type: ignore[attr-defined]
+            raise InputError(f"{self.model.name} is already quantized ({self.model.quant.name}): "
                              "--quant applies to unquantized checkpoints")
         if self.quant:
             return scheme(self.quant)
         if self.dtype:
             return dense(self.dtype)
         if self.model.quant:
-            return self.model.quant  # type: ignore[return-value]
+            return self.model.quant
         return dense(self.activation_dtype)
 
     @property

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 
 from kvplan.errors import InputError, suggest
-from kvplan.units import GB, MiB, fmt_gb, fmt_gib
+from kvplan.units import MiB, fmt_gb, fmt_gib
 
 DATA = resources.files("kvplan") / "data"
 
@@ -33,10 +33,6 @@ class GPU:
     price_per_hour: float | None = None
     price_source: str = ""
     notes: str = ""
-
-    def describe(self) -> str:
-        shown = f"{fmt_gib(self.memory_bytes)} ({self.memory_source})"
-        return f"{self.alias}: {shown}" + (f", sold as {self.marketing}" if self.marketing else "")
 
 
 def _float(text: str) -> float | None:
@@ -110,6 +106,3 @@ def memory_label(gpu: GPU) -> str:
     sold = f", {gpu.marketing} sold" if gpu.marketing else ""
     return f"{fmt_gib(gpu.memory_bytes)} = {fmt_gb(gpu.memory_bytes)} ({gpu.memory_source}{sold})"
 
-
-def is_decimal_gb(memory_bytes: int) -> bool:
-    return memory_bytes % GB == 0

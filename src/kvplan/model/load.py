@@ -84,6 +84,8 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
     dtype, dtype_note = _config_dtype(cfg)
     fmt, kv_hint = _quant_config(cfg, side or {})
     notes = [n for n in (warning, dtype_note) if n] + built.notes
+    if kv_hint:
+        notes.append(f"the checkpoint ships {kv_hint} KV-cache scales: --kv-dtype {kv_hint} uses them")
     return ModelSpec(
         name=name, source=source, model_type=cfg.str("model_type"), tensors=tuple(built.inv.tensors),
         layers=tuple(built.inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,

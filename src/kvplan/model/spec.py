@@ -8,11 +8,13 @@ and per request, so sliding windows, MLA, Mamba state and cross-attention are ne
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from kvplan.errors import InputError
+
+if TYPE_CHECKING:
+    from kvplan.model.quant import WeightFormat
 
 Role = Literal[
     "embedding", "attention", "mlp", "experts", "shared_experts", "router", "norm", "lm_head",
@@ -313,7 +315,7 @@ class ModelSpec:
     num_kv_heads: int | None
     max_context: int | None = None
     moe: MoE | None = None
-    quant: object | None = None  # kvplan.model.quant.WeightFormat of the checkpoint, if quantized
+    quant: WeightFormat | None = None  # the checkpoint's weight format, when quantized
     tie_word_embeddings: bool = False
     kv_dtype_hint: str | None = None  # a KV dtype the checkpoint was calibrated for (ModelOpt fp8), informational
     notes: tuple[str, ...] = ()
@@ -367,6 +369,3 @@ class ModelSpec:
             parts.append(f"{n} x {kind} ({spec.describe()})")
         return "; ".join(parts)
 
-
-def layers_of(tensors: Iterable[Tensor]) -> set[int]:
-    return {t.layer for t in tensors if t.layer is not None}
