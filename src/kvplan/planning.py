@@ -139,10 +139,9 @@ def _size(value: int | str | None, what: str, allow_zero: bool = False) -> int |
     return parse_size(value, what, allow_zero)
 
 
-def _positive(value: int | None, what: str) -> int | None:
+def _positive(value: int | None, what: str) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise InputError(f"{what} must be a positive integer (got {value!r})")
-    return value
 
 
 def plan(
@@ -171,8 +170,8 @@ def plan(
     """
     spec = load_model(model)
     notes = list(spec.notes)
-    _positive(tp, "--tp"), _positive(pp, "--pp"), _positive(batch, "--batch")
-    _positive(seq, "--seq"), _positive(gpus, "--gpus")
+    for value, label in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (seq, "--seq"), (gpus, "--gpus")):
+        _positive(value, label)
     dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype)
     per_replica = tp * pp
     total = gpus or per_replica
@@ -192,13 +191,12 @@ def plan(
     if gpu_memory is not None:
         memory = _size(gpu_memory, "--gpu-memory")
         devices.append(custom_gpu(memory, str(gpu_memory)))  # type: ignore[arg-type]
-    if not devices:
-        devices = [None]  # a scenario only when the pool is given directly
+    if not devices and pool is not None:
+        devices = [None]  # no device: the KV pool is given directly
+    elif not devices:
+        notes.append("no GPU given: weights and KV sizes only (give --gpu, --gpu-memory or --kv-memory for capacity)")
 
     scenarios = []
-    if devices == [None] and pool is None:
-        devices = []
-        notes.append("no GPU given: weights and KV sizes only (give --gpu, --gpu-memory or --kv-memory for capacity)")
     for device, u in itertools.product(devices, utils if pool is None else utils[:1]):
         memory = device.memory_bytes if device else None
         budgets = [plain_budget(memory, u, s.weights_bytes, reserve_bytes, pool) for s in dep.stages]

@@ -38,10 +38,14 @@ class Inventory:
     def embedding(self, name: str, vocab: int, hidden: int) -> None:
         self.add(name, (vocab, hidden), "embedding", 0, False, None)
 
-    def lm_head(self, name: str, vocab: int, hidden: int, bias: bool = False) -> None:
-        self.add(f"{name}.weight", (vocab, hidden), "lm_head", 0, False, None)
-        if bias:
-            self.add(f"{name}.bias", (vocab,), "lm_head", 0, False, None)
+    def head(self, norm: str, lm_head: str, vocab: int, hidden: int, tie: bool, bias: bool = False,
+             norm_bias: bool = False) -> None:
+        """The final norm, then lm_head unless it is tied to the input embedding."""
+        self.norm(norm, hidden, None, norm_bias)
+        if not tie:
+            self.add(f"{lm_head}.weight", (vocab, hidden), "lm_head", 0, False, None)
+            if bias:
+                self.add(f"{lm_head}.bias", (vocab,), "lm_head", 0, False, None)
 
 
 def attention(inv: Inventory, p: str, i: int | None, hidden: int, heads: int, kv_heads: int, head_dim: int,

@@ -138,9 +138,7 @@ def build_decoder(cfg: Config, model_type: str, prefix: str = "model", lm_head: 
         for norm in t.norms:
             inv.norm(f"{p}.{norm}", hidden, i, norm_bias)
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, window), block))
-    inv.norm(f"{prefix}.{t.final_norm}", hidden, None, norm_bias)
-    if not tie:
-        inv.lm_head(lm_head, vocab, hidden, t.lm_head_bias)
+    inv.head(f"{prefix}.{t.final_norm}", lm_head, vocab, hidden, tie, t.lm_head_bias, norm_bias=norm_bias)
     return Built(inv, heads, kv_heads, context_length(cfg), tie, moe)
 
 

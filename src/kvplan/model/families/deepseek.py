@@ -60,9 +60,7 @@ def build(cfg: Config) -> Built:
         inv.norm(f"{p}.input_layernorm", hidden, i)
         inv.norm(f"{p}.post_attention_layernorm", hidden, i)
         inv.layers.append(LayerSpec(i, MLAKV(kv_lora, rope), block))
-    inv.norm("model.norm", hidden, None)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("model.norm", "lm_head", vocab, hidden, tie)
     notes = ["multi-head latent attention: the KV latent is replicated on every tensor-parallel rank"]
     mtp = cfg.int("num_nextn_predict_layers", default=0, minimum=0)
     if mtp:

@@ -65,9 +65,7 @@ def build(cfg: Config) -> Built:
         for norm in norms:
             inv.norm(f"{p}.{norm}", hidden, i, bias=True)
         inv.layers.append(LayerSpec(i, AttentionKV(kv_heads, head_dim, head_dim), "attention+mlp"))
-    inv.norm("transformer.ln_f", hidden, None, bias=True)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("transformer.ln_f", "lm_head", vocab, hidden, tie, norm_bias=True)
     notes = []
     if kv_heads == 1:
         notes.append("multi-query attention: one KV head shared by all query heads")

@@ -37,8 +37,6 @@ def build(cfg: Config) -> Built:
         inv.norm(f"{p}.input_layernorm", hidden, i)
         inv.norm(f"{p}.post_attention_layernorm", hidden, i)
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, window), "attention+moe"))
-    inv.norm("model.norm", hidden, None)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("model.norm", "lm_head", vocab, hidden, tie)
     notes = ["attention sinks: one learned logit per head, no extra KV"]
     return Built(inv, heads, kv_heads, context_length(cfg), tie, moe_info(num, top_k), notes)

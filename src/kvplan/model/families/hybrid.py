@@ -52,9 +52,7 @@ def build_mamba(cfg: Config) -> Built:
         inv.linear(f"{p}.out_proj", hidden, inter, "ssm", "row", i, bias)
         inv.norm(f"backbone.layers.{i}.norm", hidden, i)
         inv.layers.append(LayerSpec(i, Mamba1State(inter, state, kernel), "mamba"))
-    inv.norm("backbone.norm_f", hidden, None)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("backbone.norm_f", "lm_head", vocab, hidden, tie)
     notes = ["Mamba: a constant recurrent state per request, no per-token KV cache"]
     return Built(inv, None, None, context_length(cfg), tie, notes=notes)
 
@@ -125,9 +123,7 @@ def build_nemotron_h(cfg: Config) -> Built:
         else:
             raise ConfigError(f"{cfg.where} 'hybrid_override_pattern' has an unknown block {kind!r} at layer {i}: "
                               "kvplan knows M (Mamba-2), * (attention), - (MLP) and E (MoE)")
-    inv.norm("backbone.norm_f", hidden, None)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("backbone.norm_f", "lm_head", vocab, hidden, tie)
     notes = ["hybrid: Mamba-2 layers keep a constant state per request; only the attention layers grow with tokens"]
     return Built(inv, heads, kv_heads, context_length(cfg), tie, moe, notes)
 
@@ -190,9 +186,7 @@ def build_qwen3_next(cfg: Config) -> Built:
         inv.norm(f"{p}.input_layernorm", hidden, i)
         inv.norm(f"{p}.post_attention_layernorm", hidden, i)
         inv.layers.append(LayerSpec(i, kv, types[i].replace("_attention", "") + "+moe"))
-    inv.norm("model.norm", hidden, None)
-    if not tie:
-        inv.lm_head("lm_head", vocab, hidden)
+    inv.head("model.norm", "lm_head", vocab, hidden, tie)
     notes = ["hybrid: gated-DeltaNet layers keep a constant state per request; "
              "only the full-attention layers grow with tokens"]
     shared = 1 if cfg.int("shared_expert_intermediate_size", default=0, minimum=0) else 0

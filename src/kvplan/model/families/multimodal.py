@@ -155,10 +155,8 @@ def build_mllama(cfg: Config) -> Built:
         inv.norm(f"{p}.input_layernorm", hidden, i)
         inv.norm(f"{p}.post_attention_layernorm", hidden, i)
         inv.layers.append(LayerSpec(i, kv, "cross_attention+mlp" if i in cross else "attention+mlp"))
-    inv.norm("language_model.model.norm", hidden, None)
     tie = tc.bool("tie_word_embeddings", default=False)
-    if not tie:
-        inv.lm_head("language_model.lm_head", vocab, hidden)
+    inv.head("language_model.model.norm", "language_model.lm_head", vocab, hidden, tie)
 
     v = Inventory()
     ratios = len(vc.list("supported_aspect_ratios")) + 1
@@ -228,10 +226,8 @@ def build_llama4(cfg: Config) -> Built:
         inv.norm(f"{p}.input_layernorm", hidden, i)
         inv.norm(f"{p}.post_attention_layernorm", hidden, i)
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, chunk), block))
-    inv.norm("language_model.model.norm", hidden, None)
     tie = tc.bool("tie_word_embeddings", default=False)
-    if not tie:
-        inv.lm_head("language_model.lm_head", vocab, hidden)
+    inv.head("language_model.model.norm", "language_model.lm_head", vocab, hidden, tie)
 
     d, inter, patch = vc.int("hidden_size"), vc.int("intermediate_size"), vc.int("patch_size")
     v = Inventory()
