@@ -18,16 +18,17 @@ def _both(n: float | None) -> str:
 
 
 def model_summary(console: Console, m: ModelSpec) -> None:
-    console.print(f"[bold]{m.name}[/bold]  ({m.model_type}, {m.source})")
+    lines = [f"[bold]{m.name}[/bold]  ({m.model_type}, {m.source})"]
     breakdown = ", ".join(f"{role} {fmt_count(n)}" for role, n in m.params_by_role().items())
-    console.print(f"  parameters: {m.params:,} ({fmt_count(m.params)}): {breakdown}")
+    lines.append(f"  parameters: {m.params:,} ({fmt_count(m.params)}): {breakdown}")
     if m.moe:
-        console.print(f"  active per token: {m.active_params:,} ({fmt_count(m.active_params)}), "
-                      f"{m.moe.experts_per_token} of {m.moe.num_experts} experts")
+        lines.append(f"  active per token: {m.active_params:,} ({fmt_count(m.active_params)}), "
+                     f"{m.moe.experts_per_token} of {m.moe.num_experts} experts")
     if m.tower_params:
-        console.print(f"  language model {fmt_count(m.language_params)} + vision/audio tower "
-                      f"{fmt_count(m.tower_params)}")
-    console.print(f"  KV layout: {m.describe_kv()}")
+        lines.append(f"  language model {fmt_count(m.language_params)} + tower {fmt_count(m.tower_params)}")
+    lines.append(f"  KV layout: {m.describe_kv()}")
+    for line in lines:
+        console.print(line, soft_wrap=True)
 
 
 def plan_table(console: Console, p: Plan) -> None:
