@@ -91,15 +91,18 @@ class Deployment:
 
     @cached_property
     def weight_format(self) -> WeightFormat:
-        if self.quant and self.model.quant:
+        """--quant on an unquantized checkpoint; else the checkpoint's own format (a --dtype then only sets the
+        activation dtype); else every weight in --dtype or the activation dtype."""
+        naive = self.dtype is not None and dtype_name(self.dtype) not in ("fp32", "bf16", "fp16")
+        if self.model.quant and (self.quant or naive):
             raise InputError(f"{self.model.name} is already quantized ({self.model.quant.name}): "
-                             "--quant applies to unquantized checkpoints")
+                             "--quant and --dtype fp8/int8/int4 apply to unquantized checkpoints")
         if self.quant:
             return scheme(self.quant)
-        if self.dtype:
-            return dense(self.dtype)
         if self.model.quant:
             return self.model.quant
+        if self.dtype:
+            return dense(self.dtype)
         return dense(self.activation_dtype)
 
     @property

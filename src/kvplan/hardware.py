@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -17,6 +18,9 @@ from kvplan.errors import InputError, suggest
 from kvplan.units import MiB, fmt_gb, fmt_gib
 
 DATA = resources.files("kvplan") / "data"
+# Median of (nvidia-smi total - CUDA total) over the pairs in gpus-NOTES.md section 5: H100 469, A100-80 669,
+# H200 615, L40S 695, A10G 441, B200 717 MiB.
+CUDA_GAP_MIB = 642
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,27 @@ class GPU:
     price_per_hour: float | None = None
     price_source: str = ""
     notes: str = ""
+    cuda_bytes: int | None = None  # what CUDA / torch reports as total (smaller than nvidia-smi), when observed
+    cuda_source: str = ""
+    interconnect: str = ""
+
+    @property
+    def nvlink(self) -> bool:
+        return "nvlink" in self.interconnect.lower() and "no nvlink" not in self.interconnect.lower()
+
+    def torch_total(self) -> tuple[int, str]:
+        """Total memory as torch sees it (`cudaMemGetInfo`), the figure engines multiply by utilization.
+
+        Observed where known (data/gpu-cuda-totals.csv); else the shown total less the median gap between
+        nvidia-smi and CUDA totals over the observed pairs, said so.
+        """
+        if self.cuda_bytes:
+            return self.cuda_bytes, f"CUDA total {self.cuda_bytes / MiB:,.0f} MiB ({self.cuda_source})"
+        if self.memory_source == "custom":
+            return self.memory_bytes, "the given memory"
+        estimate = self.memory_bytes - CUDA_GAP_MIB * MiB
+        return estimate, (f"estimate: {self.memory_source} total - {CUDA_GAP_MIB} MiB (median gap of the observed "
+                          "nvidia-smi / CUDA pairs in gpu-cuda-totals.csv)")
 
 
 def _float(text: str) -> float | None:
@@ -57,8 +82,13 @@ def _row_to_gpu(row: dict[str, str], alias: str) -> GPU | None:
         vendor=row["vendor"], bandwidth_gbps=_float(row["memory_bandwidth_GBps"]),
         bf16_tflops=_float(row["fp16_bf16_dense_tflops"]), fp8_tflops=_float(row["fp8_dense_tflops"]),
         price_per_hour=_float(row["typical_cloud_price_usd_per_hour"]), price_source=row["price_provider_date"],
-        notes=row["memory_bytes_basis"],
+        notes=row["memory_bytes_basis"], interconnect=row["interconnect"],
     )
+
+
+def _cuda_totals() -> dict[str, tuple[int, str]]:
+    rows = csv.DictReader(io.StringIO((DATA / "gpu-cuda-totals.csv").read_text(encoding="utf-8")))
+    return {r["alias"]: (round(float(r["cuda_total_mib"]) * MiB), r["source"]) for r in rows}
 
 
 @cache
@@ -66,6 +96,7 @@ def _catalog() -> tuple[dict[str, GPU], dict[str, str]]:
     """(alias -> GPU, name/alias -> alias) for every row with a memory figure."""
     aliases = tomllib.loads((DATA / "gpu-aliases.toml").read_text(encoding="utf-8"))
     rows = csv.DictReader(io.StringIO((DATA / "gpus.csv").read_text(encoding="utf-8")))
+    cuda = _cuda_totals()
     gpus: dict[str, GPU] = {}
     index: dict[str, str] = {}
     for row in rows:
@@ -73,6 +104,8 @@ def _catalog() -> tuple[dict[str, GPU], dict[str, str]]:
         gpu = _row_to_gpu(row, names[0])
         if gpu is None:
             continue
+        if names[0] in cuda:
+            gpu = replace(gpu, cuda_bytes=cuda[names[0]][0], cuda_source=cuda[names[0]][1])
         gpus[names[0]] = gpu
         for n in (*names, row["name"].lower()):
             index[n] = names[0]
@@ -106,3 +139,22 @@ def memory_label(gpu: GPU) -> str:
     sold = f", {gpu.marketing} sold" if gpu.marketing else ""
     return f"{fmt_gib(gpu.memory_bytes)} = {fmt_gb(gpu.memory_bytes)} ({gpu.memory_source}{sold})"
 
+
+
+def find_gpu(text: str) -> GPU | None:
+    """A catalog GPU from a free-form name as logs and reports write it ("H100 80GB", "NVIDIA A10 24GB",
+    "A100-SXM4-80GB", "RTX 3090"); None when nothing matches."""
+    gpus_by_alias, index = _catalog()
+    s = re.sub(r"\b(nvidia|geforce|tesla)\b", " ", text.lower()).strip()
+    memory = re.search(r"(\d+)\s*gb\b", s)
+    candidates = [s, s.replace(" ", ""), re.sub(r"\s+", "-", s), re.sub(r"gb\b", "g", re.sub(r"\s+", "-", s))]
+    words = re.split(r"[\s-]+", s)
+    if words and words[0]:
+        if memory:
+            candidates.append(f"{words[0]}-{memory.group(1)}g")
+        candidates.append(words[0])
+        candidates.append("".join(words[:2]))
+    for c in candidates:
+        if c in index:
+            return gpus_by_alias[index[c]]
+    return None

@@ -90,7 +90,7 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
         name=name, source=source, model_type=cfg.str("model_type"), tensors=tuple(built.inv.tensors),
         layers=tuple(built.inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,
         num_kv_heads=built.num_kv_heads, max_context=built.max_context, moe=built.moe, quant=fmt,
-        tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=tuple(notes),
+        tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=tuple(notes), rope=built.rope,
     )
 
 

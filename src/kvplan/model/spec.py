@@ -295,6 +295,15 @@ class LayerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RopeTable:
+    """A precomputed RoPE cos/sin table of [positions, dim]; fp32 when the engine keeps it in float32."""
+
+    positions: int
+    dim: int
+    fp32: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class MoE:
     num_experts: int
     experts_per_token: int
@@ -319,6 +328,7 @@ class ModelSpec:
     tie_word_embeddings: bool = False
     kv_dtype_hint: str | None = None  # a KV dtype the checkpoint was calibrated for (ModelOpt fp8), informational
     notes: tuple[str, ...] = ()
+    rope: tuple[RopeTable, ...] = ()  # RoPE tables an engine precomputes (not parameters)
 
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
@@ -333,6 +343,13 @@ class ModelSpec:
         for t in self.tensors:
             out[t.role] = out.get(t.role, 0) + t.numel
         return {r: out[r] for r in ROLES if r in out}
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the output projection (the embedding when tied): the sampler's logits width."""
+        head = [t for t in self.tensors if t.role == "lm_head" and t.name.endswith("weight")]
+        table = head or [t for t in self.tensors if t.role == "embedding"]
+        return table[-1].shape[0] if table else 0
 
     @property
     def language_params(self) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kvplan.errors import ConfigError
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory
-from kvplan.model.spec import AttentionKV, MoE
+from kvplan.model.spec import AttentionKV, MoE, RopeTable
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Built:
     tie_word_embeddings: bool
     moe: MoE | None = None
     notes: list[str] = field(default_factory=list)
+    rope: tuple[RopeTable, ...] = ()
 
 
 def layer_types(cfg: Config, n_layers: int, default: str = "full_attention") -> list[str]:
@@ -54,3 +55,31 @@ def attention_kv(kind: str, kv_heads: int, head_dim: int, window: int | None,
 
 def context_length(cfg: Config, default: int | None = None) -> int | None:
     return cfg.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", default=default)
+
+
+def rope_tables(cfg: Config, head_dim: int, rotary_dim: int | None = None, fp32: bool = False,
+                local_base: bool = False) -> tuple[RopeTable, ...]:
+    """The RoPE cos/sin tables an engine precomputes: [positions, rotary_dim] per distinct rope.
+
+    Positions follow vLLM's rotary classes (`model_executor/layers/rotary_embedding/`): the context length, times
+    the scaling factor for linear / dynamic-NTK / YaRN scaling (YaRN from the original context), and short + long
+    tables for Phi-3 LongRoPE. `local_base`: Gemma-3's second, unscaled table for its sliding layers.
+    """
+    positions = cfg.int("max_position_embeddings", "n_positions", default=2048)
+    dim = rotary_dim or int(head_dim * float(cfg.raw("partial_rotary_factor", default=1.0)))
+    scaling = cfg.raw("rope_scaling", default=None) or {}
+    if not isinstance(scaling, dict):
+        scaling = {}
+    kind = str(scaling.get("rope_type", scaling.get("type", "default")))
+    factor = float(scaling.get("factor", 1.0))
+    if kind in ("linear", "dynamic"):
+        positions = int(positions * factor)
+    elif kind in ("yarn", "deepseek_yarn"):
+        positions = int(int(scaling.get("original_max_position_embeddings", positions)) * factor)
+    elif kind in ("longrope", "su"):
+        positions += int(scaling.get("original_max_position_embeddings", cfg.raw("original_max_position_embeddings",
+                                                                                default=positions)))
+    tables = [RopeTable(positions, dim, fp32)]
+    if local_base:
+        tables.append(RopeTable(cfg.int("max_position_embeddings", default=positions), dim, fp32))
+    return tuple(tables)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, attention, experts, gated_mlp, moe_info, plain_mlp, router
-from kvplan.model.families.common import Built, attention_kv, context_length, layer_types
+from kvplan.model.families.common import Built, attention_kv, context_length, layer_types, rope_tables
 from kvplan.model.spec import LayerSpec
 
 
@@ -139,7 +139,8 @@ def build_decoder(cfg: Config, model_type: str, prefix: str = "model", lm_head: 
             inv.norm(f"{p}.{norm}", hidden, i, norm_bias)
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, window), block))
     inv.head(f"{prefix}.{t.final_norm}", lm_head, vocab, hidden, tie, t.lm_head_bias, norm_bias=norm_bias)
-    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe)
+    rope = rope_tables(cfg, head_dim, local_base=model_type == "gemma3_text")
+    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe, rope=rope)
 
 
 def _sparse_block(inv: Inventory, cfg: Config, t: Traits, p: str, i: int, hidden: int):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, experts, gated_mlp, moe_info, router
-from kvplan.model.families.common import Built, context_length
+from kvplan.model.families.common import Built, context_length, rope_tables
 from kvplan.model.spec import MLAKV, LayerSpec
 
 
@@ -66,4 +66,5 @@ def build(cfg: Config) -> Built:
     if mtp:
         notes.append(f"the checkpoint also stores {mtp} multi-token-prediction layer(s), loaded only for "
                      "speculative decoding; not counted")
-    return Built(inv, heads, heads, context_length(cfg), tie, moe, notes)
+    rope = rope_tables(cfg, rope, rotary_dim=rope, fp32=True)  # vLLM keeps the DeepSeek YaRN table in fp32
+    return Built(inv, heads, heads, context_length(cfg), tie, moe, notes, rope)

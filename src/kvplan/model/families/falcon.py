@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory
-from kvplan.model.families.common import Built, context_length
+from kvplan.model.families.common import Built, context_length, rope_tables
 from kvplan.model.spec import AttentionKV, LayerSpec
 
 _LEGACY = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_head_kv": "num_kv_heads"}
@@ -69,4 +69,5 @@ def build(cfg: Config) -> Built:
     notes = []
     if kv_heads == 1:
         notes.append("multi-query attention: one KV head shared by all query heads")
-    return Built(inv, heads, kv_heads, context_length(cfg), tie, notes=notes)
+    rope = () if cfg.bool("alibi", default=False) else rope_tables(cfg, head_dim)
+    return Built(inv, heads, kv_heads, context_length(cfg), tie, notes=notes, rope=rope)

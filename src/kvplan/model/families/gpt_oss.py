@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, attention, experts, moe_info, router
-from kvplan.model.families.common import Built, attention_kv, context_length, layer_types
+from kvplan.model.families.common import Built, attention_kv, context_length, layer_types, rope_tables
 from kvplan.model.spec import LayerSpec
 
 
@@ -39,4 +39,5 @@ def build(cfg: Config) -> Built:
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, window), "attention+moe"))
     inv.head("model.norm", "lm_head", vocab, hidden, tie)
     notes = ["attention sinks: one learned logit per head, no extra KV"]
-    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe_info(num, top_k), notes)
+    rope = rope_tables(cfg, head_dim, fp32=True)  # vLLM builds gpt-oss's YaRN table in float32
+    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe_info(num, top_k), notes, rope)

@@ -11,7 +11,7 @@ import math
 from kvplan.errors import ConfigError
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, attention, experts, gated_mlp, moe_info, router
-from kvplan.model.families.common import Built, context_length, layer_types
+from kvplan.model.families.common import Built, context_length, layer_types, rope_tables
 from kvplan.model.spec import AttentionKV, GatedDeltaNetState, LayerSpec, Mamba1State, Mamba2State, NoKV
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -190,4 +190,5 @@ def build_qwen3_next(cfg: Config) -> Built:
     notes = ["hybrid: gated-DeltaNet layers keep a constant state per request; "
              "only the full-attention layers grow with tokens"]
     shared = 1 if cfg.int("shared_expert_intermediate_size", default=0, minimum=0) else 0
-    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe_info(num, top_k, shared), notes)
+    rope = rope_tables(cfg, head_dim)
+    return Built(inv, heads, kv_heads, context_length(cfg), tie, moe_info(num, top_k, shared), notes, rope)

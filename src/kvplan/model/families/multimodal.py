@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, attention, experts, gated_mlp, moe_info, plain_mlp, router
-from kvplan.model.families.common import Built, attention_kv, context_length, layer_types
+from kvplan.model.families.common import Built, attention_kv, context_length, layer_types, rope_tables
 from kvplan.model.families.decoder import build_decoder
 from kvplan.model.spec import CrossAttentionKV, LayerSpec
 
@@ -181,7 +181,7 @@ def build_mllama(cfg: Config) -> Built:
         v.add(f"{p}.gate_attn", (1,), "vision")
         v.add(f"{p}.gate_ffn", (1,), "vision")
     v.linear("multi_modal_projector", hidden, vc.int("vision_output_dim"), "projector", None, None, True)
-    built = Built(inv, heads, kv_heads, context_length(tc), tie,
+    built = Built(inv, heads, kv_heads, context_length(tc), tie, rope=rope_tables(tc, head_dim),
                   notes=[f"{len(cross)} cross-attention layers hold {encoder_tokens} image tokens of K/V per "
                          "request (max tiles x patches)"])
     return _merge(built, v, ["vision tower (tiled ViT) and projector counted separately; loaded by the engine"])
@@ -245,5 +245,5 @@ def build_llama4(cfg: Config) -> Built:
     v.linear(f"{m}.vision_adapter.mlp.fc2", proj_out, proj_out, "vision", "row", None)
     v.linear("multi_modal_projector.linear_1", hidden, vc.int("vision_output_dim"), "projector", None, None)
     notes = [f"chunked local attention: RoPE layers keep at most {chunk} tokens per request"] if chunk else []
-    built = Built(inv, heads, kv_heads, context_length(tc), tie, moe, notes)
+    built = Built(inv, heads, kv_heads, context_length(tc), tie, moe, notes, rope_tables(tc, head_dim))
     return _merge(built, v, ["vision tower and projector counted separately; loaded by the engine"])

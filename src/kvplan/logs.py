@@ -1,0 +1,413 @@
+"""Read a vLLM or SGLang startup log and return the settings and memory figures it prints.
+
+`parse_log(text)` takes a pasted log (whole or an excerpt) and returns a `ParsedLog`:
+which engine printed it, the settings the log states, and the memory figures the engine
+logged, each with the raw line it came from. Nothing is estimated or derived, except that
+the SGLang KV pool is K size + V size, which is how SGLang itself sums `mem_usage`.
+
+Recognized wordings:
+
+- vLLM V1: `Model loading took X GiB memory and ...`, `Available KV cache memory: X GiB`,
+  `GPU KV cache size: N tokens` (also the >=0.29 single line that adds `, Maximum concurrency
+  for L tokens per request: Cx`, and the 0.33 `<device> KV cache size: ...`), `Maximum
+  concurrency for L tokens per request: Cx`, `Memory profiling takes ... torch peak memory
+  increase: ...; non-torch forward increase memory: ...; weights memory: ...`, `Graph capturing
+  finished in S secs, took X GiB`, `CUDA graph pool memory: X GiB (actual)`, the `Free memory on
+  device (F/T GiB) on startup ... Actual usage is ...` summary, the engine config line
+  `Initializing a V1 LLM engine (vX) with config: ...` and `non-default args: {...}`.
+- vLLM V0: `Loading model weights took X GB`, `Model loading took X GB and ...`, `the current vLLM
+  instance can use total_gpu_memory (T) x gpu_memory_utilization (U) = ...`, `model weights take
+  ...; non_torch_memory takes ...; PyTorch activation peak memory takes ...; the rest of the memory
+  reserved for KV Cache is ...`, the 0.6.4 `Memory profiling results: ... non_torch_memory=...
+  kv_cache_size=... gpu_memory_utilization=...`, `# GPU blocks: N` / `# cuda blocks: N`,
+  and `Initializing an LLM engine (vX) with config: ...`.
+- SGLang: `Load weight end. ... dtype=torch.X, ... mem usage=X GB.`, `KV Cache is allocated.
+  #tokens: N, K size: X GB, V size: Y GB` (or `KV size: X GB` for MLA), `max_total_num_tokens=N,
+  ... context_len=L`, `Capture cuda graph end. ... mem usage=X GB.` and `server_args=ServerArgs(...)`.
+
+Units: vLLM prints GiB (bytes / 2**30). Old V0 lines say "GB" but divide by 2**30 as well, and
+SGLang's "GB" is also bytes / 1024**3, so every `*_gib` figure is the printed number as is.
+
+Log prefixes (`INFO 11-26 08:00:00 [gpu_worker.py:437]`, `(VllmWorker rank=0 pid=123)`,
+`(EngineCore_DP0 pid=...)`, `[2025-03-27 21:33:31 TP0]`), ANSI colour codes, indentation and
+thousands separators are tolerated. With TP>1 every rank prints its own copy of a line: the first
+one in the text is kept. Fixture comment lines (`# source: ...`, `# note: ...`) are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .errors import InputError
+
+Value = object
+Extract = Callable[[re.Match[str]], dict[str, Value]]
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    """What a startup log states. Keys are present only when the log prints them."""
+
+    engine: str | None  # "vLLM V1", "vLLM V0", "SGLang"; None when the log does not tell
+    engine_version: str | None  # e.g. "0.19.0"
+    model: str | None  # HF id or local path, as printed
+    settings: dict[str, object]  # tensor_parallel, dtype, kv_cache_dtype, max_model_len, ...
+    figures: dict[str, float]  # weights_gib, kv_available_gib, kv_tokens, ...
+    lines: dict[str, str]  # figure/setting name -> the log line it came from
+
+
+# ---------------------------------------------------------------- line cleaning
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|(?<![\w\]])\[\d+(?:;\d+)*m")
+_FIXTURE_COMMENT = re.compile(r"^#\s*(?:source|note)\s*:", re.IGNORECASE)
+
+
+def _clean_lines(text: str) -> list[str]:
+    """Non-empty lines with ANSI codes and surrounding blanks removed, fixture comments dropped."""
+    out = []
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).strip()
+        if line and not _FIXTURE_COMMENT.match(line):
+            out.append(line)
+    return out
+
+
+# ---------------------------------------------------------------- value converters
+
+
+def _f(s: str) -> float:
+    return float(s.replace(",", ""))
+
+
+def _i(s: str) -> int:
+    return int(s.replace(",", ""))
+
+
+def _word(s: str) -> str | None:
+    """A printed setting value without quotes or a `torch.` prefix; `None` stays None."""
+    s = s.strip().strip("'\"")
+    if s == "None":
+        return None
+    return s.removeprefix("torch.")
+
+
+def _bool(s: str) -> bool:
+    return s == "True"
+
+
+def _one(name: str, conv: Callable[[str], Value], group: int = 1) -> Extract:
+    return lambda m: {name: conv(m.group(group))}
+
+
+def _rules(name: str, conv: Callable[[str], Value], *patterns: str) -> list[tuple[re.Pattern[str], Extract]]:
+    """One rule per pattern, all filling `name` from group 1, in priority order."""
+    return [(re.compile(p), _one(name, conv)) for p in patterns]
+
+
+# ---------------------------------------------------------------- figure rules (priority order)
+
+_K = r"(?<![\w'.])"  # a config key starts here: not inside a longer name such as kv_cache_dtype
+_NUM = r"(-?[\d,]*\.?\d+)"
+_INT = r"(\d(?:[\d,]*\d)?)"
+
+
+def _sglang_kv(m: re.Match[str]) -> dict[str, Value]:
+    return {"kv_available_gib": round(_f(m.group(1)) + _f(m.group(2)), 2)}
+
+
+def _concurrency(m: re.Match[str]) -> dict[str, Value]:
+    return {"max_concurrency_len": _i(m.group(1)), "max_concurrency_x": _f(m.group(2))}
+
+
+_FIGURE_RULES: list[tuple[re.Pattern[str], Extract]] = [
+    *_rules(
+        "weights_gib",
+        _f,
+        rf"Model loading took {_NUM} (?:GiB|GB)\b",
+        rf"Loading model weights took {_NUM} GB",
+        rf"Load weight end\..*?mem usage={_NUM} GB",
+        rf"weights memory: {_NUM}\s*GiB",
+        rf"model weights take {_NUM}\s*GiB",
+        rf"Actual usage is {_NUM} GiB for weight,",
+    ),
+    *_rules(
+        "non_torch_gib",
+        _f,
+        rf"non_torch_memory takes {_NUM}\s*GiB",
+        rf"non-torch forward increase memory: {_NUM}\s*GiB",
+        rf"(?<![\w-])non_torch_memory={_NUM}GiB",
+        rf"{_NUM} GiB for non-torch memory",
+    ),
+    *_rules(
+        "activation_peak_gib",
+        _f,
+        rf"PyTorch activation peak memory takes {_NUM}\s*GiB",
+        rf"torch peak memory increase: {_NUM}\s*GiB",
+        rf"{_NUM} GiB for peak activation",
+    ),
+    *_rules(
+        "kv_available_gib",
+        _f,
+        rf"Available KV cache memory: {_NUM}\s*GiB",
+        rf"the rest of the memory reserved for KV Cache is {_NUM}\s*GiB",
+        rf"(?<![\w])kv_cache_size={_NUM}GiB",
+    ),
+    (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\..*?\bK size: {_NUM} GB, V size: {_NUM} GB"), _sglang_kv),
+    *_rules("kv_available_gib", _f, rf"(?<![A-Za-z])KV Cache is allocated\..*?\bKV size: {_NUM} GB"),
+    *_rules(
+        "kv_tokens",
+        _i,
+        rf"\b[A-Za-z]+ KV cache size: {_INT} tokens",
+        rf"(?<![A-Za-z])KV Cache is allocated\. #tokens: {_INT}",
+        rf"(?<![\w])max_total_num_tokens={_INT}",
+    ),
+    *_rules("gpu_blocks", _i, rf"(?:GPU|CUDA|cuda) blocks: {_INT}"),
+    (re.compile(rf"Maximum concurrency for {_INT} tokens per request: {_NUM}x"), _concurrency),
+    *_rules(
+        "cudagraph_gib",
+        _f,
+        rf"Graph capturing finished in [\d.]+ secs?, took {_NUM} GiB",
+        rf"CUDA graph pool memory: {_NUM} GiB \(actual\)",
+        rf"and {_NUM} GiB for CUDAGraph memory",
+        rf"Capture cuda graph end\..*?mem usage={_NUM} GB",
+    ),
+]
+
+# ---------------------------------------------------------------- setting rules (priority order)
+
+_SETTING_RULES: list[tuple[re.Pattern[str], Extract]] = [
+    *_rules(
+        "tensor_parallel",
+        int,
+        rf"{_K}tensor_parallel_size=(\d+)",
+        r"'tensor_parallel_size': (\d+)",
+        rf"{_K}tp_size=(\d+)",
+    ),
+    *_rules(
+        "pipeline_parallel",
+        int,
+        rf"{_K}pipeline_parallel_size=(\d+)",
+        r"'pipeline_parallel_size': (\d+)",
+        rf"{_K}pp_size=(\d+)",
+    ),
+    *_rules(
+        "data_parallel",
+        int,
+        rf"{_K}data_parallel_size=(\d+)",
+        r"'data_parallel_size': (\d+)",
+        rf"{_K}dp_size=(\d+)",
+    ),
+    *_rules(
+        "dtype",
+        _word,
+        rf"{_K}dtype=(torch\.\w+)",  # the resolved dtype: vLLM config line, SGLang "Load weight end"
+        r"'dtype': '(\w+)'",
+        rf"{_K}dtype=('?\w+'?)",
+    ),
+    *_rules(
+        "kv_cache_dtype",
+        _word,
+        rf"{_K}kv_cache_dtype=('?\w+'?)",
+        r"'kv_cache_dtype': '(\w+)'",
+        r"Using KV cache dtype: ((?:torch\.)?\w+)",
+        r"Using (\w+) data type to store kv cache",
+    ),
+    *_rules(
+        "quantization",
+        _word,
+        rf"{_K}quantization=(None|'[^']*'|[\w-]+)",
+        r"'quantization': '([\w-]+)'",
+    ),
+    *_rules(
+        "max_model_len",
+        int,
+        rf"{_K}max_seq_len=(\d+)",
+        r"'max_model_len': (\d+)",
+        r"Using max model len (\d+)",
+        rf"{_K}context_len=(\d+)",
+        rf"{_K}context_length=(\d+)",
+    ),
+    *_rules(
+        "gpu_memory_utilization",
+        float,
+        r"gpu_memory_utilization \(([\d.]+)\)",
+        rf"{_K}gpu_memory_utilization=([\d.]+)",
+        r"'gpu_memory_utilization': ([\d.]+)",
+        r"The current --gpu-memory-utilization=([\d.]+)",
+        r"Requested memory: ([\d.]+) \(util\)",
+        r"Desired GPU memory utilization is \(([\d.]+),",
+    ),
+    *_rules("mem_fraction_static", float, rf"{_K}mem_fraction_static=([\d.]+)"),
+    *_rules("block_size", int, rf"{_K}block_size=(\d+)", r"'block_size': (\d+)"),
+    *_rules(
+        "max_num_batched_tokens",
+        int,
+        r"'max_num_batched_tokens': (\d+)",
+        rf"{_K}max_num_batched_tokens=(\d+)",
+        r"Defaulting max_num_batched_tokens to (\d+)",
+    ),
+    *_rules(
+        "max_num_seqs",
+        int,
+        r"'max_num_seqs': (\d+)",
+        rf"{_K}max_num_seqs=(\d+)",
+        r"Defaulting max_num_seqs to (\d+)",
+    ),
+    *_rules("enforce_eager", _bool, rf"{_K}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
+    *_rules(
+        "enable_prefix_caching",
+        _bool,
+        rf"{_K}enable_prefix_caching=(True|False)",
+        r"'enable_prefix_caching': (True|False)",
+    ),
+    *_rules(
+        "gpu_total_gib",
+        float,
+        r"total_gpu_memory \(([\d.]+)\s*GiB\)",
+        r"total_gpu_memory=([\d.]+)GiB",
+        r"Free memory on device \([\d.]+/([\d.]+) GiB\)",
+    ),
+    *_rules(
+        "gpu_name",
+        str.strip,
+        r"^\|\s*\d+\s+(\S.*?)\s{2,}(?:On|Off)\s*\|",  # nvidia-smi table row
+        r"\bGPU \d+: (.+?) \(UUID:",  # nvidia-smi -L
+        r"^GPU \d+: ((?:NVIDIA|Tesla|Quadro|AMD)\b.*?)$",  # collect_env / torch.cuda.get_device_name
+        r"^\d+, ((?:NVIDIA|Tesla|Quadro)\b[^,]*),",  # nvidia-smi --query-gpu=index,name,... csv
+        r"\b[Dd]evice(?: name)?: ((?:NVIDIA|Tesla|Quadro|AMD)\b.*?)$",  # "Using CUDA device: NVIDIA H100 PCIe"
+        r"\bon ((?:NVIDIA|Tesla|AMD Instinct) [\w -]*?\w)\s*(?:[.,;:)]|$)",  # "... on NVIDIA H100 80GB HBM3"
+    ),
+]
+
+_MODEL_PATTERNS = [
+    re.compile(r"(?:with config: |^)model='([^']+)'"),
+    re.compile(r"'model': '([^']+)'"),
+    re.compile(rf"{_K}model_path='([^']+)'"),
+    re.compile(r"Starting to load model (\S+?)\.\.\."),
+    re.compile(r"█\s+model\s+(\S+)"),
+    re.compile(rf"{_K}model='([^']+)'"),
+]
+
+# ---------------------------------------------------------------- engine detection
+
+_V1_CONFIG = re.compile(r"Initializing a V1 LLM engine \(v([^)\s]+)\)")
+_V0_CONFIG = re.compile(r"Initializing an? (?:V0 )?LLM engine \(v([^)\s]+)\)")
+_VERSION_PATTERNS = [
+    re.compile(r"vLLM API server version (\S+)"),
+    re.compile(r"█.*\bversion (\d[\w.+-]*)"),
+]
+_V1_MARKERS = re.compile(
+    r"gpu_worker\.py|gpu_model_runner\.py|kv_cache_utils\.py|EngineCore|VllmWorker rank=|Worker_TP\d"
+    r"|Available KV cache memory|KV cache size: [\d,]+ tokens|GiB memory and [\d.]+ seconds"
+    r"|non-torch forward increase memory|Free memory on device"
+)
+_V0_MARKERS = re.compile(
+    r"VllmWorkerProcess|\bworker\.py:|\bmodel_runner\.py:|executor_base\.py|gpu_executor\.py"
+    r"|the current vLLM instance can use|Memory profiling results:|[#,] CPU blocks"
+    r"|reserved for KV Cache is|Loading model weights took"
+)
+_SGLANG_MARKERS = re.compile(
+    r"KV Cache is allocated|Load weight (?:begin|end)|server_args=ServerArgs\(|max_total_num_tokens="
+    r"|Memory pool end|Capture cuda graph (?:begin|end)|^\[\d{4}-\d\d-\d\d [\d:]+ TP\d+\]"
+)
+_RECOGNIZED = re.compile(r"non-default args: \{|server_args=ServerArgs\(|vLLM API server version|LLM engine \(v")
+
+
+def _engine(lines: list[str]) -> tuple[str | None, str | None]:
+    """(engine, version) from the config line, else by counting V1, V0 and SGLang wordings."""
+    for line in lines:
+        if m := _V1_CONFIG.search(line):
+            return "vLLM V1", m.group(1)
+        if m := _V0_CONFIG.search(line):
+            return "vLLM V0", m.group(1)
+    version = _first_group(_VERSION_PATTERNS, lines)
+    counts = {
+        "vLLM V1": sum(1 for ln in lines if _V1_MARKERS.search(ln)),
+        "vLLM V0": sum(1 for ln in lines if _V0_MARKERS.search(ln)),
+        "SGLang": sum(1 for ln in lines if _SGLANG_MARKERS.search(ln)),
+    }
+    best = max(counts.values())
+    leaders = [name for name, n in counts.items() if n == best]
+    if best == 0 or len(leaders) > 1:
+        return None, version
+    return leaders[0], version
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _first_group(patterns: Iterable[re.Pattern[str]], lines: list[str]) -> str | None:
+    """Group 1 of the highest-priority pattern that matches, on the first line it matches."""
+    for pattern in patterns:
+        for line in lines:
+            if m := pattern.search(line):
+                return m.group(1)
+    return None
+
+
+def _apply(rules: list[tuple[re.Pattern[str], Extract]], lines: list[str]) -> tuple[dict, dict[str, str]]:
+    """Run rules in priority order; within a rule the first matching line (the first rank) wins."""
+    values: dict[str, Value] = {}
+    sources: dict[str, str] = {}
+    for pattern, extract in rules:
+        for line in lines:
+            m = pattern.search(line)
+            if not m:
+                continue
+            for key, value in extract(m).items():
+                if key not in values:
+                    values[key] = value
+                    sources[key] = line
+            break
+    return values, sources
+
+
+def _model(lines: list[str]) -> tuple[str | None, str | None]:
+    for pattern in _MODEL_PATTERNS:
+        for line in lines:
+            if m := pattern.search(line):
+                return m.group(1), line
+    return None, None
+
+
+# ---------------------------------------------------------------- entry point
+
+_EXPECTED = '"Model loading took ... GiB", "Available KV cache memory", "# GPU blocks" or "KV Cache is allocated"'
+
+
+def parse_log(text: str) -> ParsedLog:
+    """Parse a vLLM (V0 or V1) or SGLang startup log; raise InputError if it holds none of their lines."""
+    lines = _clean_lines(text)
+    if not lines:
+        raise InputError(f"empty log: expected vLLM or SGLang startup lines such as {_EXPECTED}")
+    figures, figure_lines = _apply(_FIGURE_RULES, lines)
+    settings, setting_lines = _apply(_SETTING_RULES, lines)
+    engine, version = _engine(lines)
+    model, model_line = _model(lines)
+    _check_usable(lines, engine, bool(figures), bool(figures or settings or model or version))
+    sources = {**setting_lines, **figure_lines}
+    if model_line is not None:
+        sources["model"] = model_line
+    return ParsedLog(
+        engine=engine,
+        engine_version=version,
+        model=model,
+        settings=settings,
+        figures=figures,  # type: ignore[arg-type]
+        lines=sources,
+    )
+
+
+def _check_usable(lines: list[str], engine: str | None, has_figures: bool, has_data: bool) -> None:
+    """Raise unless the text holds memory figures, or engine lines that state settings."""
+    engine_seen = engine is not None or any(_RECOGNIZED.search(ln) for ln in lines)
+    if has_figures or (engine_seen and has_data):
+        return
+    if engine_seen:
+        found = engine or "vLLM/SGLang"
+        raise InputError(
+            f"{found} log lines found but no settings or memory figures: expected lines such as {_EXPECTED}"
+        )
+    raise InputError(f"no vLLM or SGLang startup lines found: expected lines such as {_EXPECTED}")

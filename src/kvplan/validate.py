@@ -1,0 +1,280 @@
+"""`kvplan validate`: predictions against real engine startup figures (a CSV like shared/bench/engine_logs.csv).
+
+For each row kvplan can model it predicts, with every setting the row states:
+- `weights`: weights_gib per GPU ("Model loading took"),
+- `kv_tokens_given_pool`: KV tokens from the logged kv_available_gib (isolates the KV spec and block rules),
+- `kv_pool`: kv_available_gib end to end,
+- `kv_tokens`: KV tokens end to end,
+- `max_concurrency`: "Maximum concurrency for max_model_len tokens per request".
+Relative errors are |predicted - logged| / |logged|; a summary gives the count, median and p90 per figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings, Scenario, scenario
+from kvplan.errors import InputError, KvplanError
+from kvplan.hardware import GPU, custom_gpu, find_gpu
+from kvplan.model import catalog
+from kvplan.model.load import load_model
+from kvplan.units import GiB
+
+FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
+ENGINES = {"vllm v1": "vllm", "vllm v0": "vllm-v0", "sglang": "sglang", "tgi": "tgi", "llama.cpp": "llamacpp"}
+# weight_scheme vocabulary of engine_logs.md -> kvplan --quant scheme (`quantization` column refines it)
+SCHEMES = {"fp8": "fp8", "int8": "w8a8", "int4-g128": "w4a16", "nf4": "nf4"}
+REQUIRED_COLUMNS = ("engine", "model", "gpu", "kv_available_gib", "kv_tokens", "config")
+
+
+class Skip(Exception):
+    """This row (or figure) cannot be modelled; the message says why."""
+
+
+@dataclass
+class RowResult:
+    index: int
+    source: str
+    model: str
+    engine: str
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> logged, predicted, rel_err
+    skipped: dict[str, str] = field(default_factory=dict)  # figure -> why not predicted
+    reason: str | None = None  # why the whole row was skipped
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def modelled(self) -> bool:
+        return bool(self.figures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "source": self.source, "model": self.model, "engine": self.engine,
+                "modelled": self.modelled, "reason": self.reason, "figures": self.figures,
+                "not_predicted": self.skipped, "assumptions": self.assumptions}
+
+
+def _num(row: dict[str, str], key: str) -> float | None:
+    text = (row.get(key) or "").strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise Skip(f"column {key!r} holds {text!r}, not a number") from None
+
+
+def _int(row: dict[str, str], key: str) -> int | None:
+    value = _num(row, key)
+    return None if value is None else int(value)
+
+
+def rel_err(predicted: float, logged: float) -> float:
+    if logged == 0:
+        return 0.0 if predicted == 0 else 1.0
+    return abs(predicted - logged) / abs(logged)
+
+
+def _note_int(notes: str, *patterns: str) -> int | None:
+    for pattern in patterns:
+        m = re.search(pattern, notes, re.IGNORECASE)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return None
+
+
+@dataclass
+class RowSetup:
+    dep: Deployment
+    gpu: GPU | None
+    util: float
+    settings: EngineSettings
+    assumptions: list[str]
+
+
+def row_setup(row: dict[str, str], base: Path) -> RowSetup:
+    """Everything the row states, turned into a deployment and engine settings (Skip when it cannot be)."""
+    assumptions: list[str] = []
+    engine = ENGINES.get((row.get("engine") or "").strip().lower())
+    if engine is None:
+        raise Skip(f"engine {row.get('engine')!r} is not modelled")
+    notes = row.get("notes") or ""
+    config = (row.get("config") or "").strip()
+    if config:
+        path = (base / config).resolve()
+        if not path.is_file():
+            raise Skip(f"config {config} not found next to the CSV")
+        source: Any = path
+    else:
+        entry = catalog.lookup(row["model"].split()[0])
+        if entry is None:
+            raise Skip("no config.json for this model (config column empty, HF id not in the embedded catalog)")
+        source = entry.alias
+    spec = load_model(source)
+    gpus = _int(row, "gpu_count")
+    tp = _int(row, "tensor_parallel")
+    if tp is None:
+        if gpus and gpus > 1:
+            raise Skip("the tensor/pipeline-parallel split of the GPUs is not stated")
+        tp = 1
+    pp = (gpus // tp) if gpus and gpus > tp else 1
+    if pp > 1:
+        assumptions.append(f"{gpus} GPUs at TP {tp}: pipeline parallel {pp}")
+    quant = None
+    scheme = (row.get("weight_scheme") or "").strip()
+    method = (row.get("quantization") or "").strip().lower()
+    if scheme and spec.quant is None:
+        if scheme not in SCHEMES:
+            raise Skip(f"weight_scheme {scheme!r} is not modelled")
+        quant = "fp8-channel" if scheme == "fp8" and method == "compressed-tensors" else SCHEMES[scheme]
+        if scheme == "fp8" and "fp8" in row["model"].lower() and "qwen3" in row["model"].lower():
+            quant = "fp8-block"  # Qwen's FP8 checkpoints use 128x128 block scales
+    dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get((row.get("dtype") or "").strip())
+    kv = (row.get("kv_cache_dtype") or "auto").strip().lower()
+    kv = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}.get(kv, kv) or "auto"
+    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
+
+    version = (row.get("engine_version") or "").strip() or None
+    if engine.startswith("vllm") and version is None:
+        assumptions.append("engine version not stated: vLLM 0.19 rules")
+    total_gib = _num(row, "gpu_total_gib")
+    gpu = find_gpu(row.get("gpu") or "")
+    if gpu is None and total_gib:
+        gpu = custom_gpu(round(total_gib * GiB), f"{total_gib}GiB")
+    util = _num(row, "gpu_memory_utilization")
+    if util is None:
+        util = 0.9
+        assumptions.append("utilization not stated: 0.9 (the default)")
+    settings = EngineSettings(
+        engine=engine, version=version, max_model_len=_int(row, "max_model_len"),
+        max_num_batched_tokens=_note_int(notes, r"max[_-]num[_-]batched[_-]tokens[ =]+([\d,]+)"),
+        max_num_seqs=_note_int(notes, r"max[_-]num[_-]seqs[ =]+([\d,]+)"),
+        block_size=_int(row, "block_size"),
+        enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
+        total_bytes=round(total_gib * GiB) if total_gib else None,
+    )
+    return RowSetup(dep, gpu, util, settings, assumptions)
+
+
+def _figures_end_to_end(result: RowResult, row: dict[str, str], setup: RowSetup) -> None:
+    if setup.gpu is None:
+        reason = "GPU type and total memory not stated"
+        for name in ("weights", "kv_pool", "kv_tokens", "max_concurrency"):
+            result.skipped[name] = reason
+        _weights_only(result, row, setup)
+        return
+    s = scenario(setup.settings, setup.dep, setup.gpu, setup.util, _seq(setup), 1, 1)
+    _record(result, row, s)
+
+
+def _seq(setup: RowSetup) -> int:
+    return setup.settings.max_model_len or setup.dep.model.max_context or 2048
+
+
+def _weights_only(result: RowResult, row: dict[str, str], setup: RowSetup) -> None:
+    logged = _num(row, "weights_gib")
+    if logged is None or not setup.settings.engine.startswith("vllm"):
+        return
+    from kvplan.engines.vllm import loaded_weights
+
+    predicted = loaded_weights(setup.dep, setup.dep.stages[0])[0] / GiB
+    result.figures["weights"] = _entry(predicted, logged)
+    result.skipped.pop("weights", None)
+
+
+def _entry(predicted: float, logged: float) -> dict[str, float]:
+    return {"logged": logged, "predicted": round(predicted, 4), "rel_err": round(rel_err(predicted, logged), 6)}
+
+
+def _record(result: RowResult, row: dict[str, str], s: Scenario) -> None:
+    first = s.budgets[0]
+    weights = next((t.bytes for t in first.terms if t.label == "weights"), None)
+    logged = {"weights": _num(row, "weights_gib"), "kv_pool": _num(row, "kv_available_gib"),
+              "kv_tokens": _num(row, "kv_tokens"), "max_concurrency": _num(row, "max_concurrency_x")}
+    predicted = {"weights": None if weights is None else weights / GiB, "kv_pool": first.kv_pool / GiB,
+                 "kv_tokens": s.printed.kv_tokens if s.printed else None,
+                 "max_concurrency": s.printed.max_concurrency if s.printed else None}
+    for name, value in logged.items():
+        if value is None:
+            continue
+        if predicted[name] is None:
+            result.skipped[name] = f"{result.engine} does not print it"
+            continue
+        result.figures[name] = _entry(predicted[name], value)
+
+
+def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) -> None:
+    pool, tokens = _num(row, "kv_available_gib"), _num(row, "kv_tokens")
+    if pool is None or tokens is None:
+        return
+    if pool <= 0:
+        result.skipped["kv_tokens_given_pool"] = "logged pool is not positive"
+        return
+    s = scenario(setup.settings, setup.dep, setup.gpu, setup.util, _seq(setup), 1, 1,
+                 kv_memory=round(pool * GiB))
+    if s.printed is None or s.printed.kv_tokens is None:
+        result.skipped["kv_tokens_given_pool"] = f"{result.engine} does not print KV tokens"
+        return
+    result.figures["kv_tokens_given_pool"] = _entry(s.printed.kv_tokens, tokens)
+
+
+def validate_row(index: int, row: dict[str, str], base: Path) -> RowResult:
+    result = RowResult(index, row.get("source", ""), row.get("model", ""), row.get("engine", ""))
+    try:
+        setup = row_setup(row, base)
+        result.assumptions = setup.assumptions
+        _figure_given_pool(result, row, setup)
+        _figures_end_to_end(result, row, setup)
+    except Skip as e:
+        result.reason = str(e)
+    except KvplanError as e:
+        result.reason = str(e)
+    except Exception as e:  # a kvplan bug must not stop the report: it is shown as the row's reason
+        result.reason = f"internal error {type(e).__name__}: {e}"
+    if not result.figures and result.reason is None:
+        result.reason = "; ".join(sorted(set(result.skipped.values()))) or "no figure in the row to compare"
+    return result
+
+
+def summarize(results: list[RowResult]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name in FIGURES:
+        errs = sorted(r.figures[name]["rel_err"] for r in results if name in r.figures)
+        if errs:
+            p90 = errs[min(len(errs) - 1, max(0, round(0.9 * len(errs) + 0.5) - 1))]
+            out[name] = {"n": len(errs), "median_abs_rel_err": round(statistics.median(errs), 6),
+                         "p90_abs_rel_err": round(p90, 6)}
+        else:
+            out[name] = {"n": 0, "median_abs_rel_err": None, "p90_abs_rel_err": None}
+    return out
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{path} lacks the column(s) {', '.join(missing)}: it needs the columns of "
+                                 "shared/bench/engine_logs.csv")
+            return list(reader)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not a readable CSV: {e}") from None
+
+
+def validate(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    rows = read_rows(path)
+    results = [validate_row(i, row, path.parent) for i, row in enumerate(rows)]
+    return {
+        "rows": [r.to_dict() for r in results],
+        "summary": summarize(results),
+        "counts": {"read": len(results), "modelled": sum(r.modelled for r in results),
+                   "skipped": sum(not r.modelled for r in results)},
+    }
