@@ -40,8 +40,16 @@ def rows_with(path: Path, column: str, engine: str = "vLLM V1") -> list[tuple[in
     return [(i, r) for i, r in enumerate(rows) if r["engine"] == engine and r[column].strip()]
 
 
-def label(rows: list[tuple[int, dict[str, str]]]) -> str:
-    return "rows " + ", ".join(str(i) for i, _ in rows)
+def label(rows: list[tuple[int, object]]) -> str:
+    """'rows 10-21, 26' (0-based data rows of the CSV)."""
+    ids = sorted(i for i, _ in rows)
+    spans, start = [], None
+    for k, i in enumerate(ids):
+        start = i if start is None else start
+        if k + 1 == len(ids) or ids[k + 1] != i + 1:
+            spans.append(f"{start}" if start == i else f"{start}-{i}")
+            start = None
+    return "rows " + ", ".join(spans)
 
 
 def fit_non_torch(path: Path) -> dict[str, float | str]:

@@ -48,7 +48,7 @@ def test_gpt_oss_sliding_128_and_full_layers():
 def test_mistral_v0_1_is_all_sliding_so_memory_never_limits_context():
     from kvplan.planning import plan
 
-    p = plan("mistral-7b", gpu="a10g", batch=1)
+    p = plan("mistral-7b", gpu="a10g", batch=1, engine="none")
     # every layer keeps at most 4096 tokens: 32 x 2 x 8 x 128 x 2 B x 4096 at any length beyond the window
     assert p.deployment.request_bytes(100_000) == 32 * 2 * 8 * 128 * 2 * 4096
     c = p.scenarios[0].capacity

@@ -78,21 +78,41 @@ def derivation(p: Plan) -> list[str]:
 
 
 def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
-    c = s.capacity
+    c, e = s.capacity, s.printed
     b = min(s.budgets, key=lambda x: x.kv_pool)
-    title = f"[{s.gpu.alias if s.gpu else 'given pool'}" + (f" @ {s.util:.0%}]" if not b.pool_given else "]")
-    out = [title]
+    engine = f"{p.engine.engine}" + (f" {e.version}" if e else "")
+    title = f"[{s.gpu.alias if s.gpu else 'given pool'}" + (f" @ {s.util:.0%}" if not b.pool_given else "")
+    out = [f"{title}, engine {engine}]"]
     if b.pool_given:
         out.append(f"  KV pool = --kv-memory = {_b(b.kv_pool)}")
     else:
-        shown = f"{b.memory / (1 << 20):,.0f} MiB" if s.gpu and s.gpu.memory_source != "custom" else _b(b.memory)
-        out.append(f"  usable = {shown} ({s.gpu.memory_source if s.gpu else ''}) x {s.util:g} = {_b(b.usable)}")
-        minus = " - ".join(f"{t.label} {t.bytes:,}" for t in b.terms)
-        out.append(f"  KV pool = usable - {minus} = {_b(b.kv_pool)}")
+        if e:
+            shown = e.total_source
+            if "MiB" not in shown:
+                shown = f"{e.total_bytes / (1 << 20):,.0f} MiB ({shown})"
+            out.append(f"  requested = ceil({shown} x {s.util:g}) = {_b(b.usable)}")
+        else:
+            shown = (f"{b.memory / (1 << 20):,.0f} MiB ({s.gpu.memory_source})"
+                     if s.gpu and s.gpu.memory_source != "custom" else _b(b.memory))
+            out.append(f"  usable = {shown} x {s.util:g} = {_b(b.usable)}")
+        for t in b.terms:
+            out.append(f"  - {t.label} {_b(t.bytes)}: {t.source}")
+        out.append(f"  KV pool = {_b(b.usable)} - " + " - ".join(f"{t.bytes:,}" for t in b.terms)
+                   + f" = {_b(b.kv_pool)}")
     if not b.weights_fit:
-        out.append(f"  the weights alone exceed the usable memory by {fmt_gib(-b.kv_pool)}")
-    out.append(f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / {c.request_bytes:,})"
-               + (f" x {c.replicas} replicas" if c.replicas > 1 else "") + f" = {c.max_concurrent_requests:,}")
+        out.append(f"  the memory budget is exceeded by {fmt_gib(-b.kv_pool)} before any KV cache")
+    if e and e.num_blocks is not None:
+        out.append(f"  blocks = floor(pool / ({e.kv_groups} group(s) x block {e.block_size} tokens x layer pages)) "
+                   f"= {e.num_blocks:,}; printed KV cache size {e.kv_tokens:,} tokens, maximum concurrency for "
+                   f"{e.max_model_len:,} tokens {e.max_concurrency:.2f}x (max_num_seqs {e.max_num_seqs}, "
+                   f"max_num_batched_tokens {e.max_num_batched_tokens})")
+        out.append(f"  max concurrent requests of {c.seq:,} tokens = min(floor(blocks / blocks per request), "
+                   f"max_num_seqs)" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
+                   + f" = {c.max_concurrent_requests:,}")
+    else:
+        out.append(f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / "
+                   f"{c.request_bytes:,})" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
+                   + f" = {c.max_concurrent_requests:,}")
     batch = -(-c.batch // c.replicas)
     if c.max_seq_len_memory is None:
         out.append("  max context: memory never limits it (only windowed or constant-state layers)")
@@ -100,8 +120,8 @@ def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
         out.append(f"  max context at batch {c.batch} = largest L with {batch} x request(L) <= pool = "
                    f"{c.max_seq_len_memory:,} tokens"
                    + (f", capped at the model's {p.model.max_context:,}"
-                      if c.max_seq_len_limited_by == "model context" else ""))
+                      if c.max_seq_len_limited_by == "model context" else "")
+                   + (" (= max_model_len)" if c.max_seq_len_limited_by == "max_model_len" else ""))
     verdict = "fits" if c.fits else f"does not fit: short by {fmt_gib(c.shortfall_bytes)} per GPU"
     out.append(f"  {c.batch:,} x {c.seq:,} tokens need {_b(c.kv_cache_bytes)} of {_b(c.kv_pool_bytes)}: {verdict}")
     return out
-

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from kvplan import __version__
-from kvplan.budget import Budget, check_util, plain_budget
-from kvplan.capacity import Capacity, capacity
+from kvplan.budget import check_util
 from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings, Scenario, scenario
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, get_gpu
 from kvplan.model.load import load_model
@@ -23,16 +23,6 @@ from kvplan.model.spec import ModelSpec
 from kvplan.units import parse_size
 
 DEFAULT_SEQ = 2048
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One column of the plan: a GPU type at a utilization."""
-
-    gpu: GPU | None
-    util: float
-    budgets: tuple[Budget, ...]  # one per pipeline stage, each per GPU
-    capacity: Capacity
 
 
 @dataclass(frozen=True)
@@ -44,6 +34,7 @@ class Plan:
     gpus: int
     replicas: int
     reserve: int
+    engine: EngineSettings
     scenarios: tuple[Scenario, ...]
     notes: tuple[str, ...]
 
@@ -85,7 +76,7 @@ class Plan:
             "deployment": {
                 "tp": d.tp, "pp": d.pp, "gpus": self.gpus, "replicas": self.replicas,
                 "weight_format": d.weight_format.name, "activation_dtype": d.activation_dtype,
-                "kv_dtype": d.kv_dtype, "kv_bytes_per_element": d.kv_bytes,
+                "kv_dtype": d.kv_dtype, "kv_bytes_per_element": d.kv_bytes, "engine": self.engine.engine,
             },
             "weights_bytes": self.weights_bytes,
             "weights_bytes_total": d.weights_bytes_total,
@@ -120,6 +111,7 @@ def _scenario_dict(s: Scenario) -> dict[str, Any]:
         "max_tokens": c.max_tokens,
         "fits": c.fits,
         "shortfall_bytes": c.shortfall_bytes,
+        "engine": None if s.printed is None else asdict(s.printed),
     }
 
 
@@ -160,13 +152,21 @@ def plan(
     quant: str | None = None,
     reserve: int | str = 0,
     kv_memory: int | str | None = None,
+    engine: str = "vllm",
+    engine_version: str | None = None,
+    max_model_len: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+    block_size: int | None = None,
+    enforce_eager: bool = False,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
     `gpu` is a catalog alias (repeatable); `gpu_memory` defines a custom device ("24GiB" or "24GB").
     `gpus` counts devices; it defaults to TP x PP and must be a multiple of it (the rest are data-parallel
-    replicas). `seq` defaults to the model's context length. `reserve` is subtracted per GPU for
-    activations and runtime overheads; `kv_memory` sets the KV pool per GPU directly.
+    replicas). `seq` defaults to max_model_len, else the model's context length. `reserve` is subtracted per
+    GPU; `kv_memory` sets the KV pool per GPU directly. `engine` picks the accounting ("vllm" by default,
+    "sglang", "tgi", "llamacpp", "vllm-v0", or "none" for the plain budget); the engine flags keep vLLM's names.
     """
     spec = load_model(model)
     notes = list(spec.notes)
@@ -180,9 +180,15 @@ def plan(
                          f"use {per_replica * max(1, total // per_replica)} GPUs or change --tp/--pp")
     replicas = total // per_replica
     if seq is None:
-        seq = spec.max_context or DEFAULT_SEQ
-        notes.append(f"--seq not given: {seq} tokens "
-                     + ("(the model's context length)" if spec.max_context else "(no context length in the config)"))
+        seq = max_model_len or spec.max_context or DEFAULT_SEQ
+        notes.append(f"--seq not given: {seq} tokens " + (
+            "(--max-model-len)" if max_model_len else
+            "(the model's context length)" if spec.max_context else "(no context length in the config)"))
+    if max_model_len is None and not spec.max_context:
+        max_model_len = max(seq, DEFAULT_SEQ)
+    settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
+                              max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                              block_size=block_size, enforce_eager=enforce_eager)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
     utils = [check_util(float(u)) for u in _as_list(util)] or [0.9]
@@ -198,8 +204,5 @@ def plan(
 
     scenarios = []
     for device, u in itertools.product(devices, utils if pool is None else utils[:1]):
-        memory = device.memory_bytes if device else None
-        budgets = [plain_budget(memory, u, s.weights_bytes, reserve_bytes, pool) for s in dep.stages]
-        cap = capacity(dep, budgets, seq, batch, replicas, spec.max_context)
-        scenarios.append(Scenario(device, u, tuple(budgets), cap))
-    return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, tuple(scenarios), tuple(notes))
+        scenarios.append(scenario(settings, dep, device, u, seq, batch, replicas, reserve_bytes, pool))
+    return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, settings, tuple(scenarios), tuple(notes))

@@ -451,7 +451,6 @@ def _capacity(layout: KVLayout, budgets: list[Budget], blocks: int, seq: int, ba
 def _v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout:
     """V0: one cache block covers every attention layer (cross-attention included) at full length."""
     per_token = 0.0
-    n = 0
     for layer in stage.layers:
         kv = layer.kv
         if isinstance(kv, CrossAttentionKV):
@@ -460,7 +459,6 @@ def _v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayou
             per_token += kv.bytes_per_token(dep.kv_bytes, dep.tp)
         elif not isinstance(kv, NoKV):
             raise UnsupportedModelError("kvplan models vLLM V0 for attention models only")
-        n += 1
     bs = block_size or DEFAULT_BLOCK_SIZE
     spec = _Spec("full", per_token)
     return KVLayout(((spec, 1),), bs, int(bs * per_token), 1, 1, (1,), 1 << 40, 0)
