@@ -68,6 +68,23 @@ def _deployment_options(f):
     return f
 
 
+def _engine_options(f):
+    for option in reversed([
+        click.option("--engine", type=click.Choice(["vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none"]),
+                     default="vllm", show_default=True,
+                     help="Whose memory accounting: vLLM V1, old vLLM V0, SGLang, TGI, llama.cpp, or none "
+                          "(the plain budget: memory x util - weights - reserve)."),
+        click.option("--engine-version", help="Engine release whose rules apply (vLLM default 0.19.0)."),
+        click.option("--max-model-len", type=int, help="vLLM --max-model-len (default: the model's context)."),
+        click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
+        click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
+        click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
+        click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
+    ]):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.argument("model", required=False)
 @click.option("--gpu", "gpu", multiple=True, help="GPU alias (repeat for side-by-side columns), e.g. a10g, h100.")
@@ -87,6 +104,7 @@ def _deployment_options(f):
 @click.option("--kv-heads", type=int, help="Explicit model: KV heads (MQA 1, GQA n).")
 @click.option("--head-dim", type=int, help="Explicit model: head dimension.")
 @click.option("--vocab", type=int, help="Explicit model: vocabulary size.")
+@_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
 @click.option("--explain", is_flag=True, help="Print the derivation with numbers substituted.")
 @click.option("--require-fit", is_flag=True, help="Exit 1 when a scenario does not fit.")
@@ -94,6 +112,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          dtype: str | None, quant: str | None, kv_dtype: str, pp: int, util: tuple[float, ...], seq: int | None,
          batch: int, reserve: str, kv_memory: str | None, layers: int | None, hidden: int | None,
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
+         engine: str, engine_version: str | None, max_model_len: int | None, max_num_batched_tokens: int | None,
+         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.errors import InputError
@@ -116,7 +136,10 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
     result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
                        util=list(util) or [0.9], seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
-                       quant=quant, reserve=reserve, kv_memory=kv_memory)
+                       quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine,
+                       engine_version=engine_version, max_model_len=max_model_len,
+                       max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                       block_size=block_size, enforce_eager=enforce_eager)
     if as_json:
         data = result.to_dict()
         if explain:
@@ -158,6 +181,58 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
         from kvplan.render import inventory_table
 
         inventory_table(_console(), spec, inv)
+
+
+# ----------------------------------------------------------------------------------- logs and validation
+@main.command()
+@click.argument("csv_file", metavar="CSV")
+@click.option("--json", "as_json", is_flag=True, help='{"rows": [...], "summary": {...}} (schema in the README).')
+def validate(csv_file: str, as_json: bool) -> None:
+    """Predict the figures of real engine startup logs (a CSV like shared/bench/engine_logs.csv) and report
+    the errors. Exits 0 whenever the file could be read."""
+    from kvplan.validate import validate as run_validate
+
+    report = run_validate(csv_file)
+    if as_json:
+        _emit_json(report)
+        return
+    from kvplan.render import validation_table
+
+    validation_table(_console(), report)
+
+
+@main.command()
+@click.argument("logfile", metavar="LOGFILE")
+@click.option("--model", help="The model, when the log does not name it (catalog name, HF id or config.json).")
+@click.option("--gpu", help="The GPU, when the log does not say (vLLM rarely prints it), e.g. h100.")
+@click.option("--util", type=float, help="--gpu-memory-utilization, when the log does not say.")
+@click.option("--tp", type=int, help="Tensor-parallel size, when the log does not say.")
+@click.option("--target-concurrency", type=int, help="Suggest changes that reach N concurrent requests.")
+@click.option("--target-len", type=int, help="Suggest changes that reach a context of L tokens.")
+@click.option("--json", "as_json", is_flag=True, help='{"parsed", "logged", "predicted", "suggestions"}.')
+def explain(logfile: str, model: str | None, gpu: str | None, util: float | None, tp: int | None,
+            target_concurrency: int | None, target_len: int | None, as_json: bool) -> None:
+    """Read a vLLM or SGLang startup LOGFILE (- for stdin): kvplan's prediction beside each logged figure,
+    the differences, and flag changes that reach a target."""
+    from kvplan.diagnose import diagnose
+    from kvplan.errors import InputError
+
+    if logfile == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(logfile, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError as e:
+            raise InputError(f"cannot read {logfile}: {e.strerror or e}") from None
+    result = diagnose(text, model=model, gpu=gpu, util=util, tp=tp, target_concurrency=target_concurrency,
+                      target_len=target_len)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    from kvplan.render import diagnosis_view
+
+    diagnosis_view(_console(), result)
 
 
 # ------------------------------------------------------------------------------------------- catalogs

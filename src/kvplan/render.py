@@ -132,3 +132,71 @@ def gpus_table(console: Console, gpus: list[GPU]) -> None:
                       f"{g.bf16_tflops:,.1f}" if g.bf16_tflops else "-",
                       f"{g.price_per_hour:.2f}" if g.price_per_hour else "-")
     console.print(table)
+
+
+def validation_table(console: Console, report: dict) -> None:
+    table = Table(header_style="bold", title="predicted / logged (relative error)")
+    for col in ("row", "engine", "model", "weights GiB", "KV tokens given pool", "KV pool GiB", "KV tokens",
+                "max concurrency"):
+        table.add_column(col, overflow="fold")
+    names = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
+    for r in report["rows"]:
+        cells = []
+        for name in names:
+            f = r["figures"].get(name)
+            cells.append("-" if f is None else f"{f['predicted']:,.4g} / {f['logged']:,.4g} ({f['rel_err']:.1%})")
+        model = r["model"] if r["modelled"] else f"{r['model']}: skipped, {r['reason']}"
+        table.add_row(str(r["index"]), r["engine"], model, *cells)
+    console.print(table)
+    summary = Table(header_style="bold", title="summary: absolute relative error")
+    for col in ("figure", "n", "median", "p90"):
+        summary.add_column(col, justify="right" if col != "figure" else "left")
+    for name, s in report["summary"].items():
+        summary.add_row(name, str(s["n"]), _pct(s["median_abs_rel_err"]), _pct(s["p90_abs_rel_err"]))
+    console.print(summary)
+    c = report["counts"]
+    console.print(f"rows read {c['read']}, modelled {c['modelled']}, skipped {c['skipped']}")
+    for r in report["rows"]:
+        if not r["modelled"]:
+            console.print(f"  skipped row {r['index']} ({r['model']}): {r['reason']}", soft_wrap=True)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def diagnosis_view(console: Console, d) -> None:
+    p = d.parsed
+    console.print(f"[bold]{p.get('model') or '?'}[/bold]  {p.get('engine') or '?'} {p.get('engine_version') or ''}"
+                  f" on {p.get('gpu')} at utilization {p.get('util')}", soft_wrap=True)
+    table = Table(header_style="bold")
+    for col in ("figure", "logged", "predicted"):
+        table.add_column(col, justify="right" if col != "figure" else "left")
+    units = {"weights": "GiB", "kv_pool": "GiB", "kv_tokens": "tokens", "max_concurrency": "x"}
+    for name, unit in units.items():
+        if name in d.logged or name in d.predicted:
+            table.add_row(f"{name} ({unit})", _fmt(d.logged.get(name)), _fmt(d.predicted.get(name)))
+    console.print(table)
+    for line in d.assumptions:
+        console.print(f"  assumed: {line}", soft_wrap=True)
+    for line in d.flags:
+        console.print(f"  [yellow]differs[/yellow] {line}", soft_wrap=True)
+    if d.suggestions:
+        s = Table(header_style="bold", title="what each change would give")
+        for col in ("change", "KV pool GiB", "KV tokens", "max concurrency", "meets target"):
+            s.add_column(col)
+        for item in d.suggestions:
+            if "error" in item:
+                s.add_row(item["change"], item["error"], "", "", "")
+                continue
+            f = item["predicted"]
+            meets = {True: "yes", False: "no", None: "-"}[item["meets_target"]]
+            s.add_row(item["change"], _fmt(f.get("kv_pool")), _fmt(f.get("kv_tokens")),
+                      _fmt(f.get("max_concurrency")), meets)
+        console.print(s)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 1000 else f"{x:,.2f}"

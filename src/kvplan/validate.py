@@ -24,12 +24,11 @@ from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, custom_gpu, find_gpu
 from kvplan.model import catalog
 from kvplan.model.load import load_model
+from kvplan.model.quant import scheme_for_checkpoint
 from kvplan.units import GiB
 
 FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
 ENGINES = {"vllm v1": "vllm", "vllm v0": "vllm-v0", "sglang": "sglang", "tgi": "tgi", "llama.cpp": "llamacpp"}
-# weight_scheme vocabulary of engine_logs.md -> kvplan --quant scheme (`quantization` column refines it)
-SCHEMES = {"fp8": "fp8", "int8": "w8a8", "int4-g128": "w4a16", "nf4": "nf4"}
 REQUIRED_COLUMNS = ("engine", "model", "gpu", "kv_available_gib", "kv_tokens", "config")
 
 
@@ -125,14 +124,8 @@ def row_setup(row: dict[str, str], base: Path) -> RowSetup:
     if pp > 1:
         assumptions.append(f"{gpus} GPUs at TP {tp}: pipeline parallel {pp}")
     quant = None
-    scheme = (row.get("weight_scheme") or "").strip()
-    method = (row.get("quantization") or "").strip().lower()
-    if scheme and spec.quant is None:
-        if scheme not in SCHEMES:
-            raise Skip(f"weight_scheme {scheme!r} is not modelled")
-        quant = "fp8-channel" if scheme == "fp8" and method == "compressed-tensors" else SCHEMES[scheme]
-        if scheme == "fp8" and "fp8" in row["model"].lower() and "qwen3" in row["model"].lower():
-            quant = "fp8-block"  # Qwen's FP8 checkpoints use 128x128 block scales
+    if spec.quant is None:
+        quant = scheme_for_checkpoint(row.get("quantization"), row.get("weight_scheme"), row.get("model", ""))
     dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get((row.get("dtype") or "").strip())
     kv = (row.get("kv_cache_dtype") or "auto").strip().lower()
     kv = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}.get(kv, kv) or "auto"

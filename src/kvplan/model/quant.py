@@ -252,3 +252,25 @@ def _modelopt(qc: dict[str, Any], where: str) -> WeightFormat:
         return WeightFormat("modelopt nvfp4 (fp8 scale per 16)", 4, ("group", 16), 1, extra_bytes=8, ignore=ignore)
     raise UnsupportedModelError(f"{where}: modelopt quant_algo {algo or '(none)'!r} is not modelled; "
                                 "kvplan knows FP8 and NVFP4")
+
+
+def scheme_for_checkpoint(method: str | None, hint: str | None, name: str) -> str | None:
+    """The --quant scheme of a quantized checkpoint known only by what an engine log or report says: the
+    engine's quantization method (`fp8`, `compressed-tensors`, `gptq_marlin`, ...), a weight-scheme hint
+    (`fp8`, `int8`, `int4-g128`, `nf4`, `mxfp4`) and the checkpoint's name. None: not quantized."""
+    method, hint, name = (method or "").lower(), (hint or "").lower(), name.lower()
+    if hint == "mxfp4" or method == "mxfp4":
+        return "mxfp4"
+    if hint == "nf4" or method == "bitsandbytes":
+        return "nf4"
+    if hint == "int4-g128" or method.startswith(("gptq", "awq")) or "w4a16" in name:
+        return "awq" if method.startswith("awq") else "w4a16"
+    if hint == "int8" or "w8a8" in name or "int8" in name:
+        return "w8a8"
+    if hint == "fp8" or method in ("fp8", "modelopt") or "fp8" in name:
+        if "qwen3" in name and "fp8" in name:
+            return "fp8-block"  # Qwen's FP8 checkpoints use 128x128 block scales
+        return "fp8-channel" if method == "compressed-tensors" or "dynamic" in name else "fp8"
+    if method and method not in ("none", "null"):
+        raise UnsupportedModelError(f"quantization {method!r} of {name} is not modelled")
+    return None

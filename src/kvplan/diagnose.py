@@ -1,0 +1,204 @@
+"""`kvplan explain LOG`: read a user's startup log, predict each printed figure, compare, and suggest changes.
+
+The log says which model, settings and figures; what it does not say (vLLM rarely prints the GPU) comes from
+options, else from a stated assumption. Figures use the names of `kvplan validate`: weights and kv_pool in GiB,
+kv_tokens in tokens, max_concurrency in x. Suggestions answer "what would reach N concurrent requests / a
+context of L tokens": each flag change is re-planned with the same engine accounting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings, Scenario, scenario
+from kvplan.errors import InputError
+from kvplan.hardware import GPU, custom_gpu, find_gpu, get_gpu
+from kvplan.logs import ParsedLog, parse_log
+from kvplan.model.load import load_model
+from kvplan.model.quant import scheme_for_checkpoint
+from kvplan.units import GiB
+
+# Relative difference beyond which a figure is flagged, and the likely cause when it is.
+TOLERANCE = {"weights": 0.01, "kv_pool": 0.03, "kv_tokens": 0.03, "max_concurrency": 0.03}
+CAUSES = {
+    "weights": "the checkpoint's format differs from the config's (quantization, extra modules, padding)",
+    "kv_pool": "the overheads differ from kvplan's fitted constants (activation peak, non-torch, CUDA graphs), "
+               "or the GPU / utilization is not the one assumed",
+    "kv_tokens": "the pool or the KV spec differs (KV dtype, block size, sliding-window / hybrid grouping)",
+    "max_concurrency": "max_model_len or the per-request blocks differ (windows, hybrid groups)",
+}
+ENGINES = {"vLLM V1": "vllm", "vLLM V0": "vllm-v0", "SGLang": "sglang"}
+BIGGER = {"t4": "l4", "l4": "l40s", "a10": "l40s", "a10g": "l40s", "rtx4090": "l40s", "l40s": "h100",
+          "a100-40g": "a100-80g", "a100-80g": "h100", "a100": "h100", "h100": "h200", "h100-pcie": "h200",
+          "h200": "b200"}
+
+
+@dataclass
+class Diagnosis:
+    parsed: dict[str, Any]
+    logged: dict[str, float]
+    predicted: dict[str, float]
+    flags: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"parsed": self.parsed, "logged": self.logged, "predicted": self.predicted, "flags": self.flags,
+                "assumptions": self.assumptions, "suggestions": self.suggestions}
+
+
+@dataclass
+class Setup:
+    dep: Deployment
+    gpu: GPU
+    util: float
+    settings: EngineSettings
+
+
+def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | None, tp: int | None,
+           assumptions: list[str]) -> Setup:
+    s = log.settings
+    source = model or log.model
+    if not source:
+        raise InputError("the log does not name the model: give --model (a catalog name, HF id or config.json)")
+    try:
+        spec = load_model(source)
+    except InputError as e:
+        raise InputError(f"cannot find the log's model {source!r} ({e}); give --model") from None
+    engine = ENGINES.get(log.engine or "", "vllm")
+    if log.engine is None:
+        assumptions.append("engine not recognisable in the log: vLLM V1 assumed")
+    tp = tp or int(s.get("tensor_parallel") or 1)
+    pp = int(s.get("pipeline_parallel") or 1)
+    dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(s.get("dtype") or ""))
+    kv = str(s.get("kv_cache_dtype") or "auto").lower()
+    kv = "fp8" if kv.startswith("fp8") else {"bfloat16": "bf16", "float16": "fp16"}.get(kv, kv)
+    quant = None
+    if spec.quant is None:
+        quant = scheme_for_checkpoint(str(s.get("quantization") or ""), None, log.model or "")
+        if quant:
+            assumptions.append(f"quantization {s.get('quantization')} on an unquantized config: weights modelled "
+                               f"as --quant {quant}")
+    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
+    total = s.get("gpu_total_gib")
+    device = get_gpu(gpu) if gpu else find_gpu(str(s.get("gpu_name") or ""))
+    if device is None and total:
+        device = custom_gpu(round(float(total) * GiB), f"{total}GiB")
+    if device is None:
+        raise InputError("the log states neither the GPU nor its total memory: give --gpu (e.g. --gpu h100)")
+    if util is None:
+        util = s.get("mem_fraction_static" if engine == "sglang" else "gpu_memory_utilization")
+        if util is None:
+            util = 0.9
+            assumptions.append("utilization not in the log: 0.9 (vLLM's default) assumed; give --util")
+    if log.engine_version is None and engine.startswith("vllm"):
+        assumptions.append("vLLM version not in the log: 0.19 rules assumed")
+    settings = EngineSettings(
+        engine=engine, version=log.engine_version, max_model_len=s.get("max_model_len"),  # type: ignore[arg-type]
+        max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
+        block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
+        total_bytes=round(float(total) * GiB) if total and not gpu else None,
+    )
+    return Setup(dep, device, float(util), settings)
+
+
+def _figures(sc: Scenario) -> dict[str, float]:
+    b = sc.budgets[0]
+    out = {"kv_pool": round(b.kv_pool / GiB, 2)}
+    weights = next((t.bytes for t in b.terms if t.label == "weights"), None)
+    if weights is not None:
+        out["weights"] = round(weights / GiB, 2)
+    if sc.printed and sc.printed.kv_tokens is not None:
+        out["kv_tokens"] = sc.printed.kv_tokens
+    if sc.printed and sc.printed.max_concurrency is not None:
+        out["max_concurrency"] = round(sc.printed.max_concurrency, 2)
+    return out
+
+
+def _run(setup: Setup, **changes: Any) -> Scenario:
+    dep = setup.dep
+    dep_changes = {k: changes.pop(k) for k in ("tp", "kv_dtype", "quant") if k in changes}
+    if dep_changes:
+        dep = replace(dep, **dep_changes)
+    settings = replace(setup.settings, **{k: changes.pop(k) for k in ("max_num_batched_tokens",) if k in changes})
+    gpu = changes.pop("gpu", setup.gpu)
+    if gpu is not setup.gpu:
+        settings = replace(settings, total_bytes=None)
+    util = changes.pop("util", setup.util)
+    seq = settings.max_model_len or dep.model.max_context or 2048
+    return scenario(settings, dep, gpu, util, seq, 1, 1)
+
+
+def _meets(sc: Scenario, target_concurrency: int | None, target_len: int | None) -> bool:
+    e = sc.printed
+    if e is None:
+        return False
+    ok = True
+    if target_concurrency is not None:
+        ok &= (e.max_concurrency or 0) >= target_concurrency
+    if target_len is not None:
+        ok &= (e.kv_tokens or 0) >= target_len
+    return ok
+
+
+def suggestions(setup: Setup, target_concurrency: int | None, target_len: int | None) -> list[dict[str, Any]]:
+    """Flag changes, each re-planned: its predicted pool, tokens and concurrency, and whether it meets the target."""
+    s, dep = setup.settings, setup.dep
+    options: list[tuple[str, dict[str, Any]]] = []
+    for u in (0.9, 0.95):
+        if setup.util < u:
+            options.append((f"--gpu-memory-utilization {u}", {"util": u}))
+    if dep.kv_dtype not in ("fp8", "int8", "int4") and s.engine != "vllm-v0":
+        options.append(("--kv-cache-dtype fp8", {"kv_dtype": "fp8"}))
+    mnbt = s.max_num_batched_tokens
+    if s.engine.startswith("vllm") and (mnbt is None or mnbt > 2048):
+        options.append(("--max-num-batched-tokens 2048", {"max_num_batched_tokens": 2048}))
+    heads = dep.model.num_attention_heads or 0
+    if heads and heads % (dep.tp * 2) == 0:
+        options.append((f"--tensor-parallel-size {dep.tp * 2} (twice the GPUs)", {"tp": dep.tp * 2}))
+    if dep.weight_format.bits >= 16:
+        options.append(("an fp8 checkpoint (or --quantization fp8)", {"quant": "fp8"}))
+    bigger = BIGGER.get(setup.gpu.alias)
+    if bigger:
+        options.append((f"GPU {bigger} instead of {setup.gpu.alias}", {"gpu": get_gpu(bigger)}))
+    out = []
+    for label, change in options:
+        try:
+            sc = _run(setup, **dict(change))
+        except InputError as e:
+            out.append({"change": label, "error": str(e)})
+            continue
+        fig = _figures(sc)
+        out.append({"change": label, "predicted": fig,
+                    "meets_target": _meets(sc, target_concurrency, target_len)
+                    if (target_concurrency or target_len) else None})
+    return out
+
+
+def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: float | None = None,
+             tp: int | None = None, target_concurrency: int | None = None,
+             target_len: int | None = None) -> Diagnosis:
+    log = parse_log(text)
+    assumptions: list[str] = []
+    setup = _setup(log, model, gpu, util, tp, assumptions)
+    logged_raw = log.figures
+    logged = {k: v for k, v in {
+        "weights": logged_raw.get("weights_gib"), "kv_pool": logged_raw.get("kv_available_gib"),
+        "kv_tokens": logged_raw.get("kv_tokens"), "max_concurrency": logged_raw.get("max_concurrency_x"),
+    }.items() if v is not None}
+    if not logged:
+        assumptions.append("the log prints no memory figure (truncated before profiling?): predictions only")
+    predicted = _figures(_run(setup))
+    flags = []
+    for name, value in logged.items():
+        if name in predicted and value:
+            diff = abs(predicted[name] - value) / abs(value)
+            if diff > TOLERANCE[name]:
+                flags.append(f"{name}: logged {value:g}, predicted {predicted[name]:g} ({diff:.1%} off, beyond "
+                             f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
+    parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model,
+              "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
+    return Diagnosis(parsed, logged, predicted, flags, assumptions,
+                     suggestions(setup, target_concurrency, target_len))
