@@ -46,7 +46,7 @@ def test_explain_prints_substituted_formulas():
     r = run("plan", "falcon-7b", "--gpu", "a10g", "--util", "0.7", "--seq", "1000", "--explain")
     assert r.exit_code == 0
     assert "32 full_attention layers x 1 KV heads x (K 64 + V 64) x 2 B = 8,192 B per token" in r.output
-    assert "ceil(22,587 MiB (CUDA total" in r.output and "activation peak" in r.output
+    assert "ceil(CUDA total 22,587 MiB" in r.output and "activation peak" in r.output
 
 
 def test_inspect_json_has_params_and_layers():
