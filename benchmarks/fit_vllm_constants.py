@@ -1,6 +1,6 @@
 """Fit vLLM's non-config memory constants on the public startup logs, and write them for kvplan.
 
-    python benchmarks/fit_vllm_constants.py [../shared/bench/engine_logs.csv] [--write]
+    python benchmarks/fit_vllm_constants.py [benchmarks/engine_logs.csv] [--write]
 
 Only rows that print the figure being fitted are used (non_torch_gib, activation_peak_gib), and only vLLM V1.
 - non-torch memory: the median per setup (TP 1 in >= 0.18, TP 1 in 0.16-0.17, PP with TP 1), and a least-squares
@@ -124,7 +124,7 @@ def fit_activation(path: Path) -> dict[str, float | str]:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    path = Path(args[0] if args else ROOT.parent / "shared" / "bench" / "engine_logs.csv")
+    path = Path(args[0] if args else ROOT / "benchmarks" / "engine_logs.csv")
     non_torch = fit_non_torch(path)
     act = fit_activation(path)
     print("[non_torch]", non_torch, "\n[activation]", act)

@@ -105,8 +105,10 @@ def row_setup(row: dict[str, str], base: Path) -> RowSetup:
     config = (row.get("config") or "").strip()
     if config:
         path = (base / config).resolve()
+        if not path.is_file():  # a copy of the CSV away from its configs: the embedded file of that name
+            path = catalog.DATA_PATH / Path(config).name
         if not path.is_file():
-            raise Skip(f"config {config} not found next to the CSV")
+            raise Skip(f"config {config} not found next to the CSV nor in the embedded catalog")
         source: Any = path
     else:
         entry = catalog.lookup(row["model"].split()[0])

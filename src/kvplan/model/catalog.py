@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 DATA = resources.files("kvplan") / "data" / "models"
+DATA_PATH = Path(str(DATA))
 _SIDE_KINDS = ("quantize_config", "hf_quant_config")
 _NOT_MODELS = (".quantize_config", ".hf_quant_config", ".index")
 

@@ -1,0 +1,97 @@
+"""`kvplan validate` (CSV of engine figures) and `kvplan explain` (a startup log)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kvplan.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks" / "engine_logs.csv"
+LOGS = Path(__file__).parent / "logs"
+
+
+def run(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(main, list(args), input=stdin)
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    with open(BENCH, encoding="utf-8") as f:
+        columns = next(csv.reader(f))
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+    return path
+
+
+def bench_row(index: int) -> dict[str, str]:
+    with open(BENCH, encoding="utf-8") as f:
+        return list(csv.DictReader(f))[index]
+
+
+def test_validate_json_shape_and_skip_reasons(tmp_path):
+    csv_path = write_rows(tmp_path / "rows.csv", [bench_row(21), bench_row(46), {"engine": "Mystery", "model": "x"}])
+    r = run("validate", str(csv_path), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    first, granite, mystery = data["rows"]
+    assert first["modelled"] and set(first["figures"]) == {"weights", "kv_tokens_given_pool", "kv_pool",
+                                                            "kv_tokens", "max_concurrency"}
+    assert first["figures"]["kv_tokens"]["logged"] == 476016
+    assert not granite["modelled"] and "no config.json" in granite["reason"]
+    assert "Mystery" in mystery["reason"]
+    assert data["counts"] == {"read": 3, "modelled": 1, "skipped": 2}
+    assert data["summary"]["kv_tokens"]["n"] == 1
+    assert set(data["summary"]["weights"]) == {"n", "median_abs_rel_err", "p90_abs_rel_err"}
+
+
+def test_validate_full_bench_reports_every_row():
+    data = json.loads(run("validate", str(BENCH), "--json").output)
+    assert data["counts"]["read"] == 48
+    assert all(r["modelled"] or r["reason"] for r in data["rows"])
+
+
+def test_validate_table_and_bad_files(tmp_path):
+    r = run("validate", str(BENCH))
+    assert r.exit_code == 0 and "summary" in r.output and "kv_tokens_given_pool" in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    r = run("validate", str(bad))
+    assert r.exit_code == 2 and "lacks the column" in r.output
+    r = run("validate", str(tmp_path / "missing.csv"))
+    assert r.exit_code == 2 and "cannot read" in r.output
+
+
+def test_explain_v019_log_matches():
+    log = LOGS / "vllm_v1_0.19_tp1_debug.log"
+    r = run("explain", str(log), "--gpu", "h100", "--json", "--target-concurrency", "50")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert set(data) >= {"parsed", "logged", "predicted", "suggestions"}
+    assert data["parsed"]["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    for name in ("weights", "kv_pool", "kv_tokens", "max_concurrency"):
+        assert abs(data["predicted"][name] - data["logged"][name]) <= 0.01 * data["logged"][name], name
+    assert data["flags"] == []
+    fp8 = next(s for s in data["suggestions"] if "kv-cache-dtype fp8" in s["change"])
+    assert fp8["meets_target"] is True and fp8["predicted"]["max_concurrency"] > 50
+
+
+def test_explain_from_stdin_table():
+    text = (LOGS / "vllm_v1_0.19_tp1_debug.log").read_text()
+    r = run("explain", "-", "--gpu", "h100", stdin=text)
+    assert r.exit_code == 0 and "kv_tokens" in r.output and "what each change would give" in r.output
+
+
+def test_explain_says_what_is_missing():
+    r = run("explain", "-", stdin="hello world\nnothing to see\n")
+    assert r.exit_code == 2 and "no vLLM or SGLang startup lines" in r.output
+    r = run("explain", str(LOGS / "vllm_v1_engine_core_dp0.log"))
+    assert r.exit_code == 2 and "--model" in r.output
+    r = run("explain", str(LOGS / "vllm_v1_0.19_tp1_debug.log").replace(".log", ".nope"))
+    assert r.exit_code == 2 and "cannot read" in r.output

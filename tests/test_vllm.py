@@ -1,0 +1,171 @@
+"""vLLM accounting rules, each against a hand derivation; the logged figures cited are real startup logs
+(benchmarks/engine_logs.csv, a copy of shared/bench/engine_logs.csv, row numbers 0-based)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings, scenario
+from kvplan.engines.vllm import constants, kv_layout, loaded_weights, scheduler_defaults
+from kvplan.errors import UnsupportedModelError
+from kvplan.hardware import get_gpu
+from kvplan.model.load import from_config, load_model
+from kvplan.planning import plan
+from kvplan.units import GiB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def given_pool(alias: str, pool_gib: float, max_model_len: int = 8192, tp: int = 1, version: str = "0.19.0"):
+    """vLLM's printed figures when the available KV memory is `pool_gib` (as a log prints it)."""
+    dep = Deployment(load_model(alias), tp=tp)
+    settings = EngineSettings(engine="vllm", version=version, max_model_len=max_model_len,
+                              max_num_batched_tokens=8192, max_num_seqs=1024)
+    return scenario(settings, dep, get_gpu("h100"), 0.95, max_model_len, 1, 1,
+                    kv_memory=round(pool_gib * GiB)).printed
+
+
+# The logged pool is rounded to 0.01 GiB: blocks can differ by a few from the engine's.
+def close(predicted: float, logged: float, rel: float = 3e-4) -> bool:
+    return abs(predicted - logged) <= rel * logged
+
+
+def test_plain_model_llama_3_1_8b_row_21():
+    # page of one block = 16 tokens x 131,072 B (2 x 8 KV heads x 128 x 2 B x 32 layers)
+    p = given_pool("llama-3.1-8b-instruct", 58.11)
+    blocks = math.floor(58.11 * GiB / (16 * 131_072))
+    assert p.num_blocks == blocks and p.kv_groups == 1
+    assert p.kv_tokens == blocks * 16 and close(p.kv_tokens, 476_016)
+    assert p.max_concurrency == blocks / (8192 // 16) and close(p.max_concurrency, 58.11, 1e-3)
+
+
+def test_sliding_and_full_groups_gemma_2_9b_row_14():
+    # 21 sliding (4096) + 21 full layers: 2 groups of 21; a layer's block = 16 x (2 x 8 x 256 x 2 B) = 131,072 B
+    p = given_pool("gemma-2-9b-it", 54.12)
+    blocks = math.floor(54.12 * GiB / (21 * 131_072))
+    assert (p.num_blocks, p.kv_groups) == (blocks, 2)
+    assert p.kv_tokens == blocks // 2 * 16 and close(p.kv_tokens, 168_880)
+    # per request: full cdiv(8192, 16) = 512 blocks; sliding cdiv(min(4096 - 1 + 8192, 8192), 16) + 1 = 513
+    assert p.max_concurrency == blocks / (512 + 513) and close(p.max_concurrency, 20.60, 1e-3)
+
+
+def test_gpt_oss_20b_tp2_row_29():
+    # TP 2: 4 KV heads x 64 x 2 x 2 B = 1,024 B per token per layer; 12 sliding (128) + 12 full -> 2 groups of 12
+    p = given_pool("gpt-oss-20b", 59.32, tp=2)
+    blocks = math.floor(59.32 * GiB / (12 * 16 * 1024))
+    assert p.kv_tokens == blocks // 2 * 16 and close(p.kv_tokens, 2_591_776)
+    assert p.max_concurrency == blocks / (512 + (math.ceil(min(127 + 8192, 8192) / 16) + 1))
+    assert close(p.max_concurrency, 316.07, 1e-3)
+
+
+def test_gemma_3_4b_seven_groups_row_15():
+    # 29 sliding (1024) + 5 full layers: 29 >= 1.5 x 5, so groups of 5: 6 sliding groups + 1 full group
+    p = given_pool("gemma-3-4b", 62.51)
+    blocks = math.floor(62.51 * GiB / (5 * 16 * 4096))
+    assert (p.num_blocks, p.kv_groups) == (blocks, 7)
+    assert p.kv_tokens == blocks // 7 * 16 and close(p.kv_tokens, 468_144)
+    assert close(p.max_concurrency, 57.05, 1e-3)
+
+
+def test_mla_deepseek_v2_lite_row_10():
+    # 27 MLA layers x (512 + 64) x 2 B, no factor 2, one latent head
+    p = given_pool("deepseek-v2-lite", 43.61)
+    blocks = math.floor(43.61 * GiB / (27 * 16 * 576 * 2))
+    assert p.kv_tokens == blocks * 16 and close(p.kv_tokens, 1_505_552)
+    assert close(p.max_concurrency, 183.78, 1e-3)
+
+
+@pytest.mark.parametrize(("tp", "block", "page"), [(1, 544, 1_114_112), (4, 272, 278_528)])
+def test_hybrid_mamba_block_size_qwen3_next(tp, block, page):
+    # docs/vllm-rules.md section 3 (HybridAttentionMambaModelConfig): the attention block grows until one page
+    # holds a gated-DeltaNet state. TP 1: state (3 x 8192 + 32 x 128 x 128) x 2 B = 1,097,728 B, attention
+    # 2 KV heads x 256 x 2 x 2 B = 2,048 B/token -> 16 x cdiv(1,097,728, 16 x 2,048) = 544 tokens.
+    dep = Deployment(load_model("qwen3-next-80b-a3b"), tp=tp)
+    layout = kv_layout(dep, dep.stages[0], None, 8192, 8192, (0, 19))
+    assert (layout.block_size, layout.page) == (block, page)
+    # 36 linear-attention + 12 full layers: groups of 12 -> 3 + 1 groups; a request: cdiv(L, block) + 3 pages
+    assert (layout.group_size, layout.n_groups) == (12, 4)
+    assert layout.blocks_per_request(8192) == math.ceil(8192 / block) + 3
+
+
+def test_group_size_threshold_changed_in_0_18():
+    # 20 sliding + 14 full layers: 20 < 1.5 x 14 groups by 20 from 0.18, but 20 >= 1.25 x 14 groups by 14 before
+    types = ["sliding_attention"] * 20 + ["full_attention"] * 14
+    cfg = {"model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "hidden_size": 64,
+           "intermediate_size": 128, "num_hidden_layers": 34, "num_attention_heads": 4, "num_key_value_heads": 2,
+           "head_dim": 16, "vocab_size": 256, "sliding_window": 64, "layer_types": types}
+    dep = Deployment(from_config(cfg))
+    assert kv_layout(dep, dep.stages[0], None, 4096, 2048, (0, 19)).group_size == 20
+    assert kv_layout(dep, dep.stages[0], None, 4096, 2048, (0, 17)).group_size == 14
+
+
+def test_printed_tokens_changed_in_0_21():
+    old = given_pool("gemma-2-9b-it", 54.12, version="0.19.0")
+    new = given_pool("gemma-2-9b-it", 54.12, version="0.21.0")
+    assert old.num_blocks == new.num_blocks
+    assert old.kv_tokens == old.num_blocks // 2 * 16
+    assert new.kv_tokens == int(new.max_concurrency * 8192)
+
+
+def test_vocab_rows_padded_to_64():
+    # granite-3.1-2b: vocabulary 49,155 -> 49,216 rows (tied), hidden 2048, bf16
+    dep = Deployment(load_model("granite-3.1-2b"))
+    stage = dep.stages[0]
+    rope = sum(r.positions * r.dim * 2 for r in dep.model.rope)
+    assert loaded_weights(dep, stage)[0] == stage.weights_bytes + (49_216 - 49_155) * 2048 * 2 + rope
+
+
+def test_scheduler_defaults_by_gpu():
+    assert scheduler_defaults(get_gpu("h100").torch_total()[0], get_gpu("h100")) == (8192, 1024)
+    assert scheduler_defaults(get_gpu("a100-80g").torch_total()[0], get_gpu("a100-80g")) == (2048, 256)
+    assert scheduler_defaults(get_gpu("a10g").torch_total()[0], get_gpu("a10g")) == (2048, 256)
+
+
+def test_cuda_graphs_subtracted_from_0_20_unless_eager():
+    def terms(**kw):
+        return [t.label for t in plan("llama-3.1-8b", gpu="h100", **kw).scenarios[0].budgets[0].terms]
+
+    assert "CUDA graphs" not in terms(engine_version="0.19.0")
+    assert "CUDA graphs" in terms(engine_version="0.20.0")
+    assert "CUDA graphs" not in terms(engine_version="0.20.0", enforce_eager=True)
+
+
+def test_non_torch_grows_with_tp_only_on_nvlink():
+    c = constants()["non_torch"]
+
+    def non_torch(gpu: str, tp: int) -> int:
+        budget = plan("llama-3.1-8b", gpu=gpu, tp=tp, engine_version="0.19.0").scenarios[0].budgets[0]
+        return next(t.bytes for t in budget.terms if t.label == "non-torch")
+
+    assert non_torch("h100", 2) == round((c["tp_base_gib"] + 2 * c["tp_per_rank_gib"]) * GiB)
+    assert non_torch("l40s", 2) == non_torch("l40s", 1) == round(c["tp1_gib"] * GiB)
+
+
+def test_mllama_needs_v0():
+    with pytest.raises(UnsupportedModelError, match="cross-attention"):
+        plan("llama-3.2-11b-vision", gpu="h100")
+    v0 = plan("llama-3.2-11b-vision", gpu="h100", engine="vllm-v0", max_model_len=8192)
+    # V0 caches all 40 layers alike: 40 x 2 x 8 x 128 x 2 B per token (row 5: 96,016 tokens in 14.65 GiB)
+    assert v0.scenarios[0].printed.kv_tokens % 16 == 0
+
+
+def test_max_num_seqs_caps_concurrency():
+    c = plan("llama-3.1-8b", gpu="h200", seq=128, max_num_seqs=64).scenarios[0].capacity
+    assert c.max_concurrent_requests == 64
+
+
+def test_fitted_constants_are_reproducible():
+    """The constants file is exactly what the fitting script derives from the public logs."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fit_vllm_constants.py")],
+                         capture_output=True, text=True, check=True).stdout
+    c = constants()
+    assert f"'forward_factor': {c['activation']['forward_factor']}" in out
+    assert f"'sampler_bytes_per_logit': {c['activation']['sampler_bytes_per_logit']}" in out
+    assert f"'tp1_gib': {c['non_torch']['tp1_gib']}" in out
+    assert f"'tp_per_rank_gib': {c['non_torch']['tp_per_rank_gib']}" in out
