@@ -34,10 +34,11 @@ from kvplan.validate import Skip, row_setup  # noqa: E402
 OUT = ROOT / "src" / "kvplan" / "data" / "vllm-constants.toml"
 
 
-def rows_with(path: Path, column: str, engine: str = "vLLM V1") -> list[tuple[int, dict[str, str]]]:
+def rows_with(path: Path, column: str, engine: str = "vLLM V1",
+              exclude: frozenset[int] = frozenset()) -> list[tuple[int, dict[str, str]]]:
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    return [(i, r) for i, r in enumerate(rows) if r["engine"] == engine and r[column].strip()]
+    return [(i, r) for i, r in enumerate(rows) if r["engine"] == engine and r[column].strip() and i not in exclude]
 
 
 def label(rows: list[tuple[int, object]]) -> str:
@@ -52,9 +53,9 @@ def label(rows: list[tuple[int, object]]) -> str:
     return "rows " + ", ".join(spans)
 
 
-def fit_non_torch(path: Path) -> dict[str, float | str]:
+def fit_non_torch(path: Path, exclude: frozenset[int] = frozenset()) -> dict[str, float | str]:
     groups: dict[str, list[tuple[int, dict[str, str]]]] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
-    for i, r in rows_with(path, "non_torch_gib"):
+    for i, r in rows_with(path, "non_torch_gib", exclude=exclude):
         version = parse_version(r["engine_version"] or None)
         tp = int(r["tensor_parallel"] or 1)
         gpus = int(r["gpu_count"] or 1)
@@ -77,9 +78,10 @@ def fit_non_torch(path: Path) -> dict[str, float | str]:
     return out
 
 
-def activation_points(path: Path, engine: str = "vLLM V1") -> list[tuple[int, tuple[int, int], object, float]]:
+def activation_points(path: Path, engine: str = "vLLM V1",
+                      exclude: frozenset[int] = frozenset()) -> list[tuple[int, tuple[int, int], object, float]]:
     points = []
-    for i, r in rows_with(path, "activation_peak_gib", engine):
+    for i, r in rows_with(path, "activation_peak_gib", engine, exclude):
         if "multimodal" in r["notes"]:  # the encoder's image profiling dominates: not this model
             continue
         try:
@@ -94,8 +96,8 @@ def activation_points(path: Path, engine: str = "vLLM V1") -> list[tuple[int, tu
     return points
 
 
-def fit_activation(path: Path) -> dict[str, float | str]:
-    points = activation_points(path)
+def fit_activation(path: Path, exclude: frozenset[int] = frozenset()) -> dict[str, float | str]:
+    points = activation_points(path, exclude=exclude)
     fit = [p for p in points if p[1] >= (0, 17)]
 
     def predict(kf: float, ks: float, f) -> float:
@@ -111,7 +113,7 @@ def fit_activation(path: Path) -> dict[str, float | str]:
     # the 0.16 profile's excess over that model, per (batched token x vocabulary entry)
     v016 = statistics.median((logged - predict(kf, ks, f)) / (f.tokens * f.vocab)
                              for _, _, f, logged in old) if old else 0.0
-    v0 = activation_points(path, "vLLM V0")
+    v0 = activation_points(path, "vLLM V0", exclude)
     ks0 = min((k / 4 for k in range(20, 401)),
               key=lambda k: sum(abs(math.log(predict(1.0, k, f) / logged)) for _, _, f, logged in v0))
     return {"forward_factor": kf, "sampler_bytes_per_logit": ks, "v016_bytes_per_token_logit": round(v016, 3),

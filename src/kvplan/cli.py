@@ -92,7 +92,8 @@ def _engine_options(f):
 @click.option("--gpus", type=int, help="GPUs in all (default TP x PP; more = data-parallel replicas).")
 @_deployment_options
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
-@click.option("--util", type=float, multiple=True, help="Fraction of GPU memory to use (default 0.9; repeatable).")
+@click.option("--util", type=float, multiple=True,
+              help="Fraction of GPU memory to use (default: the engine's, 0.9 for vLLM; repeatable).")
 @click.option("--seq", type=int, help="Tokens per request (default: the model's context length).")
 @click.option("--batch", type=int, default=1, show_default=True, help="Concurrent requests.")
 @click.option("--reserve", default="0GiB", show_default=True, help="Memory per GPU kept back for activations etc.")
@@ -135,7 +136,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
     else:
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
     result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
-                       util=list(util) or [0.9], seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
+                       util=list(util) or None, seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
                        quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine,
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

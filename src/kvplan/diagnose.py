@@ -53,7 +53,7 @@ class Diagnosis:
 class Setup:
     dep: Deployment
     gpu: GPU
-    util: float
+    util: float | None
     settings: EngineSettings
 
 
@@ -91,8 +91,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
     if util is None:
         util = s.get("mem_fraction_static" if engine == "sglang" else "gpu_memory_utilization")
         if util is None:
-            util = 0.9
-            assumptions.append("utilization not in the log: 0.9 (vLLM's default) assumed; give --util")
+            assumptions.append("utilization not in the log: the engine's default assumed; give --util")
     if log.engine_version is None and engine.startswith("vllm"):
         assumptions.append("vLLM version not in the log: 0.19 rules assumed")
     settings = EngineSettings(
@@ -101,7 +100,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
     )
-    return Setup(dep, device, float(util), settings)
+    return Setup(dep, device, None if util is None else float(util), settings)
 
 
 def _figures(sc: Scenario) -> dict[str, float]:
@@ -148,7 +147,7 @@ def suggestions(setup: Setup, target_concurrency: int | None, target_len: int | 
     s, dep = setup.settings, setup.dep
     options: list[tuple[str, dict[str, Any]]] = []
     for u in (0.9, 0.95):
-        if setup.util < u:
+        if setup.util is not None and setup.util < u:
             options.append((f"--gpu-memory-utilization {u}", {"util": u}))
     if dep.kv_dtype not in ("fp8", "int8", "int4") and s.engine != "vllm-v0":
         options.append(("--kv-cache-dtype fp8", {"kv_dtype": "fp8"}))
@@ -200,5 +199,6 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
                              f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
     parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model,
               "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
+    parsed["util"] = _run(setup).util
     return Diagnosis(parsed, logged, predicted, flags, assumptions,
                      suggestions(setup, target_concurrency, target_len))

@@ -144,7 +144,7 @@ def plan(
     gpus: int | None = None,
     tp: int = 1,
     pp: int = 1,
-    util: float | Sequence[float] = 0.9,
+    util: float | Sequence[float] | None = None,
     seq: int | None = None,
     batch: int = 1,
     dtype: str | None = None,
@@ -191,7 +191,7 @@ def plan(
                               block_size=block_size, enforce_eager=enforce_eager)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
-    utils = [check_util(float(u)) for u in _as_list(util)] or [0.9]
+    utils: list[float | None] = [check_util(float(u)) for u in _as_list(util)] or [None]
 
     devices: list[GPU | None] = [g if isinstance(g, GPU) else get_gpu(g) for g in _as_list(gpu)]
     if gpu_memory is not None:

@@ -90,7 +90,7 @@ def _note_int(notes: str, *patterns: str) -> int | None:
 class RowSetup:
     dep: Deployment
     gpu: GPU | None
-    util: float
+    util: float | None
     settings: EngineSettings
     assumptions: list[str]
 
@@ -142,8 +142,7 @@ def row_setup(row: dict[str, str], base: Path) -> RowSetup:
         gpu = custom_gpu(round(total_gib * GiB), f"{total_gib}GiB")
     util = _num(row, "gpu_memory_utilization")
     if util is None:
-        util = 0.9
-        assumptions.append("utilization not stated: 0.9 (the default)")
+        assumptions.append("utilization not stated: the engine's default")
     settings = EngineSettings(
         engine=engine, version=version, max_model_len=_int(row, "max_model_len"),
         max_num_batched_tokens=_note_int(notes, r"max[_-]num[_-]batched[_-]tokens[ =]+([\d,]+)"),

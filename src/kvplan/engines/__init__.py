@@ -71,9 +71,10 @@ class Scenario:
     printed: Printed | None = None
 
 
-def scenario(settings: EngineSettings, dep, gpu: GPU | None, util: float, seq: int, batch: int, replicas: int,
-             reserve: int = 0, kv_memory: int | None = None) -> Scenario:
-    """Budget and capacity of `dep` on one `gpu` at `util` under `settings.engine`."""
+def scenario(settings: EngineSettings, dep, gpu: GPU | None, util: float | None, seq: int, batch: int,
+             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
+    """Budget and capacity of `dep` on one `gpu` at `util` (None: the engine's default) under `settings.engine`.
+    The returned scenario's `util` is the fraction applied."""
     import importlib
 
     name = {"vllm-v0": "vllm", "none": "plain"}.get(settings.engine, settings.engine)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from kvplan.budget import Budget, Term
+from kvplan.budget import Budget, Term, check_util
 from kvplan.capacity import Capacity, per_replica
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines import EngineSettings, Printed, Scenario
@@ -42,6 +42,7 @@ from kvplan.units import GiB
 
 DEFAULT_VERSION = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
 DEFAULT_BLOCK_SIZE = 16
+DEFAULT_UTIL = 0.9  # --gpu-memory-utilization
 VOCAB_PADDING = 64
 
 
@@ -360,8 +361,9 @@ def _settings_defaults(dep: Deployment, gpu: GPU | None, settings: EngineSetting
     return max_model_len, mnbt, max_num_seqs
 
 
-def scenario(dep: Deployment, gpu: GPU | None, util: float, settings: EngineSettings, seq: int, batch: int,
+def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int, batch: int,
              replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
+    util = DEFAULT_UTIL if util is None else check_util(util)
     v0 = settings.engine == "vllm-v0"
     version = parse_version(settings.version)
     if settings.total_bytes:

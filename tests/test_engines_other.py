@@ -1,0 +1,306 @@
+"""SGLang, TGI and llama.cpp accounting: hand-derived expectations on a tiny model and a custom GPU.
+
+The tiny model (Llama layout, bf16): hidden 256, 2 layers, 4 heads, 2 KV heads (head_dim 64), MLP 512, vocab 1000,
+context 4096, untied. Weights by hand: embedding 1000 x 256 x 2 = 512,000 B; per layer q 256x256 + k 128x256 +
+v 128x256 + o 256x256 = 196,608 params and gate/up/down 3 x 512 x 256 = 393,216 params, x 2 B = 1,179,648 B, + 2 norms
+of 256 x 2 B = 1,024 B; final norm 512 B; lm_head 512,000 B. Total 512,000 + 2 x 1,180,672 + 512 + 512,000
+= 3,385,856 B. KV per token (bf16): 2 layers x 2 heads x (64 + 64) x 2 B = 1,024 B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings
+from kvplan.engines import scenario as dispatch
+from kvplan.engines.llamacpp import context, kv_bytes, layer_cells
+from kvplan.engines.llamacpp import scenario as llamacpp_scenario
+from kvplan.engines.sglang import cell_size, default_mem_fraction_static, parse_version
+from kvplan.engines.sglang import scenario as sglang_scenario
+from kvplan.engines.tgi import block_size, default_prefill_tokens, wiggle
+from kvplan.engines.tgi import scenario as tgi_scenario
+from kvplan.engines.vllm import activation
+from kvplan.errors import InputError, UnsupportedModelError
+from kvplan.hardware import custom_gpu, get_gpu
+from kvplan.model.load import load_model
+from kvplan.units import GiB, MiB
+
+TINY = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=256, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, intermediate_size=512, vocab_size=1000,
+            max_position_embeddings=4096, torch_dtype="bfloat16", tie_word_embeddings=False, rms_norm_eps=1e-5)
+WEIGHTS = 3_385_856
+CELL = 1_024
+GPU2 = custom_gpu(2 * GiB, "2GiB")  # custom: torch total = the given memory
+
+
+def tiny(**overrides) -> Deployment:
+    kv = overrides.pop("kv_dtype", "auto")
+    tp = overrides.pop("tp", 1)
+    pp = overrides.pop("pp", 1)
+    return Deployment(load_model(dict(TINY, **overrides)), tp=tp, pp=pp, kv_dtype=kv)
+
+
+def settings(engine: str, **kw) -> EngineSettings:
+    return EngineSettings(engine=engine, **kw)
+
+
+def test_tiny_model_weights_and_kv_by_hand():
+    dep = tiny()
+    assert dep.stages[0].weights_bytes == WEIGHTS
+    assert dep.kv_bytes_per_token == CELL
+
+
+# ------------------------------------------------------------------------------------------------- SGLang
+
+def test_sglang_pool_is_fraction_of_startup_memory_less_weights():
+    s = sglang_scenario(tiny(), GPU2, 0.8, settings("sglang"), seq=2048, batch=8, replicas=1)
+    usable = math.floor(2 * GiB * 0.8)  # 1,717,986,918
+    startup = round(0.8 * 0.5 * GiB)  # CUDA context 0.50 GiB x fraction = 429,496,730
+    # as loaded: tensors 3,385,856 + vocab rows padded 1000 -> 1024 (2 x 24 x 256 x 2 B) + RoPE 4096 x 64 x 2 B
+    loaded = WEIGHTS + 2 * 24 * 256 * 2 + 4096 * 64 * 2  # 3,934,720
+    pool = usable - startup - loaded  # 1,284,555,468
+    assert (usable, startup, loaded, pool) == (1_717_986_918, 429_496_730, 3_934_720, 1_284_555_468)
+    b = s.budgets[0]
+    assert b.usable == usable and [t.bytes for t in b.terms] == [startup, loaded] and b.kv_pool == pool
+    tokens = pool // CELL
+    assert tokens == 1_254_448
+    p = s.printed
+    assert (p.engine, p.kv_tokens, p.block_size, p.max_model_len) == ("sglang", tokens, 1, 4096)
+    assert p.max_num_seqs == 4096  # clamp(tokens / 4096 x 512, 2048, 4096), below tokens // 2
+    assert p.max_concurrency == pytest.approx(tokens / 4096)
+    c = s.capacity
+    assert c.request_bytes == 2048 * CELL and c.kv_cache_bytes == 8 * 2048 * CELL
+    assert c.max_concurrent_requests == tokens // 2048 == 612
+    assert (c.max_seq_len, c.max_seq_len_limited_by, c.max_seq_len_memory) == (4096, "model context", tokens // 8)
+    assert c.max_tokens == tokens and c.fits
+
+
+def test_sglang_page_size_fp8_and_tp_change_cells():
+    pool = 1_284_555_468
+    s = sglang_scenario(tiny(), GPU2, 0.8, settings("sglang", block_size=64), 2048, 1, 1)
+    assert s.printed.kv_tokens == pool // CELL // 64 * 64 == 1_254_400
+    s = sglang_scenario(tiny(kv_dtype="fp8"), GPU2, 0.8, settings("sglang"), 2048, 1, 1)
+    assert s.printed.kv_tokens == pool // 512
+    # TP 2: one KV head per GPU (cell 512 B) and 2.01 GiB of torch.distributed buffers at startup: on 2 GiB the
+    # fraction of the startup memory is smaller than the weights, so the pool is negative and nothing fits.
+    dep = tiny(tp=2)
+    assert cell_size(dep, dep.stages[0], (0, 5, 23)) == 512
+    s = sglang_scenario(dep, GPU2, 0.8, settings("sglang"), 2048, 1, 1)
+    assert s.budgets[0].terms[0].bytes == round(0.8 * round(2.51 * GiB)) == 2_156_073_582
+    assert s.budgets[0].kv_pool < 0 and s.printed.kv_tokens == 0
+    assert not s.capacity.fits and s.capacity.shortfall_bytes > 0
+
+
+def test_sglang_default_mem_fraction_static():
+    h100 = 81_559 * MiB  # nvidia-smi total
+    # 0.5.23, TP1: reserved = 512 + 1.5 x 8192 + 1 / 8 x 1024 + 2 x 256 + 8 x 58 prefill graph sizes = 13,904 MiB
+    assert default_mem_fraction_static(h100, 1) == round((81_559 - 13_904) / 81_559, 3) == 0.83
+    # TP4: decode max_bs 512 -> 512 + 12,288 + 512 + 1,024 + 464 = 14,800 MiB
+    assert default_mem_fraction_static(h100, 4) == round((81_559 - 14_800) / 81_559, 3) == 0.819
+    # MLA at TP8: prefill graphs reserve 1.5 GiB -> 512 + 12,288 + 1,024 + 1,024 + 1,536 = 16,384 MiB
+    assert default_mem_fraction_static(h100, 8, mla=True) == round((81_559 - 16_384) / 81_559, 3) == 0.799
+    # PP 2 disables prefill graphs: 512 + 12,288 + 256 + 512 = 13,568 MiB
+    assert default_mem_fraction_static(h100, 1, pp=2) == round((81_559 - 13_568) / 81_559, 3) == 0.834
+    # 16 GiB: chunk 2048, max_bs 8, 42 prefill sizes up to 2048: 512 + 3,072 + 128 + 16 + 336 = 4,064 MiB
+    # (no 10 GiB floor below 60 GiB)
+    assert default_mem_fraction_static(16 * GiB, 1) == round((16_384 - 4_064) / 16_384, 3) == 0.752
+    # 0.4.9.post2: (9.5 + 4 / 2) GiB below 90 GiB; multimodal x 0.90
+    assert default_mem_fraction_static(h100, 4, version="0.4.9") == round((81_559 - 11.5 * 1024) / 81_559, 3)
+    assert default_mem_fraction_static(h100, 4, version="0.4.9") == 0.856
+    assert default_mem_fraction_static(h100, 1, version="0.4.9.post2", multimodal=True) == pytest.approx(0.874 * 0.9)
+
+
+def test_sglang_without_util_uses_sglang_default():
+    gpu = custom_gpu(16 * GiB, "16GiB")
+    s = sglang_scenario(tiny(), gpu, None, settings("sglang"), 1024, 1, 1)
+    assert s.util == s.budgets[0].util == 0.752
+    assert "default" in s.printed.notes[0]
+    assert s.printed.max_num_batched_tokens == 2048  # chunked_prefill_size below 20 GiB
+
+
+def test_sglang_mla_cell_and_unsupported_models():
+    dep = Deployment(load_model("deepseek-v2-lite"), tp=2)
+    # 27 layers x (kv_lora_rank 512 + rope 64) x 2 B, the latent replicated on every rank
+    assert cell_size(dep, dep.stages[0], (0, 5, 23)) == 27 * 576 * 2 == 31_104
+    with pytest.raises(UnsupportedModelError, match="Mamba"):
+        sglang_scenario(Deployment(load_model("qwen3-next-80b-a3b-instruct")), get_gpu("h200"), 0.9,
+                        settings("sglang"), 1024, 1, 1)
+    with pytest.raises(UnsupportedModelError, match="sliding-window"):
+        sglang_scenario(Deployment(load_model("gpt-oss-20b")), get_gpu("h100"), 0.9, settings("sglang"), 1024, 1, 1)
+    with pytest.raises(InputError, match="int8"):
+        sglang_scenario(tiny(kv_dtype="int8"), GPU2, 0.8, settings("sglang"), 1024, 1, 1)
+
+
+def test_sglang_keeps_windowed_layers_at_full_length():
+    dep = tiny(model_type="mistral", architectures=["MistralForCausalLM"], sliding_window=1024)
+    assert cell_size(dep, dep.stages[0], (0, 5, 23)) == CELL
+
+
+def test_sglang_against_logged_qwen3_235b_fp8_row():
+    """vllm-project/vllm#21348: SGLang, 4 x H100, TP4, --mem-fraction-static 0.93 -> '#tokens: 367404'.
+
+    kvplan (no constant fitted to this row): 0.93 x (79.19 - 0.50 - 2.01) GiB - 55.13 GiB weights = 16.18 GiB,
+    / 48,128 B per token = 360,987 tokens (-1.7%).
+    """
+    dep = Deployment(load_model("qwen3-235b-a22b"), tp=4, quant="fp8-block")
+    assert dep.kv_bytes_per_token == 94 * 1 * 128 * 2 * 2 == 48_128
+    s = sglang_scenario(dep, get_gpu("h100"), 0.93, settings("sglang", version="0.4.9"), 4096, 1, 1)
+    assert s.printed.kv_tokens == pytest.approx(367_404, rel=0.05)
+
+
+def test_parse_version():
+    assert parse_version("0.4.9.post2") == (0, 4, 9)
+    assert parse_version("v3.3.7") == (3, 3, 7)
+    assert parse_version("1.4") == (1, 4, 0)
+    with pytest.raises(InputError):
+        parse_version("latest")
+
+
+# ---------------------------------------------------------------------------------------------------- TGI
+
+def _tgi_used(dep: Deployment, prefill: int) -> tuple[int, int]:
+    act = activation(dep, dep.stages[0], prefill, 1, (0, 19))[0]  # the one estimated piece: vLLM's fitted peak
+    return 536_870_912 + WEIGHTS + act, act  # CUDA context 0.5 GiB + weights + activation
+
+
+def test_tgi_v3_fraction_times_wiggle_room():
+    dep = tiny()
+    used, act = _tgi_used(dep, 512)
+    s = tgi_scenario(dep, GPU2, None, settings("tgi", max_num_batched_tokens=512), 1000, 4, 1)
+    # CUDA_MEMORY_FRACTION 1.0 (TGI's default) x TGI_WIGGLE_ROOM 0.90 x 2 GiB = 1,932,735,283
+    usable = math.floor(2 * GiB * 1.0 * 0.9)
+    assert usable == 1_932_735_283
+    b = s.budgets[0]
+    assert (b.usable, b.util) == (usable, 0.9)
+    assert [t.bytes for t in b.terms] == [536_870_912, WEIGHTS, act]
+    # flashinfer (head_dim 64): BLOCK_SIZE 1, block = 2 layers x 1 x 2 heads x 64 x 2 (K, V) x 2 B = 1,024 B
+    tokens = (usable - used) // 1024
+    p = s.printed
+    assert (p.kv_tokens, p.num_blocks, p.block_size, p.max_num_batched_tokens) == (tokens, tokens, 1, 512)
+    assert p.max_model_len == 4096  # min(tokens, max_position_embeddings)
+    assert s.capacity.max_concurrent_requests == tokens // 1000 and s.capacity.fits
+
+
+def test_tgi_v2_wiggle_after_and_v1_paged_blocks():
+    dep = tiny()
+    used, _ = _tgi_used(dep, 512)
+    s = tgi_scenario(dep, GPU2, None, settings("tgi", version="2.4.0", max_num_batched_tokens=512), 1000, 1, 1)
+    warm = 512 * 1024  # the warmup batch's blocks, allocated while free memory is read
+    rest = 2 * GiB - used - warm
+    pool = 2 * GiB - used - math.ceil(0.1 * rest)  # 0.90 x (free - warm) + warm
+    assert s.budgets[0].kv_pool == pool and s.printed.kv_tokens == pool // 1024
+    s = tgi_scenario(dep, GPU2, None, settings("tgi", version="1.0.0", max_num_batched_tokens=512), 1000, 1, 1)
+    blocks = (2 * GiB - used) // (16 * 1024)  # paged attention, BLOCK_SIZE 16, no wiggle room
+    assert (s.printed.num_blocks, s.printed.kv_tokens, s.printed.block_size) == (blocks, blocks * 16, 16)
+    assert s.capacity.request_bytes == 1008 * 1024  # 1000 tokens take 63 blocks of 16
+
+
+def test_tgi_given_pool_and_explicit_fraction():
+    s = tgi_scenario(tiny(), GPU2, 0.9, settings("tgi", max_num_batched_tokens=512), 1000, 1, 1,
+                     kv_memory=10 * MiB)
+    assert s.printed.kv_tokens == 10 * MiB // 1024
+    s = tgi_scenario(tiny(), GPU2, 0.5, settings("tgi", max_num_batched_tokens=512), 1000, 1, 1)
+    assert s.budgets[0].usable == math.floor(2 * GiB * 0.5 * 0.9)
+
+
+def test_tgi_version_rules_and_block_size():
+    assert wiggle((1, 0, 0)) == ("none", 1.0)
+    assert wiggle((2, 0, 0)) == ("after", 0.95)
+    assert wiggle((2, 4, 1)) == ("after", 0.90)
+    assert wiggle((3, 0, 2)) == ("fraction", 0.95)
+    assert wiggle((3, 2, 3)) == ("fraction", 0.93)
+    assert wiggle((3, 3, 7)) == ("fraction", 0.90)
+    assert block_size(tiny(), (2, 2, 0)) == (16, "paged")
+    assert block_size(tiny(), (3, 3, 7)) == (1, "flashinfer")
+    assert block_size(tiny(head_dim=96, hidden_size=384), (3, 3, 7)) == (256, "flashdecoding")
+
+
+def test_tgi_default_prefill_tokens_llama_8b_h100():
+    dep = Deployment(load_model("llama-3.1-8b-instruct"))
+    # launcher compute_optimal: per layer 2 x 128 x 4096 x (3 x 32 + 2 x 8) + 2 x 3 x 4096 x 14336, x 32 layers
+    flop = (2 * 128 * 4096 * (3 * 32 + 2 * 8) + 6 * 4096 * 14336) * 32
+    assert flop == 15_032_385_536
+    value, how = default_prefill_tokens(dep, get_gpu("h100"), (3, 3, 7), 1.0)
+    assert "TFLOPs" in how
+    assert value == 900 * 10**12 // flop == 59_870  # below max_position_embeddings and the VRAM cap (256,809)
+    assert default_prefill_tokens(dep, get_gpu("rtx4090"), (3, 3, 7), 1.0)[0] == 4096  # card TGI does not match
+    assert default_prefill_tokens(dep, get_gpu("h100"), (2, 4, 1), 1.0)[0] == 4096
+
+
+def test_tgi_refuses_what_it_does_not_serve_this_way():
+    with pytest.raises(UnsupportedModelError):
+        tgi_scenario(Deployment(load_model("deepseek-v2-lite")), get_gpu("h100"), 0.9, settings("tgi"), 1024, 1, 1)
+    with pytest.raises(InputError, match="--pp"):
+        tgi_scenario(tiny(pp=2), GPU2, 0.9, settings("tgi"), 1024, 1, 1)
+    with pytest.raises(InputError, match="int4"):
+        tgi_scenario(tiny(kv_dtype="int4"), GPU2, 0.9, settings("tgi"), 1024, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------- llama.cpp
+
+def test_llamacpp_context_padding():
+    assert context(1000, 1) == (1024, 1024)
+    assert context(1000, 3) == (3072, 1024)  # pad(3000) = 3072, 3072 / 3 = 1024
+    assert context(300, 5) == (2560, 512)  # pad(1500) = 1536, 1536 / 5 = 307 -> 512 per slot
+    assert context(4096, 2) == (8192, 4096)
+
+
+def test_llamacpp_allocates_whole_cache_up_front():
+    s = llamacpp_scenario(tiny(), GPU2, 0.9, settings("llamacpp"), 1000, 3, 1)
+    # n_ctx 3072 cells x 2 layers x (K 2 x 64 + V 2 x 64) x f16 2 B = 3072 x 1,024 B
+    assert s.capacity.kv_cache_bytes == 3072 * 1024 == 3_145_728
+    p = s.printed
+    assert (p.kv_tokens, p.max_model_len, p.max_num_seqs) == (3072, 1024, 3)
+    # the input embedding stays in host memory: 3,385,856 - 512,000 B on the GPU
+    weights = WEIGHTS - 512_000
+    b = s.budgets[0]
+    assert b.terms[0].bytes == weights == 2_873_856
+    assert b.kv_pool == 1_932_735_283 - weights
+    # slots of 1000 tokens (1024 cells each, 1 MiB) that fit in the rest
+    assert s.capacity.max_concurrent_requests == (1_932_735_283 - weights) // (1024 * 1024) == 1840
+    assert s.capacity.fits
+
+
+def test_llamacpp_quantized_cache_types():
+    cells = layer_cells(tiny(kv_dtype="int8"), tiny().stages[0])
+    assert cells == [(2 * (128 // 32 * 34), None)] * 2  # q8_0: 34 B per 32 elements
+    assert kv_bytes(cells, 1000, 3) == 3072 * 2 * 272
+    cells = layer_cells(tiny(kv_dtype="int4"), tiny().stages[0])
+    assert kv_bytes(cells, 1000, 3) == 3072 * 2 * 2 * (128 // 32 * 18)  # q4_0: 18 B per 32 elements
+    with pytest.raises(InputError, match="fp8"):
+        llamacpp_scenario(tiny(kv_dtype="fp8"), GPU2, 0.9, settings("llamacpp"), 1000, 1, 1)
+    odd = tiny(kv_dtype="int8", head_dim=40, num_attention_heads=4, num_key_value_heads=1)
+    with pytest.raises(InputError, match="multiple of 32"):
+        layer_cells(odd, odd.stages[0])
+
+
+def test_llamacpp_sliding_window_cache():
+    gemma = tiny(model_type="gemma2", architectures=["Gemma2ForCausalLM"], head_dim=64, sliding_window=1024,
+                 num_hidden_layers=4, query_pre_attn_scalar=64)
+    cells = layer_cells(gemma, gemma.stages[0])
+    assert [w for _, w in cells] == [1024, None, 1024, None]
+    # seq 4096 x 2 slots: full layers 8192 cells; SWA layers pad(min(4096, 1024 + 512)) = 1536 cells per slot
+    assert kv_bytes(cells, 4096, 2) == 2 * 512 * 8192 + 2 * 512 * 1536 * 2 == 11_534_336
+    # every layer windowed (Mistral): llama.cpp's graph sets no SWA, the cache is full
+    mistral = tiny(model_type="mistral", architectures=["MistralForCausalLM"], sliding_window=1024)
+    assert kv_bytes(layer_cells(mistral, mistral.stages[0]), 4096, 2) == 2 * 512 * 8192
+
+
+def test_llamacpp_refusals_and_tied_weights():
+    with pytest.raises(InputError, match="--split-mode layer"):
+        llamacpp_scenario(tiny(tp=2), GPU2, 0.9, settings("llamacpp"), 1000, 1, 1)
+    with pytest.raises(UnsupportedModelError):
+        llamacpp_scenario(Deployment(load_model("qwen3-next-80b-a3b-instruct")), get_gpu("h200"), 0.9,
+                          settings("llamacpp"), 1000, 1, 1)
+    tied = tiny(tie_word_embeddings=True)
+    s = llamacpp_scenario(tied, GPU2, 0.9, settings("llamacpp"), 1000, 1, 1)
+    assert s.budgets[0].terms[0].bytes == tied.stages[0].weights_bytes == WEIGHTS - 512_000
+
+
+def test_dispatcher_reaches_each_engine():
+    for engine in ("sglang", "tgi", "llamacpp"):
+        s = dispatch(settings(engine, max_num_batched_tokens=512), tiny(), GPU2, 0.8, 1000, 1, 1)
+        assert s.printed.engine == engine and s.printed.kv_tokens > 0
