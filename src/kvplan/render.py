@@ -35,8 +35,9 @@ def plan_table(console: Console, p: Plan) -> None:
     model_summary(console, p.model)
     d = p.deployment
     layout = f"TP {d.tp} x PP {d.pp}" + (f" x {p.replicas} replicas" if p.replicas > 1 else "")
+    version = next((sc.printed.version for sc in p.scenarios if sc.printed), "")
     console.print(f"  deployment: {layout} = {p.gpus} GPU(s); weights {d.weight_format.name}; "
-                  f"KV {d.kv_dtype} ({d.kv_bytes:g} B/element)")
+                  f"KV {d.kv_dtype} ({d.kv_bytes:g} B/element); engine {p.engine.engine} {version}".rstrip())
     table = Table(show_header=bool(p.scenarios), header_style="bold")
     table.add_column("per GPU", style="bold")
     columns = [_label(s.gpu, s.util, s.budgets[0].pool_given) for s in p.scenarios] or ["value"]
@@ -46,24 +47,35 @@ def plan_table(console: Console, p: Plan) -> None:
     def row(name: str, values: list[str] | str) -> None:
         table.add_row(name, *([values] * len(columns) if isinstance(values, str) else values))
 
-    if p.scenarios:
-        row("GPU memory shown", [memory_label(s.gpu) if s.gpu else "-" for s in p.scenarios])
-        row("usable (x util)", [_both(s.budgets[0].usable) if s.budgets[0].usable is not None else "-"
-                                for s in p.scenarios])
-    row("weights", _both(p.weights_bytes))
-    if p.reserve:
-        row("reserve", _both(p.reserve))
-    if p.scenarios:
-        row("KV pool", [_both(s.capacity.kv_pool_bytes) for s in p.scenarios])
+    scenarios = p.scenarios
+    binding = [min(sc.budgets, key=lambda b: b.kv_pool) for sc in scenarios]
+    if scenarios:
+        row("GPU memory shown", [memory_label(sc.gpu) if sc.gpu else "-" for sc in scenarios])
+        if any(sc.printed for sc in scenarios):
+            row("total as the engine sees it", [_both(sc.printed.total_bytes) if sc.printed else "-"
+                                                for sc in scenarios])
+        row("usable (x util)", [_both(b.usable) if b.usable is not None else "-" for b in binding])
+        labels = list(dict.fromkeys(t.label for b in binding for t in b.terms))
+        for label in labels:
+            row(f"- {label}", [_both(next((t.bytes for t in b.terms if t.label == label), None)) for b in binding])
+        row("KV pool", [_both(sc.capacity.kv_pool_bytes) for sc in scenarios])
+    else:
+        row("weights", _both(p.weights_bytes))
     row("KV per token", f"{p.kv_bytes_per_token:,.0f} B = {fmt_bytes(p.kv_bytes_per_token)}")
     row(f"KV per request ({p.seq:,} tok)", _both(p.request_bytes))
     row(f"KV for {p.batch:,} x {p.seq:,} tok", _both(p.kv_cache_bytes))
-    if p.scenarios:
-        row(f"max requests at {p.seq:,} tok", [f"{s.capacity.max_concurrent_requests:,}" for s in p.scenarios])
-        row(f"max context at batch {p.batch:,}", [_context(s.capacity.max_seq_len, s.capacity.max_seq_len_limited_by)
-                                                   for s in p.scenarios])
-        row("fits", ["yes" if s.capacity.fits else f"[red]no: short {fmt_gib(s.capacity.shortfall_bytes)}[/red]"
-                     for s in p.scenarios])
+    if scenarios:
+        if any(sc.printed and sc.printed.kv_tokens is not None for sc in scenarios):
+            row("engine prints: KV cache", [f"{sc.printed.kv_tokens:,} tokens" if sc.printed else "-"
+                                            for sc in scenarios])
+            row("engine prints: concurrency", [
+                f"{sc.printed.max_concurrency:,.2f}x at {sc.printed.max_model_len:,}"
+                if sc.printed and sc.printed.max_concurrency is not None else "-" for sc in scenarios])
+        row(f"max requests at {p.seq:,} tok", [f"{sc.capacity.max_concurrent_requests:,}" for sc in scenarios])
+        row(f"max context at batch {p.batch:,}", [_context(sc.capacity.max_seq_len,
+                                                           sc.capacity.max_seq_len_limited_by) for sc in scenarios])
+        row("fits", ["yes" if sc.capacity.fits else f"[red]no: short {fmt_gib(sc.capacity.shortfall_bytes)}[/red]"
+                     for sc in scenarios])
     console.print(table)
     for note in p.notes:
         console.print(f"  note: {note}", soft_wrap=True)
@@ -78,7 +90,7 @@ def _label(gpu: GPU | None, util: float, pool_given: bool) -> str:
 def _context(n: int | None, limited_by: str) -> str:
     if n is None:
         return "unlimited"
-    return f"{n:,}" + (" (model limit)" if limited_by == "model context" else "")
+    return f"{n:,}" + {"model context": " (model limit)", "max_model_len": " (max_model_len)"}.get(limited_by, "")
 
 
 def inventory_table(console: Console, m: ModelSpec, inv: dict) -> None:

@@ -134,7 +134,7 @@ def row_setup(row: dict[str, str], base: Path) -> RowSetup:
     dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
 
     version = (row.get("engine_version") or "").strip() or None
-    if engine.startswith("vllm") and version is None:
+    if engine == "vllm" and version is None:
         assumptions.append("engine version not stated: vLLM 0.19 rules")
     total_gib = _num(row, "gpu_total_gib")
     gpu = find_gpu(row.get("gpu") or "")
