@@ -92,10 +92,13 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         util = s.get("mem_fraction_static" if engine == "sglang" else "gpu_memory_utilization")
         if util is None:
             assumptions.append("utilization not in the log: the engine's default assumed; give --util")
-    if log.engine_version is None and engine.startswith("vllm"):
+    if log.engine_version is None and engine == "vllm":
         assumptions.append("vLLM version not in the log: 0.19 rules assumed")
+    # "Maximum concurrency for L tokens per request" names max_model_len when the config line is missing
+    max_model_len = s.get("max_model_len") or log.figures.get("max_concurrency_len")
     settings = EngineSettings(
-        engine=engine, version=log.engine_version, max_model_len=s.get("max_model_len"),  # type: ignore[arg-type]
+        engine=engine, version=log.engine_version,
+        max_model_len=int(max_model_len) if max_model_len else None,
         max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
         block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
@@ -187,6 +190,10 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
         "weights": logged_raw.get("weights_gib"), "kv_pool": logged_raw.get("kv_available_gib"),
         "kv_tokens": logged_raw.get("kv_tokens"), "max_concurrency": logged_raw.get("max_concurrency_x"),
     }.items() if v is not None}
+    if "kv_tokens" not in logged and logged_raw.get("gpu_blocks") is not None:
+        block = int(log.settings.get("block_size") or 16)  # type: ignore[call-overload]
+        logged["kv_tokens"] = int(logged_raw["gpu_blocks"]) * block
+        assumptions.append(f"KV tokens logged as {int(logged_raw['gpu_blocks']):,} blocks x {block} tokens")
     if not logged:
         assumptions.append("the log prints no memory figure (truncated before profiling?): predictions only")
     predicted = _figures(_run(setup))
@@ -197,7 +204,7 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
             if diff > TOLERANCE[name]:
                 flags.append(f"{name}: logged {value:g}, predicted {predicted[name]:g} ({diff:.1%} off, beyond "
                              f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
-    parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model,
+    parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model or setup.dep.model.name,
               "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
     parsed["util"] = _run(setup).util
     return Diagnosis(parsed, logged, predicted, flags, assumptions,
