@@ -23,10 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from kvplan.engines import parse_version  # noqa: E402
 from kvplan.engines.vllm import (  # noqa: E402
+    DEFAULT_VERSION,
     _settings_defaults,
     activation_features,
-    parse_version,
 )
 from kvplan.units import GiB  # noqa: E402
 from kvplan.validate import Skip, row_setup  # noqa: E402
@@ -56,7 +57,7 @@ def label(rows: list[tuple[int, object]]) -> str:
 def fit_non_torch(path: Path, exclude: frozenset[int] = frozenset()) -> dict[str, float | str]:
     groups: dict[str, list[tuple[int, dict[str, str]]]] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
     for i, r in rows_with(path, "non_torch_gib", exclude=exclude):
-        version = parse_version(r["engine_version"] or None)
+        version = parse_version(r["engine_version"] or None, DEFAULT_VERSION)
         tp = int(r["tensor_parallel"] or 1)
         gpus = int(r["gpu_count"] or 1)
         key = "tp" if tp > 1 else "pp" if gpus > tp else "tp1" if version >= (0, 18) else "tp1_old"
@@ -91,7 +92,7 @@ def activation_points(path: Path, engine: str = "vLLM V1",
         total = setup.settings.total_bytes or (setup.gpu.torch_total()[0] if setup.gpu else 0)
         _, mnbt, seqs = _settings_defaults(setup.dep, setup.gpu, setup.settings, total)
         stage = setup.dep.stages[0]  # the logged rank is rank 0
-        points.append((i, parse_version(r["engine_version"] or None),
+        points.append((i, parse_version(r["engine_version"] or None, DEFAULT_VERSION),
                        activation_features(setup.dep, stage, mnbt, seqs), float(r["activation_peak_gib"]) * GiB))
     return points
 

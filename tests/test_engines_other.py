@@ -14,11 +14,11 @@ import math
 import pytest
 
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings
+from kvplan.engines import EngineSettings, parse_version
 from kvplan.engines import scenario as dispatch
 from kvplan.engines.llamacpp import context, kv_bytes, layer_cells
 from kvplan.engines.llamacpp import scenario as llamacpp_scenario
-from kvplan.engines.sglang import cell_size, default_mem_fraction_static, parse_version
+from kvplan.engines.sglang import cell_size, default_mem_fraction_static
 from kvplan.engines.sglang import scenario as sglang_scenario
 from kvplan.engines.tgi import block_size, default_prefill_tokens, wiggle
 from kvplan.engines.tgi import scenario as tgi_scenario
@@ -152,11 +152,12 @@ def test_sglang_against_logged_qwen3_235b_fp8_row():
 
 
 def test_parse_version():
-    assert parse_version("0.4.9.post2") == (0, 4, 9)
-    assert parse_version("v3.3.7") == (3, 3, 7)
-    assert parse_version("1.4") == (1, 4, 0)
+    assert parse_version("0.4.9.post2", "0.5.23") == (0, 4, 9)
+    assert parse_version("v3.3.7", "0.5.23") == (3, 3, 7)
+    assert parse_version("1.4", "0.5.23") == (1, 4, 0)
+    assert parse_version(None, "0.19.0") == (0, 19, 0)
     with pytest.raises(InputError):
-        parse_version("latest")
+        parse_version("latest", "0.5.23")
 
 
 # ---------------------------------------------------------------------------------------------------- TGI

@@ -7,6 +7,7 @@ windows, Mamba state and MLA are counted as the layers keep them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvplan.budget import Budget
@@ -54,15 +55,8 @@ def max_seq_len(dep: Deployment, pools: list[int], batch: int) -> int | None:
     def fits(seq: int) -> bool:
         return all(batch * need <= pool for pool, need in zip(pools, _stage_needs(dep, seq), strict=True))
 
-    if not fits(1):
-        return 0
-    if fits(SEARCH_LIMIT):
-        return None
-    lo, hi = 1, SEARCH_LIMIT
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
+    longest = largest(fits)
+    return None if longest == SEARCH_LIMIT else longest
 
 
 def capacity(dep: Deployment, budgets: list[Budget], seq: int, batch: int, replicas: int = 1,
@@ -87,4 +81,46 @@ def capacity(dep: Deployment, budgets: list[Budget], seq: int, batch: int, repli
         max_concurrent_requests=max_concurrent(dep, pools, seq) * replicas, max_seq_len=limit,
         max_seq_len_limited_by=limited_by, max_seq_len_memory=longest, max_tokens=max_seq_len(dep, pools, 1),
         fits=all(b.weights_fit for b in budgets) and shortfall <= 0, shortfall_bytes=max(0, round(shortfall)),
+    )
+
+
+def largest(fits: Callable[[int], bool], limit: int = SEARCH_LIMIT) -> int:
+    """The largest n in [0, limit] with fits(n), for a predicate that holds up to some n and fails after."""
+    if not fits(1):
+        return 0
+    if fits(limit):
+        return limit
+    lo, hi = 1, limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def token_capacity(tokens: int, cells: Sequence[int], budgets: Sequence[Budget], seq: int, batch: int,
+                   replicas: int, context: int, max_requests: int | None, block: int = 1,
+                   context_label: str = "model context") -> Capacity:
+    """Capacity of a token pool of `tokens` slots (each `cells[s]` bytes on stage s): a request of L tokens
+    takes ceil(L / block) x block slots; at most `max_requests` run at once per replica."""
+    local = per_replica(batch, replicas)
+
+    def slots(length: int) -> int:
+        return -(-length // block) * block
+
+    per_request = slots(seq)
+    binding = min(range(len(cells)), key=lambda s: (max(0, budgets[s].kv_pool) // cells[s], budgets[s].kv_pool))
+    concurrent = tokens // per_request if per_request else 0
+    if max_requests is not None:
+        concurrent = min(concurrent, max_requests)
+    memory = largest(lambda length: local * slots(length) <= tokens) if tokens else 0
+    longest = min(memory, context)
+    need = local * per_request * max(cells)
+    pool = budgets[binding].kv_pool
+    ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= tokens and seq <= context
+    return Capacity(
+        seq=seq, batch=batch, replicas=replicas, request_bytes=per_request * max(cells), kv_cache_bytes=need,
+        kv_pool_bytes=pool, max_concurrent_requests=concurrent * replicas, max_seq_len=longest,
+        max_seq_len_limited_by=context_label if longest == context and memory > context else "memory",
+        max_seq_len_memory=memory, max_tokens=tokens, fits=ok,
+        shortfall_bytes=0 if ok else max(0, need - max(pool, 0)),
     )

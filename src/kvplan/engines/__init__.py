@@ -71,6 +71,35 @@ class Scenario:
     printed: Printed | None = None
 
 
+def parse_version(text: str | None, default: str) -> tuple[int, int, int]:
+    """'0.5.23' -> (0, 5, 23); '0.4.9.post2' -> (0, 4, 9); 'v3.3.7' -> (3, 3, 7)."""
+    value = (text or default).lstrip("v")
+    parts = []
+    for piece in value.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            raise InputError(f"--engine-version {value!r} is not a version like {default}")
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+def engine_total(gpu: GPU | None, settings: EngineSettings, kv_memory: int | None) -> tuple[int, str]:
+    """The device total as the engine sees it: given (from a log), else what CUDA reports for the GPU."""
+    if settings.total_bytes:
+        return settings.total_bytes, "given"
+    if gpu is not None:
+        return gpu.torch_total()
+    if kv_memory is None:
+        raise InputError(f"{settings.engine} accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
+    return 0, "none (KV pool given)"
+
+
 def scenario(settings: EngineSettings, dep, gpu: GPU | None, util: float | None, seq: int, batch: int,
              replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
     """Budget and capacity of `dep` on one `gpu` at `util` (None: the engine's default) under `settings.engine`.

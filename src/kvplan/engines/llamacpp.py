@@ -32,10 +32,9 @@ import math
 from collections.abc import Callable
 
 from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import Capacity, per_replica
+from kvplan.capacity import Capacity, largest, per_replica
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines import EngineSettings, Printed, Scenario
-from kvplan.engines.sglang import largest
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import MLAKV, AttentionKV, NoKV

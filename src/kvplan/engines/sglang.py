@@ -37,12 +37,11 @@ whose default split kvplan does not model: those raise UnsupportedModelError. Ot
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 
 from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import SEARCH_LIMIT, Capacity, per_replica
+from kvplan.capacity import token_capacity
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario
+from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
 from kvplan.engines.vllm import loaded_weights
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
@@ -72,22 +71,7 @@ STARTUP_SOURCE = ("public SGLang log sgl-project/sglang#11716 (H200 TP8, CUDA to
 HYBRID_SWA_MODEL_TYPES = frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5", "gemma4", "gemma4_text"})
 
 
-def parse_version(text: str | None, default: str = DEFAULT_VERSION) -> tuple[int, int, int]:
-    """'0.5.23' -> (0, 5, 23); '0.4.9.post2' -> (0, 4, 9); 'v3.3.7' -> (3, 3, 7)."""
-    value = (text or default).lstrip("v")
-    parts = []
-    for piece in value.split(".")[:3]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            raise InputError(f"--engine-version {value!r} is not a version like {default}")
-        parts.append(int(digits))
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
+
 
 
 # --------------------------------------------------------------------------------------- default fraction
@@ -127,7 +111,7 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
     if gpu_mem <= 0:
         raise InputError("the GPU memory must be positive")
     parallel = tp * pp
-    if parse_version(version) < (0, 5, 0):
+    if parse_version(version, DEFAULT_VERSION) < (0, 5, 0):
         if gpu_mem < 35 * 1024:
             reserved = (2.8 + parallel / 10) * 1024
         elif gpu_mem < 90 * 1024:
@@ -187,14 +171,7 @@ def cell_size(dep: Deployment, stage: Stage, version: tuple[int, int, int]) -> i
     return round(cell)
 
 
-def _total(gpu: GPU | None, settings: EngineSettings, kv_memory: int | None) -> tuple[int, str]:
-    if settings.total_bytes:
-        return settings.total_bytes, "given"
-    if gpu is not None:
-        return gpu.torch_total()
-    if kv_memory is None:
-        raise InputError("SGLang accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
-    return 0, "none (KV pool given)"
+
 
 
 def _context(dep: Deployment, settings: EngineSettings, engine: str) -> int:
@@ -220,9 +197,9 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
     if reserve < 0:
         raise InputError(f"--reserve must not be negative (got {reserve})")
     _check_kv_dtype(dep)
-    version = parse_version(settings.version)
+    version = parse_version(settings.version, DEFAULT_VERSION)
     page = settings.block_size or DEFAULT_PAGE_SIZE
-    total, total_source = _total(gpu, settings, kv_memory)
+    total, total_source = engine_total(gpu, settings, kv_memory)
     smi_total = gpu.memory_bytes if gpu is not None else total
     multimodal = any(t.role in TOWER_ROLES for t in dep.model.tensors)
     mla = any(isinstance(layer.kv, MLAKV) for layer in dep.model.layers)
@@ -268,45 +245,3 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
     return Scenario(gpu, fraction, tuple(budgets), cap, printed)
 
 
-# ------------------------------------------------------------------------------------ capacity (shared)
-
-def largest(fits: Callable[[int], bool], limit: int = SEARCH_LIMIT) -> int:
-    """The largest n in [0, limit] with fits(n), for a predicate that holds up to some n and fails after."""
-    if not fits(1):
-        return 0
-    if fits(limit):
-        return limit
-    lo, hi = 1, limit
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
-
-
-def token_capacity(tokens: int, cells: Sequence[int], budgets: Sequence[Budget], seq: int, batch: int,
-                   replicas: int, context: int, max_requests: int | None, block: int = 1,
-                   context_label: str = "model context") -> Capacity:
-    """Capacity of a token pool of `tokens` slots (each `cells[s]` bytes on stage s): a request of L tokens
-    takes ceil(L / block) x block slots; at most `max_requests` run at once per replica."""
-    local = per_replica(batch, replicas)
-
-    def slots(length: int) -> int:
-        return -(-length // block) * block
-
-    per_request = slots(seq)
-    binding = min(range(len(cells)), key=lambda s: (max(0, budgets[s].kv_pool) // cells[s], budgets[s].kv_pool))
-    concurrent = tokens // per_request if per_request else 0
-    if max_requests is not None:
-        concurrent = min(concurrent, max_requests)
-    memory = largest(lambda length: local * slots(length) <= tokens) if tokens else 0
-    longest = min(memory, context)
-    need = local * per_request * max(cells)
-    pool = budgets[binding].kv_pool
-    ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= tokens and seq <= context
-    return Capacity(
-        seq=seq, batch=batch, replicas=replicas, request_bytes=per_request * max(cells), kv_cache_bytes=need,
-        kv_pool_bytes=pool, max_concurrent_requests=concurrent * replicas, max_seq_len=longest,
-        max_seq_len_limited_by=context_label if longest == context and memory > context else "memory",
-        max_seq_len_memory=memory, max_tokens=tokens, fits=ok,
-        shortfall_bytes=0 if ok else max(0, need - max(pool, 0)),
-    )

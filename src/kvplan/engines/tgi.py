@@ -36,9 +36,10 @@ from __future__ import annotations
 import math
 
 from kvplan.budget import Budget, Term, check_util
+from kvplan.capacity import token_capacity
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario
-from kvplan.engines.sglang import parse_version, startup_in_use, token_capacity
+from kvplan.engines import EngineSettings, Printed, Scenario, parse_version
+from kvplan.engines.sglang import startup_in_use
 from kvplan.engines.vllm import activation
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU

@@ -23,9 +23,9 @@ from functools import cache
 from importlib import resources
 
 from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import Capacity, per_replica
+from kvplan.capacity import Capacity, largest, per_replica
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario
+from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.quant import DTYPE_BYTES
@@ -44,16 +44,6 @@ DEFAULT_VERSION = "0.19.0"  # the newest release with public startup logs in sha
 DEFAULT_BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9  # --gpu-memory-utilization
 VOCAB_PADDING = 64
-
-
-def parse_version(text: str | None) -> tuple[int, int]:
-    """'0.19.0' -> (0, 19); '0.8.3.dev172' -> (0, 8)."""
-    value = text or DEFAULT_VERSION
-    try:
-        major, minor = (int(p) for p in value.split(".")[:2])
-    except ValueError:
-        raise InputError(f"--engine-version {value!r} is not a version like 0.19.0") from None
-    return major, minor
 
 
 @cache
@@ -215,7 +205,7 @@ def activation(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: int,
     source = f"forward {factor} x {mnbt} tokens x width {f.width:,} x dtype"
     if f.last_stage:
         sampler = c["sampler_bytes_per_logit"] * f.logits + f.hidden
-        if version == (0, 16):  # 0.16's profile held logits for the whole batch (fitted on its one public log)
+        if version[:2] == (0, 16):  # 0.16's profile held logits for the whole batch (fitted on its one public log)
             sampler += c["v016_bytes_per_token_logit"] * mnbt * f.vocab
         source = (f"max({source}, sampler {c['sampler_bytes_per_logit']} B x {f.requests} requests x "
                   f"vocab {f.vocab:,})")
@@ -365,15 +355,8 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
              replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
     util = DEFAULT_UTIL if util is None else check_util(util)
     v0 = settings.engine == "vllm-v0"
-    version = parse_version(settings.version)
-    if settings.total_bytes:
-        total, total_source = settings.total_bytes, "given"
-    elif gpu is not None:
-        total, total_source = gpu.torch_total()
-    elif kv_memory is None:
-        raise InputError("vLLM accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
-    else:
-        total, total_source = 0, "none (KV pool given)"
+    version = parse_version(settings.version, DEFAULT_VERSION)
+    total, total_source = engine_total(gpu, settings, kv_memory)
     max_model_len, mnbt, max_num_seqs = _settings_defaults(dep, gpu, settings, total)
     requested = math.ceil(total * util)
     budgets, layouts = [], []
@@ -425,19 +408,7 @@ def _capacity(layout: KVLayout, budgets: list[Budget], blocks: int, seq: int, ba
     per_request = layout.blocks_per_request(seq)
     concurrent = min(blocks // per_request, max_num_seqs) if per_request else max_num_seqs
 
-    def fits(length: int) -> bool:
-        return local * layout.blocks_per_request(length) <= blocks
-
-    if not fits(1):
-        longest = 0
-    elif fits(max_model_len):
-        longest = max_model_len
-    else:
-        lo, hi = 1, max_model_len
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        longest = lo
+    longest = largest(lambda length: local * layout.blocks_per_request(length) <= blocks, max_model_len)
     need = local * per_request * layout.bytes_per_block()
     pool = budgets[binding].kv_pool
     ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= blocks and seq <= max_model_len
