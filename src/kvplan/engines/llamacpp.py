@@ -34,7 +34,7 @@ from collections.abc import Callable
 from kvplan.budget import Budget, Term, check_util
 from kvplan.capacity import Capacity, largest, per_replica
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario
+from kvplan.engines import EngineSettings, Printed, Scenario, engine_total
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import MLAKV, AttentionKV, NoKV
@@ -134,14 +134,7 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
     slots = per_replica(batch, replicas)
     cells = [layer_cells(dep, stage) for stage in dep.stages]
     n_ctx, n_ctx_seq = context(seq, slots)
-    if settings.total_bytes:
-        memory, source = settings.total_bytes, "given"
-    elif gpu is not None:
-        memory, source = gpu.torch_total()
-    elif kv_memory is None:
-        raise InputError("llama.cpp accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
-    else:
-        memory, source = 0, "none (KV pool given)"
+    memory, source = engine_total(gpu, settings, kv_memory)
     budgets = []
     for stage in dep.stages:
         if kv_memory is not None:

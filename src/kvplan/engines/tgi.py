@@ -38,7 +38,7 @@ import math
 from kvplan.budget import Budget, Term, check_util
 from kvplan.capacity import token_capacity
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario, parse_version
+from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
 from kvplan.engines.sglang import startup_in_use
 from kvplan.engines.vllm import activation
 from kvplan.errors import InputError, UnsupportedModelError
@@ -161,14 +161,7 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
     block = settings.block_size or block
     stage = dep.stages[0]
     block_bytes = cache_block_bytes(dep, stage, block)
-    if settings.total_bytes:
-        total, total_source = settings.total_bytes, "given"
-    elif gpu is not None:
-        total, total_source = gpu.torch_total()
-    elif kv_memory is None:
-        raise InputError("TGI accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
-    else:
-        total, total_source = 0, "none (KV pool given)"
+    total, total_source = engine_total(gpu, settings, kv_memory)
     if settings.max_num_batched_tokens:
         prefill, prefill_source = settings.max_num_batched_tokens, "--max-batch-prefill-tokens"
     else:
