@@ -41,6 +41,7 @@ from kvplan.model.spec import (
 from kvplan.units import GiB
 
 DEFAULT_VERSION = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
+DEFAULT_V0_VERSION = "0.6.4"  # a V0 release of the public V0 logs (vllm-project/vllm#10517)
 DEFAULT_BLOCK_SIZE = 16
 DEFAULT_UTIL = 0.9  # --gpu-memory-utilization
 VOCAB_PADDING = 64
@@ -355,7 +356,7 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
              replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
     util = DEFAULT_UTIL if util is None else check_util(util)
     v0 = settings.engine == "vllm-v0"
-    version = parse_version(settings.version, DEFAULT_VERSION)
+    version = parse_version(settings.version, DEFAULT_V0_VERSION if v0 else DEFAULT_VERSION)
     total, total_source = engine_total(gpu, settings, kv_memory)
     max_model_len, mnbt, max_num_seqs = _settings_defaults(dep, gpu, settings, total)
     requested = math.ceil(total * util)
@@ -382,9 +383,9 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
             terms.append(Term("reserve", reserve, "--reserve"))
         available = requested - sum(t.bytes for t in terms)
         budgets.append(Budget(total, util, requested, tuple(terms), available))
-    blocks = min(layout.num_blocks(b.kv_pool) for layout, b in zip(layouts, budgets, strict=True))
-    binding = min(range(len(layouts)), key=lambda s: layouts[s].num_blocks(budgets[s].kv_pool))
-    layout = layouts[binding]
+    per_stage = [layout.num_blocks(b.kv_pool) for layout, b in zip(layouts, budgets, strict=True)]
+    binding = per_stage.index(min(per_stage))
+    blocks, layout = per_stage[binding], layouts[binding]
     capacity = _capacity(layout, budgets, blocks, seq, batch, replicas, max_model_len, max_num_seqs, binding)
     concurrency = blocks / layout.blocks_per_request(max_model_len)
     if v0:
