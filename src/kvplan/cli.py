@@ -247,11 +247,15 @@ def models(filter: str, as_json: bool) -> None:
     rows = [e for e in catalog_models() if filter.lower() in f"{e.alias} {e.hf_id} {' '.join(e.aliases)}".lower()]
     if as_json:
         _emit_json([{"alias": e.alias, "hf_id": e.hf_id, "aliases": list(e.aliases), "config": f"{e.config}.json",
-                     "note": e.note} for e in rows])
+                     "note": e.note, "offline": True} for e in rows])
         return
     from kvplan.render import models_table
 
-    models_table(_console(), rows)
+    console = _console()
+    models_table(console, rows)
+    console.print(f"All {len(rows)} models above resolve offline, by alias or Hugging Face id (embedded configs). "
+                  "Any other org/name[@revision] is read from the Hub (HF_TOKEN, HF_HUB_OFFLINE and HF_ENDPOINT "
+                  "apply); a local config.json or model folder works too.", soft_wrap=True)
 
 
 @main.command()

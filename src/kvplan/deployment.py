@@ -89,12 +89,16 @@ class Deployment:
         config = dtype_name(self.model.dtype)
         return "bf16" if config == "fp32" else config
 
+    @property
+    def naive_dtype(self) -> bool:
+        """--dtype fp8 / int8 / int4: every weight at that size, the article's bytes-per-parameter view."""
+        return self.dtype is not None and dtype_name(self.dtype) not in ("fp32", "bf16", "fp16")
+
     @cached_property
     def weight_format(self) -> WeightFormat:
         """--quant on an unquantized checkpoint; else the checkpoint's own format (a --dtype then only sets the
         activation dtype); else every weight in --dtype or the activation dtype."""
-        naive = self.dtype is not None and dtype_name(self.dtype) not in ("fp32", "bf16", "fp16")
-        if self.model.quant and (self.quant or naive):
+        if self.model.quant and (self.quant or self.naive_dtype):
             raise InputError(f"{self.model.name} is already quantized ({self.model.quant.name}): "
                              "--quant and --dtype fp8/int8/int4 apply to unquantized checkpoints")
         if self.quant:
@@ -122,7 +126,21 @@ class Deployment:
 
     # ------------------------------------------------------------------ bytes per GPU
     def tensor_bytes(self, t: Tensor) -> float:
-        return self.weight_format.tensor_bytes(t, t.shard_shape(self.tp), self.dense_bytes)
+        return self.weight_format.tensor_bytes(t, t.shard_shape(self.tp), self.dense_bytes) * self.checkpoint_scale
+
+    def inventory_bytes(self) -> float:
+        """All weights on one GPU as the config describes them (no TP, no checkpoint correction)."""
+        return sum(self.weight_format.tensor_bytes(t, t.shape, self.dense_bytes) for t in self.model.tensors)
+
+    @cached_property
+    def checkpoint_scale(self) -> float:
+        """Stored bytes the engine loads / bytes the config describes: 1 without a checkpoint or when --quant or
+        a naive --dtype replaces the stored format. Every tensor's share (and so TP / PP) stays kvplan's."""
+        ckpt = self.model.checkpoint
+        if ckpt is None or self.quant or self.naive_dtype:
+            return 1.0
+        predicted = self.inventory_bytes()
+        return ckpt.resident_bytes(self.dense_bytes) / predicted if predicted else 1.0
 
     def weight_parts(self) -> dict[str, float]:
         """Bytes per GPU split into quantized weights, their scales/zeros, and dense tensors (all stages)."""

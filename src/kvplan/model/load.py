@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kvplan import hub
 from kvplan.errors import ConfigError, InputError, suggest
 from kvplan.model import catalog, quant
+from kvplan.model.checkpoint import StoredTensor, local_tensors, summarize
 from kvplan.model.config import Config, read_json
 from kvplan.model.families import builder_for
 from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor
@@ -28,10 +30,16 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
         if not config.is_file():
             raise ConfigError(f"{path} holds no config.json: pass the config file or the model folder")
         side = {k: read_json(path / f, k) for k, f in SIDE_FILES.items() if (path / f).is_file()}
-        return from_config(read_json(config), name=path.name, source=str(config), side=side)
+        spec = from_config(read_json(config), name=path.name, source=str(config), side=side)
+        return with_checkpoint(spec, local_tensors(path), f"safetensors headers in {path}")
     if path.is_file():
         return from_config(read_json(path), name=path.stem, source=str(path))
     entry = catalog.lookup(text)
+    if entry is None and hub.is_repo_id(text):
+        found = hub.fetch(text)
+        spec = from_config(found.config, name=found.repo, source=found.source, side=found.side)
+        spec = with_checkpoint(spec, found.tensors, found.source)
+        return spec.with_notes(*found.notes)
     if entry is not None:
         side = {kind: read_json(entry.path(stem), kind) for kind, stem in entry.side}
         spec = from_config(read_json(entry.path()), name=entry.hf_id, source=f"embedded catalog ({entry.alias})",
@@ -45,6 +53,27 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
         f"unknown model {text!r}: not a local config.json or folder, and not in the embedded catalog"
         f"{suggest(text, catalog.names())}; `kvplan models` lists the catalog"
     )
+
+
+def with_checkpoint(spec: ModelSpec, tensors: list[StoredTensor] | None, source: str) -> ModelSpec:
+    """Attach the stored tensors' summary, and say how far the config-derived weights are from it."""
+    if not tensors:
+        return spec
+    from dataclasses import replace
+
+    from kvplan.deployment import Deployment
+
+    ckpt = summarize(tensors, source, spec.num_layers, spec.tie_word_embeddings)
+    spec = replace(spec, checkpoint=ckpt)
+    dep = Deployment(spec)
+    predicted, resident = dep.inventory_bytes(), ckpt.resident_bytes(dep.dense_bytes)
+    notes = [f"weights from the checkpoint's headers: {resident:,} B loaded of {ckpt.stored_bytes:,} B stored "
+             f"({', '.join(f'{k} {v:,}' for k, v in ckpt.bytes_by_dtype.items())})"]
+    notes += [f"not loaded: {why}, {b:,} B" for why, b in ckpt.excluded]
+    if predicted and abs(resident - predicted) > 0.005 * predicted:
+        notes.append(f"the config describes {predicted:,.0f} B of weights, the checkpoint {resident:,} B "
+                     f"({(resident - predicted) / predicted:+.1%}): kvplan uses the checkpoint's bytes")
+    return spec.with_notes(*notes)
 
 
 def _quant_config(cfg: Config, side: dict[str, dict[str, Any]]) -> tuple[quant.WeightFormat | None, str | None]:

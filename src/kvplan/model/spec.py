@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from kvplan.errors import InputError
 
 if TYPE_CHECKING:
+    from kvplan.model.checkpoint import Checkpoint
     from kvplan.model.quant import WeightFormat
 
 Role = Literal[
@@ -329,6 +330,7 @@ class ModelSpec:
     kv_dtype_hint: str | None = None  # a KV dtype the checkpoint was calibrated for (ModelOpt fp8), informational
     notes: tuple[str, ...] = ()
     rope: tuple[RopeTable, ...] = ()  # RoPE tables an engine precomputes (not parameters)
+    checkpoint: Checkpoint | None = None  # the stored tensors, when their headers were read
 
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
