@@ -53,7 +53,8 @@ def inventory(dep: Deployment) -> dict[str, Any]:
     } for layer in m.layers]
     return {
         "model": {"name": m.name, "source": m.source, "model_type": m.model_type, "dtype": m.dtype,
-                  "max_context": m.max_context, "tie_word_embeddings": m.tie_word_embeddings, "notes": list(m.notes)},
+                  "max_context": m.max_context, "tie_word_embeddings": m.tie_word_embeddings, "notes": list(m.notes),
+                  "checkpoint": m.checkpoint.to_dict() if m.checkpoint else None},
         "params": m.params,
         "params_breakdown": m.params_by_role(),
         "active_params": m.active_params,

@@ -69,6 +69,7 @@ class Plan:
             "model": {
                 "name": m.name, "source": m.source, "model_type": m.model_type, "layers": m.num_layers,
                 "kv_layer_kinds": m.kv_kinds(), "max_context": m.max_context,
+                "checkpoint": m.checkpoint.to_dict() if m.checkpoint else None,
             },
             "params": m.params,
             "params_breakdown": m.params_by_role(),
