@@ -218,3 +218,31 @@ def test_truncated_header_is_an_error(tmp_path):
     bad.write_bytes(struct.pack("<Q", 500) + b'{"a": ')
     with pytest.raises(InputError, match="not valid JSON"):
         read_local(bad)
+
+
+def test_gguf_only_repo_read_from_its_header(hub, tmp_path):
+    from test_gguf import write_tiny_llama
+
+    path = tmp_path / "tiny-Q8_0.gguf"
+    write_tiny_llama(path)
+    data = path.read_bytes()
+    hub.repos["tiny/gguf"] = Repo({"tiny-Q8_0.gguf": data, "README.md": b"gguf only"})
+    spec = load_model("tiny/gguf")
+    from kvplan import gguf
+
+    header = gguf.parse_file(path)
+    assert spec.num_layers == 2 and spec.checkpoint.stored_bytes == header.total_bytes
+    assert Deployment(spec).weights_bytes_per_gpu == header.total_bytes  # as stored, whatever the quant types
+    assert all(rng is not None for method, p, rng in hub.requests if p.endswith(".gguf"))
+
+
+def test_gguf_repo_with_several_models_asks_for_one(hub, tmp_path):
+    from test_gguf import write_tiny_llama
+
+    path = tmp_path / "a.gguf"
+    write_tiny_llama(path)
+    data = path.read_bytes()
+    hub.repos["tiny/ggufs"] = Repo({"m-Q4.gguf": data, "m-Q8.gguf": data})
+    with pytest.raises(InputError, match=r"holds 2 GGUF models .*name one, e\.g\. tiny/ggufs:m-Q4\.gguf"):
+        load_model("tiny/ggufs")
+    assert load_model("tiny/ggufs:m-Q8.gguf").num_layers == 2

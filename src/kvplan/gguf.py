@@ -67,6 +67,10 @@ without a router (`blk.N.ffn_gate_inp.weight`) become qwen's mlp_only_layers; fa
 the new decoder architecture with two layer norms. torch_dtype is "bfloat16": the quantized storage is what
 `GGUFHeader.bytes_by_type` / `total_bytes` report, which the config cannot express.
 
+A split GGUF (llama.cpp's gguf-split: `split.no`, `split.count`, `split.tensors.count` in every shard) is mapped
+only from all its shards' headers combined with `merge_shards`; one shard alone is refused, since the output
+head, the biases and the MoE layers may sit in another shard.
+
 Not recoverable from a header: Llama-3 / LongRoPE rope factors (llama.cpp stores them as `rope_freqs` /
 `rope_factors_*` tensors, so rope_scaling keeps only their type and original context), qwen2's
 use_sliding_window and starcoder2's window (llama.cpp's converter drops them and its runtime attends to the full
@@ -76,6 +80,7 @@ context), and a multimodal model's vision tower (a separate mmproj GGUF).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,6 +439,27 @@ def _tensor(name: str, shape: tuple[int, ...], type_id: int, offset: int) -> GGU
             f"corrupt GGUF: tensor {name!r} rows of {row} elements are not whole {t.name} blocks of {t.block_size}"
         )
     return GGUFTensor(name, tuple(shape), t.name, n // t.block_size * t.type_size, offset)
+
+
+def merge_shards(headers: Sequence[GGUFHeader]) -> GGUFHeader:
+    """One header for a split GGUF (`model-00001-of-00003.gguf` ...): the first shard's metadata, every tensor.
+
+    llama.cpp's gguf-split writes `split.no`, `split.count` and `split.tensors.count` into each shard; the first
+    holds the model metadata. In the result, tensors / total_bytes / bytes_by_type cover all shards, while
+    header_bytes, alignment, file_bytes and each tensor's offset still describe its own shard.
+    """
+    if not headers:
+        raise InputError("no GGUF shards given")
+    shards = sorted(headers, key=lambda h: h.metadata.get("split.no", 0))
+    count = shards[0].metadata.get("split.count", 1)
+    numbers = [h.metadata.get("split.no", 0) for h in shards]
+    if numbers != list(range(count)):
+        raise InputError(f"a split GGUF of {count} shards needs shards 1 to {count}; got {[n + 1 for n in numbers]}")
+    tensors = tuple(t for h in shards for t in h.tensors)
+    if len({t.name for t in tensors}) != len(tensors):
+        raise InputError("the GGUF shards repeat a tensor name: they are not one split model")
+    first = shards[0]
+    return GGUFHeader(first.version, first.metadata, tensors, first.header_bytes, first.alignment)
 
 
 def parse_file(path: str | Path, first: int = 1 << 20) -> GGUFHeader:
@@ -909,6 +935,13 @@ def config_from_gguf(header: GGUFHeader) -> dict[str, Any]:
         raise UnsupportedModelError(
             f"GGUF architecture {arch!r} is not supported{suggest(arch, _MAPPERS)}: kvplan maps "
             f"{', '.join(SUPPORTED_ARCHITECTURES)}"
+        )
+    expected = header.metadata.get("split.tensors.count")
+    if isinstance(expected, int) and expected != len(header.tensors):
+        raise InputError(
+            f"this is shard {header.metadata.get('split.no', 0) + 1} of {header.metadata.get('split.count', '?')} "
+            f"of a split GGUF and lists {len(header.tensors)} of its {expected} tensors: the config depends on all "
+            "of them (the output head, biases, MoE layers); read every shard's header and merge_shards() them"
         )
     if not header.tensors:
         raise InputError("the GGUF holds no tensors (a vocabulary-only file?): give the model file")

@@ -178,30 +178,12 @@ def _safetensors(repo: str, commit: str, env: _Env) -> list[StoredTensor] | None
     return tensors
 
 
-def _gguf(repo: str, revision: str | None, filename: str | None, env: _Env) -> tuple[dict, str, int, str]:
-    """(config, file, stored bytes, commit) from a GGUF file's header, read by growing range requests."""
-    if filename is None:
-        filename = _pick_gguf(repo, revision, env)
-    from kvplan import gguf
-
-    size = GGUF_CHUNK
-    while True:
-        data = _range(repo, filename, revision or "main", 0, size - 1, env)
-        if data is None:
-            raise InputError(f"{repo} has no {filename}")
-        try:
-            header = gguf.parse_header(data)
-            break
-        except gguf.NeedMoreBytes as more:
-            if len(data) < size or size >= GGUF_LIMIT:
-                raise InputError(f"{repo}/{filename}: the GGUF header is truncated or larger than "
-                                 f"{GGUF_LIMIT >> 20} MiB") from None
-            size = min(GGUF_LIMIT, max(size * 2, more.needed))
-    return gguf.config_from_gguf(header), filename, header.total_bytes, revision or "main"
+_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
-def _pick_gguf(repo: str, revision: str | None, env: _Env) -> str:
-    """The repo's one GGUF file, from the Hub's tree listing (GET /api/models/{repo}/tree/{revision})."""
+def _pick_gguf(repo: str, revision: str | None, env: _Env, wanted: str | None) -> list[str]:
+    """The GGUF file(s) of one model, from the Hub's tree listing (GET /api/models/{repo}/tree/{revision}):
+    the named file or the repo's only model, with every shard of a split model."""
     if env.offline:
         raise InputError(f"{repo} has no config.json in the cache and HF_HUB_OFFLINE is set: pass a local path")
     response = _get(f"{env.endpoint}/api/models/{repo}/tree/{revision or 'main'}?recursive=true", repo, revision,
@@ -212,13 +194,52 @@ def _pick_gguf(repo: str, revision: str | None, env: _Env) -> str:
         files = [f["path"] for f in response.json() if f.get("type") == "file"]
     except (ValueError, TypeError, KeyError, AttributeError):
         raise InputError(f"the Hub's file list of {repo} is not the expected JSON") from None
-    ggufs = sorted(f for f in files if f.endswith(".gguf"))
-    if not ggufs:
+    models: dict[str, list[str]] = {}  # one entry per model: a single file, or a split model's shards
+    for f in sorted(f for f in files if f.endswith(".gguf")):
+        m = _SPLIT.match(f)
+        models.setdefault(m.group("stem") if m else f, []).append(f)
+    if not models:
         raise InputError(f"{repo} has neither a config.json nor a .gguf file: kvplan cannot read its architecture")
-    if len(ggufs) > 1:
-        raise InputError(f"{repo} holds {len(ggufs)} GGUF files ({', '.join(ggufs[:4])}...): name one, "
-                         f"e.g. {repo}:{ggufs[0]}")
-    return ggufs[0]
+    if wanted:
+        m = _SPLIT.match(wanted)
+        key = m.group("stem") if m else wanted
+        if key not in models:
+            raise InputError(f"{repo} has no {wanted}: it holds {', '.join(sorted(models)[:6])}")
+        return models[key]
+    if len(models) > 1:
+        names = [v[0] for v in models.values()]
+        raise InputError(f"{repo} holds {len(models)} GGUF models ({', '.join(names[:4])}...): name one, "
+                         f"e.g. {repo}:{names[0]}")
+    return next(iter(models.values()))
+
+
+def _gguf_header(repo: str, filename: str, revision: str, env: _Env):
+    """One GGUF file's header, read by growing range requests."""
+    from kvplan import gguf
+
+    size = GGUF_CHUNK
+    while True:
+        data = _range(repo, filename, revision, 0, size - 1, env)
+        if data is None:
+            raise InputError(f"{repo} has no {filename}")
+        try:
+            return gguf.parse_header(data)
+        except gguf.NeedMoreBytes as more:
+            if len(data) < size or size >= GGUF_LIMIT:
+                raise InputError(f"{repo}/{filename}: the GGUF header is truncated or larger than "
+                                 f"{GGUF_LIMIT >> 20} MiB") from None
+            size = min(GGUF_LIMIT, max(size * 2, more.needed))
+
+
+def _gguf(repo: str, revision: str | None, filename: str | None, env: _Env) -> tuple[dict, str, int]:
+    """(config, file, stored bytes) from a GGUF model's header(s); a split model's shards are merged."""
+    files = _pick_gguf(repo, revision, env, filename)
+    from kvplan import gguf
+
+    headers = [_gguf_header(repo, f, revision or "main", env) for f in files]
+    header = gguf.merge_shards(headers) if len(headers) > 1 else headers[0]
+    name = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} shards)"
+    return gguf.config_from_gguf(header), name, header.total_bytes
 
 
 def fetch(text: str) -> HubModel:
@@ -229,10 +250,10 @@ def fetch(text: str) -> HubModel:
     env = _env()
     config_path = None if filename else _download(repo, "config.json", revision, env)
     if config_path is None:
-        config, gguf_file, stored, commit = _gguf(repo, revision, filename, env)
-        return HubModel(repo, commit, config, {}, [StoredTensor(gguf_file, "GGUF", 0, stored)],
+        config, gguf_file, stored = _gguf(repo, revision, filename, env)
+        return HubModel(repo, revision or "main", config, {}, [StoredTensor(gguf_file, "GGUF", 0, stored)],
                         f"GGUF header of {repo}/{gguf_file}",
-                        (f"no config.json: architecture and sizes read from the GGUF header of {gguf_file}",))
+                        (f"architecture and sizes read from the GGUF header of {gguf_file}; weights as stored",))
     commit = config_path.parent.name
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
