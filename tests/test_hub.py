@@ -246,3 +246,12 @@ def test_gguf_repo_with_several_models_asks_for_one(hub, tmp_path):
     with pytest.raises(InputError, match=r"holds 2 GGUF models .*name one, e\.g\. tiny/ggufs:m-Q4\.gguf"):
         load_model("tiny/ggufs")
     assert load_model("tiny/ggufs:m-Q8.gguf").num_layers == 2
+
+
+def test_unreachable_hub_falls_back_to_the_cache(hub, monkeypatch):
+    hub.repos["tiny/llama"] = Repo(files(llama_tensors(), CONFIG))
+    online = load_model("tiny/llama")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    cached = load_model("tiny/llama")
+    assert cached.params == online.params and cached.checkpoint == online.checkpoint
+    assert any("unreachable" in n and "cached copy used" in n for n in cached.notes)

@@ -11,9 +11,10 @@ can meet becomes one line saying what to do.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -242,12 +243,41 @@ def _gguf(repo: str, revision: str | None, filename: str | None, env: _Env) -> t
     return gguf.config_from_gguf(header), name, header.total_bytes
 
 
+def _probe(repo: str, revision: str | None, env: _Env) -> str | None:
+    """None when the endpoint answers at all (any HTTP status); else why not. One try, no retries: the
+    huggingface_hub client retries a refused connection for ~25 s and prints each retry."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import get_session
+
+    url = hf_hub_url(repo, "config.json", revision=revision, endpoint=env.endpoint)
+    try:
+        get_session().head(url, timeout=env.timeout)
+    except Exception as e:
+        timeout = "Timeout" in type(e).__name__ or "timed out" in str(e).lower()
+        return f"no answer within {env.timeout:g} s" if timeout else type(e).__name__
+    return None
+
+
 def fetch(text: str) -> HubModel:
     m = REPO_RE.match(text)
     if not m:
         raise InputError(f"{text!r} is not a Hugging Face repo id like org/name or org/name@revision")
     repo, revision, filename = m.group("repo"), m.group("rev"), m.group("file")
     env = _env()
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retry chatter is not one line
+    unreachable = None if env.offline else _probe(repo, revision, env)
+    if unreachable:  # use a cached copy if there is one, as huggingface_hub itself would
+        env = replace(env, offline=True)
+        try:
+            found = _fetch(repo, revision, filename, env)
+        except InputError:
+            raise InputError(f"cannot reach {env.endpoint} for {repo} ({unreachable}) and it is not in the "
+                             "local cache: check the network, or pass a local config.json or model folder") from None
+        return replace(found, notes=(*found.notes, f"{env.endpoint} unreachable ({unreachable}): cached copy used"))
+    return _fetch(repo, revision, filename, env)
+
+
+def _fetch(repo: str, revision: str | None, filename: str | None, env: _Env) -> HubModel:
     config_path = None if filename else _download(repo, "config.json", revision, env)
     if config_path is None:
         config, gguf_file, stored = _gguf(repo, revision, filename, env)
