@@ -18,10 +18,10 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-def _console():
+def _console(wide: bool = False):
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False, width=max(100, Console().width))
+    return Console(highlight=False, soft_wrap=False, width=max(140 if wide else 100, Console().width))
 
 
 class _Group(click.Group):
@@ -182,6 +182,139 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
         from kvplan.render import inventory_table
 
         inventory_table(_console(), spec, inv)
+
+
+# ------------------------------------------------------------------------------------- planner and speed
+@main.command()
+@click.argument("model")
+@click.option("--users", type=int, required=True, help="Concurrent requests to serve.")
+@click.option("--seq", type=int, help="Tokens per request (prompt + output); the output is --output or 25%.")
+@click.option("--prompt", type=int, help="Prompt tokens per request.")
+@click.option("--output", type=int, help="Output tokens per request.")
+@click.option("--min-tokens-per-sec", type=float, help="Target decode speed per user.")
+@click.option("--max-ttft", type=float, help="Target time to first token, seconds.")
+@click.option("--gpu", "gpu", multiple=True, help="GPU types to consider (repeat; default: the datacenter set).")
+@click.option("--max-gpus", type=int, default=8, show_default=True, help="GPUs per replica at most.")
+@click.option("--allow-quant", is_flag=True, help="Also consider fp8 and int4 weights.")
+@click.option("--allow-fp8-kv", is_flag=True, help="Also consider an fp8 KV cache.")
+@click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
+@click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
+@click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
+@click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
+def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
+        min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
+        allow_quant: bool, allow_fp8_kv: bool, price: tuple[str, ...], price_file: str | None, top: int,
+        as_json: bool) -> None:
+    """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
+    from kvplan.errors import InputError
+    from kvplan.model.load import load_model
+    from kvplan.planner import Workload, search
+    from kvplan.pricing import parse_overrides, read_file
+
+    if prompt is None:
+        if seq is None:
+            raise InputError("give --seq, or --prompt and --output")
+        output = output or max(1, seq // 4)
+        prompt = seq - output
+        if prompt < 1:
+            raise InputError(f"--output {output} leaves no prompt in --seq {seq}")
+    elif output is None:
+        raise InputError("--prompt needs --output too")
+    workload = Workload(users, prompt, output, min_tokens_per_sec, max_ttft)
+    prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
+    spec = load_model(model)
+    model_id = model if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
+    result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices, model_id)
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        from kvplan.render import fit_view
+
+        fit_view(_console(wide=True), spec, result, top)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--gpu", required=True, help="GPU type, e.g. h100.")
+@_deployment_options
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Sequences decoded together.")
+@click.option("--prompt", type=int, default=1024, show_default=True, help="Prompt tokens (time to first token).")
+@click.option("--context", type=int, help="Tokens each decoding sequence holds (default: the prompt).")
+@click.option("--json", "as_json", is_flag=True)
+def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int, batch: int,
+         prompt: int, context: int | None, as_json: bool) -> None:
+    """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines)."""
+    from kvplan import perf as estimates
+    from kvplan.deployment import Deployment
+    from kvplan.errors import InputError
+    from kvplan.hardware import get_gpu
+    from kvplan.model.load import load_model
+
+    for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
+        if value is not None and value < 1:
+            raise InputError(f"{label} must be a positive integer (got {value})")
+    dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower())
+    device = get_gpu(gpu)
+    d = estimates.decode(dep, device, batch, context or prompt)
+    p = estimates.prefill(dep, device, prompt)
+    data = {"model": dep.model.name, "gpu": device.alias, "tp": tp, "pp": pp, "batch": batch,
+            "context": context or prompt, "prompt": prompt,
+            "decode": {"step_seconds": d.step_seconds, "tokens_per_sec_per_user": d.tokens_per_sec_per_user,
+                       "tokens_per_sec_total": d.tokens_per_sec_total, "bound": d.bound,
+                       "bytes_read_per_step": d.bytes_read, "flops_per_step": d.flops,
+                       "comm_seconds": d.comm_seconds},
+            "prefill": {"ttft_seconds": p.seconds, "flops": p.flops, "bound": p.bound},
+            "assumptions": [d.assumptions, p.assumptions]}
+    if as_json:
+        _emit_json(data)
+        return
+    console = _console()
+    console.print(f"[bold]{dep.model.name}[/bold] on {tp * pp} x {device.alias} (TP {tp}, PP {pp}), "
+                  f"weights {dep.weight_format.name}, KV {dep.kv_dtype}", soft_wrap=True)
+    console.print(f"  decode, batch {batch} at {context or prompt:,} tokens: {d.step_seconds * 1000:.2f} ms per "
+                  f"step = {d.tokens_per_sec_per_user:,.1f} tok/s per user, {d.tokens_per_sec_total:,.0f} tok/s in "
+                  f"all ({d.bound}-bound; {d.bytes_read / 2**30:.2f} GiB read, {d.flops / 1e12:.2f} TFLOP per step)",
+                  soft_wrap=True)
+    console.print(f"  prefill of {prompt:,} tokens: time to first token {p.seconds:.3f} s ({p.bound}-bound)",
+                  soft_wrap=True)
+    for line in data["assumptions"]:
+        console.print(f"  {line}", soft_wrap=True)
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["concurrency", "memory", "cost"]))
+@click.argument("model")
+@click.option("-o", "--output-file", "out", required=True, help="FILE.png or FILE.svg")
+@click.option("--gpu", "gpu", multiple=True, help="GPU types (repeat).")
+@click.option("--util", type=float, multiple=True, help="Utilizations (repeat; default 0.9).")
+@click.option("--seq", type=int, default=4096, show_default=True, help="memory: max_model_len.")
+@click.option("--users", default="1,4,16,64,256", show_default=True, help="cost: comma-separated user counts.")
+@click.option("--prompt", type=int, default=1024, show_default=True, help="cost: prompt tokens.")
+@click.option("--output", type=int, default=256, show_default=True, help="cost: output tokens.")
+@click.option("--allow-quant", is_flag=True, help="cost: consider fp8 and int4 weights.")
+def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[float, ...], seq: int, users: str,
+         prompt: int, output: int, allow_quant: bool) -> None:
+    """Draw concurrency vs context, the memory breakdown, or cost vs users (needs kvplan[plot])."""
+    from kvplan import plots
+    from kvplan.errors import InputError
+    from kvplan.model.load import load_model
+
+    spec = load_model(model)
+    gpus, utils = list(gpu) or ["a10g", "h100"], list(util) or [0.9]
+    if kind == "concurrency":
+        path = plots.plot_concurrency(spec, gpus, utils, out)
+    elif kind == "memory":
+        path = plots.plot_memory(spec, gpus, utils, seq, out)
+    else:
+        try:
+            counts = [int(x) for x in users.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--users {users!r}: write comma-separated counts, e.g. 1,10,100") from None
+        if not counts or min(counts) < 1:
+            raise InputError("--users needs positive counts, e.g. 1,10,100")
+        path = plots.plot_cost(spec, counts, prompt, output, list(gpu) or None, allow_quant, out)
+    click.echo(f"wrote {path}")
 
 
 # ----------------------------------------------------------------------------------- logs and validation

@@ -187,6 +187,17 @@ class Deployment:
             ))
         return tuple(out)
 
+    @cached_property
+    def _memo(self) -> dict:
+        return {}
+
+    def memo(self, key: tuple, compute):
+        """A figure derived from this deployment, computed once (engines and speed estimates reuse it across
+        GPUs and utilizations when a search evaluates thousands of candidates)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
     @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.pp

@@ -212,3 +212,47 @@ def _fmt(x: float | None) -> str:
     if x is None:
         return "-"
     return f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 1000 else f"{x:,.2f}"
+
+
+def fit_view(console: Console, spec: ModelSpec, result, top: int) -> None:
+    w = result.workload
+    targets = []
+    if w.min_tokens_per_sec:
+        targets.append(f">= {w.min_tokens_per_sec:g} tok/s per user")
+    if w.max_ttft:
+        targets.append(f"TTFT <= {w.max_ttft:g} s")
+    console.print(f"[bold]{spec.name}[/bold]: {w.users:,} users x {w.seq:,} tokens ({w.prompt:,} prompt + "
+                  f"{w.output:,} output)" + (f", targets {', '.join(targets)}" if targets else ""), soft_wrap=True)
+    console.print(f"  {result.evaluated:,} candidates evaluated in {result.seconds:.2f} s", soft_wrap=True)
+    best = [c for c in result.candidates if c.meets_targets][:top]
+    if not best:
+        miss = result.candidates[0] if result.candidates else None
+        console.print("[red]no candidate meets every target[/red]"
+                      + (f"; nearest miss: {miss.gpus_total} x {miss.gpu.alias} (TP {miss.tp}, PP {miss.pp}): "
+                         f"{'; '.join(miss.misses)}" if miss else ": nothing fits at all"), soft_wrap=True)
+        shown = result.candidates[:top]
+    else:
+        shown = best
+    table = Table(header_style="bold")
+    for col in ("#", "GPU", "per replica", "replicas", "weights", "KV", "requests/replica", "tok/s/user",
+                "TTFT s", "$/hour", "$/M tokens"):
+        table.add_column(col, justify="left" if col in ("GPU", "weights", "KV") else "right")
+    for i, c in enumerate(shown, 1):
+        table.add_row(str(i), c.gpu.alias, f"{c.gpus_per_replica} (TP {c.tp} x PP {c.pp})", str(c.replicas),
+                      c.weight_scheme, c.kv_dtype, f"{c.max_concurrent_requests:,}",
+                      f"{c.decode.tokens_per_sec_per_user:,.1f}", f"{c.ttft_seconds:.3f}",
+                      "-" if c.cost_per_hour is None else f"{c.cost_per_hour:,.2f}",
+                      "-" if c.cost_per_million_tokens is None else f"{c.cost_per_million_tokens:,.3f}")
+    console.print(table)
+    for i, c in enumerate(shown[:3], 1):
+        console.print(f"  {i}. {c.vllm_command}", soft_wrap=True, markup=False)
+        console.print(f"     price {c.price.usd_per_hour if c.price.usd_per_hour is not None else '-'} USD per GPU-hour"
+                      f" ({c.price.source})", soft_wrap=True, markup=False)
+    if result.rejected:
+        console.print("rejected:", soft_wrap=True)
+        for family, why in result.rejected.items():
+            console.print(f"  {family}: {why}", soft_wrap=True, markup=False)
+    for reason, n in result.skipped.items():
+        console.print(f"  skipped {n} layout(s): {reason}", soft_wrap=True, markup=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", soft_wrap=True)

@@ -73,6 +73,10 @@ def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
 def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What "Model loading took" reports for one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
     plus the RoPE tables (one per distinct rope, in the model dtype unless vLLM keeps it in fp32)."""
+    return dep.memo(("vllm.loaded_weights", stage.index), lambda: _loaded_weights(dep, stage))
+
+
+def _loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     extra = 0
     for t in dep.model.tensors:
         if t.role not in ("embedding", "lm_head") or len(t.shape) != 2:
@@ -185,7 +189,7 @@ class ActivationFeatures:
 
 def activation_features(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: int) -> ActivationFeatures:
     dtype = DTYPE_BYTES[dep.activation_dtype]
-    width = _activation_width(dep)
+    width = dep.memo(("vllm.activation_width",), lambda: _activation_width(dep))
     requests = min(max_num_seqs, mnbt)
     vocab = _pad(dep.model.vocab_size, VOCAB_PADDING)
     return ActivationFeatures(mnbt * dtype * width, requests * vocab, mnbt * _hidden(dep) * dtype,
@@ -367,7 +371,9 @@ def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: Eng
         if v0:
             layout = _v0_layout(dep, stage, settings.block_size)
         else:
-            layout = kv_layout(dep, stage, settings.block_size, max_model_len, mnbt, version)
+            key = ("vllm.kv_layout", stage.index, settings.block_size, max_model_len, mnbt, version)
+            layout = dep.memo(key, lambda s=stage: kv_layout(dep, s, settings.block_size, max_model_len, mnbt,
+                                                              version))
         layouts.append(layout)
         if kv_memory is not None:
             budgets.append(Budget(None, None, None, (), kv_memory, pool_given=True))

@@ -1,0 +1,218 @@
+"""Speed estimates (first-order rooflines), labelled as estimates with their assumptions.
+
+Decode, one step of `batch` sequences at `context` tokens, per pipeline stage on one GPU of its TP group:
+    memory time  = (weights read + KV read) / (bandwidth x bandwidth_efficiency)
+                   weights read: dense weights once; routed experts only in the share a batch touches,
+                   1 - (1 - k/E)^batch of them (each token picks k of E experts)
+                   KV read: batch x one request's cache at `context`
+    compute time = (2 x active parameters x batch + attention 4 x batch x context x heads x head_dim)
+                   / (peak FLOP/s x decode_compute_efficiency)
+    step = sum over stages of max(memory, compute) + TP all-reduces (2 per layer) + PP hand-offs
+Prefill of `prompt` tokens (time to first token of one request):
+    (2 x active parameters x prompt + causal attention 2 x prompt^2 x heads x head_dim per layer)
+    / (peak FLOP/s x prefill_compute_efficiency), at least one read of the weights, plus all-reduces.
+All-reduce (ring): 2 x (TP - 1) / TP x bytes / link bandwidth + a fixed latency; link bandwidth from the
+catalog's interconnect text (NVLink total / 2 per direction, PCIe by generation). Each forward pass (a decode
+step, a prefill) also pays a fixed overhead: kernel launches and scheduling.
+The efficiencies are stated constants (data/perf-constants.toml, with their sources); benchmarks/perf_compare.py
+sets the estimates beside published measurements.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from kvplan.deployment import Deployment, Stage
+from kvplan.errors import InputError
+from kvplan.hardware import GPU
+from kvplan.model.quant import DTYPE_BYTES
+from kvplan.model.spec import AttentionKV, CrossAttentionKV
+
+PCIE_GBPS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16
+
+
+@cache
+def constants() -> dict:
+    return tomllib.loads((resources.files("kvplan") / "data" / "perf-constants.toml").read_text(encoding="utf-8"))
+
+
+def link_gbps(gpu: GPU) -> tuple[float, str]:
+    """Per-direction GPU-to-GPU bandwidth in GB/s, and what it was read from."""
+    text = gpu.interconnect
+    m = re.search(r"(\d+(?:\.\d+)?)\s*(TB|GB)/s", text)
+    if m and re.search(r"nvlink|infinity fabric|ici", text[: m.end()].lower()):
+        value = float(m.group(1)) * (1000 if m.group(2) == "TB" else 1)
+        per_dir = "/dir" in text[m.end(): m.end() + 6] or "per dir" in text.lower()
+        return (value if per_dir else value / 2), f"{text.split(';')[0]} ({'per direction' if per_dir else 'half'})"
+    gen = re.search(r"PCIe Gen(\d)", text)
+    if gen and gen.group(1) in PCIE_GBPS:
+        return PCIE_GBPS[gen.group(1)], f"PCIe Gen{gen.group(1)} x16"
+    return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
+
+
+def _peak_tflops(dep: Deployment, gpu: GPU) -> tuple[float, str]:
+    fp8 = dep.weight_format.bits <= 8 and "fp8" in dep.weight_format.name.lower()
+    if fp8 and gpu.fp8_tflops:
+        return gpu.fp8_tflops, "fp8 dense"
+    if gpu.bf16_tflops:
+        return gpu.bf16_tflops, "bf16 dense"
+    raise InputError(f"the catalog has no TFLOPS figure for {gpu.alias}: speed cannot be estimated")
+
+
+def _require(gpu: GPU) -> None:
+    if not gpu.bandwidth_gbps:
+        raise InputError(f"the catalog has no memory bandwidth for {gpu.alias}: speed cannot be estimated")
+
+
+def _hidden(dep: Deployment) -> int:
+    return dep.model.tensors[0].shape[-1] if dep.model.tensors else 0
+
+
+def _attention_layers(stage: Stage) -> int:
+    """Layers of this stage that attend over the context."""
+    return sum(isinstance(layer.kv, AttentionKV | CrossAttentionKV) for layer in stage.layers)
+
+
+def _query_width(dep: Deployment) -> int:
+    heads = dep.model.num_attention_heads or 0
+    layer = next((la.kv for la in dep.model.layers if isinstance(la.kv, AttentionKV)), None)
+    return (heads * layer.head_dim) // dep.tp if layer else 0
+
+
+def _stage_active_params(dep: Deployment, stage: Stage) -> float:
+    """Parameters one token touches on one GPU of this stage (routed experts at top-k of E)."""
+    return dep.memo(("perf.active", stage.index), lambda: _active(dep, stage))
+
+
+def _active(dep: Deployment, stage: Stage) -> float:
+    m, layers = dep.model, {layer.index for layer in stage.layers}
+    total = 0.0
+    for t in m.tensors:
+        on = t.layer in layers or (t.layer is None and t.role != "embedding" and stage.index == len(dep.stages) - 1)
+        if not on:
+            continue
+        n = t.numel / (dep.tp if t.split is not None else 1)
+        if t.role == "experts" and m.moe:
+            n *= m.moe.experts_per_token / m.moe.num_experts
+        total += n
+    return total
+
+
+def _stage_weight_read(dep: Deployment, stage: Stage, batch: int) -> float:
+    """Weight bytes one decode step reads on a GPU of this stage: routed experts in the share touched."""
+    dense, experts = dep.memo(("perf.read", stage.index), lambda: _read(dep, stage))
+    m = dep.model
+    touched = 1 - (1 - m.moe.experts_per_token / m.moe.num_experts) ** batch if m.moe else 1.0
+    return dense + experts * touched
+
+
+def _read(dep: Deployment, stage: Stage) -> tuple[float, float]:
+    """(dense, routed-expert) weight bytes a step can read on one GPU of this stage."""
+    layers = {layer.index for layer in stage.layers}
+    dense = experts = 0.0
+    for t in dep.model.tensors:
+        if t.layer not in layers and not (t.layer is None and t.role != "embedding"
+                                          and stage.index == len(dep.stages) - 1):
+            continue
+        if t.role == "experts":
+            experts += dep.tensor_bytes(t)
+        else:
+            dense += dep.tensor_bytes(t)
+    return dense, experts
+
+
+def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
+    """2 all-reduces per layer of tokens x hidden activations (ring), on every layer of the model."""
+    if dep.tp == 1:
+        return 0.0
+    c = constants()["comm"]
+    nbytes = tokens * _hidden(dep) * DTYPE_BYTES[dep.activation_dtype]
+    bw = link_gbps(gpu)[0] * 1e9
+    one = 2 * (dep.tp - 1) / dep.tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
+    return 2 * dep.model.num_layers * one
+
+
+def pp_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
+    if dep.pp == 1:
+        return 0.0
+    nbytes = tokens * _hidden(dep) * DTYPE_BYTES[dep.activation_dtype]
+    return (dep.pp - 1) * (nbytes / (link_gbps(gpu)[0] * 1e9) + constants()["comm"]["allreduce_latency_us"] * 1e-6)
+
+
+@dataclass(frozen=True)
+class Decode:
+    batch: int
+    context: int
+    step_seconds: float
+    tokens_per_sec_per_user: float
+    tokens_per_sec_total: float
+    bound: str  # "memory" or "compute"
+    bytes_read: float  # per GPU per step, all stages
+    flops: float  # per GPU per step, all stages
+    comm_seconds: float
+    assumptions: str
+
+
+def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
+    _require(gpu)
+    c = constants()["efficiency"]
+    peak, peak_kind = _peak_tflops(dep, gpu)
+    bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
+    flops_rate = peak * 1e12 * c["decode_compute"]
+    step = bytes_total = flops_total = 0.0
+    memory_bound = 0
+    width = dep.memo(("perf.query_width",), lambda: _query_width(dep))
+    for stage in dep.stages:
+        read = _stage_weight_read(dep, stage, batch) + batch * stage.request_bytes(context, dep.kv_bytes, dep.tp)
+        flops = 2 * _stage_active_params(dep, stage) * batch + 4 * batch * context * width * _attention_layers(stage)
+        t_mem, t_cmp = read / bw, flops / flops_rate
+        memory_bound += t_mem >= t_cmp
+        step += max(t_mem, t_cmp)
+        bytes_total += read
+        flops_total += flops
+    comm = allreduce_seconds(dep, gpu, batch) + pp_seconds(dep, gpu, batch)
+    step += comm + constants()["comm"]["step_overhead_ms"] * 1e-3
+    bound = "memory" if memory_bound * 2 >= len(dep.stages) else "compute"
+    assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']} achieved, {peak:,.0f} TFLOPS "
+                   f"{peak_kind} x {c['decode_compute']}; {constants()['efficiency']['source']}")
+    return Decode(batch, context, step, 1 / step, batch / step, bound, bytes_total, flops_total, comm, assumptions)
+
+
+@dataclass(frozen=True)
+class Prefill:
+    tokens: int
+    seconds: float
+    flops: float
+    bound: str
+    assumptions: str
+
+
+def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
+    """Time to process `batch` prompts of `prompt` tokens at once (batch 1: the time to first token)."""
+    _require(gpu)
+    c = constants()["efficiency"]
+    peak, peak_kind = _peak_tflops(dep, gpu)
+    rate = peak * 1e12 * c["prefill_compute"]
+    bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
+    tokens = prompt * batch
+    seconds = flops_total = 0.0
+    compute_bound = 0
+    width = dep.memo(("perf.query_width",), lambda: _query_width(dep))
+    for stage in dep.stages:
+        flops = (2 * _stage_active_params(dep, stage) * tokens
+                 + 2 * batch * prompt * prompt * width * _attention_layers(stage))
+        t_cmp = flops / rate
+        t_mem = _stage_weight_read(dep, stage, tokens) / bw
+        compute_bound += t_cmp >= t_mem
+        seconds += max(t_cmp, t_mem)
+        flops_total += flops
+    seconds += (allreduce_seconds(dep, gpu, tokens) + pp_seconds(dep, gpu, tokens)
+                + constants()["comm"]["step_overhead_ms"] * 1e-3)
+    bound = "compute" if compute_bound * 2 >= len(dep.stages) else "memory"
+    assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "
+                   f"{c['source']}")
+    return Prefill(tokens, seconds, flops_total, bound, assumptions)

@@ -1,0 +1,276 @@
+"""`kvplan fit`: search GPU types x GPUs per replica x TP/PP layouts x weight precision x KV dtype for the cheapest
+deployment that serves a workload, every candidate sized with the vLLM accounting and the speed estimates.
+
+For each candidate: the vLLM KV pool gives the concurrent requests one replica holds at the workload's length
+(capped by max_num_seqs); replicas = ceil(users / that); when a per-user decode speed is asked, replicas grow
+until the batch per replica is small enough. Cost per hour = GPUs x price; cost per million output tokens =
+cost per hour / (aggregate decode tokens per second x 3600) x 10^6.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvplan import perf
+from kvplan.capacity import largest
+from kvplan.deployment import Deployment
+from kvplan.engines import EngineSettings, scenario
+from kvplan.errors import InputError, KvplanError
+from kvplan.hardware import GPU, get_gpu
+from kvplan.model.spec import ModelSpec
+from kvplan.pricing import Price, price
+
+# The common datacenter set, cheapest first in the catalog's prices.
+DEFAULT_GPUS = ("t4", "l4", "a10g", "l40s", "a100-40g", "a100-80g", "h100", "h200", "b200", "mi300x")
+# vLLM's fp8 weights (Marlin or native) and fp8 KV cache need Ampere or newer; int4 Marlin kernels too.
+PRE_AMPERE = frozenset({"t4", "v100", "v100-pcie", "v100-32g", "v100-pcie-32g"})
+
+
+@dataclass(frozen=True)
+class Workload:
+    users: int
+    prompt: int
+    output: int
+    min_tokens_per_sec: float | None = None  # per user, decode
+    max_ttft: float | None = None  # seconds
+
+    def __post_init__(self) -> None:
+        for label, value in (("--users", self.users), ("--prompt", self.prompt), ("--output", self.output)):
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{label} must be a positive integer (got {value!r})")
+        for label, value in (("--min-tokens-per-sec", self.min_tokens_per_sec), ("--max-ttft", self.max_ttft)):
+            if value is not None and value <= 0:
+                raise InputError(f"{label} must be positive (got {value!r})")
+
+    @property
+    def seq(self) -> int:
+        return self.prompt + self.output
+
+    @property
+    def context(self) -> int:
+        """The average length a decoding request holds."""
+        return self.prompt + self.output // 2
+
+
+@dataclass
+class Candidate:
+    gpu: GPU
+    tp: int
+    pp: int
+    replicas: int
+    weight_scheme: str
+    quant: str | None
+    kv_dtype: str
+    max_concurrent_requests: int  # per replica
+    batch: int  # users per replica
+    decode: perf.Decode
+    ttft_seconds: float
+    price: Price
+    misses: list[str] = field(default_factory=list)
+    model_id: str = ""
+    max_model_len: int = 0
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def gpus_total(self) -> int:
+        return self.gpus_per_replica * self.replicas
+
+    @property
+    def meets_targets(self) -> bool:
+        return not self.misses
+
+    @property
+    def tokens_per_sec_total(self) -> float:
+        return self.replicas * self.decode.tokens_per_sec_total
+
+    @property
+    def cost_per_hour(self) -> float | None:
+        return None if self.price.usd_per_hour is None else self.price.usd_per_hour * self.gpus_total
+
+    @property
+    def cost_per_million_tokens(self) -> float | None:
+        cost = self.cost_per_hour
+        return None if cost is None else cost / (self.tokens_per_sec_total * 3600) * 1e6
+
+    @property
+    def vllm_command(self) -> str:
+        parts = [f"vllm serve {self.model_id}", f"--tensor-parallel-size {self.tp}"]
+        if self.pp > 1:
+            parts.append(f"--pipeline-parallel-size {self.pp}")
+        if self.replicas > 1:
+            parts.append(f"--data-parallel-size {self.replicas}")
+        parts += ["--gpu-memory-utilization 0.9", f"--max-model-len {self.max_model_len}",
+                  f"--max-num-seqs {self.batch}"]
+        if self.kv_dtype == "fp8":
+            parts.append("--kv-cache-dtype fp8")
+        if self.quant == "fp8":
+            parts.append("--quantization fp8")
+        command = " ".join(parts)
+        if self.quant in ("w4a16", "awq"):
+            command += "  # serve an int4 (AWQ / GPTQ / w4a16) checkpoint of the model"
+        return command
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpu": self.gpu.alias, "gpus_per_replica": self.gpus_per_replica, "tp": self.tp, "pp": self.pp,
+            "replicas": self.replicas, "gpus_total": self.gpus_total, "weight_scheme": self.weight_scheme,
+            "kv_dtype": self.kv_dtype, "max_concurrent_requests": self.max_concurrent_requests,
+            "batch_per_replica": self.batch, "meets_targets": self.meets_targets, "misses": self.misses,
+            "cost_per_hour": _round(self.cost_per_hour), "price_per_gpu_hour": self.price.usd_per_hour,
+            "price_source": self.price.source, "cost_per_million_tokens": _round(self.cost_per_million_tokens),
+            "decode_tokens_per_sec_per_user": round(self.decode.tokens_per_sec_per_user, 2),
+            "decode_tokens_per_sec_total": round(self.tokens_per_sec_total, 1),
+            "decode_bound": self.decode.bound, "ttft_seconds": round(self.ttft_seconds, 4),
+            "vllm_command": self.vllm_command,
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+@dataclass
+class FitResult:
+    workload: Workload
+    candidates: list[Candidate]  # ranked: meeting every target first, cheapest first
+    rejected: dict[str, str]  # family (gpu, weights, KV) -> why none of its layouts serves the workload
+    skipped: dict[str, int]  # invalid layouts by reason
+    evaluated: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates and self.candidates[0].meets_targets else None
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        w = self.workload
+        return {
+            "workload": {"users": w.users, "prompt": w.prompt, "output": w.output, "seq": w.seq,
+                         "min_tokens_per_sec": w.min_tokens_per_sec, "max_ttft": w.max_ttft},
+            "candidates": [c.to_dict() for c in self.candidates[:top]],
+            "rejected": self.rejected, "skipped_layouts": self.skipped, "evaluated": self.evaluated,
+            "search_seconds": round(self.seconds, 3), "notes": self.notes,
+        }
+
+
+def layouts(n: int, layers: int) -> list[tuple[int, int]]:
+    """(TP, PP) pairs with TP x PP = n GPUs, PP <= layers."""
+    return [(n // pp, pp) for pp in range(1, n + 1) if n % pp == 0 and pp <= layers]
+
+
+def _schemes(spec: ModelSpec, allow_quant: bool) -> list[tuple[str | None, str]]:
+    """(--quant scheme, short label): the checkpoint's own format, then fp8 and int4 when allowed."""
+    own = spec.quant.name.split()[0] if spec.quant else ("bf16" if spec.dtype == "float32" else
+                                                         {"bfloat16": "bf16", "float16": "fp16"}[spec.dtype])
+    out: list[tuple[str | None, str]] = [(None, own)]
+    if allow_quant and spec.quant is None:
+        out += [("fp8", "fp8"), ("w4a16", "int4-g128")]
+    return out
+
+
+def _fastest_batch(dep: Deployment, gpu: GPU, most: int, context: int, target: float) -> int:
+    """The largest batch (<= most) whose per-user decode speed still reaches `target`; 0 if even 1 does not."""
+    return largest(lambda b: perf.decode(dep, gpu, b, context).tokens_per_sec_per_user >= target, most)
+
+
+def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings) -> tuple[dict | None, str | None]:
+    sc = scenario(settings, dep, gpu, None, w.seq, 1, 1)
+    per_replica = sc.capacity.max_concurrent_requests
+    if per_replica == 0:
+        pool = min(b.kv_pool for b in sc.budgets)
+        if pool < 0:
+            return None, (f"weights and engine overheads exceed {0.9:.0%} of {dep.gpus_per_replica} x {gpu.alias} "
+                          f"by {-pool / 2**30:.2f} GiB per GPU")
+        return None, f"the KV pool ({pool / 2**30:.2f} GiB per GPU) holds no request of {w.seq:,} tokens"
+    replicas = math.ceil(w.users / per_replica)
+    batch = math.ceil(w.users / replicas)
+    misses = []
+    if w.min_tokens_per_sec is not None:
+        fastest = _fastest_batch(dep, gpu, batch, w.context, w.min_tokens_per_sec)
+        if fastest == 0:
+            speed = perf.decode(dep, gpu, 1, w.context).tokens_per_sec_per_user
+            misses.append(f"decode {speed:.1f} tok/s per user even at batch 1 < {w.min_tokens_per_sec:g}")
+        else:
+            batch = fastest
+            replicas = math.ceil(w.users / batch)
+            batch = math.ceil(w.users / replicas)
+    ttft = perf.prefill(dep, gpu, w.prompt).seconds
+    if w.max_ttft is not None and ttft > w.max_ttft:
+        misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
+    return {"per_replica": per_replica, "replicas": replicas, "batch": batch, "ttft": ttft, "misses": misses,
+            "decode": perf.decode(dep, gpu, batch, w.context), "max_model_len": sc.printed.max_model_len}, None
+
+
+def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
+           allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
+           model_id: str | None = None) -> FitResult:
+    """Every candidate deployment of `spec` for `workload`, ranked."""
+    start = time.perf_counter()
+    if not 1 <= max_gpus <= 64:
+        raise InputError(f"--max-gpus must be between 1 and 64 (got {max_gpus})")
+    if spec.max_context and workload.seq > spec.max_context:
+        raise InputError(f"prompt + output = {workload.seq:,} tokens exceeds the model's context of "
+                         f"{spec.max_context:,}: shorten the requests")
+    devices = [get_gpu(g) for g in (gpus or DEFAULT_GPUS)]
+    settings = EngineSettings(engine="vllm", max_model_len=workload.seq)
+    kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
+    deployments: dict[tuple, Deployment | str] = {}
+    candidates: list[Candidate] = []
+    rejected: dict[str, str] = {}
+    skipped: dict[str, int] = {}
+    evaluated = 0
+    for gpu in devices:
+        for quant, label in _schemes(spec, allow_quant):
+            for kv in kv_dtypes:
+                family = f"{gpu.alias} / {label} / KV {kv}"
+                if gpu.alias in PRE_AMPERE and (quant or kv == "fp8"):
+                    rejected[family] = f"vLLM's fp8 and int4 (Marlin) paths need Ampere or newer, not {gpu.alias}"
+                    continue
+                reason = None
+                found = False
+                for n in range(1, max_gpus + 1):
+                    for tp, pp in layouts(n, spec.num_layers):
+                        key = (tp, pp, quant, kv)
+                        if key not in deployments:
+                            try:
+                                dep = Deployment(spec, tp=tp, pp=pp, quant=quant, kv_dtype=kv)
+                                dep.stages  # noqa: B018 - validates the split
+                                deployments[key] = dep
+                            except KvplanError as e:
+                                deployments[key] = str(e)
+                        dep = deployments[key]
+                        if isinstance(dep, str):
+                            skipped[dep] = skipped.get(dep, 0) + 1
+                            continue
+                        evaluated += 1
+                        try:
+                            result, why = _evaluate(dep, gpu, workload, settings)
+                        except KvplanError as e:
+                            result, why = None, str(e)
+                        if result is None:
+                            reason = why
+                            continue
+                        found = True
+                        candidates.append(Candidate(
+                            gpu, tp, pp, result["replicas"], label, quant, kv, result["per_replica"],
+                            result["batch"], result["decode"], result["ttft"], price(gpu, prices or {}),
+                            result["misses"], model_id or spec.name, result["max_model_len"]))
+                if not found:
+                    rejected[family] = reason or "no valid layout"
+    candidates.sort(key=_rank)
+    notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
+             "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
+    return FitResult(workload, candidates, rejected, skipped, evaluated, time.perf_counter() - start, notes)
+
+
+def _rank(c: Candidate) -> tuple:
+    cost = c.cost_per_hour
+    return (not c.meets_targets, len(c.misses), cost is None, cost if cost is not None else 0.0, c.gpus_total,
+            c.cost_per_million_tokens or math.inf, -c.decode.tokens_per_sec_per_user)

@@ -1,0 +1,129 @@
+"""Pictures of plans (optional extra: `pip install kvplan[plot]`): the data come from the library calls, the
+drawing from matplotlib (Agg backend, PNG or SVG by the file's suffix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kvplan.errors import InputError
+from kvplan.hardware import get_gpu
+from kvplan.model.spec import ModelSpec
+from kvplan.planner import Workload, search
+from kvplan.planning import plan
+from kvplan.units import GiB
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("plots need matplotlib: pip install 'kvplan[plot]'") from None
+    return plt
+
+
+def _save(fig, out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"-o {out}: write a .png or .svg file")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24) -> dict[str, Any]:
+    """Requests the KV cache holds against context length, per (GPU, util) under vLLM, and the article's naive
+    formula (MHA over d_model, 2 bytes per parameter, no overheads) on the same GPUs."""
+    top = min(spec.max_context or 131072, 131072)
+    lengths = sorted({round(128 * (top / 128) ** (i / (points - 1))) for i in range(points)})
+    hidden = next(t.shape[-1] for t in spec.tensors if t.role == "embedding")
+    series, naive = {}, {}
+    for g in gpus:
+        gpu = get_gpu(g)
+        for u in utils:
+            ys = []
+            for length in lengths:
+                s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length).scenarios[0]
+                ys.append(s.printed.max_concurrency if s.printed else s.capacity.max_concurrent_requests)
+            series[f"{gpu.alias} @ {u:.0%}"] = ys
+            pool = gpu.memory_bytes * u - 2 * spec.params
+            naive[f"{gpu.alias} @ {u:.0%}"] = [max(0, pool // (2 * 2 * spec.num_layers * hidden * n)) for n in lengths]
+    return {"lengths": lengths, "series": series, "naive": naive}
+
+
+def plot_concurrency(spec: ModelSpec, gpus: list[str], utils: list[float], out: str | Path) -> Path:
+    plt = _pyplot()
+    data = concurrency_series(spec, gpus, utils)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, ys in data["series"].items():
+        (line,) = ax.plot(data["lengths"], ys, label=f"{label} (vLLM)")
+        ax.plot(data["lengths"], data["naive"][label], linestyle="--", color=line.get_color(), alpha=0.6,
+                label=f"{label} (article formula)")
+    ax.set(xscale="log", yscale="log", xlabel="tokens per request (max_model_len)",
+           ylabel="concurrent requests the KV cache holds", title=f"{spec.name}: concurrency vs context")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def memory_breakdown(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int) -> dict[str, dict[str, float]]:
+    """Per (GPU, util): GiB of each budget term, the KV pool and what the utilization leaves unused."""
+    out = {}
+    for g in gpus:
+        for u in utils:
+            s = plan(spec, gpu=g, util=u, seq=seq, max_model_len=seq).scenarios[0]
+            b = min(s.budgets, key=lambda x: x.kv_pool)
+            total = s.printed.total_bytes if s.printed else b.memory
+            parts = {t.label: t.bytes / GiB for t in b.terms}
+            parts["KV pool"] = max(0, b.kv_pool) / GiB
+            parts["left by utilization"] = (total - b.usable) / GiB
+            out[f"{s.gpu.alias} @ {s.util:.0%}"] = parts
+    return out
+
+
+def plot_memory(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int, out: str | Path) -> Path:
+    plt = _pyplot()
+    data = memory_breakdown(spec, gpus, utils, seq)
+    labels = list(dict.fromkeys(k for parts in data.values() for k in parts))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    bottoms = [0.0] * len(data)
+    for label in labels:
+        values = [parts.get(label, 0.0) for parts in data.values()]
+        ax.bar(list(data), values, bottom=bottoms, label=label)
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    ax.set(ylabel="GiB per GPU", title=f"{spec.name}: memory per GPU (vLLM, max_model_len {seq:,})")
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def cost_series(spec: ModelSpec, users: list[int], prompt: int, output: int, gpus: list[str] | None,
+                allow_quant: bool, top: int = 4) -> dict[str, Any]:
+    """Cost per million output tokens against users for the GPU types whose best candidate is cheapest."""
+    best: dict[str, list[float | None]] = {}
+    for i, n in enumerate(users):
+        result = search(spec, Workload(n, prompt, output), gpus, allow_quant=allow_quant)
+        for c in result.candidates:
+            if c.cost_per_million_tokens is None:
+                continue
+            row = best.setdefault(c.gpu.alias, [None] * len(users))
+            if row[i] is None or c.cost_per_million_tokens < row[i]:
+                row[i] = c.cost_per_million_tokens
+    ranked = sorted(best, key=lambda g: min(v for v in best[g] if v is not None))[:top]
+    return {"users": users, "series": {g: best[g] for g in ranked}}
+
+
+def plot_cost(spec: ModelSpec, users: list[int], prompt: int, output: int, gpus: list[str] | None,
+              allow_quant: bool, out: str | Path) -> Path:
+    plt = _pyplot()
+    data = cost_series(spec, users, prompt, output, gpus, allow_quant)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for gpu, ys in data["series"].items():
+        ax.plot(data["users"], [y if y is not None else float("nan") for y in ys], marker="o", label=gpu)
+    ax.set(xscale="log", xlabel="concurrent users", ylabel="USD per million output tokens (estimate)",
+           title=f"{spec.name}: cost per million tokens, {prompt:,} + {output:,} tokens per request")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
