@@ -38,22 +38,18 @@ def per_replica(batch: int, replicas: int) -> int:
     return -(-batch // replicas)
 
 
-def _stage_needs(dep: Deployment, seq: int) -> list[float]:
-    return [stage.request_bytes(seq, dep.kv_bytes, dep.tp) for stage in dep.stages]
-
-
 def max_concurrent(dep: Deployment, pools: list[int], seq: int) -> int:
     """Requests of `seq` tokens that fit on every stage of one replica (stage s has `pools[s]` bytes)."""
     if any(pool <= 0 for pool in pools):
         return 0
-    counts = [pool // need for pool, need in zip(pools, _stage_needs(dep, seq), strict=True) if need > 0]
+    counts = [pool // need for pool, need in zip(pools, dep.stage_request_bytes(seq), strict=True) if need > 0]
     return int(min(counts)) if counts else 0
 
 
 def max_seq_len(dep: Deployment, pools: list[int], batch: int) -> int | None:
     """Largest L with batch x request_bytes(L) <= pool on every stage; None when no L is too long."""
     def fits(seq: int) -> bool:
-        return all(batch * need <= pool for pool, need in zip(pools, _stage_needs(dep, seq), strict=True))
+        return all(batch * need <= pool for pool, need in zip(pools, dep.stage_request_bytes(seq), strict=True))
 
     longest = largest(fits)
     return None if longest == SEARCH_LIMIT else longest
@@ -63,7 +59,7 @@ def capacity(dep: Deployment, budgets: list[Budget], seq: int, batch: int, repli
              model_context: int | None = None) -> Capacity:
     """Capacity of a deployment whose stage s has budget `budgets[s]` on each of its GPUs."""
     pools = [b.kv_pool for b in budgets]
-    needs = _stage_needs(dep, seq)
+    needs = dep.stage_request_bytes(seq)
     local_batch = per_replica(batch, replicas)
     longest = max_seq_len(dep, pools, local_batch)
     if longest is None:

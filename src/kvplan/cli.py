@@ -288,12 +288,13 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
 @click.option("-o", "--output-file", "out", required=True, help="FILE.png or FILE.svg")
 @click.option("--gpu", "gpu", multiple=True, help="GPU types (repeat).")
 @click.option("--util", type=float, multiple=True, help="Utilizations (repeat; default 0.9).")
+@click.option("--tp", type=int, default=1, show_default=True, help="concurrency, memory: tensor-parallel size.")
 @click.option("--seq", type=int, default=4096, show_default=True, help="memory: max_model_len.")
 @click.option("--users", default="1,4,16,64,256", show_default=True, help="cost: comma-separated user counts.")
 @click.option("--prompt", type=int, default=1024, show_default=True, help="cost: prompt tokens.")
 @click.option("--output", type=int, default=256, show_default=True, help="cost: output tokens.")
 @click.option("--allow-quant", is_flag=True, help="cost: consider fp8 and int4 weights.")
-def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[float, ...], seq: int, users: str,
+def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[float, ...], tp: int, seq: int, users: str,
          prompt: int, output: int, allow_quant: bool) -> None:
     """Draw concurrency vs context, the memory breakdown, or cost vs users (needs kvplan[plot])."""
     from kvplan import plots
@@ -303,9 +304,9 @@ def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[floa
     spec = load_model(model)
     gpus, utils = list(gpu) or ["a10g", "h100"], list(util) or [0.9]
     if kind == "concurrency":
-        path = plots.plot_concurrency(spec, gpus, utils, out)
+        path = plots.plot_concurrency(spec, gpus, utils, out, tp)
     elif kind == "memory":
-        path = plots.plot_memory(spec, gpus, utils, seq, out)
+        path = plots.plot_memory(spec, gpus, utils, seq, out, tp)
     else:
         try:
             counts = [int(x) for x in users.split(",") if x.strip()]

@@ -161,27 +161,46 @@ class Deployment:
         return parts
 
     @cached_property
-    def stages(self) -> tuple[Stage, ...]:
-        m = self.model
-        ranges = pp_partition(m.num_layers, self.pp) if m.layers else [range(0)]
+    def _ranges(self) -> list[range]:
+        return pp_partition(self.model.num_layers, self.pp) if self.model.layers else [range(0)]
+
+    @cached_property
+    def tensor_sizes(self) -> tuple[float, ...]:
+        """Bytes per GPU of each of the model's tensors, in order; computed once per TP size and weight format,
+        shared by deployments that differ only in PP or KV dtype."""
+        key = ("tensor_sizes", self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale)
+        cache = self.model.derived
+        if key not in cache:
+            cache[key] = tuple(self.tensor_bytes(t) for t in self.model.tensors)
+        return cache[key]
+
+    @cached_property
+    def stage_tensors(self) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
+        """(tensor, bytes per GPU) each pipeline stage holds: its layers; the embedding and towers on the first,
+        the final norm and lm_head on the last (tied embeddings: the last stage holds its own copy as lm_head)."""
+        m, ranges = self.model, self._ranges
         last = len(ranges) - 1
         owner: dict[int, int] = {i: s for s, r in enumerate(ranges) for i in r}
-        weights = [0.0] * len(ranges)
-        for t in m.tensors:
+        held: list[list[tuple[Tensor, float]]] = [[] for _ in ranges]
+        for t, size in zip(m.tensors, self.tensor_sizes, strict=True):
             if t.layer is not None:
-                stage = owner[t.layer]
+                held[owner[t.layer]].append((t, size))
             elif t.role in ("embedding", *TOWER_ROLES):
-                stage = 0
+                held[0].append((t, size))
+                if t.role == "embedding" and m.tie_word_embeddings and last > 0:
+                    held[last].append((t, size))
             else:  # final norm, lm_head
-                stage = last
-            weights[stage] += self.tensor_bytes(t)
-            if t.role == "embedding" and m.tie_word_embeddings and last > 0:
-                weights[last] += self.tensor_bytes(t)  # the last stage needs its own copy as lm_head
+                held[last].append((t, size))
+        return tuple(tuple(ts) for ts in held)
+
+    @cached_property
+    def stages(self) -> tuple[Stage, ...]:
+        m = self.model
         out = []
-        for s, r in enumerate(ranges):
+        for s, r in enumerate(self._ranges):
             layers = tuple(m.layers[i] for i in r)
             out.append(Stage(
-                index=s, layers=layers, weights_bytes=round(weights[s]),
+                index=s, layers=layers, weights_bytes=round(sum(size for _, size in self.stage_tensors[s])),
                 kv_bytes_per_token=sum(layer.kv.bytes_per_token(self.kv_bytes, self.tp) for layer in layers),
                 state_bytes=sum(layer.kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) for layer in layers),
             ))
@@ -216,6 +235,11 @@ class Deployment:
         """Per GPU, on the stage with the most cache per token."""
         return max(s.kv_bytes_per_token for s in self.stages)
 
+    def stage_request_bytes(self, seq: int) -> tuple[float, ...]:
+        """Bytes one request of `seq` tokens holds on one GPU of each stage."""
+        return self.memo(("request", seq), lambda: tuple(s.request_bytes(seq, self.kv_bytes, self.tp)
+                                                         for s in self.stages))
+
     def request_bytes(self, seq: int) -> float:
         """Per GPU, on the stage a request fills most."""
-        return max(s.request_bytes(seq, self.kv_bytes, self.tp) for s in self.stages)
+        return max(self.stage_request_bytes(seq))

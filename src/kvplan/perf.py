@@ -30,7 +30,7 @@ from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
 from kvplan.hardware import GPU
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import AttentionKV, CrossAttentionKV
+from kvplan.model.spec import TOWER_ROLES, AttentionKV, CrossAttentionKV
 
 PCIE_GBPS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16
 
@@ -42,7 +42,11 @@ def constants() -> dict:
 
 def link_gbps(gpu: GPU) -> tuple[float, str]:
     """Per-direction GPU-to-GPU bandwidth in GB/s, and what it was read from."""
-    text = gpu.interconnect
+    return _link(gpu.interconnect)
+
+
+@cache
+def _link(text: str) -> tuple[float, str]:
     m = re.search(r"(\d+(?:\.\d+)?)\s*(TB|GB)/s", text)
     if m and re.search(r"nvlink|infinity fabric|ici", text[: m.end()].lower()):
         value = float(m.group(1)) * (1000 if m.group(2) == "TB" else 1)
@@ -72,57 +76,44 @@ def _hidden(dep: Deployment) -> int:
     return dep.model.tensors[0].shape[-1] if dep.model.tensors else 0
 
 
-def _attention_layers(stage: Stage) -> int:
-    """Layers of this stage that attend over the context."""
-    return sum(isinstance(layer.kv, AttentionKV | CrossAttentionKV) for layer in stage.layers)
+@dataclass(frozen=True)
+class StageWork:
+    """What one forward pass costs on one GPU of a pipeline stage, over the tensors it multiplies by: all the
+    stage holds but the vision / audio towers, and the embedding table only where it serves as the (tied)
+    lm_head (a lookup reads one row per token)."""
+
+    active_params: float  # parameters one token touches (routed experts at top-k of E)
+    dense_bytes: float  # weights read whatever the batch
+    expert_bytes: float  # routed experts: read in the share a batch touches
+    expert_share: float  # k / E (1 without experts)
+    attention_width: int  # query width x layers attending over the context
+
+    def weight_read(self, tokens: int) -> float:
+        return self.dense_bytes + self.expert_bytes * (1 - (1 - self.expert_share) ** tokens)
 
 
-def _query_width(dep: Deployment) -> int:
-    heads = dep.model.num_attention_heads or 0
-    layer = next((la.kv for la in dep.model.layers if isinstance(la.kv, AttentionKV)), None)
-    return (heads * layer.head_dim) // dep.tp if layer else 0
+def _work(dep: Deployment) -> tuple[StageWork, ...]:
+    return dep.memo(("perf.work",), lambda: tuple(_stage_work(dep, s) for s in dep.stages))
 
 
-def _stage_active_params(dep: Deployment, stage: Stage) -> float:
-    """Parameters one token touches on one GPU of this stage (routed experts at top-k of E)."""
-    return dep.memo(("perf.active", stage.index), lambda: _active(dep, stage))
-
-
-def _active(dep: Deployment, stage: Stage) -> float:
-    m, layers = dep.model, {layer.index for layer in stage.layers}
-    total = 0.0
-    for t in m.tensors:
-        on = t.layer in layers or (t.layer is None and t.role != "embedding" and stage.index == len(dep.stages) - 1)
-        if not on:
+def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
+    m, last = dep.model, len(dep.stages) - 1
+    share = m.moe.experts_per_token / m.moe.num_experts if m.moe else 1.0
+    active = dense = experts = 0.0
+    for t, size in dep.stage_tensors[stage.index]:
+        if t.role in TOWER_ROLES or (t.role == "embedding" and not (m.tie_word_embeddings and stage.index == last)):
             continue
         n = t.numel / (dep.tp if t.split is not None else 1)
         if t.role == "experts" and m.moe:
-            n *= m.moe.experts_per_token / m.moe.num_experts
-        total += n
-    return total
-
-
-def _stage_weight_read(dep: Deployment, stage: Stage, batch: int) -> float:
-    """Weight bytes one decode step reads on a GPU of this stage: routed experts in the share touched."""
-    dense, experts = dep.memo(("perf.read", stage.index), lambda: _read(dep, stage))
-    m = dep.model
-    touched = 1 - (1 - m.moe.experts_per_token / m.moe.num_experts) ** batch if m.moe else 1.0
-    return dense + experts * touched
-
-
-def _read(dep: Deployment, stage: Stage) -> tuple[float, float]:
-    """(dense, routed-expert) weight bytes a step can read on one GPU of this stage."""
-    layers = {layer.index for layer in stage.layers}
-    dense = experts = 0.0
-    for t in dep.model.tensors:
-        if t.layer not in layers and not (t.layer is None and t.role != "embedding"
-                                          and stage.index == len(dep.stages) - 1):
-            continue
-        if t.role == "experts":
-            experts += dep.tensor_bytes(t)
+            active += n * share
+            experts += size
         else:
-            dense += dep.tensor_bytes(t)
-    return dense, experts
+            active += n
+            dense += size
+    first = next((la.kv for la in m.layers if isinstance(la.kv, AttentionKV)), None)
+    width = (m.num_attention_heads or 0) * first.head_dim // dep.tp if first else 0
+    attending = sum(isinstance(layer.kv, AttentionKV | CrossAttentionKV) for layer in stage.layers)
+    return StageWork(active, dense, experts, share, width * attending)
 
 
 def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
@@ -165,10 +156,9 @@ def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
     flops_rate = peak * 1e12 * c["decode_compute"]
     step = bytes_total = flops_total = 0.0
     memory_bound = 0
-    width = dep.memo(("perf.query_width",), lambda: _query_width(dep))
-    for stage in dep.stages:
-        read = _stage_weight_read(dep, stage, batch) + batch * stage.request_bytes(context, dep.kv_bytes, dep.tp)
-        flops = 2 * _stage_active_params(dep, stage) * batch + 4 * batch * context * width * _attention_layers(stage)
+    for work, request in zip(_work(dep), dep.stage_request_bytes(context), strict=True):
+        read = work.weight_read(batch) + batch * request
+        flops = 2 * work.active_params * batch + 4 * batch * context * work.attention_width
         t_mem, t_cmp = read / bw, flops / flops_rate
         memory_bound += t_mem >= t_cmp
         step += max(t_mem, t_cmp)
@@ -201,12 +191,10 @@ def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
     tokens = prompt * batch
     seconds = flops_total = 0.0
     compute_bound = 0
-    width = dep.memo(("perf.query_width",), lambda: _query_width(dep))
-    for stage in dep.stages:
-        flops = (2 * _stage_active_params(dep, stage) * tokens
-                 + 2 * batch * prompt * prompt * width * _attention_layers(stage))
+    for work in _work(dep):
+        flops = 2 * work.active_params * tokens + 2 * batch * prompt * prompt * work.attention_width
         t_cmp = flops / rate
-        t_mem = _stage_weight_read(dep, stage, tokens) / bw
+        t_mem = work.weight_read(tokens) / bw
         compute_bound += t_cmp >= t_mem
         seconds += max(t_cmp, t_mem)
         flops_total += flops

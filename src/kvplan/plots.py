@@ -34,7 +34,8 @@ def _save(fig, out: str | Path) -> Path:
     return out
 
 
-def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24) -> dict[str, Any]:
+def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24,
+                       tp: int = 1) -> dict[str, Any]:
     """Requests the KV cache holds against context length, per (GPU, util) under vLLM, and the article's naive
     formula (MHA over d_model, 2 bytes per parameter, no overheads) on the same GPUs."""
     top = min(spec.max_context or 131072, 131072)
@@ -46,55 +47,64 @@ def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], poi
         for u in utils:
             ys = []
             for length in lengths:
-                s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length).scenarios[0]
+                s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length, tp=tp).scenarios[0]
                 ys.append(s.printed.max_concurrency if s.printed else s.capacity.max_concurrent_requests)
             series[f"{gpu.alias} @ {u:.0%}"] = ys
-            pool = gpu.memory_bytes * u - 2 * spec.params
+            pool = tp * gpu.memory_bytes * u - 2 * spec.params
             naive[f"{gpu.alias} @ {u:.0%}"] = [max(0, pool // (2 * 2 * spec.num_layers * hidden * n)) for n in lengths]
     return {"lengths": lengths, "series": series, "naive": naive}
 
 
-def plot_concurrency(spec: ModelSpec, gpus: list[str], utils: list[float], out: str | Path) -> Path:
+def plot_concurrency(spec: ModelSpec, gpus: list[str], utils: list[float], out: str | Path, tp: int = 1) -> Path:
     plt = _pyplot()
-    data = concurrency_series(spec, gpus, utils)
+    data = concurrency_series(spec, gpus, utils, tp=tp)
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, ys in data["series"].items():
         (line,) = ax.plot(data["lengths"], ys, label=f"{label} (vLLM)")
         ax.plot(data["lengths"], data["naive"][label], linestyle="--", color=line.get_color(), alpha=0.6,
                 label=f"{label} (article formula)")
+    title = f"{spec.name}: concurrency vs context" + (f", TP {tp}" if tp > 1 else "")
     ax.set(xscale="log", yscale="log", xlabel="tokens per request (max_model_len)",
-           ylabel="concurrent requests the KV cache holds", title=f"{spec.name}: concurrency vs context")
+           ylabel="concurrent requests the KV cache holds", title=title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return _save(fig, out)
 
 
-def memory_breakdown(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int) -> dict[str, dict[str, float]]:
-    """Per (GPU, util): GiB of each budget term, the KV pool and what the utilization leaves unused."""
+def memory_breakdown(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int,
+                     tp: int = 1) -> dict[str, dict[str, float]]:
+    """Per (GPU, util): GiB of each budget term on the fullest GPU, the KV pool, what the utilization leaves
+    unused, and the device's total (bars above it do not fit)."""
     out = {}
     for g in gpus:
         for u in utils:
-            s = plan(spec, gpu=g, util=u, seq=seq, max_model_len=seq).scenarios[0]
+            s = plan(spec, gpu=g, util=u, seq=seq, max_model_len=seq, tp=tp).scenarios[0]
             b = min(s.budgets, key=lambda x: x.kv_pool)
             total = s.printed.total_bytes if s.printed else b.memory
             parts = {t.label: t.bytes / GiB for t in b.terms}
             parts["KV pool"] = max(0, b.kv_pool) / GiB
             parts["left by utilization"] = (total - b.usable) / GiB
-            out[f"{s.gpu.alias} @ {s.util:.0%}"] = parts
+            out[f"{s.gpu.alias} @ {s.util:.0%}"] = {"parts": parts, "device": total / GiB}
     return out
 
 
-def plot_memory(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int, out: str | Path) -> Path:
+def plot_memory(spec: ModelSpec, gpus: list[str], utils: list[float], seq: int, out: str | Path,
+                tp: int = 1) -> Path:
     plt = _pyplot()
-    data = memory_breakdown(spec, gpus, utils, seq)
-    labels = list(dict.fromkeys(k for parts in data.values() for k in parts))
+    data = memory_breakdown(spec, gpus, utils, seq, tp)
+    labels = list(dict.fromkeys(k for bar in data.values() for k in bar["parts"]))
     fig, ax = plt.subplots(figsize=(8, 5))
     bottoms = [0.0] * len(data)
     for label in labels:
-        values = [parts.get(label, 0.0) for parts in data.values()]
+        values = [bar["parts"].get(label, 0.0) for bar in data.values()]
         ax.bar(list(data), values, bottom=bottoms, label=label)
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
-    ax.set(ylabel="GiB per GPU", title=f"{spec.name}: memory per GPU (vLLM, max_model_len {seq:,})")
+    for i, (bar, height) in enumerate(zip(data.values(), bottoms, strict=True)):
+        ax.hlines(bar["device"], i - 0.45, i + 0.45, colors="black", linestyles="--")
+        if height > bar["device"] * 1.0001:
+            ax.annotate("does not fit", (i, bar["device"]), ha="center", va="bottom", color="red")
+    ax.set(ylabel="GiB per GPU (dashed: the device's total)",
+           title=f"{spec.name}: memory per GPU (vLLM, TP {tp}, max_model_len {seq:,})")
     ax.legend(fontsize=8)
     return _save(fig, out)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 from kvplan.errors import InputError
@@ -335,6 +336,11 @@ class ModelSpec:
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
 
+    @cached_property
+    def derived(self) -> dict:
+        """Figures deployments compute from this spec, kept to be shared by deployments that agree on them."""
+        return {}
+
     # ------------------------------------------------------------------ parameters
     @property
     def params(self) -> int:
@@ -346,7 +352,7 @@ class ModelSpec:
             out[t.role] = out.get(t.role, 0) + t.numel
         return {r: out[r] for r in ROLES if r in out}
 
-    @property
+    @cached_property
     def vocab_size(self) -> int:
         """Rows of the output projection (the embedding when tied): the sampler's logits width."""
         head = [t for t in self.tensors if t.role == "lm_head" and t.name.endswith("weight")]

@@ -1,0 +1,220 @@
+"""`kvplan fit`: the search, the ranking, cost, replicas, rejections, vllm serve lines and prices."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from kvplan import perf
+from kvplan.cli import main
+from kvplan.deployment import Deployment
+from kvplan.errors import InputError
+from kvplan.hardware import get_gpu
+from kvplan.model.load import load_model
+from kvplan.planner import Workload, layouts, search
+from kvplan.planning import plan
+from kvplan.pricing import Price, parse_overrides, read_file
+
+JSON_KEYS = {"gpu", "gpus_per_replica", "tp", "pp", "replicas", "weight_scheme", "kv_dtype",
+             "max_concurrent_requests", "meets_targets", "cost_per_hour", "cost_per_million_tokens",
+             "decode_tokens_per_sec_per_user", "ttft_seconds", "vllm_command"}
+
+
+def fit_json(*args: str) -> dict:
+    r = CliRunner().invoke(main, ["fit", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+@pytest.fixture(scope="module")
+def llama8b():
+    return load_model("llama-3.1-8b")
+
+
+def test_layouts_cover_every_tp_pp_product():
+    assert layouts(8, 32) == [(8, 1), (4, 2), (2, 4), (1, 8)]
+    assert layouts(6, 4) == [(6, 1), (3, 2), (2, 3)]  # PP 6 > 4 layers is not offered
+
+
+def test_each_candidate_is_sized_by_the_vllm_accounting(llama8b):
+    w = Workload(users=300, prompt=3072, output=1024)
+    result = search(llama8b, w, ["l40s", "h100"], max_gpus=2)
+    assert result.candidates
+    for c in result.candidates:
+        # the same deployment through `kvplan plan` (vLLM, util 0.9, max_model_len = the request length)
+        s = plan(llama8b, gpu=c.gpu, tp=c.tp, pp=c.pp, seq=w.seq, max_model_len=w.seq).scenarios[0]
+        assert c.max_concurrent_requests == s.capacity.max_concurrent_requests
+        assert c.replicas == math.ceil(300 / c.max_concurrent_requests)  # no speed target: fewest replicas
+        assert c.batch * c.replicas >= 300 and c.batch <= c.max_concurrent_requests
+        assert c.cost_per_hour == pytest.approx(c.gpu.price_per_hour * c.gpus_total)
+        tokens_per_hour = c.replicas * c.batch / c.decode.step_seconds * 3600
+        assert c.cost_per_million_tokens == pytest.approx(c.cost_per_hour / tokens_per_hour * 1e6)
+        assert c.decode.context == 3072 + 1024 // 2  # a request decodes at the prompt plus half its output
+
+
+def test_ranking_is_cheapest_meeting_first(llama8b):
+    result = search(llama8b, Workload(64, 1024, 256, min_tokens_per_sec=30), ["l4", "a100-80g", "h100"])
+    meeting = [c for c in result.candidates if c.meets_targets]
+    missing = [c for c in result.candidates if not c.meets_targets]
+    assert meeting and result.candidates[: len(meeting)] == meeting
+    costs = [c.cost_per_hour for c in meeting]
+    assert costs == sorted(costs)
+    assert result.best is meeting[0]
+    assert all(c.misses for c in missing)
+
+
+def test_speed_target_adds_replicas_and_is_met(llama8b):
+    plain = search(llama8b, Workload(200, 1024, 256), ["h100"], max_gpus=1).candidates[0]
+    fast = search(llama8b, Workload(200, 1024, 256, min_tokens_per_sec=60), ["h100"], max_gpus=1).candidates[0]
+    assert plain.replicas == 1 and plain.decode.tokens_per_sec_per_user < 60
+    assert fast.replicas > plain.replicas and fast.meets_targets
+    assert fast.decode.tokens_per_sec_per_user >= 60
+    # the fewest replicas that do it: with one fewer, the batch per replica would miss the target
+    dep = Deployment(llama8b)
+    assert perf.decode(dep, get_gpu("h100"), math.ceil(200 / (fast.replicas - 1)), 1024 + 128) \
+        .tokens_per_sec_per_user < 60
+
+
+def test_missing_price_is_ranked_by_gpu_count_not_dropped(llama8b):
+    # the catalog has no price for the L40 (it has one for the L40S)
+    assert get_gpu("l40").price_per_hour is None
+    result = search(llama8b, Workload(40, 2048, 512), ["l40", "l40s"], max_gpus=4)
+    l40 = [c for c in result.candidates if c.gpu.alias == "l40"]
+    assert l40 and all(c.cost_per_hour is None and c.cost_per_million_tokens is None for c in l40)
+    priced = [c for c in result.candidates if c.cost_per_hour is not None]
+    assert priced and result.candidates[: len(priced)] == priced  # priced first, then the unpriced
+    counts = [c.gpus_total for c in l40]
+    assert counts == sorted(counts) and counts[0] == 1
+    assert l40[0].price.source.startswith("no price")
+
+
+def test_price_override_changes_the_winner(llama8b):
+    w = Workload(40, 2048, 512)
+    assert search(llama8b, w, ["a10g", "l4"], max_gpus=4).candidates[0].gpu.alias == "l4"
+    cheap = {"a10g": Price(0.01, "--price")}
+    result = search(llama8b, w, ["a10g", "l4"], max_gpus=4, prices=cheap)
+    assert result.candidates[0].gpu.alias == "a10g"
+    assert result.candidates[0].cost_per_hour == pytest.approx(0.01 * result.candidates[0].gpus_total)
+
+
+def test_rejected_families_say_why(llama8b):
+    result = search(load_model("llama-3.1-70b"), Workload(1, 1024, 128), ["t4", "h100"], max_gpus=1,
+                    allow_quant=True)
+    assert "exceed 90% of 1 x t4" in result.rejected["t4 / bf16 / KV auto"]
+    assert "Ampere" in result.rejected["t4 / fp8 / KV auto"]
+    assert "h100 / bf16 / KV auto" in result.rejected  # 141 GB of weights on one 80 GB H100
+    assert any(c.weight_scheme == "int4-g128" and c.gpu.alias == "h100" for c in result.candidates)
+
+
+def test_invalid_layouts_are_skipped_with_the_reason_counted(llama8b):
+    result = search(llama8b, Workload(1, 512, 64), ["h100"], max_gpus=8)
+    assert result.skipped == {f"tensor parallel size {tp} does not divide the 32 attention heads: choose a TP "
+                              f"that divides 32": n for tp, n in ((3, 2), (5, 1), (6, 1), (7, 1))}
+    # 1..8 GPUs: 20 (TP, PP) pairs, 5 of them with TP 3, 5, 6 or 7
+    assert result.evaluated == sum(len(layouts(n, 32)) for n in range(1, 9)) - 5 == 15
+
+
+def test_fp8_and_int4_change_the_command_line(llama8b):
+    result = search(llama8b, Workload(8, 1024, 256), ["h100"], max_gpus=1, allow_quant=True, allow_fp8_kv=True,
+                    model_id="meta-llama/Llama-3.1-8B")
+    by = {(c.weight_scheme, c.kv_dtype): c.vllm_command for c in result.candidates}
+    assert set(by) == {(w, k) for w in ("bf16", "fp8", "int4-g128") for k in ("auto", "fp8")}
+    assert by[("bf16", "auto")] == ("vllm serve meta-llama/Llama-3.1-8B --tensor-parallel-size 1 "
+                                    "--gpu-memory-utilization 0.9 --max-model-len 1280 --max-num-seqs 8")
+    assert by[("fp8", "fp8")].endswith("--kv-cache-dtype fp8 --quantization fp8")
+    assert "int4" in by[("int4-g128", "auto")]
+
+
+def test_pp_and_replicas_on_the_command_line():
+    result = search(load_model("llama-3.1-70b"), Workload(2000, 1024, 256), ["l40s"], max_gpus=8)
+    pp = next(c for c in result.candidates if c.pp > 1)
+    assert f"--pipeline-parallel-size {pp.pp}" in pp.vllm_command
+    assert f"--data-parallel-size {pp.replicas}" in pp.vllm_command and pp.replicas > 1
+
+
+def test_unreachable_target_names_the_nearest_miss():
+    r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "4", "--seq", "2048", "--gpu", "h100",
+                                  "--min-tokens-per-sec", "100000"])
+    assert r.exit_code == 0, r.output
+    assert "no candidate meets every target; nearest miss: 1 x h100" in r.output
+    assert "tok/s per user even at batch 1 < 100000" in r.output
+
+
+def test_nothing_fits_at_all():
+    r = CliRunner().invoke(main, ["fit", "llama-3.1-405b", "--users", "1", "--seq", "1024", "--gpu", "t4",
+                                  "--max-gpus", "2"])
+    assert "nothing fits at all" in r.output and "t4 / bf16 / KV auto: weights and engine overheads" in r.output
+
+
+def test_fit_json_schema_and_prices_reported():
+    data = fit_json("llama-3.1-8b", "--users", "50", "--prompt", "1000", "--output", "200", "--gpu", "h100",
+                    "--gpu", "l4", "--price", "h100=2.5")
+    assert set(data) >= {"candidates", "rejected"}
+    assert data["workload"]["seq"] == 1200
+    for c in data["candidates"]:
+        assert c.keys() >= JSON_KEYS
+    h100 = next(c for c in data["candidates"] if c["gpu"] == "h100")
+    assert h100["price_per_gpu_hour"] == 2.5 and h100["price_source"] == "--price"
+    l4 = next(c for c in data["candidates"] if c["gpu"] == "l4")
+    assert l4["price_source"].startswith("catalog: ") and "20" in l4["price_source"]  # dated
+
+
+def test_fit_table_shows_commands_and_prices():
+    r = CliRunner().invoke(main, ["fit", "falcon-7b", "--users", "18", "--seq", "1000", "--gpu", "a10g",
+                                  "--gpu", "l4"])
+    assert r.exit_code == 0, r.output
+    assert "vllm serve tiiuae/falcon-7b --tensor-parallel-size" in r.output
+    assert "USD per GPU-hour (catalog:" in r.output and "estimate" in r.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--users", "0", "--seq", "100"], "--users must be a positive integer"),
+    (["--users", "5"], "give --seq, or --prompt and --output"),
+    (["--users", "5", "--prompt", "100"], "--prompt needs --output too"),
+    (["--users", "5", "--seq", "100", "--output", "100"], "leaves no prompt"),
+    (["--users", "5", "--seq", "999999"], "exceeds the model's context"),
+    (["--users", "5", "--seq", "100", "--max-ttft", "-1"], "--max-ttft must be positive"),
+    (["--users", "5", "--seq", "100", "--max-gpus", "0"], "--max-gpus must be between 1 and 64"),
+    (["--users", "5", "--seq", "100", "--gpu", "h9000"], "unknown GPU"),
+    (["--users", "5", "--seq", "100", "--price", "h100"], "write GPU=USD_PER_HOUR"),
+    (["--users", "5", "--seq", "100", "--price", "h100=-1"], "cannot be negative"),
+    (["--users", "5", "--seq", "100", "--price", "h100=cheap"], "is not a price"),
+    (["--users", "5", "--seq", "100", "--price-file", "/nonexistent.toml"], "cannot read price file"),
+])
+def test_fit_bad_input_is_one_line(args, message):
+    r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_price_files_toml_and_csv(tmp_path):
+    toml = tmp_path / "prices.toml"
+    toml.write_text("[prices]\nh100 = 2.25\n'NVIDIA L4 (24GB)' = 0.5\n")
+    prices = read_file(toml)
+    assert prices["h100"].usd_per_hour == 2.25 and prices["l4"].usd_per_hour == 0.5
+    assert prices["h100"].source == str(toml)
+    csv = tmp_path / "prices.csv"
+    csv.write_text("gpu,usd_per_hour\na10g,1.01\n")
+    assert read_file(csv)["a10g"].usd_per_hour == 1.01
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,price\na10g,1\n")
+    with pytest.raises(InputError, match="needs the columns gpu,usd_per_hour"):
+        read_file(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[prices\n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        read_file(broken)
+    assert parse_overrides(["H100-SXM=3"])["h100"].usd_per_hour == 3.0  # aliases resolve
+
+
+def test_price_file_on_the_command_line(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text("[prices]\na10g = 0.75\n")
+    data = fit_json("falcon-7b", "--users", "4", "--seq", "1000", "--gpu", "a10g", "--price-file", str(f))
+    c = data["candidates"][0]
+    assert c["price_per_gpu_hour"] == 0.75 and c["price_source"] == str(f)
+    assert c["cost_per_hour"] == pytest.approx(0.75 * c["gpus_per_replica"] * c["replicas"])
