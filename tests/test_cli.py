@@ -134,3 +134,14 @@ def test_real_process_exit_code_and_stderr():
                        text=True)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("kvplan: error: unknown model")
+
+
+def test_readme_python_example_runs():
+    # the README's Python API block, executed as written (catalog models only, no network)
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["r"].best is not None and namespace["p"].scenarios
