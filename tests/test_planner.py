@@ -128,6 +128,22 @@ def test_fp8_and_int4_change_the_command_line(llama8b):
     assert "int4" in by[("int4-g128", "auto")]
 
 
+def test_sglang_accounting_and_launch_line(llama8b):
+    w = Workload(users=300, prompt=3072, output=1024)
+    result = search(llama8b, w, ["l40s"], max_gpus=2, allow_fp8_kv=True, engine="sglang")
+    assert result.engine == "sglang" and result.candidates
+    for c in result.candidates:
+        s = plan(llama8b, gpu="l40s", tp=c.tp, pp=c.pp, seq=w.seq, max_model_len=w.seq, engine="sglang",
+                 kv_dtype=c.kv_dtype).scenarios[0]
+        assert c.max_concurrent_requests == s.capacity.max_concurrent_requests and c.util == s.util
+        assert c.vllm_command is None
+        assert c.command.startswith("python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B "
+                                    f"--tp-size {c.tp}")
+        assert f"--mem-fraction-static {s.util:.3f} --context-length 4096 --max-running-requests {c.batch}" \
+            in c.command
+        assert ("--kv-cache-dtype fp8_e4m3" in c.command) == (c.kv_dtype == "fp8")
+
+
 def test_pp_and_replicas_on_the_command_line():
     result = search(load_model("llama-3.1-70b"), Workload(2000, 1024, 256), ["l40s"], max_gpus=8)
     pp = next(c for c in result.candidates if c.pp > 1)
@@ -179,6 +195,7 @@ def test_fit_table_shows_commands_and_prices():
     (["--users", "5", "--seq", "100", "--max-ttft", "-1"], "--max-ttft must be positive"),
     (["--users", "5", "--seq", "100", "--max-gpus", "0"], "--max-gpus must be between 1 and 64"),
     (["--users", "5", "--seq", "100", "--gpu", "h9000"], "unknown GPU"),
+    (["--users", "5", "--seq", "100", "--engine", "tgi"], "kvplan fit plans vllm or sglang deployments"),
     (["--users", "5", "--seq", "100", "--price", "h100"], "write GPU=USD_PER_HOUR"),
     (["--users", "5", "--seq", "100", "--price", "h100=-1"], "cannot be negative"),
     (["--users", "5", "--seq", "100", "--price", "h100=cheap"], "is not a price"),

@@ -197,14 +197,15 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--max-gpus", type=int, default=8, show_default=True, help="GPUs per replica at most.")
 @click.option("--allow-quant", is_flag=True, help="Also consider fp8 and int4 weights.")
 @click.option("--allow-fp8-kv", is_flag=True, help="Also consider an fp8 KV cache.")
+@click.option("--engine", default="vllm", show_default=True, help="Whose accounting sizes candidates: vllm, sglang.")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
 @click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
 @click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
-        allow_quant: bool, allow_fp8_kv: bool, price: tuple[str, ...], price_file: str | None, top: int,
-        as_json: bool) -> None:
+        allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
+        top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.errors import InputError
     from kvplan.model.load import load_model
@@ -224,7 +225,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
     model_id = model if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
-    result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices, model_id)
+    result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices, model_id,
+                    engine.lower())
     if as_json:
         _emit_json(result.to_dict())
     else:

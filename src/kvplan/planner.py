@@ -1,10 +1,11 @@
 """`kvplan fit`: search GPU types x GPUs per replica x TP/PP layouts x weight precision x KV dtype for the cheapest
-deployment that serves a workload, every candidate sized with the vLLM accounting and the speed estimates.
+deployment that serves a workload, every candidate sized with an engine's accounting (vLLM by default, SGLang)
+and the speed estimates.
 
-For each candidate: the vLLM KV pool gives the concurrent requests one replica holds at the workload's length
-(capped by max_num_seqs); replicas = ceil(users / that); when a per-user decode speed is asked, replicas grow
-until the batch per replica is small enough. Cost per hour = GPUs x price; cost per million output tokens =
-cost per hour / (aggregate decode tokens per second x 3600) x 10^6.
+For each candidate: the engine's KV pool gives the concurrent requests one replica holds at the workload's
+length (capped by its running-request limit); replicas = ceil(users / that); when a per-user decode speed is
+asked, replicas grow until the batch per replica is small enough. Cost per hour = GPUs x price; cost per
+million output tokens = cost per hour / (aggregate decode tokens per second x 3600) x 10^6.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from kvplan.pricing import Price, price
 
 # The common datacenter set, cheapest first in the catalog's prices.
 DEFAULT_GPUS = ("t4", "l4", "a10g", "l40s", "a100-40g", "a100-80g", "h100", "h200", "b200", "mi300x")
-# vLLM's fp8 weights (Marlin or native) and fp8 KV cache need Ampere or newer; int4 Marlin kernels too.
+# The engines' fp8 weights (Marlin or native), fp8 KV cache and int4 (Marlin) kernels need Ampere or newer.
+FIT_ENGINES = ("vllm", "sglang")
 PRE_AMPERE = frozenset({"t4", "v100", "v100-pcie", "v100-32g", "v100-pcie-32g"})
 
 
@@ -72,6 +74,8 @@ class Candidate:
     misses: list[str] = field(default_factory=list)
     model_id: str = ""
     max_model_len: int = 0
+    engine: str = "vllm"
+    util: float = 0.9  # the memory fraction the engine's accounting applied
 
     @property
     def gpus_per_replica(self) -> int:
@@ -99,22 +103,31 @@ class Candidate:
         return None if cost is None else cost / (self.tokens_per_sec_total * 3600) * 1e6
 
     @property
-    def vllm_command(self) -> str:
-        parts = [f"vllm serve {self.model_id}", f"--tensor-parallel-size {self.tp}"]
-        if self.pp > 1:
-            parts.append(f"--pipeline-parallel-size {self.pp}")
-        if self.replicas > 1:
-            parts.append(f"--data-parallel-size {self.replicas}")
-        parts += ["--gpu-memory-utilization 0.9", f"--max-model-len {self.max_model_len}",
-                  f"--max-num-seqs {self.batch}"]
-        if self.kv_dtype == "fp8":
-            parts.append("--kv-cache-dtype fp8")
-        if self.quant == "fp8":
-            parts.append("--quantization fp8")
+    def command(self) -> str:
+        """The engine's launch line that realises this candidate."""
+        if self.engine == "sglang":
+            parts = [f"python -m sglang.launch_server --model-path {self.model_id}", f"--tp-size {self.tp}"]
+            parts += [f"--pp-size {self.pp}"] if self.pp > 1 else []
+            parts += [f"--dp-size {self.replicas}"] if self.replicas > 1 else []
+            parts += [f"--mem-fraction-static {self.util:.3f}", f"--context-length {self.max_model_len}",
+                      f"--max-running-requests {self.batch}"]
+            parts += ["--kv-cache-dtype fp8_e4m3"] if self.kv_dtype == "fp8" else []
+        else:
+            parts = [f"vllm serve {self.model_id}", f"--tensor-parallel-size {self.tp}"]
+            parts += [f"--pipeline-parallel-size {self.pp}"] if self.pp > 1 else []
+            parts += [f"--data-parallel-size {self.replicas}"] if self.replicas > 1 else []
+            parts += [f"--gpu-memory-utilization {self.util:g}", f"--max-model-len {self.max_model_len}",
+                      f"--max-num-seqs {self.batch}"]
+            parts += ["--kv-cache-dtype fp8"] if self.kv_dtype == "fp8" else []
+        parts += ["--quantization fp8"] if self.quant == "fp8" else []
         command = " ".join(parts)
         if self.quant in ("w4a16", "awq"):
             command += "  # serve an int4 (AWQ / GPTQ / w4a16) checkpoint of the model"
         return command
+
+    @property
+    def vllm_command(self) -> str | None:
+        return self.command if self.engine == "vllm" else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +140,7 @@ class Candidate:
             "decode_tokens_per_sec_per_user": round(self.decode.tokens_per_sec_per_user, 2),
             "decode_tokens_per_sec_total": round(self.tokens_per_sec_total, 1),
             "decode_bound": self.decode.bound, "ttft_seconds": round(self.ttft_seconds, 4),
+            "engine": self.engine, "gpu_memory_utilization": self.util, "command": self.command,
             "vllm_command": self.vllm_command,
         }
 
@@ -143,6 +157,7 @@ class FitResult:
     skipped: dict[str, int]  # invalid layouts by reason
     evaluated: int
     seconds: float
+    engine: str = "vllm"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -155,7 +170,8 @@ class FitResult:
             "workload": {"users": w.users, "prompt": w.prompt, "output": w.output, "seq": w.seq,
                          "min_tokens_per_sec": w.min_tokens_per_sec, "max_ttft": w.max_ttft},
             "candidates": [c.to_dict() for c in self.candidates[:top]],
-            "rejected": self.rejected, "skipped_layouts": self.skipped, "evaluated": self.evaluated,
+            "engine": self.engine, "rejected": self.rejected, "skipped_layouts": self.skipped,
+            "evaluated": self.evaluated,
             "search_seconds": round(self.seconds, 3), "notes": self.notes,
         }
 
@@ -186,7 +202,7 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings) 
     if per_replica == 0:
         pool = min(b.kv_pool for b in sc.budgets)
         if pool < 0:
-            return None, (f"weights and engine overheads exceed {0.9:.0%} of {dep.gpus_per_replica} x {gpu.alias} "
+            return None, (f"weights and engine overheads exceed {sc.util:.0%} of {dep.gpus_per_replica} x {gpu.alias} "
                           f"by {-pool / 2**30:.2f} GiB per GPU")
         return None, f"the KV pool ({pool / 2**30:.2f} GiB per GPU) holds no request of {w.seq:,} tokens"
     replicas = math.ceil(w.users / per_replica)
@@ -205,21 +221,24 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings) 
     if w.max_ttft is not None and ttft > w.max_ttft:
         misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
     return {"per_replica": per_replica, "replicas": replicas, "batch": batch, "ttft": ttft, "misses": misses,
-            "decode": perf.decode(dep, gpu, batch, w.context), "max_model_len": sc.printed.max_model_len}, None
+            "decode": perf.decode(dep, gpu, batch, w.context), "max_model_len": w.seq, "util": sc.util}, None
 
 
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
-           model_id: str | None = None) -> FitResult:
-    """Every candidate deployment of `spec` for `workload`, ranked."""
+           model_id: str | None = None, engine: str = "vllm") -> FitResult:
+    """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked."""
     start = time.perf_counter()
+    if engine not in FIT_ENGINES:
+        raise InputError(f"kvplan fit plans {' or '.join(FIT_ENGINES)} deployments, not {engine!r}: size one "
+                         f"layout under {engine} with kvplan plan --engine {engine}")
     if not 1 <= max_gpus <= 64:
         raise InputError(f"--max-gpus must be between 1 and 64 (got {max_gpus})")
     if spec.max_context and workload.seq > spec.max_context:
         raise InputError(f"prompt + output = {workload.seq:,} tokens exceeds the model's context of "
                          f"{spec.max_context:,}: shorten the requests")
     devices = [get_gpu(g) for g in (gpus or DEFAULT_GPUS)]
-    settings = EngineSettings(engine="vllm", max_model_len=workload.seq)
+    settings = EngineSettings(engine=engine, max_model_len=workload.seq)
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
     deployments: dict[tuple, Deployment | str] = {}
     candidates: list[Candidate] = []
@@ -231,7 +250,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
             for kv in kv_dtypes:
                 family = f"{gpu.alias} / {label} / KV {kv}"
                 if gpu.alias in PRE_AMPERE and (quant or kv == "fp8"):
-                    rejected[family] = f"vLLM's fp8 and int4 (Marlin) paths need Ampere or newer, not {gpu.alias}"
+                    rejected[family] = f"fp8 and int4 (Marlin) kernels need Ampere or newer, not {gpu.alias}"
                     continue
                 reason = None
                 found = False
@@ -261,13 +280,14 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                         candidates.append(Candidate(
                             gpu, tp, pp, result["replicas"], label, quant, kv, result["per_replica"],
                             result["batch"], result["decode"], result["ttft"], price(gpu, prices or {}),
-                            result["misses"], model_id or spec.name, result["max_model_len"]))
+                            result["misses"], model_id or spec.name, result["max_model_len"], engine,
+                            result["util"]))
                 if not found:
                     rejected[family] = reason or "no valid layout"
     candidates.sort(key=_rank)
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
              "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
-    return FitResult(workload, candidates, rejected, skipped, evaluated, time.perf_counter() - start, notes)
+    return FitResult(workload, candidates, rejected, skipped, evaluated, time.perf_counter() - start, engine, notes)
 
 
 def _rank(c: Candidate) -> tuple:

@@ -223,7 +223,8 @@ def fit_view(console: Console, spec: ModelSpec, result, top: int) -> None:
         targets.append(f"TTFT <= {w.max_ttft:g} s")
     console.print(f"[bold]{spec.name}[/bold]: {w.users:,} users x {w.seq:,} tokens ({w.prompt:,} prompt + "
                   f"{w.output:,} output)" + (f", targets {', '.join(targets)}" if targets else ""), soft_wrap=True)
-    console.print(f"  {result.evaluated:,} candidates evaluated in {result.seconds:.2f} s", soft_wrap=True)
+    console.print(f"  {result.evaluated:,} candidates evaluated in {result.seconds:.2f} s, each sized with "
+                  f"{result.engine}'s accounting", soft_wrap=True)
     best = [c for c in result.candidates if c.meets_targets][:top]
     if not best:
         miss = result.candidates[0] if result.candidates else None
@@ -245,7 +246,7 @@ def fit_view(console: Console, spec: ModelSpec, result, top: int) -> None:
                       "-" if c.cost_per_million_tokens is None else f"{c.cost_per_million_tokens:,.3f}")
     console.print(table)
     for i, c in enumerate(shown[:3], 1):
-        console.print(f"  {i}. {c.vllm_command}", soft_wrap=True, markup=False)
+        console.print(f"  {i}. {c.command}", soft_wrap=True, markup=False)
         console.print(f"     price {c.price.usd_per_hour if c.price.usd_per_hour is not None else '-'} USD per GPU-hour"
                       f" ({c.price.source})", soft_wrap=True, markup=False)
     if result.rejected:
