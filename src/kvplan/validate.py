@@ -12,6 +12,7 @@ Relative errors are |predicted - logged| / |logged|; a summary gives the count, 
 from __future__ import annotations
 
 import csv
+import io
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class RowSetup:
     assumptions: list[str]
 
 
-def row_setup(row: dict[str, str], base: Path) -> RowSetup:
+def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     """Everything the row states, turned into a deployment and engine settings (Skip when it cannot be)."""
     assumptions: list[str] = []
     engine = ENGINES.get((row.get("engine") or "").strip().lower())
@@ -103,13 +104,18 @@ def row_setup(row: dict[str, str], base: Path) -> RowSetup:
         raise Skip(f"engine {row.get('engine')!r} is not modelled")
     notes = row.get("notes") or ""
     config = (row.get("config") or "").strip()
-    if config:
+    if config and base is None:  # CSV text (the web API): only the embedded config of that name, never a path
+        entry = next((e for e in catalog.models() if f"{e.config}.json" == Path(config).name), None)
+        if entry is None:
+            raise Skip(f"config {config} is not in the embedded catalog")
+        source: Any = entry.alias
+    elif config:
         path = (base / config).resolve()
         if not path.is_file():  # a copy of the CSV away from its configs: the embedded file of that name
             path = catalog.DATA_PATH / Path(config).name
         if not path.is_file():
             raise Skip(f"config {config} not found next to the CSV nor in the embedded catalog")
-        source: Any = path
+        source = path
     else:
         entry = catalog.lookup(row["model"].split()[0])
         if entry is None:
@@ -216,7 +222,7 @@ def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) 
     result.figures["kv_tokens_given_pool"] = _entry(s.printed.kv_tokens, tokens)
 
 
-def validate_row(index: int, row: dict[str, str], base: Path) -> RowResult:
+def validate_row(index: int, row: dict[str, str], base: Path | None) -> RowResult:
     result = RowResult(index, row.get("source", ""), row.get("model", ""), row.get("engine", ""))
     try:
         setup = row_setup(row, base)
@@ -249,23 +255,38 @@ def summarize(results: list[RowResult]) -> dict[str, dict[str, float]]:
 
 def read_rows(path: Path) -> list[dict[str, str]]:
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(f"{path} lacks the column(s) {', '.join(missing)}: it needs the columns of "
-                                 "shared/bench/engine_logs.csv")
-            return list(reader)
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from None
-    except (csv.Error, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise InputError(f"{path} is not a readable CSV: {e}") from None
+    return parse_rows(text, str(path))
+
+
+def parse_rows(text: str, name: str = "the CSV") -> list[dict[str, str]]:
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{name} lacks the column(s) {', '.join(missing)}: it needs the columns of "
+                             "shared/bench/engine_logs.csv")
+        return list(reader)
+    except csv.Error as e:
+        raise InputError(f"{name} is not a readable CSV: {e}") from None
 
 
 def validate(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    rows = read_rows(path)
-    results = [validate_row(i, row, path.parent) for i, row in enumerate(rows)]
+    return report(read_rows(path), path.parent)
+
+
+def validate_text(text: str) -> dict[str, Any]:
+    """CSV given as text: configs come from the embedded catalog only."""
+    return report(parse_rows(text), None)
+
+
+def report(rows: list[dict[str, str]], base: Path | None) -> dict[str, Any]:
+    results = [validate_row(i, row, base) for i, row in enumerate(rows)]
     return {
         "rows": [r.to_dict() for r in results],
         "summary": summarize(results),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,19 @@ from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor
 # Side files next to config.json that describe quantization (GPTQ/AutoGPTQ, NVIDIA ModelOpt).
 SIDE_FILES = {"quantize_config": "quantize_config.json", "hf_quant_config": "hf_quant_config.json"}
 
+# Where a model may come from in this context: (local files, the Hugging Face Hub). The web server turns local
+# files off for every request, and the Hub unless started with --allow-hub.
+_SOURCES: ContextVar[tuple[bool, bool]] = ContextVar("kvplan_model_sources", default=(True, True))
+
+
+@contextmanager
+def model_sources(local_files: bool, hub_lookups: bool) -> Iterator[None]:
+    token = _SOURCES.set((local_files, hub_lookups))
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
+
 
 def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
     """Load a model from a config.json path or folder, an embedded-catalog alias or HF id, or a config dict."""
@@ -24,6 +40,11 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
     if isinstance(source, dict):
         return from_config(source, name=str(source.get("_name_or_path") or "config"), source="config object")
     text = str(source)
+    local_files, hub_lookups = _SOURCES.get()
+    if not local_files:
+        if isinstance(source, Path) or text.endswith(".json") or text.startswith((".", "/", "~")):
+            raise InputError(f"{text!r}: local files are not read here; name a catalog model or paste the config")
+        return _from_catalog_or_hub(text, hub_lookups)
     path = Path(text).expanduser()
     if path.is_dir():
         config = path / "config.json"
@@ -34,8 +55,17 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
         return with_checkpoint(spec, local_tensors(path), f"safetensors headers in {path}")
     if path.is_file():
         return from_config(read_json(path), name=path.stem, source=str(path))
+    if text.endswith(".json") or text.startswith((".", "/", "~")):
+        raise InputError(f"no such file: {text}")
+    return _from_catalog_or_hub(text, hub_lookups)
+
+
+def _from_catalog_or_hub(text: str, hub_lookups: bool) -> ModelSpec:
     entry = catalog.lookup(text)
     if entry is None and hub.is_repo_id(text):
+        if not hub_lookups:
+            raise InputError(f"{text!r} is not in the embedded catalog and Hub lookups are off here "
+                             "(start the server with --allow-hub, or paste the config)")
         found = hub.fetch(text)
         spec = from_config(found.config, name=found.repo, source=found.source, side=found.side)
         spec = with_checkpoint(spec, found.tensors, found.source)
@@ -47,8 +77,6 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
         if entry.note:
             spec = spec.with_notes(entry.note)
         return spec
-    if text.endswith(".json") or text.startswith((".", "/", "~")):
-        raise InputError(f"no such file: {text}")
     raise InputError(
         f"unknown model {text!r}: not a local config.json or folder, and not in the embedded catalog"
         f"{suggest(text, catalog.names())}; `kvplan models` lists the catalog"
