@@ -207,26 +207,15 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
         allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
         top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
-    from kvplan.errors import InputError
     from kvplan.model.load import load_model
-    from kvplan.planner import Workload, search
+    from kvplan.planner import Workload, search, serve_name
     from kvplan.pricing import parse_overrides, read_file
 
-    if prompt is None:
-        if seq is None:
-            raise InputError("give --seq, or --prompt and --output")
-        output = output or max(1, seq // 4)
-        prompt = seq - output
-        if prompt < 1:
-            raise InputError(f"--output {output} leaves no prompt in --seq {seq}")
-    elif output is None:
-        raise InputError("--prompt needs --output too")
-    workload = Workload(users, prompt, output, min_tokens_per_sec, max_ttft)
+    workload = Workload.from_options(users, seq, prompt, output, min_tokens_per_sec, max_ttft)
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
-    model_id = model if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
-    result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices, model_id,
-                    engine.lower())
+    result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
+                    serve_name(model, spec), engine.lower())
     if as_json:
         _emit_json(result.to_dict())
     else:
@@ -372,6 +361,27 @@ def explain(logfile: str, model: str | None, gpu: str | None, util: float | None
     diagnosis_view(_console(), result)
 
 
+# ------------------------------------------------------------------------------------------------ web
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--allow-hub", is_flag=True, help="Let requests name Hugging Face repo ids outside the catalog.")
+def serve(host: str, port: int, allow_hub: bool) -> None:
+    """The web page and JSON API (needs kvplan[web]): http://HOST:PORT/, schema at /openapi.json."""
+    from kvplan.errors import InputError
+
+    try:
+        import uvicorn
+
+        from kvplan.web.app import create_app
+    except ImportError:
+        raise InputError("the web app needs FastAPI and uvicorn: pip install 'kvplan[web]'") from None
+    if not 0 < port < 65536:
+        raise InputError(f"--port {port} is not a TCP port (1-65535)")
+    click.echo(f"kvplan: serving on http://{host}:{port}/ (Hub lookups {'on' if allow_hub else 'off'})")
+    uvicorn.run(create_app(allow_hub=allow_hub), host=host, port=port, log_level="warning")
+
+
 # ------------------------------------------------------------------------------------------- catalogs
 @main.command()
 @click.argument("filter", required=False, default="")
@@ -382,8 +392,7 @@ def models(filter: str, as_json: bool) -> None:
 
     rows = [e for e in catalog_models() if filter.lower() in f"{e.alias} {e.hf_id} {' '.join(e.aliases)}".lower()]
     if as_json:
-        _emit_json([{"alias": e.alias, "hf_id": e.hf_id, "aliases": list(e.aliases), "config": f"{e.config}.json",
-                     "note": e.note, "offline": True} for e in rows])
+        _emit_json([e.to_dict() for e in rows])
         return
     from kvplan.render import models_table
 

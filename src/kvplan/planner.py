@@ -47,6 +47,21 @@ class Workload:
             if value is not None and value <= 0:
                 raise InputError(f"{label} must be positive (got {value!r})")
 
+    @classmethod
+    def from_options(cls, users: int, seq: int | None = None, prompt: int | None = None, output: int | None = None,
+                     min_tokens_per_sec: float | None = None, max_ttft: float | None = None) -> Workload:
+        """--seq L (the output a quarter unless --output says), or --prompt P --output O."""
+        if prompt is None:
+            if seq is None:
+                raise InputError("give --seq, or --prompt and --output")
+            output = output or max(1, seq // 4)
+            prompt = seq - output
+            if prompt < 1:
+                raise InputError(f"--output {output} leaves no prompt in --seq {seq}")
+        elif output is None:
+            raise InputError("--prompt needs --output too")
+        return cls(users, prompt, output, min_tokens_per_sec, max_ttft)
+
     @property
     def seq(self) -> int:
         return self.prompt + self.output
@@ -174,6 +189,11 @@ class FitResult:
             "evaluated": self.evaluated,
             "search_seconds": round(self.seconds, 3), "notes": self.notes,
         }
+
+
+def serve_name(given: str, spec: ModelSpec) -> str:
+    """The model argument of the launch line: the HF id for catalog and Hub models, else what was given."""
+    return given if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
 
 
 def layouts(n: int, layers: int) -> list[tuple[int, int]]:

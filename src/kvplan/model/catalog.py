@@ -24,6 +24,10 @@ class Entry:
     note: str = ""
     aliases: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, object]:
+        return {"alias": self.alias, "hf_id": self.hf_id, "aliases": list(self.aliases),
+                "config": f"{self.config}.json", "note": self.note, "offline": True}
+
     def path(self, stem: str | None = None) -> Path:
         return Path(str(DATA / f"{stem or self.config}.json"))
 

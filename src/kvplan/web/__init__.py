@@ -1,0 +1,1 @@
+"""The web view: `kvplan serve` (optional extra kvplan[web])."""

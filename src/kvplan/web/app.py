@@ -1,0 +1,296 @@
+"""`kvplan serve`: a JSON API and an interactive page over the same library calls as the CLI.
+
+Responses are the CLI's `--json` output. Request bodies use the CLI's option names in snake_case; a pasted
+config goes in "config" as an object. Safety: requests never name server-side files (local model paths are
+refused in every request), Hub lookups happen only when the app is made with allow_hub, bodies are size-limited
+(413), and invalid input answers 422 with one line a person can act on.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from kvplan.errors import InputError, KvplanError
+from kvplan.model.load import model_sources
+
+MB = 1_000_000
+CONFIG_LIMIT = 1 * MB  # bytes of a request body holding a config (every endpoint but explain / validate)
+TEXT_LIMIT = 5 * MB  # bytes of a request body holding a startup log or a CSV
+SLACK = 64 * 1024  # the other fields of such a body
+TEXT_PATHS = ("/api/explain", "/api/validate")
+STATIC = ("index.html", "app.js", "app.css")
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
+                 "css": "text/css; charset=utf-8"}
+
+Positive = Field(default=None, ge=1)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelInput(_Body):
+    model: str | None = Field(default=None, description="Catalog alias or HF id (Hub ids need --allow-hub).")
+    config: dict[str, Any] | None = Field(default=None, description="A pasted config.json, as an object.")
+
+    def source(self) -> Any:
+        if (self.model is None) == (self.config is None):
+            raise InputError("give either \"model\" (a catalog name) or \"config\" (a config.json object)")
+        return self.config if self.config is not None else self.model
+
+
+class DeploymentInput(ModelInput):
+    tp: int = Field(default=1, ge=1)
+    dtype: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"] | None = None
+    quant: str | None = None
+    kv_dtype: Literal["auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4"] = "auto"
+
+
+class PlanRequest(DeploymentInput):
+    gpu: str | list[str] = Field(default_factory=list)
+    gpu_memory: str | None = None
+    gpus: int | None = Positive
+    pp: int = Field(default=1, ge=1)
+    util: float | list[float] | None = None
+    seq: int | None = Positive
+    batch: int = Field(default=1, ge=1)
+    reserve: str = "0GiB"
+    kv_memory: str | None = None
+    engine: Literal["vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none"] = "vllm"
+    engine_version: str | None = None
+    max_model_len: int | None = Positive
+    max_num_batched_tokens: int | None = Positive
+    max_num_seqs: int | None = Positive
+    block_size: int | None = Positive
+    enforce_eager: bool = False
+    explain: bool = False
+
+
+class FitRequest(ModelInput):
+    users: int = Field(ge=1)
+    seq: int | None = Positive
+    prompt: int | None = Positive
+    output: int | None = Positive
+    min_tokens_per_sec: float | None = Field(default=None, gt=0)
+    max_ttft: float | None = Field(default=None, gt=0)
+    gpu: list[str] = Field(default_factory=list)
+    max_gpus: int = Field(default=8, ge=1, le=64)
+    allow_quant: bool = False
+    allow_fp8_kv: bool = False
+    engine: Literal["vllm", "sglang"] = "vllm"
+    price: list[str] = Field(default_factory=list, description='Overrides as on the CLI: ["h100=2.49"].')
+    top: int = Field(default=5, ge=1, le=100)
+
+
+class ConcurrencyRequest(ModelInput):
+    gpu: list[str] = Field(default_factory=lambda: ["a10g", "h100"])
+    util: list[float] = Field(default_factory=lambda: [0.9])
+    tp: int = Field(default=1, ge=1)
+    points: int = Field(default=16, ge=2, le=64)
+
+
+class ExplainRequest(_Body):
+    log: str
+    model: str | None = None
+    gpu: str | None = None
+    util: float | None = Field(default=None, gt=0, le=1)
+    tp: int | None = Positive
+    target_concurrency: int | None = Positive
+    target_len: int | None = Positive
+
+
+class ValidateRequest(_Body):
+    csv: str
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+class BodyLimit:
+    """ASGI middleware: reads a request body up to its path's limit and answers 413 past it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        text = scope["path"] in TEXT_PATHS
+        limit = (TEXT_LIMIT if text else CONFIG_LIMIT) + SLACK
+        what = "a startup log or CSV" if text else "a request (config included)"
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = _error(413, f"{what} over {(limit - SLACK) // MB} MB is refused: send less")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_big(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(allow_hub: bool = False) -> FastAPI:
+    app = FastAPI(title="kvplan", version=_version(),
+                  description="Will this LLM fit on this GPU? The kvplan CLI's JSON, over HTTP.")
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(KvplanError)
+    async def _kvplan_error(_: Request, e: KvplanError) -> JSONResponse:
+        return _error(422, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in e.errors()[:5]:
+            if err.get("type") == "json_invalid":
+                parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
+                continue
+            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return _error(422, "; ".join(parts))
+
+    @app.exception_handler(RecursionError)
+    async def _deep(_: Request, e: RecursionError) -> JSONResponse:
+        return _error(422, "input nested too deeply to read")
+
+    def run(call: Any) -> Any:
+        """The library call with local files off and the Hub as the server was started."""
+        with model_sources(local_files=False, hub_lookups=allow_hub):
+            return call()
+
+    @app.get("/api/models", summary="The embedded model catalog (kvplan models --json)")
+    def api_models() -> list[dict[str, Any]]:
+        from kvplan.model.catalog import models
+
+        return [e.to_dict() for e in models()]
+
+    @app.get("/api/gpus", summary="The GPU catalog (kvplan gpus --json)")
+    def api_gpus() -> list[dict[str, Any]]:
+        from dataclasses import asdict
+
+        from kvplan.hardware import gpus
+
+        return [asdict(g) for g in gpus()]
+
+    @app.post("/api/plan", summary="kvplan plan --json (with \"explain\": the derivation too)")
+    def api_plan(body: PlanRequest) -> dict[str, Any]:
+        from kvplan.explain import derivation
+        from kvplan.planning import plan
+
+        def call() -> dict[str, Any]:
+            gpus = [body.gpu] if isinstance(body.gpu, str) else body.gpu
+            utils = [body.util] if isinstance(body.util, float | int) else body.util
+            result = plan(body.source(), gpu=gpus, gpu_memory=body.gpu_memory, gpus=body.gpus, tp=body.tp,
+                          pp=body.pp, util=utils or None, seq=body.seq, batch=body.batch, dtype=body.dtype,
+                          kv_dtype=body.kv_dtype, quant=body.quant, reserve=body.reserve,
+                          kv_memory=body.kv_memory, engine=body.engine, engine_version=body.engine_version,
+                          max_model_len=body.max_model_len, max_num_batched_tokens=body.max_num_batched_tokens,
+                          max_num_seqs=body.max_num_seqs, block_size=body.block_size,
+                          enforce_eager=body.enforce_eager)
+            data = result.to_dict()
+            if body.explain:
+                data["derivation"] = derivation(result)
+            return data
+
+        return run(call)
+
+    @app.post("/api/inspect", summary="kvplan inspect --json")
+    def api_inspect(body: DeploymentInput) -> dict[str, Any]:
+        from kvplan.deployment import Deployment
+        from kvplan.inventory import inventory
+        from kvplan.model.load import load_model
+
+        return run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
+                                                quant=body.quant, kv_dtype=body.kv_dtype)))
+
+    @app.post("/api/fit", summary="kvplan fit --json")
+    def api_fit(body: FitRequest) -> dict[str, Any]:
+        from kvplan.model.load import load_model
+        from kvplan.planner import Workload, search, serve_name
+        from kvplan.pricing import parse_overrides
+
+        def call() -> dict[str, Any]:
+            workload = Workload.from_options(body.users, body.seq, body.prompt, body.output,
+                                             body.min_tokens_per_sec, body.max_ttft)
+            spec = load_model(body.source())
+            name = serve_name(body.model, spec) if body.model else spec.name
+            result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
+                            parse_overrides(body.price), name, body.engine)
+            return result.to_dict(top=body.top)
+
+        return run(call)
+
+    @app.post("/api/concurrency", summary="Max concurrent requests vs context length, and the article's formula")
+    def api_concurrency(body: ConcurrencyRequest) -> dict[str, Any]:
+        from kvplan.model.load import load_model
+        from kvplan.plots import concurrency_series
+
+        return run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
+                                              body.tp))
+
+    @app.post("/api/explain", summary="kvplan explain --json: a startup log (in \"log\") against kvplan")
+    def api_explain(body: ExplainRequest) -> dict[str, Any]:
+        from kvplan.diagnose import diagnose
+
+        return run(lambda: diagnose(body.log, model=body.model, gpu=body.gpu, util=body.util, tp=body.tp,
+                                    target_concurrency=body.target_concurrency,
+                                    target_len=body.target_len).to_dict())
+
+    @app.post("/api/validate", summary="kvplan validate --json: a CSV of logged figures (in \"csv\")")
+    def api_validate(body: ValidateRequest) -> dict[str, Any]:
+        from kvplan.validate import validate_text
+
+        return run(lambda: validate_text(body.csv))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(_asset("index.html"))
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC:  # a fixed list: no path from a request reaches the file system
+            return _error(404, f"no asset {name!r}")
+        return Response(_asset(name), media_type=CONTENT_TYPES[name.rsplit(".", 1)[1]])
+
+    return app
+
+
+def _asset(name: str) -> str:
+    return (resources.files("kvplan.web") / "static" / name).read_text(encoding="utf-8")
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("kvplan")
