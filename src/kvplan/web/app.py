@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kvplan.errors import InputError, KvplanError
 from kvplan.model.load import model_sources
@@ -85,7 +86,7 @@ class FitRequest(ModelInput):
     allow_fp8_kv: bool = False
     engine: Literal["vllm", "sglang"] = "vllm"
     price: list[str] = Field(default_factory=list, description='Overrides as on the CLI: ["h100=2.49"].')
-    top: int = Field(default=5, ge=1, le=100)
+    top: int | None = Field(default=None, ge=1, description="Candidates returned (default: the whole ranking).")
 
 
 class ConcurrencyRequest(ModelInput):
@@ -175,6 +176,12 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         return _error(422, "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        if e.status_code == 400:  # FastAPI could not parse the body (nested too deeply, bad encoding)
+            return _error(422, "the body could not be read as JSON: send an object of the documented fields")
+        return _error(e.status_code, str(e.detail))
 
     @app.exception_handler(RecursionError)
     async def _deep(_: Request, e: RecursionError) -> JSONResponse:

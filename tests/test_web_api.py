@@ -1,0 +1,199 @@
+"""The JSON API: the same JSON as the CLI's --json, 422 for bad input, 413 for big bodies, no server files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from kvplan.cli import main
+from kvplan.web.app import CONFIG_LIMIT, TEXT_LIMIT, create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+FALCON = json.loads((ROOT / "src/kvplan/data/models/tiiuae--falcon-7b.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def cli_json(*args: str):
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def test_catalogs_match_the_cli(client):
+    assert client.get("/api/models").json() == cli_json("models")
+    assert client.get("/api/gpus").json() == cli_json("gpus")
+
+
+def test_plan_is_the_cli_json(client):
+    body = {"model": "falcon-7b", "gpu": ["a10g", "h100"], "util": [0.7, 1.0], "seq": 1000, "batch": 18}
+    r = client.post("/api/plan", json=body)
+    assert r.status_code == 200
+    cli = cli_json("plan", "falcon-7b", "--gpu", "a10g", "--gpu", "h100", "--util", "0.7", "--util", "1.0",
+                   "--seq", "1000", "--batch", "18")
+    assert r.json() == cli
+
+
+def test_plan_article_dimensions_via_pasted_config(client):
+    r = client.post("/api/plan", json={"config": FALCON, "gpu": "a10g", "util": 0.9, "seq": 1000, "engine": "none"})
+    assert r.status_code == 200
+    data = r.json()
+    assert data["kv_bytes_per_token"] == 8192 and data["params"] == 6_921_720_704
+    assert data["model"]["source"] == "config object"
+
+
+def test_plan_explain_adds_the_derivation(client):
+    r = client.post("/api/plan", json={"model": "llama-3.1-8b", "gpu": "h100", "seq": 4096, "explain": True})
+    assert any("KV per token" in step for step in r.json()["derivation"])
+
+
+def test_inspect_fit_explain_validate_match_the_cli(client):
+    assert client.post("/api/inspect", json={"model": "qwen3-30b-a3b", "tp": 2}).json() == \
+        cli_json("inspect", "qwen3-30b-a3b", "--tp", "2")
+    fit = client.post("/api/fit", json={"model": "llama-3.1-8b", "users": 50, "seq": 2048, "gpu": ["l4", "h100"],
+                                        "price": ["h100=2.5"]}).json()
+    cli = cli_json("fit", "llama-3.1-8b", "--users", "50", "--seq", "2048", "--gpu", "l4", "--gpu", "h100",
+                   "--price", "h100=2.5")
+    fit.pop("search_seconds"), cli.pop("search_seconds")
+    assert fit == cli
+    text = (ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log").read_text()
+    r = client.post("/api/explain", json={"log": text, "gpu": "h100", "target_concurrency": 50})
+    assert r.status_code == 200
+    assert r.json() == cli_json("explain", str(ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log"), "--gpu", "h100",
+                                "--target-concurrency", "50")
+    csv = (ROOT / "benchmarks/engine_logs.csv").read_text()
+    v = client.post("/api/validate", json={"csv": csv}).json()
+    assert v["summary"] == cli_json("validate", str(ROOT / "benchmarks/engine_logs.csv"))["summary"]
+
+
+def test_concurrency_series_has_the_article_line(client):
+    r = client.post("/api/concurrency", json={"model": "falcon-7b", "gpu": ["a10g"], "util": [0.9], "points": 4})
+    data = r.json()
+    assert len(data["lengths"]) == 4 and set(data["series"]) == set(data["naive"]) == {"a10g @ 90%"}
+
+
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/api/plan", {"model": "falcon-7b", "seq": 0}, "seq: Input should be greater than or equal to 1"),
+    ("/api/plan", {"model": "falcon-7b", "tp": 3}, "does not divide the 71 attention heads"),
+    ("/api/plan", {"model": "no-such-model"}, "unknown model 'no-such-model'"),
+    ("/api/plan", {}, 'give either "model"'),
+    ("/api/plan", {"model": "falcon-7b", "config": FALCON}, 'give either "model"'),
+    ("/api/plan", {"model": "falcon-7b", "gpu": "h9000"}, "unknown GPU"),
+    ("/api/plan", {"model": "falcon-7b", "util": 1.5}, "util"),
+    ("/api/plan", {"model": "falcon-7b", "sequence": 5}, "sequence: Extra inputs are not permitted"),
+    ("/api/plan", {"config": {"model_type": "llama"}}, "hidden_size"),
+    ("/api/plan", {"config": {"model_type": "no-such-arch", "hidden_size": 8}}, "no-such-arch"),
+    ("/api/fit", {"model": "llama-3.1-8b", "users": 4}, "give --seq, or --prompt and --output"),
+    ("/api/fit", {"model": "llama-3.1-8b", "users": 4, "seq": 100, "engine": "tgi"}, "engine"),
+    ("/api/fit", {"model": "llama-3.1-8b", "users": 4, "seq": 100, "price": ["h100"]}, "GPU=USD_PER_HOUR"),
+    ("/api/explain", {"log": "hello"}, ""),
+    ("/api/validate", {"csv": "a,b\n1,2\n"}, "lacks the column"),
+])
+def test_bad_input_is_422_with_a_message(client, path, body, message):
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and message in detail and "\n" not in detail
+
+
+def test_malformed_and_deep_bodies_are_422(client):
+    r = client.post("/api/plan", content=b"{bad", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("the body is not valid JSON")
+    deep = '{"model_type": "llama", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    r = client.post("/api/plan", content=('{"config": ' + deep + "}").encode(),
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "could not be read" in r.json()["detail"]
+
+
+def test_no_request_reads_a_server_file(client, tmp_path):
+    secret = tmp_path / "config.json"
+    secret.write_text(json.dumps(FALCON))
+    for model in (str(secret), str(tmp_path), "/etc/passwd", "../../etc/passwd", "~/.bashrc", "./config.json"):
+        r = client.post("/api/plan", json={"model": model, "gpu": "a10g"})
+        assert r.status_code == 422, model
+        assert "not read here" in r.json()["detail"] or "unknown model" in r.json()["detail"]
+    # a log naming a local model path, and a CSV naming a config file next to it: neither is opened
+    log = (ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log").read_text()
+    r = client.post("/api/explain", json={"log": log.replace("meta-llama/Llama-3.1-8B-Instruct", str(secret)),
+                                          "gpu": "h100"})
+    assert r.status_code == 422 and "not read here" in r.json()["detail"]
+    import csv as csvlib
+    import io
+
+    rows = list(csvlib.DictReader(io.StringIO((ROOT / "benchmarks/engine_logs.csv").read_text())))
+    row = next(r for r in rows if r["config"])
+    row["config"] = str(secret)
+    out = io.StringIO()
+    writer = csvlib.DictWriter(out, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerow(row)
+    csv = out.getvalue()
+    v = client.post("/api/validate", json={"csv": csv})
+    assert v.status_code == 200 and v.json()["counts"]["modelled"] == 0
+    assert "is not in the embedded catalog" in json.dumps(v.json()["rows"][0])
+    for path in ("/static/../app.py", "/static/app.py", "/static/%2e%2e%2fapp.py"):
+        assert client.get(path).status_code == 404
+
+
+def test_hub_lookups_only_when_allowed(client, monkeypatch):
+    from kvplan import hub
+
+    calls = []
+    monkeypatch.setattr(hub, "fetch", lambda repo: calls.append(repo) or (_ for _ in ()).throw(
+        hub.InputError("stub hub: no network in tests")))
+    r = client.post("/api/plan", json={"model": "someorg/some-model", "gpu": "a10g"})
+    assert r.status_code == 422 and "--allow-hub" in r.json()["detail"] and calls == []
+    open_client = TestClient(create_app(allow_hub=True), raise_server_exceptions=False)
+    r = open_client.post("/api/plan", json={"model": "someorg/some-model", "gpu": "a10g"})
+    assert calls == ["someorg/some-model"] and r.status_code == 422
+
+
+def test_big_bodies_are_413(client):
+    big_config = {"model_type": "llama", "pad": "x" * (CONFIG_LIMIT + 70_000)}
+    r = client.post("/api/plan", json={"config": big_config})
+    assert r.status_code == 413 and "over 1 MB" in r.json()["detail"]
+    r = client.post("/api/explain", json={"log": "x" * (TEXT_LIMIT + 70_000)})
+    assert r.status_code == 413 and "over 5 MB" in r.json()["detail"]
+    # a 3 MB log is accepted (and explained or refused on its content, not its size)
+    r = client.post("/api/explain", json={"log": "INFO nothing here\n" * 170_000})
+    assert r.status_code == 422
+    # without a Content-Length header (chunked), the limit still holds
+    def chunks():
+        yield b'{"log": "'
+        for _ in range(60):
+            yield b"y" * 100_000
+        yield b'"}'
+    r = client.post("/api/explain", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_openapi_document_describes_every_endpoint(client):
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/api/models", "/api/gpus", "/api/plan", "/api/inspect", "/api/fit", "/api/explain",
+            "/api/validate"} <= set(doc["paths"])
+    plan = doc["components"]["schemas"]["PlanRequest"]["properties"]
+    assert {"model", "config", "gpu", "util", "seq", "tp", "kv_dtype", "engine", "max_model_len"} <= set(plan)
+    assert doc["paths"]["/api/plan"]["post"]["requestBody"]["content"]["application/json"]
+
+
+def test_page_and_assets_are_served_locally(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for name, kind in (("app.js", "javascript"), ("app.css", "css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and kind in r.headers["content-type"]
+        assert "https://" not in r.text
+
+
+def test_serve_refuses_a_bad_port():
+    r = CliRunner().invoke(main, ["serve", "--port", "70000"])
+    assert r.exit_code == 2 and "is not a TCP port" in r.output

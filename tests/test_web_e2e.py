@@ -1,0 +1,147 @@
+"""The page in a real headless Chromium (Debian's, driven by Playwright): inputs change, numbers match the library.
+
+A screenshot of the page is kept in test-artifacts/web-page.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kvplan.diagnose import diagnose
+from kvplan.planning import plan
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and not os.environ.get("CI"):
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
+# the flags a closed network needs (no background connections, no first-run work)
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    from kvplan.web.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium is not installed: apt-get install chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1400})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector("body[data-ready]", timeout=30_000)
+        yield page
+        assert errors == []
+        browser.close()
+
+
+def settle(page, change) -> None:
+    """Apply an input change and wait for the page to redraw from a fresh API answer."""
+    before = page.get_attribute("body", "data-ready")
+    change()
+    page.wait_for_function(f"document.body.dataset.ready !== '{before}'", timeout=30_000)
+
+
+def shown(page, gpu: str, field: str) -> str:
+    return page.inner_text(f"#scenarios tr[data-gpu='{gpu}'] td[data-field='{field}']")
+
+
+def library(source, gpu: str, seq: int, users: int, engine: str = "vllm"):
+    return plan(source, gpu=gpu, util=0.9, seq=seq, batch=users, max_model_len=seq, engine=engine).scenarios[0]
+
+
+def test_default_view_matches_the_library(page):
+    for gpu in ("a10g", "h100"):
+        s = library("falcon-7b", gpu, 1000, 18)
+        assert shown(page, gpu, "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+        assert shown(page, gpu, "fits") == ("yes" if s.capacity.fits else "no")
+    assert "6,921,720,704 parameters" in page.inner_text("#summary")
+    assert page.locator("#memory rect").count() >= 10
+    assert page.locator("#chart polyline[stroke-dasharray]").count() == 2  # the article's line per GPU
+    assert "vllm serve tiiuae/falcon-7b" in page.inner_text("#fit")
+    assert "KV per token" in page.inner_text("#derivation")
+
+
+def test_changing_inputs_updates_the_numbers(page):
+    settle(page, lambda: page.fill("#seq", "2000"))
+    assert shown(page, "a10g", "max_concurrent_requests") == \
+        f"{library('falcon-7b', 'a10g', 2000, 18).capacity.max_concurrent_requests:,}"
+    settle(page, lambda: page.select_option("#engine", "sglang"))
+    s = library("falcon-7b", "h100", 2000, 18, engine="sglang")
+    assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+    assert "python -m sglang.launch_server" in page.inner_text("#fit")
+    settle(page, lambda: page.select_option("#engine", "vllm"))
+    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
+    s = library("llama-3.1-8b", "h100", 2000, 18)
+    assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+
+
+def test_pasted_config(page):
+    config = json.loads((ROOT / "src/kvplan/data/models/Qwen--Qwen3-8B.json").read_text())
+    page.click("#config-box summary")
+    settle(page, lambda: page.fill("#config", json.dumps(config)))
+    s = plan(config, gpu="a10g", util=0.9, seq=2000, batch=18, max_model_len=2000).scenarios[0]
+    assert shown(page, "a10g", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+    page.fill("#config", "{not json")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not JSON" in page.inner_text("#error")
+    settle(page, lambda: page.click("#config-clear"))
+    assert page.is_hidden("#error")
+
+
+def test_bad_input_shows_one_line(page):
+    page.fill("#seq", "0")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "tokens per request must be a positive whole number" in page.inner_text("#error")
+    settle(page, lambda: page.fill("#seq", "1000"))
+    page.fill("#tp", "3")  # falcon's 71 heads / llama's 32: the API's own message comes through
+    page.wait_for_selector("#error:not([hidden])")
+    assert "does not divide" in page.inner_text("#error")
+    settle(page, lambda: page.fill("#tp", "1"))
+
+
+def test_explain_a_pasted_log(page):
+    text = (ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log").read_text()
+    page.fill("#log", text)
+    page.wait_for_selector("#explain-table tr[data-figure='kv_tokens']", timeout=30_000)
+    expected = diagnose(text, gpu=page.eval_on_selector("#gpu", "s => s.selectedOptions[0].value"))
+    row = page.inner_text("#explain-table tr[data-figure='kv_tokens']")
+    assert f"{round(expected.predicted['kv_tokens']):,}" in row and f"{round(expected.logged['kv_tokens']):,}" in row
+
+
+def test_screenshot_artifact(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / "web-page.png"
+    page.screenshot(path=str(out), full_page=True)
+    assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 20_000
