@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
     return _from_catalog_or_hub(text, hub_lookups)
 
 
+@cache
+def _catalog_spec(alias: str) -> ModelSpec:
+    """An embedded model, read once per process (specs are immutable)."""
+    entry = catalog.entries()[alias]
+    side = {kind: read_json(entry.path(stem), kind) for kind, stem in entry.side}
+    spec = from_config(read_json(entry.path()), name=entry.hf_id, source=f"embedded catalog ({entry.alias})",
+                       side=side)
+    return spec.with_notes(entry.note) if entry.note else spec
+
+
 def _from_catalog_or_hub(text: str, hub_lookups: bool) -> ModelSpec:
     entry = catalog.lookup(text)
     if entry is None and hub.is_repo_id(text):
@@ -71,12 +82,7 @@ def _from_catalog_or_hub(text: str, hub_lookups: bool) -> ModelSpec:
         spec = with_checkpoint(spec, found.tensors, found.source)
         return spec.with_notes(*found.notes)
     if entry is not None:
-        side = {kind: read_json(entry.path(stem), kind) for kind, stem in entry.side}
-        spec = from_config(read_json(entry.path()), name=entry.hf_id, source=f"embedded catalog ({entry.alias})",
-                           side=side)
-        if entry.note:
-            spec = spec.with_notes(entry.note)
-        return spec
+        return _catalog_spec(entry.alias)
     raise InputError(
         f"unknown model {text!r}: not a local config.json or folder, and not in the embedded catalog"
         f"{suggest(text, catalog.names())}; `kvplan models` lists the catalog"

@@ -8,6 +8,8 @@ refused in every request), Hub lookups happen only when the app is made with all
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from importlib import resources
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kvplan.errors import InputError, KvplanError
@@ -25,6 +28,8 @@ CONFIG_LIMIT = 1 * MB  # bytes of a request body holding a config (every endpoin
 TEXT_LIMIT = 5 * MB  # bytes of a request body holding a startup log or a CSV
 SLACK = 64 * 1024  # the other fields of such a body
 TEXT_PATHS = ("/api/explain", "/api/validate")
+CACHE_ENTRIES = 512  # answers kept
+CACHE_KEY_LIMIT = 64 * 1024  # bodies larger than this (pasted logs, CSVs, big configs) are not kept
 STATIC = ("index.html", "app.js", "app.css")
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
                  "css": "text/css; charset=utf-8"}
@@ -187,27 +192,46 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     async def _deep(_: Request, e: RecursionError) -> JSONResponse:
         return _error(422, "input nested too deeply to read")
 
-    def run(call: Any) -> Any:
-        """The library call with local files off and the Hub as the server was started."""
-        with model_sources(local_files=False, hub_lookups=allow_hub):
-            return call()
+    answers: OrderedDict[str, bytes] = OrderedDict()  # the latest answers by request: the page re-asks them
+
+    async def run(call: Any, body: BaseModel | None = None) -> Response:
+        """The library call with local files off and the Hub as the server was started, as JSON, in a worker
+        thread; answers to small bodies are kept and given again from the event loop (the library is
+        deterministic), errors never."""
+        key = f"{type(body).__name__}:{body.model_dump_json()}" if body is not None else None
+        if key is not None and len(key) > CACHE_KEY_LIMIT:
+            key = None
+        if key is not None and key in answers:
+            answers.move_to_end(key)
+            return Response(answers[key], media_type="application/json")
+
+        def compute() -> bytes:
+            with model_sources(local_files=False, hub_lookups=allow_hub):
+                return json.dumps(call()).encode()
+
+        content = await run_in_threadpool(compute)
+        if key is not None:
+            answers[key] = content
+            while len(answers) > CACHE_ENTRIES:
+                answers.popitem(last=False)
+        return Response(content, media_type="application/json")
 
     @app.get("/api/models", summary="The embedded model catalog (kvplan models --json)")
-    def api_models() -> list[dict[str, Any]]:
+    async def api_models() -> Response:
         from kvplan.model.catalog import models
 
-        return [e.to_dict() for e in models()]
+        return await run(lambda: [e.to_dict() for e in models()])
 
     @app.get("/api/gpus", summary="The GPU catalog (kvplan gpus --json)")
-    def api_gpus() -> list[dict[str, Any]]:
+    async def api_gpus() -> Response:
         from dataclasses import asdict
 
         from kvplan.hardware import gpus
 
-        return [asdict(g) for g in gpus()]
+        return await run(lambda: [asdict(g) for g in gpus()])
 
     @app.post("/api/plan", summary="kvplan plan --json (with \"explain\": the derivation too)")
-    def api_plan(body: PlanRequest) -> dict[str, Any]:
+    async def api_plan(body: PlanRequest) -> Response:
         from kvplan.explain import derivation
         from kvplan.planning import plan
 
@@ -226,19 +250,19 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                 data["derivation"] = derivation(result)
             return data
 
-        return run(call)
+        return await run(call, body)
 
     @app.post("/api/inspect", summary="kvplan inspect --json")
-    def api_inspect(body: DeploymentInput) -> dict[str, Any]:
+    async def api_inspect(body: DeploymentInput) -> Response:
         from kvplan.deployment import Deployment
         from kvplan.inventory import inventory
         from kvplan.model.load import load_model
 
-        return run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
-                                                quant=body.quant, kv_dtype=body.kv_dtype)))
+        return await run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
+                                                quant=body.quant, kv_dtype=body.kv_dtype)), body)
 
     @app.post("/api/fit", summary="kvplan fit --json")
-    def api_fit(body: FitRequest) -> dict[str, Any]:
+    async def api_fit(body: FitRequest) -> Response:
         from kvplan.model.load import load_model
         from kvplan.planner import Workload, search, serve_name
         from kvplan.pricing import parse_overrides
@@ -252,29 +276,29 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                             parse_overrides(body.price), name, body.engine)
             return result.to_dict(top=body.top)
 
-        return run(call)
+        return await run(call, body)
 
     @app.post("/api/concurrency", summary="Max concurrent requests vs context length, and the article's formula")
-    def api_concurrency(body: ConcurrencyRequest) -> dict[str, Any]:
+    async def api_concurrency(body: ConcurrencyRequest) -> Response:
         from kvplan.model.load import load_model
         from kvplan.plots import concurrency_series
 
-        return run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
-                                              body.tp))
+        return await run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
+                                              body.tp), body)
 
     @app.post("/api/explain", summary="kvplan explain --json: a startup log (in \"log\") against kvplan")
-    def api_explain(body: ExplainRequest) -> dict[str, Any]:
+    async def api_explain(body: ExplainRequest) -> Response:
         from kvplan.diagnose import diagnose
 
-        return run(lambda: diagnose(body.log, model=body.model, gpu=body.gpu, util=body.util, tp=body.tp,
+        return await run(lambda: diagnose(body.log, model=body.model, gpu=body.gpu, util=body.util, tp=body.tp,
                                     target_concurrency=body.target_concurrency,
                                     target_len=body.target_len).to_dict())
 
     @app.post("/api/validate", summary="kvplan validate --json: a CSV of logged figures (in \"csv\")")
-    def api_validate(body: ValidateRequest) -> dict[str, Any]:
+    async def api_validate(body: ValidateRequest) -> Response:
         from kvplan.validate import validate_text
 
-        return run(lambda: validate_text(body.csv))
+        return await run(lambda: validate_text(body.csv))
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:
