@@ -133,11 +133,16 @@ def test_bad_input_shows_one_line(page):
 
 def test_explain_a_pasted_log(page):
     text = (ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log").read_text()
-    page.fill("#log", text)
+    page.fill("#log", text)  # the GPU's total comes from the log itself
     page.wait_for_selector("#explain-table tr[data-figure='kv_tokens']", timeout=30_000)
-    expected = diagnose(text, gpu=page.eval_on_selector("#gpu", "s => s.selectedOptions[0].value"))
+    expected = diagnose(text)
     row = page.inner_text("#explain-table tr[data-figure='kv_tokens']")
     assert f"{round(expected.predicted['kv_tokens']):,}" in row and f"{round(expected.logged['kv_tokens']):,}" in row
+    assert abs(expected.predicted["kv_tokens"] / expected.logged["kv_tokens"] - 1) < 0.01
+    page.select_option("#log-gpu", "a10g")  # "what if it had been an A10G": the prediction follows
+    other = f"{round(diagnose(text, gpu='a10g').predicted['kv_tokens']):,}"
+    page.wait_for_function(f"document.querySelector(\"#explain-table tr[data-figure='kv_tokens']\")"
+                           f"?.innerText.includes('{other}')", timeout=30_000)
 
 
 def test_screenshot_artifact(page):

@@ -8,6 +8,7 @@ const int = (n) => (n === null || n === undefined ? "-" : Number(n).toLocaleStri
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 const SVG = "http://www.w3.org/2000/svg";
 let generation = 0;
+let explained = 0;
 
 async function api(path, body) {
   const init = body === undefined ? {} : {
@@ -250,13 +251,14 @@ async function update() {
 }
 
 async function explainLog() {
+  const mine = ++explained;
   const out = $("explain-out");
-  clear(out);
   const log = $("log").value;
-  if (!log.trim()) return;
-  const gpus = [...$("gpu").selectedOptions].map((o) => o.value);
+  if (!log.trim()) { clear(out); return; }
   try {
-    const d = await api("/api/explain", { log, gpu: gpus[0] || null });
+    const d = await api("/api/explain", { log, gpu: $("log-gpu").value || null });
+    if (mine !== explained) return;  // a newer log or GPU is on its way
+    clear(out);
     const table = document.createElement("table");
     table.id = "explain-table";
     const head = table.createTHead().insertRow();
@@ -276,6 +278,8 @@ async function explainLog() {
       out.appendChild(p);
     }
   } catch (e) {
+    if (mine !== explained) return;
+    clear(out);
     const p = document.createElement("p");
     p.id = "explain-error";
     p.className = "no";
@@ -292,7 +296,10 @@ function debounce(fn, ms) {
 async function start() {
   const [models, gpus] = await Promise.all([api("/api/models"), api("/api/gpus")]);
   for (const m of models) $("model").add(new Option(`${m.alias} (${m.hf_id})`, m.alias, false, m.alias === "falcon-7b"));
-  for (const g of gpus) $("gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias, false, ["a10g", "h100"].includes(g.alias)));
+  for (const g of gpus) {
+    $("gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias, false, ["a10g", "h100"].includes(g.alias)));
+    $("log-gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias));
+  }
   const later = debounce(update, 250);
   for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config"]) {
     $(id).addEventListener("input", later);
@@ -303,7 +310,9 @@ async function start() {
     if (file) { $("config").value = await file.text(); later(); }
   });
   $("config-clear").addEventListener("click", () => { $("config").value = ""; later(); });
-  $("log").addEventListener("input", debounce(explainLog, 400));
+  const explainLater = debounce(explainLog, 400);
+  $("log").addEventListener("input", explainLater);
+  $("log-gpu").addEventListener("change", explainLater);
   update();
 }
 
