@@ -182,6 +182,12 @@ def test_openapi_document_describes_every_endpoint(client):
     plan = doc["components"]["schemas"]["PlanRequest"]["properties"]
     assert {"model", "config", "gpu", "util", "seq", "tp", "kv_dtype", "engine", "max_model_len"} <= set(plan)
     assert doc["paths"]["/api/plan"]["post"]["requestBody"]["content"]["application/json"]
+    for path in ("/api/plan", "/api/fit", "/api/explain"):  # errors are documented as they are sent
+        errors = doc["paths"][path]["post"]["responses"]
+        assert errors["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        assert "413" in errors
+    assert doc["components"]["schemas"]["Problem"]["properties"]["detail"]["type"] == "string"
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
 
 
 def test_page_and_assets_are_served_locally(client):

@@ -115,6 +115,16 @@ class ValidateRequest(_Body):
     csv: str
 
 
+class Problem(BaseModel):
+    detail: str = Field(description="One line: what is wrong and what to do.")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "the body is over its size limit"},
+    422: {"model": Problem, "description": "invalid input"},
+}
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
@@ -230,7 +240,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         return await run(lambda: [asdict(g) for g in gpus()])
 
-    @app.post("/api/plan", summary="kvplan plan --json (with \"explain\": the derivation too)")
+    @app.post("/api/plan", responses=ERRORS, summary="kvplan plan --json (with \"explain\": the derivation too)")
     async def api_plan(body: PlanRequest) -> Response:
         from kvplan.explain import derivation
         from kvplan.planning import plan
@@ -252,7 +262,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         return await run(call, body)
 
-    @app.post("/api/inspect", summary="kvplan inspect --json")
+    @app.post("/api/inspect", responses=ERRORS, summary="kvplan inspect --json")
     async def api_inspect(body: DeploymentInput) -> Response:
         from kvplan.deployment import Deployment
         from kvplan.inventory import inventory
@@ -261,7 +271,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         return await run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
                                                 quant=body.quant, kv_dtype=body.kv_dtype)), body)
 
-    @app.post("/api/fit", summary="kvplan fit --json")
+    @app.post("/api/fit", responses=ERRORS, summary="kvplan fit --json")
     async def api_fit(body: FitRequest) -> Response:
         from kvplan.model.load import load_model
         from kvplan.planner import Workload, search, serve_name
@@ -278,7 +288,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         return await run(call, body)
 
-    @app.post("/api/concurrency", summary="Max concurrent requests vs context length, and the article's formula")
+    @app.post("/api/concurrency", responses=ERRORS, summary="Concurrency vs context length, and the article's line")
     async def api_concurrency(body: ConcurrencyRequest) -> Response:
         from kvplan.model.load import load_model
         from kvplan.plots import concurrency_series
@@ -286,7 +296,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         return await run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
                                               body.tp), body)
 
-    @app.post("/api/explain", summary="kvplan explain --json: a startup log (in \"log\") against kvplan")
+    @app.post("/api/explain", responses=ERRORS, summary="kvplan explain --json: a startup log in \"log\"")
     async def api_explain(body: ExplainRequest) -> Response:
         from kvplan.diagnose import diagnose
 
@@ -294,7 +304,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                                     target_concurrency=body.target_concurrency,
                                     target_len=body.target_len).to_dict())
 
-    @app.post("/api/validate", summary="kvplan validate --json: a CSV of logged figures (in \"csv\")")
+    @app.post("/api/validate", responses=ERRORS, summary="kvplan validate --json: a CSV of logged figures (in \"csv\")")
     async def api_validate(body: ValidateRequest) -> Response:
         from kvplan.validate import validate_text
 
