@@ -102,3 +102,12 @@ def test_perf_cli_labels_estimates():
     assert data["decode"]["bound"] == "memory" and data["prefill"]["ttft_seconds"] > 0
     bad = CliRunner().invoke(main, ["perf", "llama-2-7b", "--gpu", "h100", "--batch", "0"])
     assert bad.exit_code == 2 and "--batch must be a positive integer" in bad.output
+
+
+def test_multimodal_models_use_the_text_width():
+    # the vision tower's tensors come first in Gemma-3's inventory; the residual stream is the text model's
+    spec = load_model("gemma-3-27b-it")
+    assert spec.tensors[0].role == "vision" and spec.hidden_size == 5376  # text_config.hidden_size
+    dep = Deployment(spec, tp=2)
+    one = 2 * (2 - 1) / 2 * (4 * 5376 * 2) / 450e9 + COMM["allreduce_latency_us"] * 1e-6
+    assert perf.allreduce_seconds(dep, get_gpu("h100"), 4) == pytest.approx(2 * spec.num_layers * one, rel=1e-12)

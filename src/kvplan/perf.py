@@ -72,10 +72,6 @@ def _require(gpu: GPU) -> None:
         raise InputError(f"the catalog has no memory bandwidth for {gpu.alias}: speed cannot be estimated")
 
 
-def _hidden(dep: Deployment) -> int:
-    return dep.model.tensors[0].shape[-1] if dep.model.tensors else 0
-
-
 @dataclass(frozen=True)
 class StageWork:
     """What one forward pass costs on one GPU of a pipeline stage, over the tensors it multiplies by: all the
@@ -121,7 +117,7 @@ def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
     if dep.tp == 1:
         return 0.0
     c = constants()["comm"]
-    nbytes = tokens * _hidden(dep) * DTYPE_BYTES[dep.activation_dtype]
+    nbytes = tokens * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
     bw = link_gbps(gpu)[0] * 1e9
     one = 2 * (dep.tp - 1) / dep.tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
     return 2 * dep.model.num_layers * one
@@ -130,7 +126,7 @@ def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
 def pp_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
     if dep.pp == 1:
         return 0.0
-    nbytes = tokens * _hidden(dep) * DTYPE_BYTES[dep.activation_dtype]
+    nbytes = tokens * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
     return (dep.pp - 1) * (nbytes / (link_gbps(gpu)[0] * 1e9) + constants()["comm"]["allreduce_latency_us"] * 1e-6)
 
 

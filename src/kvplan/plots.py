@@ -40,7 +40,6 @@ def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], poi
     formula (MHA over d_model, 2 bytes per parameter, no overheads) on the same GPUs."""
     top = min(spec.max_context or 131072, 131072)
     lengths = sorted({round(128 * (top / 128) ** (i / (points - 1))) for i in range(points)})
-    hidden = next(t.shape[-1] for t in spec.tensors if t.role == "embedding")
     series, naive = {}, {}
     for g in gpus:
         gpu = get_gpu(g)
@@ -51,7 +50,8 @@ def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], poi
                 ys.append(s.printed.max_concurrency if s.printed else s.capacity.max_concurrent_requests)
             series[f"{gpu.alias} @ {u:.0%}"] = ys
             pool = tp * gpu.memory_bytes * u - 2 * spec.params
-            naive[f"{gpu.alias} @ {u:.0%}"] = [max(0, pool // (2 * 2 * spec.num_layers * hidden * n)) for n in lengths]
+            per_token = 2 * 2 * spec.num_layers * spec.hidden_size
+            naive[f"{gpu.alias} @ {u:.0%}"] = [max(0, pool // (per_token * n)) for n in lengths]
     return {"lengths": lengths, "series": series, "naive": naive}
 
 

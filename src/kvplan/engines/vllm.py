@@ -154,7 +154,7 @@ def _activation_width(dep: Deployment) -> int:
     activated half of it, and the residual stream (input, output, residual: 3 x hidden); an attention layer
     holds its q/k/v output instead when that is wider."""
     m = dep.model
-    hidden = _hidden(dep)
+    hidden = dep.model.hidden_size
     widest = 0.0
     per_layer: dict[int, dict[str, float]] = {}
     for t in m.tensors:
@@ -192,7 +192,7 @@ def activation_features(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: 
     width = dep.memo(("vllm.activation_width",), lambda: _activation_width(dep))
     requests = min(max_num_seqs, mnbt)
     vocab = _pad(dep.model.vocab_size, VOCAB_PADDING)
-    return ActivationFeatures(mnbt * dtype * width, requests * vocab, mnbt * _hidden(dep) * dtype,
+    return ActivationFeatures(mnbt * dtype * width, requests * vocab, mnbt * dep.model.hidden_size * dtype,
                               stage.index == len(dep.stages) - 1, width, mnbt, requests, vocab)
 
 
@@ -216,10 +216,6 @@ def activation(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: int,
                   f"vocab {f.vocab:,})")
         peak = max(peak, sampler)
     return round(peak), f"fitted: {source} ({c['source']})"
-
-
-def _hidden(dep: Deployment) -> int:
-    return dep.model.tensors[0].shape[-1] if dep.model.tensors else 0
 
 
 def cudagraph(version: tuple[int, int], enforce_eager: bool) -> tuple[int, str]:

@@ -353,6 +353,11 @@ class ModelSpec:
         return {r: out[r] for r in ROLES if r in out}
 
     @cached_property
+    def hidden_size(self) -> int:
+        """Width of the text model's residual stream: the embedding's columns (not a vision tower's)."""
+        return next((t.shape[-1] for t in self.tensors if t.role == "embedding"), 0)
+
+    @cached_property
     def vocab_size(self) -> int:
         """Rows of the output projection (the embedding when tied): the sampler's logits width."""
         head = [t for t in self.tensors if t.role == "lm_head" and t.name.endswith("weight")]
