@@ -216,15 +216,17 @@ def _fastest_batch(dep: Deployment, gpu: GPU, most: int, context: int, target: f
     return largest(lambda b: perf.decode(dep, gpu, b, context).tokens_per_sec_per_user >= target, most)
 
 
-def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings) -> tuple[dict | None, str | None]:
+def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, label: str, cost: Price,
+              model_id: str) -> Candidate | str:
+    """The candidate `dep` on `gpu` makes for the workload, or why it makes none."""
     sc = scenario(settings, dep, gpu, None, w.seq, 1, 1)
     per_replica = sc.capacity.max_concurrent_requests
     if per_replica == 0:
         pool = min(b.kv_pool for b in sc.budgets)
         if pool < 0:
-            return None, (f"weights and engine overheads exceed {sc.util:.0%} of {dep.gpus_per_replica} x {gpu.alias} "
-                          f"by {-pool / 2**30:.2f} GiB per GPU")
-        return None, f"the KV pool ({pool / 2**30:.2f} GiB per GPU) holds no request of {w.seq:,} tokens"
+            return (f"weights and engine overheads exceed {sc.util:.0%} of {dep.gpus_per_replica} x {gpu.alias} "
+                    f"by {-pool / 2**30:.2f} GiB per GPU")
+        return f"the KV pool ({pool / 2**30:.2f} GiB per GPU) holds no request of {w.seq:,} tokens"
     replicas = math.ceil(w.users / per_replica)
     batch = math.ceil(w.users / replicas)
     misses = []
@@ -240,8 +242,9 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings) 
     ttft = perf.prefill(dep, gpu, w.prompt).seconds
     if w.max_ttft is not None and ttft > w.max_ttft:
         misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
-    return {"per_replica": per_replica, "replicas": replicas, "batch": batch, "ttft": ttft, "misses": misses,
-            "decode": perf.decode(dep, gpu, batch, w.context), "max_model_len": w.seq, "util": sc.util}, None
+    return Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
+                     perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq, settings.engine,
+                     sc.util)
 
 
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
@@ -290,18 +293,15 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                             continue
                         evaluated += 1
                         try:
-                            result, why = _evaluate(dep, gpu, workload, settings)
+                            result = _evaluate(dep, gpu, workload, settings, label, price(gpu, prices or {}),
+                                               model_id or spec.name)
                         except KvplanError as e:
-                            result, why = None, str(e)
-                        if result is None:
-                            reason = why
+                            result = str(e)
+                        if isinstance(result, str):
+                            reason = result
                             continue
                         found = True
-                        candidates.append(Candidate(
-                            gpu, tp, pp, result["replicas"], label, quant, kv, result["per_replica"],
-                            result["batch"], result["decode"], result["ttft"], price(gpu, prices or {}),
-                            result["misses"], model_id or spec.name, result["max_model_len"], engine,
-                            result["util"]))
+                        candidates.append(result)
                 if not found:
                     rejected[family] = reason or "no valid layout"
     candidates.sort(key=_rank)
