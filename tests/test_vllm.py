@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import kvplan
 from kvplan.deployment import Deployment
 from kvplan.engines import EngineSettings, scenario
 from kvplan.engines.vllm import constants, kv_layout, loaded_weights, scheduler_defaults
@@ -169,3 +170,13 @@ def test_fitted_constants_are_reproducible():
     assert f"'sampler_bytes_per_logit': {c['activation']['sampler_bytes_per_logit']}" in out
     assert f"'tp1_gib': {c['non_torch']['tp1_gib']}" in out
     assert f"'tp_per_rank_gib': {c['non_torch']['tp_per_rank_gib']}" in out
+
+
+def test_max_context_by_memory_is_not_capped_at_max_model_len():
+    """Fix: the derivation's "largest L with batch x request(L) <= pool" reported max_model_len even when the
+    pool holds more. One full-attention group of 16-token blocks: the longest request is num_blocks x 16."""
+    p = kvplan.plan("llama-3.1-8b", gpu="h100", seq=8192)
+    s = p.scenarios[0]
+    assert s.capacity.max_seq_len == 131072  # the limit served: max_model_len
+    assert s.capacity.max_seq_len_limited_by == "max_model_len"
+    assert s.capacity.max_seq_len_memory == s.printed.num_blocks * 16 > 131072

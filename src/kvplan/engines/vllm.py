@@ -23,7 +23,7 @@ from functools import cache
 from importlib import resources
 
 from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import Capacity, largest, per_replica
+from kvplan.capacity import SEARCH_LIMIT, Capacity, largest, per_replica
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
 from kvplan.errors import InputError, UnsupportedModelError
@@ -411,15 +411,16 @@ def _capacity(layout: KVLayout, budgets: list[Budget], blocks: int, seq: int, ba
     per_request = layout.blocks_per_request(seq)
     concurrent = min(blocks // per_request, max_num_seqs) if per_request else max_num_seqs
 
-    longest = largest(lambda length: local * layout.blocks_per_request(length) <= blocks, max_model_len)
+    memory = largest(lambda length: local * layout.blocks_per_request(length) <= blocks)
+    longest = min(memory, max_model_len)
     need = local * per_request * layout.bytes_per_block()
     pool = budgets[binding].kv_pool
     ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= blocks and seq <= max_model_len
     return Capacity(
         seq=seq, batch=batch, replicas=replicas, request_bytes=per_request * layout.bytes_per_block(),
         kv_cache_bytes=need, kv_pool_bytes=pool, max_concurrent_requests=concurrent * replicas,
-        max_seq_len=longest, max_seq_len_limited_by="max_model_len" if longest == max_model_len else "memory",
-        max_seq_len_memory=longest, max_tokens=blocks * layout.block_size, fits=ok,
+        max_seq_len=longest, max_seq_len_limited_by="max_model_len" if memory > max_model_len else "memory",
+        max_seq_len_memory=None if memory == SEARCH_LIMIT else memory, max_tokens=blocks * layout.block_size, fits=ok,
         shortfall_bytes=max(0, need - max(pool, 0)) if not ok else 0,
     )
 
