@@ -23,12 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from kvplan.engines import parse_version  # noqa: E402
-from kvplan.engines.vllm import (  # noqa: E402
-    DEFAULT_VERSION,
-    _settings_defaults,
-    activation_features,
-)
+from kvplan.engines import get_engine, parse_version  # noqa: E402
+from kvplan.engines.common import activation_features  # noqa: E402
+from kvplan.engines.vllm import VLLM  # noqa: E402
 from kvplan.units import GiB  # noqa: E402
 from kvplan.validate import Skip, row_setup  # noqa: E402
 
@@ -57,7 +54,7 @@ def label(rows: list[tuple[int, object]]) -> str:
 def fit_non_torch(path: Path, exclude: frozenset[int] = frozenset()) -> dict[str, float | str]:
     groups: dict[str, list[tuple[int, dict[str, str]]]] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
     for i, r in rows_with(path, "non_torch_gib", exclude=exclude):
-        version = parse_version(r["engine_version"] or None, DEFAULT_VERSION)
+        version = parse_version(r["engine_version"] or None, VLLM.default_version)
         tp = int(r["tensor_parallel"] or 1)
         gpus = int(r["gpu_count"] or 1)
         key = "tp" if tp > 1 else "pp" if gpus > tp else "tp1" if version >= (0, 18) else "tp1_old"
@@ -89,10 +86,11 @@ def activation_points(path: Path, engine: str = "vLLM V1",
             setup = row_setup(r, path.parent)
         except Skip:
             continue
-        total = setup.settings.total_bytes or (setup.gpu.torch_total()[0] if setup.gpu else 0)
-        _, mnbt, seqs = _settings_defaults(setup.dep, setup.gpu, setup.settings, total)
+        known = setup.settings.total_bytes or setup.gpu  # no device: the scheduler defaults of a small GPU
+        o = get_engine(VLLM.name).prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0).options
+        mnbt, seqs = o.max_num_batched_tokens, o.max_num_seqs
         stage = setup.dep.stages[0]  # the logged rank is rank 0
-        points.append((i, parse_version(r["engine_version"] or None, DEFAULT_VERSION),
+        points.append((i, parse_version(r["engine_version"] or None, VLLM.default_version),
                        activation_features(setup.dep, stage, mnbt, seqs), float(r["activation_peak_gib"]) * GiB))
     return points
 

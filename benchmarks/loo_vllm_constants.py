@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import fit_vllm_constants as fit  # noqa: E402
 
-from kvplan.engines import vllm  # noqa: E402
+from kvplan.engines import common, vllm  # noqa: E402
 from kvplan.validate import read_rows, validate_row  # noqa: E402
 
 
@@ -28,16 +28,17 @@ def main() -> None:
     rows = read_rows(path)
     fitted = {i for i, _ in fit.rows_with(path, "non_torch_gib")} | {i for i, _ in fit.rows_with(
         path, "activation_peak_gib")}
-    base = vllm.constants()
+    base = common.fitted_constants()
     errors: dict[str, list[float]] = {"kv_pool": [], "kv_tokens": []}
-    original = vllm.constants
+    original = common.fitted_constants
     try:
         for i in sorted(fitted):
             held_out = frozenset({i})
             act = fit.fit_activation(path, held_out)
             consts = {**base, "non_torch": {**base["non_torch"], **fit.fit_non_torch(path, held_out)},
                       "activation": {**base["activation"], **{k: v for k, v in act.items() if not k.startswith("v0_")}}}
-            vllm.constants = lambda c=consts: c  # the engine reads its constants through this function
+            # the engines read their constants through this function
+            common.fitted_constants = vllm.fitted_constants = lambda c=consts: c
             result = validate_row(i, rows[i], path.parent)
             line = [f"row {i:2d}"]
             for name in errors:
@@ -46,7 +47,7 @@ def main() -> None:
                     line.append(f"{name} {result.figures[name]['rel_err']:.2%}")
             print("  ".join(line))
     finally:
-        vllm.constants = original
+        common.fitted_constants = vllm.fitted_constants = original
     for name, errs in errors.items():
         errs.sort()
         p90 = errs[min(len(errs) - 1, round(0.9 * len(errs) + 0.5) - 1)]

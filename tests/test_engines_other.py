@@ -14,19 +14,42 @@ import math
 import pytest
 
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings, parse_version
+from kvplan.engines import EngineSettings, get_engine, parse_version
 from kvplan.engines import scenario as dispatch
+from kvplan.engines.common import activation_peak
 from kvplan.engines.llamacpp import context, kv_bytes, layer_cells
-from kvplan.engines.llamacpp import scenario as llamacpp_scenario
-from kvplan.engines.sglang import cell_size, default_mem_fraction_static
-from kvplan.engines.sglang import scenario as sglang_scenario
-from kvplan.engines.tgi import block_size, default_prefill_tokens, wiggle
-from kvplan.engines.tgi import scenario as tgi_scenario
-from kvplan.engines.vllm import activation
+from kvplan.engines.sglang import SGLANG_RULES, default_mem_fraction_static
+from kvplan.engines.sglang import cell_size as _cell_size
+from kvplan.engines.tgi import TGI_RULES
+from kvplan.engines.tgi import block_size as _block_size
+from kvplan.engines.tgi import default_prefill_tokens as _default_prefill_tokens
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import custom_gpu, get_gpu
 from kvplan.model.load import load_model
 from kvplan.units import GiB, MiB
+
+llamacpp_scenario = get_engine("llamacpp").scenario
+sglang_scenario = get_engine("sglang").scenario
+tgi_scenario = get_engine("tgi").scenario
+
+
+def cell_size(dep, stage, version):
+    """SGLang's cell size under the rules of `version`."""
+    return _cell_size(dep, stage, SGLANG_RULES.rules_for(version).hybrid_swa_pool)
+
+
+def wiggle(version):
+    """(rule, TGI_WIGGLE_ROOM) of TGI at `version`."""
+    r = TGI_RULES.rules_for(version)
+    return r.wiggle, r.wiggle_room
+
+
+def block_size(dep, version):
+    return _block_size(dep, TGI_RULES.rules_for(version))
+
+
+def default_prefill_tokens(dep, gpu, version, fraction):
+    return _default_prefill_tokens(dep, gpu, TGI_RULES.rules_for(version), fraction)
 
 TINY = dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=256, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, intermediate_size=512, vocab_size=1000,
@@ -163,7 +186,7 @@ def test_parse_version():
 # ---------------------------------------------------------------------------------------------------- TGI
 
 def _tgi_used(dep: Deployment, prefill: int) -> tuple[int, int]:
-    act = activation(dep, dep.stages[0], prefill, 1, (0, 19))[0]  # the one estimated piece: vLLM's fitted peak
+    act = activation_peak(dep, dep.stages[0], prefill, 1)[0]  # the one estimated piece: vLLM's fitted peak
     return 536_870_912 + WEIGHTS + act, act  # CUDA context 0.5 GiB + weights + activation
 
 

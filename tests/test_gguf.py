@@ -1,4 +1,5 @@
-"""kvplan.gguf: GGUF headers written by llama.cpp's own writer (the `gguf` package, a test-only dependency).
+"""kvplan.model.sources.gguf and .gguf_arch: GGUF headers written by llama.cpp's own writer (the `gguf` package,
+a test-only dependency).
 
 Two kinds of files: small real GGUFs with tensor data (F32 / F16 / Q8_0), and header-only GGUFs with the real
 shapes of catalog models, written the way llama.cpp's convert_hf_to_gguf.py lays them out, whose config must
@@ -19,19 +20,18 @@ import pytest
 from gguf.constants import GGML_QUANT_SIZES, MODEL_ARCH_NAMES, GGMLQuantizationType
 
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.gguf import (
+from kvplan.model import catalog
+from kvplan.model.load import from_config, load_model
+from kvplan.model.sources.gguf import (
     GGML_TYPES,
     MAX_KEPT_ITEMS,
-    SUPPORTED_ARCHITECTURES,
     GGUFArray,
     NeedMoreBytes,
-    config_from_gguf,
     merge_shards,
     parse_file,
     parse_header,
 )
-from kvplan.model import catalog
-from kvplan.model.load import from_config, load_model
+from kvplan.model.sources.gguf_arch import SUPPORTED_ARCHITECTURES, config_from_gguf
 
 Q8_0 = GGMLQuantizationType.Q8_0
 

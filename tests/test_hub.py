@@ -66,6 +66,9 @@ def hub(tmp_path, monkeypatch):
     monkeypatch.setenv("KVPLAN_CACHE", str(tmp_path / "kvplan"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: a test that imported it offline (test_golden) must
+    # not leave its HTTP session refusing every request here
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     monkeypatch.setenv("KVPLAN_HUB_TIMEOUT", "5")
     yield server
     server.stop()
@@ -212,7 +215,7 @@ def test_local_folder_reads_safetensors_headers(tmp_path):
 
 
 def test_truncated_header_is_an_error(tmp_path):
-    from kvplan.model.checkpoint import read_local
+    from kvplan.model.sources.checkpoint import read_local
 
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(struct.pack("<Q", 500) + b'{"a": ')
@@ -228,7 +231,7 @@ def test_gguf_only_repo_read_from_its_header(hub, tmp_path):
     data = path.read_bytes()
     hub.repos["tiny/gguf"] = Repo({"tiny-Q8_0.gguf": data, "README.md": b"gguf only"})
     spec = load_model("tiny/gguf")
-    from kvplan import gguf
+    from kvplan.model.sources import gguf
 
     header = gguf.parse_file(path)
     assert spec.num_layers == 2 and spec.checkpoint.stored_bytes == header.total_bytes

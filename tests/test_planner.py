@@ -12,9 +12,9 @@ from kvplan import perf
 from kvplan.cli import main
 from kvplan.deployment import Deployment
 from kvplan.errors import InputError
+from kvplan.fit import Workload, layouts, search
 from kvplan.hardware import get_gpu
 from kvplan.model.load import load_model
-from kvplan.planner import Workload, layouts, search
 from kvplan.planning import plan
 from kvplan.pricing import Price, parse_overrides, read_file
 
@@ -103,9 +103,10 @@ def test_price_override_changes_the_winner(llama8b):
 def test_rejected_families_say_why(llama8b):
     result = search(load_model("llama-3.1-70b"), Workload(1, 1024, 128), ["t4", "h100"], max_gpus=1,
                     allow_quant=True)
-    assert "exceed 90% of 1 x t4" in result.rejected["t4 / bf16 / KV auto"]
-    assert "Ampere" in result.rejected["t4 / fp8 / KV auto"]
-    assert "h100 / bf16 / KV auto" in result.rejected  # 141 GB of weights on one 80 GB H100
+    rejected = {r.family: r.reason for r in result.rejected}
+    assert "exceed 90% of 1 x t4" in rejected["t4 / bf16 / KV auto"]
+    assert "Ampere" in rejected["t4 / fp8 / KV auto"]
+    assert "h100 / bf16 / KV auto" in rejected  # 141 GB of weights on one 80 GB H100
     assert any(c.weight_scheme == "int4-g128" and c.gpu.alias == "h100" for c in result.candidates)
 
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from kvplan import plots
 from kvplan.cli import main
 from kvplan.errors import InputError
+from kvplan.fit import Workload, search
 from kvplan.model.load import load_model
-from kvplan.planner import Workload, search
 from kvplan.planning import plan
 
 pytest.importorskip("matplotlib")

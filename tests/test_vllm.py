@@ -13,12 +13,22 @@ import pytest
 import kvplan
 from kvplan.deployment import Deployment
 from kvplan.engines import EngineSettings, scenario
-from kvplan.engines.vllm import constants, kv_layout, loaded_weights, scheduler_defaults
+from kvplan.engines.common import fitted_constants as constants
+from kvplan.engines.common import loaded_weights
+from kvplan.engines.vllm import V1_RULES, scheduler_defaults
+from kvplan.engines.vllm import kv_layout as _kv_layout
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import get_gpu
 from kvplan.model.load import from_config, load_model
 from kvplan.planning import plan
 from kvplan.units import GiB
+
+
+def kv_layout(dep, stage, block_size, max_model_len, mnbt, version):
+    """vLLM's block layout under the rules of `version`."""
+    return _kv_layout(dep, stage, block_size, max_model_len, mnbt,
+                      V1_RULES.rules_for((*version, 0)[:3]).hybrid_group_ratio)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -143,7 +143,7 @@ def test_no_request_reads_a_server_file(client, tmp_path):
 
 
 def test_hub_lookups_only_when_allowed(client, monkeypatch):
-    from kvplan import hub
+    from kvplan.model.sources import hub
 
     calls = []
     monkeypatch.setattr(hub, "fetch", lambda repo: calls.append(repo) or (_ for _ in ()).throw(

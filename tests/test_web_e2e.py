@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kvplan.diagnose import diagnose
+from kvplan.explain import diagnose
 from kvplan.planning import plan
 
 ROOT = Path(__file__).resolve().parents[1]

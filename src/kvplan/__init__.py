@@ -7,7 +7,9 @@ Python API (no CLI needed):
     result = kvplan.plan(model, gpu="a10g", util=0.9, seq=1000)
     result.scenarios[0].capacity.max_concurrent_requests
 
-Light at import: the submodules load on first use, and nothing here imports torch.
+The names below are the public API: entry points (load_model, plan, search, validate_csv, diagnose,
+decode, prefill), the result types they return, the engine registry, and the errors. Light at import: the submodules
+load on first use, and nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,29 +18,105 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Deployment", "KvplanError", "ModelSpec", "Plan", "load_model", "model_from_dims", "plan"]
-
 _EXPORTS = {
+    # inputs -> model spec
     "load_model": "kvplan.model.load",
     "model_from_dims": "kvplan.model.load",
     "ModelSpec": "kvplan.model.spec",
+    "Dims": "kvplan.model.dims",
+    # deployment and hardware
     "Deployment": "kvplan.deployment",
+    "GPU": "kvplan.hardware",
+    "get_gpu": "kvplan.hardware",
+    # engine accounting
+    "Engine": "kvplan.engines",
+    "EngineSettings": "kvplan.engines",
+    "get_engine": "kvplan.engines",
+    "list_engines": "kvplan.engines",
+    "register_engine": "kvplan.engines",
+    # capacity and plans
     "plan": "kvplan.planning",
     "Plan": "kvplan.planning",
+    "Scenario": "kvplan.engines",
+    "Capacity": "kvplan.capacity",
+    "Budget": "kvplan.budget",
+    # the deployment search (kvplan fit) and speed
+    "search": "kvplan.fit",
+    "Workload": "kvplan.fit",
+    "FitResult": "kvplan.fit",
+    "Candidate": "kvplan.fit",
+    "decode": "kvplan.perf",
+    "prefill": "kvplan.perf",
+    # logs: validation and explanation
+    "validate_csv": "kvplan.validate",
+    "diagnose": "kvplan.explain",
+    # errors
     "KvplanError": "kvplan.errors",
+    "InputError": "kvplan.errors",
+    "ConfigError": "kvplan.errors",
+    "UnsupportedModelError": "kvplan.errors",
 }
+# exported under another name where the module's name would clash with a subpackage (kvplan.engines, ...)
+_RENAMED = {"register_engine": "register", "list_engines": "engines", "validate_csv": "validate"}
+
+__all__ = [
+    "GPU",
+    "Budget",
+    "Candidate",
+    "Capacity",
+    "ConfigError",
+    "Deployment",
+    "Dims",
+    "Engine",
+    "EngineSettings",
+    "FitResult",
+    "InputError",
+    "KvplanError",
+    "ModelSpec",
+    "Plan",
+    "Scenario",
+    "UnsupportedModelError",
+    "Workload",
+    "decode",
+    "diagnose",
+    "get_engine",
+    "get_gpu",
+    "list_engines",
+    "load_model",
+    "model_from_dims",
+    "plan",
+    "prefill",
+    "register_engine",
+    "search",
+    "validate_csv",
+]
 
 if TYPE_CHECKING:
+    from kvplan.budget import Budget
+    from kvplan.capacity import Capacity
     from kvplan.deployment import Deployment
-    from kvplan.errors import KvplanError
+    from kvplan.engines import Engine, EngineSettings, Scenario, get_engine
+    from kvplan.engines import engines as list_engines
+    from kvplan.engines import register as register_engine
+    from kvplan.errors import ConfigError, InputError, KvplanError, UnsupportedModelError
+    from kvplan.explain import diagnose
+    from kvplan.fit import Candidate, FitResult, Workload, search
+    from kvplan.hardware import GPU, get_gpu
+    from kvplan.model.dims import Dims
     from kvplan.model.load import load_model, model_from_dims
     from kvplan.model.spec import ModelSpec
+    from kvplan.perf import decode, prefill
     from kvplan.planning import Plan, plan
+    from kvplan.validate import validate as validate_csv
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         import importlib
 
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'kvplan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

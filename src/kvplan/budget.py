@@ -10,15 +10,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from kvplan.errors import InputError
 
 
+class TermKind(StrEnum):
+    """What a budget term is (its value is the default label)."""
+
+    WEIGHTS = "weights"
+    NON_TORCH = "non-torch"
+    ACTIVATION = "activation peak"
+    CUDA_GRAPHS = "CUDA graphs"
+    STARTUP = "in use at startup"
+    WIGGLE = "wiggle room"
+    RESERVE = "reserve"
+
+
 @dataclass(frozen=True)
 class Term:
-    label: str
+    kind: TermKind
     bytes: int  # positive: subtracted from the usable memory
     source: str
+    label: str = ""  # how the derivation names it; "" = the kind's name
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.kind.value)
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,15 @@ class Budget:
     @property
     def weights_fit(self) -> bool:
         return self.kv_pool >= 0
+
+    def term(self, kind: TermKind) -> int | None:
+        """Bytes of the term of that kind (None: the budget has none)."""
+        return next((t.bytes for t in self.terms if t.kind == kind), None)
+
+    @classmethod
+    def of(cls, memory: int, util: float, usable: int, terms: list[Term]) -> Budget:
+        """usable minus every term."""
+        return cls(memory, util, usable, tuple(terms), usable - sum(t.bytes for t in terms))
 
 
 def check_util(util: float) -> float:
@@ -54,7 +81,7 @@ def plain_budget(memory: int | None, util: float, weights: int, reserve: int = 0
     if memory is None:
         raise InputError("no GPU memory to budget: give --gpu, --gpu-memory or --kv-memory")
     usable = math.floor(memory * util)
-    terms = [Term("weights", weights, "tensor inventory x bytes per element (this GPU's shard)")]
+    terms = [Term(TermKind.WEIGHTS, weights, "tensor inventory x bytes per element (this GPU's shard)")]
     if reserve:
-        terms.append(Term("reserve", reserve, "--reserve (activations, CUDA context, graphs)"))
-    return Budget(memory, util, usable, tuple(terms), usable - sum(t.bytes for t in terms))
+        terms.append(Term(TermKind.RESERVE, reserve, "--reserve (activations, CUDA context, graphs)"))
+    return Budget.of(memory, util, usable, terms)

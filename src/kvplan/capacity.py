@@ -1,20 +1,30 @@
 """Capacity: KV bytes for a workload, concurrent requests at a length, longest context at a batch, fit verdict.
 
-All figures are per GPU and per replica; data-parallel replicas multiply concurrency. A request's bytes on
-a GPU come from the deployment (per layer: tokens held x bytes per token + constant state), so sliding
-windows, Mamba state and MLA are counted as the layers keep them.
+Every engine describes its KV pool as a `Pool` (vLLM: blocks of a group layout; SGLang and TGI: token slots;
+llama.cpp: one allocation per slot; the plain budget: bytes per stage); `pool_capacity` turns any pool into the
+same `Capacity`. All figures are per GPU and per replica; data-parallel replicas multiply concurrency.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from kvplan.budget import Budget
-from kvplan.deployment import Deployment
 
 # Longest context searched when memory is the only limit: 2^40 tokens.
 SEARCH_LIMIT = 1 << 40
+
+
+class LimitedBy(StrEnum):
+    """What bounds the longest context at a batch."""
+
+    MEMORY = "memory"
+    MODEL_CONTEXT = "model context"
+    MAX_MODEL_LEN = "max_model_len"
+    NOTHING = "nothing"
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class Capacity:
     kv_pool_bytes: int  # per GPU, on the stage that limits capacity
     max_concurrent_requests: int  # at `seq`, all replicas
     max_seq_len: int | None  # at `batch`; None: neither memory nor the model limits it
-    max_seq_len_limited_by: str  # "memory", "model context", "nothing"
+    max_seq_len_limited_by: LimitedBy
     max_seq_len_memory: int | None  # at `batch`, by memory alone (None: memory never limits it)
     max_tokens: int | None  # tokens the pool holds for one request (None: memory never limits)
     fits: bool
@@ -36,48 +46,6 @@ class Capacity:
 
 def per_replica(batch: int, replicas: int) -> int:
     return -(-batch // replicas)
-
-
-def max_concurrent(dep: Deployment, pools: list[int], seq: int) -> int:
-    """Requests of `seq` tokens that fit on every stage of one replica (stage s has `pools[s]` bytes)."""
-    if any(pool <= 0 for pool in pools):
-        return 0
-    counts = [pool // need for pool, need in zip(pools, dep.stage_request_bytes(seq), strict=True) if need > 0]
-    return int(min(counts)) if counts else 0
-
-
-def max_seq_len(dep: Deployment, pools: list[int], batch: int) -> int | None:
-    """Largest L with batch x request_bytes(L) <= pool on every stage; None when no L is too long."""
-    def fits(seq: int) -> bool:
-        return all(batch * need <= pool for pool, need in zip(pools, dep.stage_request_bytes(seq), strict=True))
-
-    longest = largest(fits)
-    return None if longest == SEARCH_LIMIT else longest
-
-
-def capacity(dep: Deployment, budgets: list[Budget], seq: int, batch: int, replicas: int = 1,
-             model_context: int | None = None) -> Capacity:
-    """Capacity of a deployment whose stage s has budget `budgets[s]` on each of its GPUs."""
-    pools = [b.kv_pool for b in budgets]
-    needs = dep.stage_request_bytes(seq)
-    local_batch = per_replica(batch, replicas)
-    longest = max_seq_len(dep, pools, local_batch)
-    if longest is None:
-        limit, limited_by = model_context, ("model context" if model_context else "nothing")
-    elif model_context and longest > model_context:
-        limit, limited_by = model_context, "model context"
-    else:
-        limit, limited_by = longest, "memory"
-    # The binding stage: fewest requests of `seq` tokens (ties: smallest pool).
-    binding = min(range(len(pools)), key=lambda s: (pools[s] / needs[s] if needs[s] else float("inf"), pools[s]))
-    shortfall = max(local_batch * need - pool for pool, need in zip(pools, needs, strict=True))
-    return Capacity(
-        seq=seq, batch=batch, replicas=replicas, request_bytes=round(max(needs)),
-        kv_cache_bytes=round(local_batch * max(needs)), kv_pool_bytes=pools[binding],
-        max_concurrent_requests=max_concurrent(dep, pools, seq) * replicas, max_seq_len=limit,
-        max_seq_len_limited_by=limited_by, max_seq_len_memory=longest, max_tokens=max_seq_len(dep, pools, 1),
-        fits=all(b.weights_fit for b in budgets) and shortfall <= 0, shortfall_bytes=max(0, round(shortfall)),
-    )
 
 
 def largest(fits: Callable[[int], bool], limit: int = SEARCH_LIMIT) -> int:
@@ -93,30 +61,139 @@ def largest(fits: Callable[[int], bool], limit: int = SEARCH_LIMIT) -> int:
     return lo
 
 
-def token_capacity(tokens: int, cells: Sequence[int], budgets: Sequence[Budget], seq: int, batch: int,
-                   replicas: int, context: int, max_requests: int | None, block: int = 1,
-                   context_label: str = "model context") -> Capacity:
-    """Capacity of a token pool of `tokens` slots (each `cells[s]` bytes on stage s): a request of L tokens
-    takes ceil(L / block) x block slots; at most `max_requests` run at once per replica."""
+# ------------------------------------------------------------------------------------------------- pools
+
+class Pool(ABC):
+    """A replica's KV pool in an engine's own units, asked the questions capacity needs."""
+
+    binding: int  # the stage whose pool is reported (the one that limits capacity)
+
+    def __init__(self, budgets: Sequence[Budget], binding: int) -> None:
+        self.budgets = budgets
+        self.binding = binding
+
+    @property
+    def binding_pool(self) -> int:
+        return self.budgets[self.binding].kv_pool
+
+    @abstractmethod
+    def holds(self, requests: int, length: int) -> bool:
+        """Every stage holds `requests` requests of `length` tokens at once."""
+
+    @abstractmethod
+    def max_requests(self, length: int) -> int:
+        """Requests of `length` tokens the pool holds at once (before any scheduler cap)."""
+
+    @abstractmethod
+    def request_bytes(self, length: int) -> int:
+        """Bytes one request of `length` tokens takes, per GPU, on the fullest stage."""
+
+    @abstractmethod
+    def max_tokens(self) -> int | None:
+        """Tokens the pool holds for one request (None: memory never limits it)."""
+
+    def need_bytes(self, requests: int, length: int) -> int:
+        """Bytes `requests` requests of `length` tokens take, per GPU, on the fullest stage."""
+        return requests * self.request_bytes(length)
+
+    def longest(self, requests: int) -> int | None:
+        """The longest length `requests` requests can each have (None: memory never limits it)."""
+        n = largest(lambda length: self.holds(requests, length))
+        return None if n == SEARCH_LIMIT else n
+
+    def shortfall(self, requests: int, length: int) -> int:
+        """Bytes per GPU missing for `requests` x `length`, counting a negative pool as nothing left."""
+        return max(0, self.need_bytes(requests, length) - max(self.binding_pool, 0))
+
+
+class BytePool(Pool):
+    """The plain budget: each stage's pool in bytes, a request taking its exact bytes on each stage."""
+
+    def __init__(self, budgets: Sequence[Budget], stage_bytes: Callable[[int], Sequence[float]], seq: int) -> None:
+        """`stage_bytes(L)`: bytes one request of L tokens takes on each stage; the binding stage is the one that
+        holds the fewest requests of `seq` tokens (ties: the smallest pool)."""
+        self.stage_bytes = stage_bytes
+        self.pools = pools = [b.kv_pool for b in budgets]
+        needs = stage_bytes(seq)
+        binding = min(range(len(pools)), key=lambda s: (pools[s] / needs[s] if needs[s] else float("inf"), pools[s]))
+        super().__init__(budgets, binding)
+
+    def holds(self, requests: int, length: int) -> bool:
+        return all(requests * need <= pool for pool, need in zip(self.pools, self.stage_bytes(length), strict=True))
+
+    def max_requests(self, length: int) -> int:
+        if any(pool <= 0 for pool in self.pools):
+            return 0
+        counts = [pool // need for pool, need in zip(self.pools, self.stage_bytes(length), strict=True) if need > 0]
+        return int(min(counts)) if counts else 0
+
+    def request_bytes(self, length: int) -> int:
+        return round(max(self.stage_bytes(length)))
+
+    def need_bytes(self, requests: int, length: int) -> int:
+        return round(requests * max(self.stage_bytes(length)))
+
+    def max_tokens(self) -> int | None:
+        return self.longest(1)
+
+    def shortfall(self, requests: int, length: int) -> int:
+        """The largest excess over the stages, a negative pool (weights that do not fit) included."""
+        excess = max(requests * need - pool for pool, need in zip(self.pools, self.stage_bytes(length), strict=True))
+        return max(0, round(excess))
+
+
+class TokenPool(Pool):
+    """A pool of `tokens` slots shared by every stage (slot s takes `cells[s]` bytes on stage s); a request of
+    L tokens takes ceil(L / block) x block slots."""
+
+    def __init__(self, budgets: Sequence[Budget], tokens: int, cells: Sequence[int], block: int = 1) -> None:
+        binding = min(range(len(cells)), key=lambda s: (max(0, budgets[s].kv_pool) // cells[s], budgets[s].kv_pool))
+        super().__init__(budgets, binding)
+        self.tokens, self.cells, self.block = tokens, cells, block
+
+    def slots(self, length: int) -> int:
+        return -(-length // self.block) * self.block
+
+    def holds(self, requests: int, length: int) -> bool:
+        return requests * self.slots(length) <= self.tokens
+
+    def max_requests(self, length: int) -> int:
+        per_request = self.slots(length)
+        return self.tokens // per_request if per_request else 0
+
+    def request_bytes(self, length: int) -> int:
+        return self.slots(length) * max(self.cells)
+
+    def max_tokens(self) -> int | None:
+        return self.tokens
+
+
+# ------------------------------------------------------------------------------------------------ capacity
+
+def pool_capacity(pool: Pool, budgets: Sequence[Budget], seq: int, batch: int, replicas: int, context: int | None,
+                  context_label: LimitedBy = LimitedBy.MODEL_CONTEXT, request_cap: int | None = None,
+                  refuses_longer: bool = True) -> Capacity:
+    """Capacity of a replica whose KV pool is `pool`: requests of `seq` tokens at once (capped by the
+    scheduler's `request_cap`), the longest context at `batch` (capped by `context`, called `context_label`),
+    and whether `batch` x `seq` fits (a request longer than `context` does not, when the engine refuses it)."""
     local = per_replica(batch, replicas)
-
-    def slots(length: int) -> int:
-        return -(-length // block) * block
-
-    per_request = slots(seq)
-    binding = min(range(len(cells)), key=lambda s: (max(0, budgets[s].kv_pool) // cells[s], budgets[s].kv_pool))
-    concurrent = tokens // per_request if per_request else 0
-    if max_requests is not None:
-        concurrent = min(concurrent, max_requests)
-    memory = largest(lambda length: local * slots(length) <= tokens) if tokens else 0
-    longest = min(memory, context)
-    need = local * per_request * max(cells)
-    pool = budgets[binding].kv_pool
-    ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= tokens and seq <= context
+    concurrent = pool.max_requests(seq)
+    if request_cap is not None:
+        concurrent = min(concurrent, request_cap)
+    memory = pool.longest(local)
+    if memory is None:
+        longest, limited_by = context, (context_label if context else LimitedBy.NOTHING)
+    elif context and memory > context:
+        longest, limited_by = context, context_label
+    else:
+        longest, limited_by = memory, LimitedBy.MEMORY
+    ok = all(b.kv_pool >= 0 for b in budgets) and pool.holds(local, seq)
+    if refuses_longer and context:
+        ok = ok and seq <= context
     return Capacity(
-        seq=seq, batch=batch, replicas=replicas, request_bytes=per_request * max(cells), kv_cache_bytes=need,
-        kv_pool_bytes=pool, max_concurrent_requests=concurrent * replicas, max_seq_len=longest,
-        max_seq_len_limited_by=context_label if longest == context and memory > context else "memory",
-        max_seq_len_memory=memory, max_tokens=tokens, fits=ok,
-        shortfall_bytes=0 if ok else max(0, need - max(pool, 0)),
+        seq=seq, batch=batch, replicas=replicas, request_bytes=pool.request_bytes(seq),
+        kv_cache_bytes=pool.need_bytes(local, seq), kv_pool_bytes=pool.binding_pool,
+        max_concurrent_requests=concurrent * replicas, max_seq_len=longest, max_seq_len_limited_by=limited_by,
+        max_seq_len_memory=memory, max_tokens=pool.max_tokens(), fits=ok,
+        shortfall_bytes=0 if ok else pool.shortfall(local, seq),
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from kvplan.engines import DEFAULT_ENGINE, fit_engines
 from kvplan.errors import KvplanError
 
 EXIT_ERROR = 2
@@ -68,13 +69,38 @@ def _deployment_options(f):
     return f
 
 
+class _EngineChoice(click.Choice):
+    """The registered engines (kvplan.engines), asked when the CLI runs, so a registered plug-in is a choice."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self):
+        from kvplan.engines import engine_names
+
+        return engine_names()
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
+
+
+def _engines_help() -> str:
+    from kvplan.engines import DEFAULT_ENGINE, engines
+
+    names = [f"{e.name} ({e.label}{', default ' + e.default_version if e.default_version else ''})"
+             for e in engines()]
+    return f"Whose memory accounting (default {DEFAULT_ENGINE}): " + "; ".join(names) + "."
+
+
 def _engine_options(f):
+    from kvplan.engines import DEFAULT_ENGINE
+
     for option in reversed([
-        click.option("--engine", type=click.Choice(["vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none"]),
-                     default="vllm", show_default=True,
-                     help="Whose memory accounting: vLLM V1, old vLLM V0, SGLang, TGI, llama.cpp, or none "
-                          "(the plain budget: memory x util - weights - reserve)."),
-        click.option("--engine-version", help="Engine release whose rules apply (vLLM default 0.19.0)."),
+        click.option("--engine", type=_EngineChoice(), default=DEFAULT_ENGINE, show_default=True,
+                     help=_engines_help() + " none is the plain budget: memory x util - weights - reserve."),
+        click.option("--engine-version", help="Engine release whose rules apply (each engine's default above)."),
         click.option("--max-model-len", type=int, help="vLLM --max-model-len (default: the model's context)."),
         click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
@@ -144,7 +170,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
     if as_json:
         data = result.to_dict()
         if explain:
-            from kvplan.explain import derivation
+            from kvplan.derivation import derivation
 
             data["derivation"] = derivation(result)
         _emit_json(data)
@@ -154,7 +180,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         console = _console()
         plan_table(console, result)
         if explain:
-            from kvplan.explain import derivation
+            from kvplan.derivation import derivation
 
             console.print("\n[bold]derivation[/bold]")
             for step in derivation(result):
@@ -177,7 +203,7 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
     spec = load_model(model)
     inv = inventory(Deployment(spec, tp=tp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower()))
     if as_json:
-        _emit_json(inv)
+        _emit_json(inv.to_dict())
     else:
         from kvplan.render import inventory_table
 
@@ -197,7 +223,8 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--max-gpus", type=int, default=8, show_default=True, help="GPUs per replica at most.")
 @click.option("--allow-quant", is_flag=True, help="Also consider fp8 and int4 weights.")
 @click.option("--allow-fp8-kv", is_flag=True, help="Also consider an fp8 KV cache.")
-@click.option("--engine", default="vllm", show_default=True, help="Whose accounting sizes candidates: vllm, sglang.")
+@click.option("--engine", default=DEFAULT_ENGINE, show_default=True,
+              help="Whose accounting sizes candidates: " + ", ".join(fit_engines()) + ".")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
 @click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
 @click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
@@ -207,8 +234,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
         allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
         top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
+    from kvplan.fit import Workload, search, serve_name
     from kvplan.model.load import load_model
-    from kvplan.planner import Workload, search, serve_name
     from kvplan.pricing import parse_overrides, read_file
 
     workload = Workload.from_options(users, seq, prompt, output, min_tokens_per_sec, max_ttft)
@@ -320,7 +347,7 @@ def validate(csv_file: str, as_json: bool) -> None:
 
     report = run_validate(csv_file)
     if as_json:
-        _emit_json(report)
+        _emit_json(report.to_dict())
         return
     from kvplan.render import validation_table
 
@@ -340,8 +367,8 @@ def explain(logfile: str, model: str | None, gpu: str | None, util: float | None
             target_concurrency: int | None, target_len: int | None, as_json: bool) -> None:
     """Read a vLLM or SGLang startup LOGFILE (- for stdin): kvplan's prediction beside each logged figure,
     the differences, and flag changes that reach a target."""
-    from kvplan.diagnose import diagnose
     from kvplan.errors import InputError
+    from kvplan.explain import diagnose
 
     if logfile == "-":
         text = sys.stdin.read()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from kvplan.errors import InputError
 from kvplan.model.quant import DTYPE_BYTES, WeightFormat, dense, dtype_name, scheme
@@ -51,9 +51,22 @@ class Stage:
         return per_token + self.state_bytes
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=256)
+def _tensor_sizes(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float) -> tuple[float, ...]:
+    """Bytes per GPU of each of the model's tensors; shared by deployments that agree on TP and weight format
+    (a search varies PP and the KV dtype over the same sizes). Bounded: a server does not grow."""
+    return tuple(fmt.tensor_bytes(t, t.shard_shape(tp), dense_bytes) * scale for t in model.tensors)
+
+
+@lru_cache(maxsize=4096)
+def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
+    return tuple(s.request_bytes(seq, dep.kv_bytes, dep.tp) for s in dep.stages)
+
+
+@dataclass(frozen=True, eq=False)
 class Deployment:
-    """How a model is served: parallelism and precision. `resolve()` checks the combination."""
+    """How a model is served: parallelism and precision; checked when made. Compared and hashed by identity:
+    engines cache figures derived from a deployment (functools caches keyed on it, bounded)."""
 
     model: ModelSpec
     tp: int = 1
@@ -166,13 +179,8 @@ class Deployment:
 
     @cached_property
     def tensor_sizes(self) -> tuple[float, ...]:
-        """Bytes per GPU of each of the model's tensors, in order; computed once per TP size and weight format,
-        shared by deployments that differ only in PP or KV dtype."""
-        key = ("tensor_sizes", self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale)
-        cache = self.model.derived
-        if key not in cache:
-            cache[key] = tuple(self.tensor_bytes(t) for t in self.model.tensors)
-        return cache[key]
+        """Bytes per GPU of each of the model's tensors, in order."""
+        return _tensor_sizes(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale)
 
     @cached_property
     def stage_tensors(self) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
@@ -206,17 +214,6 @@ class Deployment:
             ))
         return tuple(out)
 
-    @cached_property
-    def _memo(self) -> dict:
-        return {}
-
-    def memo(self, key: tuple, compute):
-        """A figure derived from this deployment, computed once (engines and speed estimates reuse it across
-        GPUs and utilizations when a search evaluates thousands of candidates)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
-
     @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.pp
@@ -237,8 +234,7 @@ class Deployment:
 
     def stage_request_bytes(self, seq: int) -> tuple[float, ...]:
         """Bytes one request of `seq` tokens holds on one GPU of each stage."""
-        return self.memo(("request", seq), lambda: tuple(s.request_bytes(seq, self.kv_bytes, self.tp)
-                                                         for s in self.stages))
+        return _stage_request_bytes(self, seq)
 
     def request_bytes(self, seq: int) -> float:
         """Per GPU, on the stage a request fills most."""

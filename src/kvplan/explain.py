@@ -1,127 +1,224 @@
-"""The derivation of a plan: each formula with its numbers substituted, in the order kvplan computes them."""
+"""`kvplan explain LOG`: read a user's startup log, predict each printed figure, compare, and suggest changes.
+
+The log says which model, settings and figures; what it does not say (vLLM rarely prints the GPU) comes from
+options, else from a stated assumption. Figures use the names of `kvplan validate`: weights and kv_pool in GiB,
+kv_tokens in tokens, max_concurrency in x. Suggestions answer "what would reach N concurrent requests / a
+context of L tokens": each flag change is re-planned with the same engine accounting.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
-from kvplan.model.spec import AttentionKV, CrossAttentionKV, LayerSpec
-from kvplan.planning import Plan, Scenario
-from kvplan.units import fmt_bytes, fmt_count, fmt_gib
+from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Scenario, by_log_name, get_engine, scenario
+from kvplan.errors import InputError
+from kvplan.hardware import GPU, custom_gpu, find_gpu, get_gpu
+from kvplan.logs import ParsedLog, parse_log
+from kvplan.model.load import load_model
+from kvplan.model.quant import scheme_for_checkpoint
+from kvplan.units import GiB
+
+# Relative difference beyond which a figure is flagged, and the likely cause when it is.
+TOLERANCE = {"weights": 0.01, "kv_pool": 0.03, "kv_tokens": 0.03, "max_concurrency": 0.03}
+CAUSES = {
+    "weights": "the checkpoint's format differs from the config's (quantization, extra modules, padding)",
+    "kv_pool": "the overheads differ from kvplan's fitted constants (activation peak, non-torch, CUDA graphs), "
+               "or the GPU / utilization is not the one assumed",
+    "kv_tokens": "the pool or the KV spec differs (KV dtype, block size, sliding-window / hybrid grouping)",
+    "max_concurrency": "max_model_len or the per-request blocks differ (windows, hybrid groups)",
+}
+BIGGER = {"t4": "l4", "l4": "l40s", "a10": "l40s", "a10g": "l40s", "rtx4090": "l40s", "l40s": "h100",
+          "a100-40g": "a100-80g", "a100-80g": "h100", "a100": "h100", "h100": "h200", "h100-pcie": "h200",
+          "h200": "b200"}
 
 
-def _b(n: float) -> str:
-    """'13,843,441,408 B (12.89 GiB)'."""
-    return f"{n:,.0f} B ({fmt_bytes(n)})" if abs(n) >= 1 << 10 else f"{n:,.0f} B"
+@dataclass
+class Suggestion:
+    """One flag change re-planned: its predicted figures and whether it meets the target (None: no target
+    asked), or the error that re-planning it raised."""
+
+    change: str
+    predicted: dict[str, float] | None = None
+    meets_target: bool | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"change": self.change, "error": self.error}
+        return {"change": self.change, "predicted": self.predicted, "meets_target": self.meets_target}
 
 
-def _kv_line(dep: Deployment, group: list[LayerSpec]) -> str:
-    kv, n, tp, e = group[0].kv, len(group), dep.tp, dep.kv_bytes
-    per_token = kv.bytes_per_token(e, tp)
-    if isinstance(kv, AttentionKV):
-        heads = kv.bytes_per_token(1, tp) // (kv.head_dim + kv.v_head_dim)
-        split = f" (max(1, {kv.num_kv_heads} / TP {tp}))" if tp > 1 else ""
-        held = ("every token" if not kv.window else
-                f"at most one chunk of {kv.window:,} tokens" if kv.chunked else f"the last {kv.window:,} tokens")
-        return (f"{n} {kv.kind} layers x {heads:.0f} KV heads{split} x (K {kv.head_dim} + V {kv.v_head_dim}) x "
-                f"{e:g} B = {n * per_token:,.0f} B per token, holding {held}")
-    if kv.kind == "mla":
-        return (f"{n} MLA layers x (latent {kv.kv_lora_rank} + rope {kv.qk_rope_head_dim}) x {e:g} B = "  # type: ignore[union-attr]
-                f"{n * per_token:,.0f} B per token (one copy, replicated on every TP rank)")
-    state = kv.state_bytes(e, dep.state_bytes, tp)
-    if isinstance(kv, CrossAttentionKV):
-        return (f"{n} cross-attention layers x {kv.encoder_tokens:,} image tokens x 2 x {kv.num_kv_heads} KV heads "
-                f"x {kv.head_dim} x {e:g} B = {n * state:,.0f} B per request")
-    if kv.kind == "none":
-        return f"{n} layers without attention: no cache"
-    return f"{n} {kv.kind} layers x state ({kv.describe()}) = {n * state:,.0f} B per request, constant"
+@dataclass
+class Diagnosis:
+    parsed: dict[str, Any]
+    logged: dict[str, float]
+    predicted: dict[str, float]
+    flags: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"parsed": self.parsed, "logged": self.logged, "predicted": self.predicted, "flags": self.flags,
+                "assumptions": self.assumptions, "suggestions": [x.to_dict() for x in self.suggestions]}
 
 
-def derivation(p: Plan) -> list[str]:
-    m, dep = p.model, p.deployment
-    steps: list[str] = []
-    parts = " + ".join(f"{role} {n:,}" for role, n in m.params_by_role().items())
-    tied = " (lm_head tied to the embedding)" if m.tie_word_embeddings else ""
-    steps.append(f"parameters = {parts} = {m.params:,} ({fmt_count(m.params)}){tied}")
-    if m.moe:
-        steps.append(f"active per token = {m.active_params:,} ({fmt_count(m.active_params)}): "
-                     f"{m.moe.experts_per_token} of {m.moe.num_experts} routed experts")
-    fmt = dep.weight_format
-    w = dep.weight_parts()
-    shard = f" per GPU after TP {dep.tp} split (column/row/vocab-parallel; norms replicated)" if dep.tp > 1 else ""
-    if fmt.quantized:
-        total = w["quantized_bytes"] + w["overhead_bytes"] + w["dense_bytes"]
-        steps.append(
-            f"weights{shard} = quantized {w['quantized_params']:,.0f} x {fmt.bits / 8:g} B ({fmt.name}) "
-            f"+ scales/zeros {w['overhead_bytes']:,.0f} B + unquantized {w['dense_params']:,.0f} x "
-            f"{dep.dense_bytes:g} B ({dep.activation_dtype}) = {_b(total)}"
-        )
-    else:
-        steps.append(f"weights{shard} = {w['dense_params']:,.0f} params x {fmt.bits / 8:g} B ({fmt.name}) = "
-                     f"{_b(w['dense_bytes'])}")
-    if dep.pp > 1:
-        for s in dep.stages:
-            steps.append(f"  pipeline stage {s.index}: layers {s.layers[0].index}-{s.layers[-1].index}, "
-                         f"weights {_b(s.weights_bytes)} per GPU")
-    groups: dict[tuple, list[LayerSpec]] = {}
-    for layer in m.layers:
-        groups.setdefault((layer.kv.kind, layer.kv.describe()), []).append(layer)
-    kv_name = "auto = " + dep.activation_dtype if dep.kv_dtype == "auto" else dep.kv_dtype
-    steps.append(f"KV cache dtype {kv_name}: {dep.kv_bytes:g} B per element")
-    steps.extend("  " + _kv_line(dep, g) for g in groups.values())
-    steps.append(f"KV per token (per GPU) = {p.kv_bytes_per_token:,.0f} B = {fmt_bytes(p.kv_bytes_per_token)}")
-    steps.append(f"one request of {p.seq:,} tokens = {_b(p.request_bytes)} per GPU")
-    steps.append(f"KV cache for {p.batch:,} x {p.seq:,} tokens = {p.batch:,} x {p.request_bytes:,} B = "
-                 f"{_b(p.batch * p.request_bytes)}"
-                 + (f" (spread over {p.replicas} replicas: {_b(p.kv_cache_bytes)} per GPU)" if p.replicas > 1 else ""))
-    for s in p.scenarios:
-        steps.extend(_scenario_steps(p, s))
-    return steps
+@dataclass
+class Setup:
+    dep: Deployment
+    gpu: GPU
+    util: float | None
+    settings: EngineSettings
 
 
-def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
-    c, e = s.capacity, s.printed
-    b = min(s.budgets, key=lambda x: x.kv_pool)
-    engine = f"{p.engine.engine}" + (f" {e.version}" if e else "")
-    title = f"[{s.gpu.alias if s.gpu else 'given pool'}" + (f" @ {s.util:.0%}" if not b.pool_given else "")
-    out = [f"{title}, engine {engine}]"]
-    if b.pool_given:
-        out.append(f"  KV pool = --kv-memory = {_b(b.kv_pool)}")
-    else:
-        if e:
-            shown = e.total_source
-            if "MiB" not in shown:
-                shown = f"{e.total_bytes / (1 << 20):,.0f} MiB ({shown})"
-            out.append(f"  requested = ceil({shown} x {s.util:g}) = {_b(b.usable)}")
-        else:
-            shown = (f"{b.memory / (1 << 20):,.0f} MiB ({s.gpu.memory_source})"
-                     if s.gpu and s.gpu.memory_source != "custom" else _b(b.memory))
-            out.append(f"  usable = {shown} x {s.util:g} = {_b(b.usable)}")
-        for t in b.terms:
-            out.append(f"  - {t.label} {_b(t.bytes)}: {t.source}")
-        out.append(f"  KV pool = {_b(b.usable)} - " + " - ".join(f"{t.bytes:,}" for t in b.terms)
-                   + f" = {_b(b.kv_pool)}")
-    if not b.weights_fit:
-        out.append(f"  the memory budget is exceeded by {fmt_gib(-b.kv_pool)} before any KV cache")
-    if e and e.num_blocks is not None:
-        out.append(f"  blocks = floor(pool / ({e.kv_groups} group(s) x block {e.block_size} tokens x layer pages)) "
-                   f"= {e.num_blocks:,}; printed KV cache size {e.kv_tokens:,} tokens, maximum concurrency for "
-                   f"{e.max_model_len:,} tokens {e.max_concurrency:.2f}x (max_num_seqs {e.max_num_seqs}, "
-                   f"max_num_batched_tokens {e.max_num_batched_tokens})")
-        out.append(f"  max concurrent requests of {c.seq:,} tokens = min(floor(blocks / blocks per request), "
-                   f"max_num_seqs)" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
-                   + f" = {c.max_concurrent_requests:,}")
-    else:
-        out.append(f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / "
-                   f"{c.request_bytes:,})" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
-                   + f" = {c.max_concurrent_requests:,}")
-    batch = -(-c.batch // c.replicas)
-    if c.max_seq_len_memory is None:
-        out.append("  max context: memory never limits it (only windowed or constant-state layers)")
-    else:
-        out.append(f"  max context at batch {c.batch} = largest L with {batch} x request(L) <= pool = "
-                   f"{c.max_seq_len_memory:,} tokens"
-                   + (f", capped at the model's {p.model.max_context:,}"
-                      if c.max_seq_len_limited_by == "model context" else "")
-                   + (" (= max_model_len)" if c.max_seq_len_limited_by == "max_model_len" else ""))
-    verdict = "fits" if c.fits else f"does not fit: short by {fmt_gib(c.shortfall_bytes)} per GPU"
-    out.append(f"  {c.batch:,} x {c.seq:,} tokens need {_b(c.kv_cache_bytes)} of {_b(c.kv_pool_bytes)}: {verdict}")
+def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | None, tp: int | None,
+           assumptions: list[str]) -> Setup:
+    s = log.settings
+    source = model or log.model
+    if not source:
+        raise InputError("the log does not name the model: give --model (a catalog name, HF id or config.json)")
+    try:
+        spec = load_model(source)
+    except InputError as e:
+        raise InputError(f"cannot find the log's model {source!r} ({e}); give --model") from None
+    eng = by_log_name(log.engine) or get_engine(DEFAULT_ENGINE)
+    engine = eng.name
+    if log.engine is None:
+        assumptions.append("engine not recognisable in the log: vLLM V1 assumed")
+    tp = tp or int(s.get("tensor_parallel") or 1)
+    pp = int(s.get("pipeline_parallel") or 1)
+    dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(s.get("dtype") or ""))
+    kv = str(s.get("kv_cache_dtype") or "auto").lower()
+    kv = "fp8" if kv.startswith("fp8") else {"bfloat16": "bf16", "float16": "fp16"}.get(kv, kv)
+    quant = None
+    if spec.quant is None:
+        quant = scheme_for_checkpoint(str(s.get("quantization") or ""), None, log.model or "")
+        if quant:
+            assumptions.append(f"quantization {s.get('quantization')} on an unquantized config: weights modelled "
+                               f"as --quant {quant}")
+    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
+    total = s.get("gpu_total_gib")
+    device = get_gpu(gpu) if gpu else find_gpu(str(s.get("gpu_name") or ""))
+    if device is None and total:
+        device = custom_gpu(round(float(total) * GiB), f"{total}GiB")
+    if device is None:
+        raise InputError("the log states neither the GPU nor its total memory: give --gpu (e.g. --gpu h100)")
+    if util is None:
+        util = s.get(eng.log_util_key or "gpu_memory_utilization")
+        if util is None:
+            assumptions.append("utilization not in the log: the engine's default assumed; give --util")
+    if log.engine_version is None and eng.version_assumed_note:
+        assumptions.append(f"{eng.label} version not in the log: {eng.default_version.removesuffix('.0')} rules "
+                           "assumed")
+    # "Maximum concurrency for L tokens per request" names max_model_len when the config line is missing
+    max_model_len = s.get("max_model_len") or log.figures.get("max_concurrency_len")
+    settings = EngineSettings(
+        engine=engine, version=log.engine_version,
+        max_model_len=int(max_model_len) if max_model_len else None,
+        max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
+        block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
+        total_bytes=round(float(total) * GiB) if total and not gpu else None,
+    )
+    return Setup(dep, device, None if util is None else float(util), settings)
+
+
+def _figures(sc: Scenario) -> dict[str, float]:
+    b = sc.budgets[0]
+    out = {"kv_pool": round(b.kv_pool / GiB, 2)}
+    weights = b.term(TermKind.WEIGHTS)
+    if weights is not None:
+        out["weights"] = round(weights / GiB, 2)
+    if sc.printed and sc.printed.kv_tokens is not None:
+        out["kv_tokens"] = sc.printed.kv_tokens
+    if sc.printed and sc.printed.max_concurrency is not None:
+        out["max_concurrency"] = round(sc.printed.max_concurrency, 2)
     return out
+
+
+def _run(setup: Setup, **changes: Any) -> Scenario:
+    dep = setup.dep
+    dep_changes = {k: changes.pop(k) for k in ("tp", "kv_dtype", "quant") if k in changes}
+    if dep_changes:
+        dep = replace(dep, **dep_changes)
+    settings = replace(setup.settings, **{k: changes.pop(k) for k in ("max_num_batched_tokens",) if k in changes})
+    gpu = changes.pop("gpu", setup.gpu)
+    if gpu is not setup.gpu:
+        settings = replace(settings, total_bytes=None)
+    util = changes.pop("util", setup.util)
+    seq = settings.max_model_len or dep.model.max_context or 2048
+    return scenario(settings, dep, gpu, util, seq, 1, 1)
+
+
+def _meets(sc: Scenario, target_concurrency: int | None, target_len: int | None) -> bool:
+    e = sc.printed
+    if e is None:
+        return False
+    ok = True
+    if target_concurrency is not None:
+        ok &= (e.max_concurrency or 0) >= target_concurrency
+    if target_len is not None:
+        ok &= (e.kv_tokens or 0) >= target_len
+    return ok
+
+
+def suggestions(setup: Setup, target_concurrency: int | None, target_len: int | None) -> list[Suggestion]:
+    """Flag changes, each re-planned: its predicted pool, tokens and concurrency, and whether it meets the target."""
+    s, dep = setup.settings, setup.dep
+    options: list[tuple[str, dict[str, Any]]] = []
+    for u in (0.9, 0.95):
+        if setup.util is not None and setup.util < u:
+            options.append((f"--gpu-memory-utilization {u}", {"util": u}))
+    options += get_engine(s.engine).suggestions(dep, s)
+    heads = dep.model.num_attention_heads or 0
+    if heads and heads % (dep.tp * 2) == 0:
+        options.append((f"--tensor-parallel-size {dep.tp * 2} (twice the GPUs)", {"tp": dep.tp * 2}))
+    if dep.weight_format.bits >= 16:
+        options.append(("an fp8 checkpoint (or --quantization fp8)", {"quant": "fp8"}))
+    bigger = BIGGER.get(setup.gpu.alias)
+    if bigger:
+        options.append((f"GPU {bigger} instead of {setup.gpu.alias}", {"gpu": get_gpu(bigger)}))
+    out = []
+    for label, change in options:
+        try:
+            sc = _run(setup, **dict(change))
+        except InputError as e:
+            out.append(Suggestion(label, error=str(e)))
+            continue
+        out.append(Suggestion(label, predicted=_figures(sc),
+                              meets_target=_meets(sc, target_concurrency, target_len)
+                              if (target_concurrency or target_len) else None))
+    return out
+
+
+def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: float | None = None,
+             tp: int | None = None, target_concurrency: int | None = None,
+             target_len: int | None = None) -> Diagnosis:
+    log = parse_log(text)
+    assumptions: list[str] = []
+    setup = _setup(log, model, gpu, util, tp, assumptions)
+    logged_raw = log.figures
+    logged = {k: v for k, v in {
+        "weights": logged_raw.get("weights_gib"), "kv_pool": logged_raw.get("kv_available_gib"),
+        "kv_tokens": logged_raw.get("kv_tokens"), "max_concurrency": logged_raw.get("max_concurrency_x"),
+    }.items() if v is not None}
+    if "kv_tokens" not in logged and logged_raw.get("gpu_blocks") is not None:
+        block = int(log.settings.get("block_size") or 16)  # type: ignore[call-overload]
+        logged["kv_tokens"] = int(logged_raw["gpu_blocks"]) * block
+        assumptions.append(f"KV tokens logged as {int(logged_raw['gpu_blocks']):,} blocks x {block} tokens")
+    if not logged:
+        assumptions.append("the log prints no memory figure (truncated before profiling?): predictions only")
+    predicted = _figures(_run(setup))
+    flags = []
+    for name, value in logged.items():
+        if name in predicted and value:
+            diff = abs(predicted[name] - value) / abs(value)
+            if diff > TOLERANCE[name]:
+                flags.append(f"{name}: logged {value:g}, predicted {predicted[name]:g} ({diff:.1%} off, beyond "
+                             f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
+    parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model or setup.dep.model.name,
+              "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
+    parsed["util"] = _run(setup).util
+    return Diagnosis(parsed, logged, predicted, flags, assumptions,
+                     suggestions(setup, target_concurrency, target_len))

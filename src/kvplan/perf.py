@@ -23,14 +23,15 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
+from typing import Any
 
 from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
 from kvplan.hardware import GPU
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import TOWER_ROLES, AttentionKV, CrossAttentionKV
+from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
 
 PCIE_GBPS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16
 
@@ -88,8 +89,15 @@ class StageWork:
         return self.dense_bytes + self.expert_bytes * (1 - (1 - self.expert_share) ** tokens)
 
 
+@lru_cache(maxsize=4096)
 def _work(dep: Deployment) -> tuple[StageWork, ...]:
-    return dep.memo(("perf.work",), lambda: tuple(_stage_work(dep, s) for s in dep.stages))
+    return tuple(_stage_work(dep, s) for s in dep.stages)
+
+
+def _attends(kv: Any) -> bool:
+    """Layers whose attention over the context kvplan counts: self-attention with per-head K/V (MLA's
+    absorbed attention is not modelled here) and cross-attention."""
+    return (kv.retention.uses_rope and kv.kind != MLAKV.kind) or kv.retention == Retention.ENCODER
 
 
 def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
@@ -106,9 +114,9 @@ def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
         else:
             active += n
             dense += size
-    first = next((la.kv for la in m.layers if isinstance(la.kv, AttentionKV)), None)
+    first = next((la.kv for la in m.layers if _attends(la.kv) and la.kv.retention.uses_rope), None)
     width = (m.num_attention_heads or 0) * first.head_dim // dep.tp if first else 0
-    attending = sum(isinstance(layer.kv, AttentionKV | CrossAttentionKV) for layer in stage.layers)
+    attending = sum(_attends(layer.kv) for layer in stage.layers)
     return StageWork(active, dense, experts, share, width * attending)
 
 

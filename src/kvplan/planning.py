@@ -15,7 +15,7 @@ from typing import Any
 from kvplan import __version__
 from kvplan.budget import check_util
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings, Scenario, scenario
+from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Scenario, scenario
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, get_gpu
 from kvplan.model.load import load_model
@@ -153,7 +153,7 @@ def plan(
     quant: str | None = None,
     reserve: int | str = 0,
     kv_memory: int | str | None = None,
-    engine: str = "vllm",
+    engine: str = DEFAULT_ENGINE,
     engine_version: str | None = None,
     max_model_len: int | None = None,
     max_num_batched_tokens: int | None = None,
@@ -166,8 +166,8 @@ def plan(
     `gpu` is a catalog alias (repeatable); `gpu_memory` defines a custom device ("24GiB" or "24GB").
     `gpus` counts devices; it defaults to TP x PP and must be a multiple of it (the rest are data-parallel
     replicas). `seq` defaults to max_model_len, else the model's context length. `reserve` is subtracted per
-    GPU; `kv_memory` sets the KV pool per GPU directly. `engine` picks the accounting ("vllm" by default,
-    "sglang", "tgi", "llamacpp", "vllm-v0", or "none" for the plain budget); the engine flags keep vLLM's names.
+    GPU; `kv_memory` sets the KV pool per GPU directly. `engine` names a registered engine's accounting
+    (kvplan.engines: vLLM by default); the engine flags keep vLLM's names, each engine maps them onto its own.
     """
     spec = load_model(model)
     notes = list(spec.notes)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from kvplan.errors import InputError
+from kvplan.fit import Workload, search
 from kvplan.hardware import get_gpu
 from kvplan.model.spec import ModelSpec
-from kvplan.planner import Workload, search
 from kvplan.planning import plan
 from kvplan.units import GiB
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
@@ -10,6 +12,12 @@ from kvplan.model.catalog import Entry
 from kvplan.model.spec import ModelSpec
 from kvplan.planning import Plan
 from kvplan.units import fmt_bytes, fmt_count, fmt_dec, fmt_gib
+
+if TYPE_CHECKING:
+    from kvplan.explain import Diagnosis
+    from kvplan.fit import FitResult
+    from kvplan.inventory import Inventory, LayerRow
+    from kvplan.validate import ValidationReport
 
 
 def _both(n: float | None) -> str:
@@ -93,33 +101,33 @@ def _context(n: int | None, limited_by: str) -> str:
     return f"{n:,}" + {"model context": " (model limit)", "max_model_len": " (max_model_len)"}.get(limited_by, "")
 
 
-def inventory_table(console: Console, m: ModelSpec, inv: dict) -> None:
+def inventory_table(console: Console, m: ModelSpec, inv: Inventory) -> None:
     model_summary(console, m)
-    console.print(f"  weights {inv['weight_format']}, TP {inv['tp']}: {_both(inv['weights_bytes'])} per GPU")
+    console.print(f"  weights {inv.weight_format}, TP {inv.tp}: {_both(inv.weights_bytes)} per GPU")
     table = Table(header_style="bold")
     table.add_column("tensor group", overflow="fold")
     for col in ("layers", "shape", "role", "params", "bytes per GPU"):
         table.add_column(col, justify="right" if col in ("params", "bytes per GPU") else "left", no_wrap=True)
-    for r in inv["tensor_groups"]:
-        table.add_row(r["name"], r["layers"], " x ".join(map(str, r["shape"])), r["role"], f"{r['params']:,}",
-                      fmt_bytes(r["bytes_per_gpu"]) + (" q" if r["quantized"] else ""))
+    for r in inv.tensor_groups:
+        table.add_row(r.name, r.layers, " x ".join(map(str, r.shape)), r.role, f"{r.params:,}",
+                      fmt_bytes(r.bytes_per_gpu) + (" q" if r.quantized else ""))
     console.print(table)
     layers = Table(header_style="bold")
     for col in ("layers", "block", "KV kind", "KV spec", "KV B/token"):
         layers.add_column(col)
-    for span, block, kind, spec, per_token in _layer_runs(inv["layers"]):
+    for span, block, kind, spec, per_token in _layer_runs(inv.layers):
         layers.add_row(span, block, kind, spec, f"{per_token:,.0f}")
     console.print(layers)
 
 
-def _layer_runs(layers: list[dict]) -> list[tuple[str, str, str, str, float]]:
+def _layer_runs(layers: list[LayerRow]) -> list[tuple[str, str, str, str, float]]:
     """Consecutive layers with the same block and KV spec, collapsed to one row."""
     runs: list[tuple[str, str, str, str, float]] = []
     start = 0
     for i, layer in enumerate(layers):
-        key = (layer["block"], layer["kv_kind"], layer["kv_spec"], layer["kv_bytes_per_token"])
+        key = (layer.block, layer.kv_kind, layer.kv_spec, layer.kv_bytes_per_token)
         nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if nxt is None or (nxt["block"], nxt["kv_kind"], nxt["kv_spec"], nxt["kv_bytes_per_token"]) != key:
+        if nxt is None or (nxt.block, nxt.kv_kind, nxt.kv_spec, nxt.kv_bytes_per_token) != key:
             runs.append((f"{start}" if start == i else f"{start}-{i}", *key))
             start = i + 1
     return runs
@@ -146,38 +154,38 @@ def gpus_table(console: Console, gpus: list[GPU]) -> None:
     console.print(table)
 
 
-def validation_table(console: Console, report: dict) -> None:
+def validation_table(console: Console, report: ValidationReport) -> None:
     table = Table(header_style="bold", title="predicted / logged (relative error)")
     for col in ("row", "engine", "model", "weights GiB", "KV tokens given pool", "KV pool GiB", "KV tokens",
                 "max concurrency"):
         table.add_column(col, overflow="fold")
     names = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
-    for r in report["rows"]:
+    for r in report.rows:
         cells = []
         for name in names:
-            f = r["figures"].get(name)
+            f = r.figures.get(name)
             cells.append("-" if f is None else f"{f['predicted']:,.4g} / {f['logged']:,.4g} ({f['rel_err']:.1%})")
-        model = r["model"] if r["modelled"] else f"{r['model']}: skipped, {r['reason']}"
-        table.add_row(str(r["index"]), r["engine"], model, *cells)
+        model = r.model if r.modelled else f"{r.model}: skipped, {r.reason}"
+        table.add_row(str(r.index), r.engine, model, *cells)
     console.print(table)
     summary = Table(header_style="bold", title="summary: absolute relative error")
     for col in ("figure", "n", "median", "p90"):
         summary.add_column(col, justify="right" if col != "figure" else "left")
-    for name, s in report["summary"].items():
-        summary.add_row(name, str(s["n"]), _pct(s["median_abs_rel_err"]), _pct(s["p90_abs_rel_err"]))
+    for name, s in report.summary.items():
+        summary.add_row(name, str(s.n), _pct(s.median_abs_rel_err), _pct(s.p90_abs_rel_err))
     console.print(summary)
-    c = report["counts"]
-    console.print(f"rows read {c['read']}, modelled {c['modelled']}, skipped {c['skipped']}")
-    for r in report["rows"]:
-        if not r["modelled"]:
-            console.print(f"  skipped row {r['index']} ({r['model']}): {r['reason']}", soft_wrap=True)
+    c = report.counts
+    console.print(f"rows read {c.read}, modelled {c.modelled}, skipped {c.skipped}")
+    for r in report.rows:
+        if not r.modelled:
+            console.print(f"  skipped row {r.index} ({r.model}): {r.reason}", soft_wrap=True)
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def diagnosis_view(console: Console, d) -> None:
+def diagnosis_view(console: Console, d: Diagnosis) -> None:
     p = d.parsed
     console.print(f"[bold]{p.get('model') or '?'}[/bold]  {p.get('engine') or '?'} {p.get('engine_version') or ''}"
                   f" on {p.get('gpu')} at utilization {p.get('util')}", soft_wrap=True)
@@ -198,12 +206,12 @@ def diagnosis_view(console: Console, d) -> None:
         for col in ("change", "KV pool GiB", "KV tokens", "max concurrency", "meets target"):
             s.add_column(col)
         for item in d.suggestions:
-            if "error" in item:
-                s.add_row(item["change"], item["error"], "", "", "")
+            if item.error is not None:
+                s.add_row(item.change, item.error, "", "", "")
                 continue
-            f = item["predicted"]
-            meets = {True: "yes", False: "no", None: "-"}[item["meets_target"]]
-            s.add_row(item["change"], _fmt(f.get("kv_pool")), _fmt(f.get("kv_tokens")),
+            f = item.predicted or {}
+            meets = {True: "yes", False: "no", None: "-"}[item.meets_target]
+            s.add_row(item.change, _fmt(f.get("kv_pool")), _fmt(f.get("kv_tokens")),
                       _fmt(f.get("max_concurrency")), meets)
         console.print(s)
 
@@ -214,7 +222,7 @@ def _fmt(x: float | None) -> str:
     return f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 1000 else f"{x:,.2f}"
 
 
-def fit_view(console: Console, spec: ModelSpec, result, top: int) -> None:
+def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> None:
     w = result.workload
     targets = []
     if w.min_tokens_per_sec:
@@ -251,8 +259,8 @@ def fit_view(console: Console, spec: ModelSpec, result, top: int) -> None:
                       f" ({c.price.source})", soft_wrap=True, markup=False)
     if result.rejected:
         console.print("rejected:", soft_wrap=True)
-        for family, why in result.rejected.items():
-            console.print(f"  {family}: {why}", soft_wrap=True, markup=False)
+        for r in result.rejected:
+            console.print(f"  {r.family}: {r.reason}", soft_wrap=True, markup=False)
     for reason, n in result.skipped.items():
         console.print(f"  skipped {n} layout(s): {reason}", soft_wrap=True, markup=False)
     for note in result.notes:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings, Scenario, scenario
+from kvplan.engines import EngineSettings, Scenario, by_csv_name, get_engine, scenario
+from kvplan.engines.common import loaded_weights
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, custom_gpu, find_gpu
 from kvplan.model import catalog
@@ -29,7 +31,6 @@ from kvplan.model.quant import scheme_for_checkpoint
 from kvplan.units import GiB
 
 FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
-ENGINES = {"vllm v1": "vllm", "vllm v0": "vllm-v0", "sglang": "sglang", "tgi": "tgi", "llama.cpp": "llamacpp"}
 REQUIRED_COLUMNS = ("engine", "model", "gpu", "kv_available_gib", "kv_tokens", "config")
 
 
@@ -99,9 +100,10 @@ class RowSetup:
 def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     """Everything the row states, turned into a deployment and engine settings (Skip when it cannot be)."""
     assumptions: list[str] = []
-    engine = ENGINES.get((row.get("engine") or "").strip().lower())
-    if engine is None:
+    found = by_csv_name(row.get("engine") or "")
+    if found is None:
         raise Skip(f"engine {row.get('engine')!r} is not modelled")
+    engine = found.name
     notes = row.get("notes") or ""
     config = (row.get("config") or "").strip()
     if config and base is None:  # CSV text (the web API): only the embedded config of that name, never a path
@@ -140,8 +142,9 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
 
     version = (row.get("engine_version") or "").strip() or None
-    if engine == "vllm" and version is None:
-        assumptions.append("engine version not stated: vLLM 0.19 rules")
+    if found.version_assumed_note and version is None:
+        assumptions.append(f"engine version not stated: {found.label} {found.default_version.removesuffix('.0')} "
+                           "rules")
     total_gib = _num(row, "gpu_total_gib")
     gpu = find_gpu(row.get("gpu") or "")
     if gpu is None and total_gib:
@@ -177,10 +180,8 @@ def _seq(setup: RowSetup) -> int:
 
 def _weights_only(result: RowResult, row: dict[str, str], setup: RowSetup) -> None:
     logged = _num(row, "weights_gib")
-    if logged is None or not setup.settings.engine.startswith("vllm"):
+    if logged is None or not get_engine(setup.settings.engine).weights_printed:
         return
-    from kvplan.engines.vllm import loaded_weights
-
     predicted = loaded_weights(setup.dep, setup.dep.stages[0])[0] / GiB
     result.figures["weights"] = _entry(predicted, logged)
     result.skipped.pop("weights", None)
@@ -192,7 +193,7 @@ def _entry(predicted: float, logged: float) -> dict[str, float]:
 
 def _record(result: RowResult, row: dict[str, str], s: Scenario) -> None:
     first = s.budgets[0]
-    weights = next((t.bytes for t in first.terms if t.label == "weights"), None)
+    weights = first.term(TermKind.WEIGHTS)
     logged = {"weights": _num(row, "weights_gib"), "kv_pool": _num(row, "kv_available_gib"),
               "kv_tokens": _num(row, "kv_tokens"), "max_concurrency": _num(row, "max_concurrency_x")}
     predicted = {"weights": None if weights is None else weights / GiB, "kv_pool": first.kv_pool / GiB,
@@ -240,16 +241,49 @@ def validate_row(index: int, row: dict[str, str], base: Path | None) -> RowResul
     return result
 
 
-def summarize(results: list[RowResult]) -> dict[str, dict[str, float]]:
+@dataclass
+class FigureSummary:
+    """One figure's absolute relative errors over the modelled rows (None when no row has the figure)."""
+
+    n: int
+    median_abs_rel_err: float | None
+    p90_abs_rel_err: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "median_abs_rel_err": self.median_abs_rel_err, "p90_abs_rel_err": self.p90_abs_rel_err}
+
+
+@dataclass
+class Counts:
+    read: int
+    modelled: int
+    skipped: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"read": self.read, "modelled": self.modelled, "skipped": self.skipped}
+
+
+@dataclass
+class ValidationReport:
+    rows: list[RowResult]
+    summary: dict[str, FigureSummary]  # figure name (FIGURES order) -> its errors
+    counts: Counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": [r.to_dict() for r in self.rows],
+                "summary": {name: s.to_dict() for name, s in self.summary.items()},
+                "counts": self.counts.to_dict()}
+
+
+def summarize(results: list[RowResult]) -> dict[str, FigureSummary]:
     out = {}
     for name in FIGURES:
         errs = sorted(r.figures[name]["rel_err"] for r in results if name in r.figures)
         if errs:
             p90 = errs[min(len(errs) - 1, max(0, round(0.9 * len(errs) + 0.5) - 1))]
-            out[name] = {"n": len(errs), "median_abs_rel_err": round(statistics.median(errs), 6),
-                         "p90_abs_rel_err": round(p90, 6)}
+            out[name] = FigureSummary(len(errs), round(statistics.median(errs), 6), round(p90, 6))
         else:
-            out[name] = {"n": 0, "median_abs_rel_err": None, "p90_abs_rel_err": None}
+            out[name] = FigureSummary(0, None, None)
     return out
 
 
@@ -275,21 +309,18 @@ def parse_rows(text: str, name: str = "the CSV") -> list[dict[str, str]]:
         raise InputError(f"{name} is not a readable CSV: {e}") from None
 
 
-def validate(path: str | Path) -> dict[str, Any]:
+def validate(path: str | Path) -> ValidationReport:
     path = Path(path)
     return report(read_rows(path), path.parent)
 
 
-def validate_text(text: str) -> dict[str, Any]:
+def validate_text(text: str) -> ValidationReport:
     """CSV given as text: configs come from the embedded catalog only."""
     return report(parse_rows(text), None)
 
 
-def report(rows: list[dict[str, str]], base: Path | None) -> dict[str, Any]:
+def report(rows: list[dict[str, str]], base: Path | None) -> ValidationReport:
     results = [validate_row(i, row, base) for i, row in enumerate(rows)]
-    return {
-        "rows": [r.to_dict() for r in results],
-        "summary": summarize(results),
-        "counts": {"read": len(results), "modelled": sum(r.modelled for r in results),
-                   "skipped": sum(not r.modelled for r in results)},
-    }
+    counts = Counts(read=len(results), modelled=sum(r.modelled for r in results),
+                    skipped=sum(not r.modelled for r in results))
+    return ValidationReport(results, summarize(results), counts)

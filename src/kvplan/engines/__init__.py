@@ -1,111 +1,103 @@
 """Engine accounting: how each serving engine turns a GPU's memory into a KV-cache pool and capacity.
 
-`none` is the plain budget of the core (memory x util - weights - reserve). `vllm` (V1) and `vllm-v0` follow
-vLLM's profiler and block allocator, `sglang` its static memory fraction, `tgi` and `llamacpp` what those
-allocate. Every engine returns the same `Scenario`: per-stage budgets (each term with its source), a
-`Capacity`, and the figures the engine prints at startup.
+Every engine is an `Engine` (kvplan.engines.base) registered here by name: `none` is the plain budget of the
+core (memory x util - weights - reserve), `vllm` (V1) and `vllm-v0` follow vLLM's profiler and block allocator,
+`sglang` its static memory fraction, `tgi` and `llamacpp` what those allocate. Every engine returns the same
+`Scenario`: per-stage budgets (each term with its source), a `Capacity`, and the figures the engine prints at
+startup. The CLI's choices, the web API's validation, `fit`, `validate` and `explain` all ask this registry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from kvplan.budget import Budget
-from kvplan.capacity import Capacity
+from kvplan.engines.base import (
+    Engine,
+    EngineSettings,
+    Launch,
+    Printed,
+    RuleRow,
+    RuleTable,
+    Scenario,
+    parse_version,
+)
 from kvplan.errors import InputError
-from kvplan.hardware import GPU
 
-ENGINES = ("vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none")
+DEFAULT_ENGINE = "vllm"
 
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Engine flags, named as the engines name them. None: the engine's own default."""
-
-    engine: str = "vllm"
-    version: str | None = None
-    max_model_len: int | None = None
-    max_num_batched_tokens: int | None = None
-    max_num_seqs: int | None = None
-    block_size: int | None = None
-    enforce_eager: bool = False
-    total_bytes: int | None = None  # the device total as the engine sees it, when known (e.g. from a log)
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise InputError(f"unknown --engine {self.engine!r}: use one of {', '.join(ENGINES)}")
-        for label, value in (("--max-model-len", self.max_model_len),
-                             ("--max-num-batched-tokens", self.max_num_batched_tokens),
-                             ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InputError(f"{label} must be a positive integer (got {value!r})")
+_REGISTRY: dict[str, Engine] = {}
 
 
-@dataclass(frozen=True)
-class Printed:
-    """What the engine prints at startup, predicted: the figure names of `kvplan validate`."""
-
-    engine: str
-    version: str
-    total_bytes: int
-    total_source: str
-    max_model_len: int
-    block_size: int | None = None
-    num_blocks: int | None = None
-    kv_groups: int | None = None
-    kv_tokens: int | None = None
-    max_concurrency: float | None = None  # "Maximum concurrency for max_model_len tokens per request"
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    notes: tuple[str, ...] = field(default=())
+def register(engine: Engine) -> Engine:
+    """Add an engine (a new one, or one replacing an engine of the same name). Returns it."""
+    _REGISTRY[engine.name] = engine
+    return engine
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One column of a plan: a GPU type at a utilization, under one engine's accounting."""
-
-    gpu: GPU | None
-    util: float
-    budgets: tuple[Budget, ...]  # one per pipeline stage, each per GPU
-    capacity: Capacity
-    printed: Printed | None = None
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
 
 
-def parse_version(text: str | None, default: str) -> tuple[int, int, int]:
-    """'0.5.23' -> (0, 5, 23); '0.4.9.post2' -> (0, 4, 9); 'v3.3.7' -> (3, 3, 7)."""
-    value = (text or default).lstrip("v")
-    parts = []
-    for piece in value.split(".")[:3]:
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            raise InputError(f"--engine-version {value!r} is not a version like {default}")
-        parts.append(int(digits))
-    while len(parts) < 3:
-        parts.append(0)
-    return parts[0], parts[1], parts[2]
+def engines() -> tuple[Engine, ...]:
+    """The registered engines, in registration order."""
+    _load_builtin()
+    return tuple(_REGISTRY.values())
 
 
-def engine_total(gpu: GPU | None, settings: EngineSettings, kv_memory: int | None) -> tuple[int, str]:
-    """The device total as the engine sees it: given (from a log), else what CUDA reports for the GPU."""
-    if settings.total_bytes:
-        return settings.total_bytes, "given"
-    if gpu is not None:
-        return gpu.torch_total()
-    if kv_memory is None:
-        raise InputError(f"{settings.engine} accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
-    return 0, "none (KV pool given)"
+def engine_names() -> tuple[str, ...]:
+    return tuple(e.name for e in engines())
 
 
-def scenario(settings: EngineSettings, dep, gpu: GPU | None, util: float | None, seq: int, batch: int,
-             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
+def get_engine(name: str) -> Engine:
+    _load_builtin()
+    engine = _REGISTRY.get(name)
+    if engine is None:
+        raise InputError(f"unknown --engine {name!r}: use one of {', '.join(engine_names())}")
+    return engine
+
+
+def fit_engines() -> tuple[str, ...]:
+    """Engines `kvplan fit` can size candidates under (they have a launch line)."""
+    return tuple(e.name for e in engines() if e.plans_fit)
+
+
+def by_csv_name(text: str) -> Engine | None:
+    """The engine a validate CSV's `engine` column names ("vLLM V1", "SGLang", "llama.cpp")."""
+    key = text.strip().lower()
+    return next((e for e in engines() if key in e.csv_names), None)
+
+
+def by_log_name(text: str | None) -> Engine | None:
+    """The engine kvplan.logs recognised in a startup log ("vLLM V1", "vLLM V0", "SGLang")."""
+    return next((e for e in engines() if text in e.log_names), None) if text else None
+
+
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from kvplan.engines.llamacpp import LlamaCpp
+    from kvplan.engines.plain import Plain
+    from kvplan.engines.sglang import SGLang
+    from kvplan.engines.tgi import TGI
+    from kvplan.engines.vllm import VLLM, VLLMV0
+
+    builtin = [VLLM(), VLLMV0(), SGLang(), TGI(), LlamaCpp(), Plain()]
+    added = dict(_REGISTRY)  # engines registered before the built-in ones were loaded come after them
+    _REGISTRY.clear()
+    for engine in [*builtin, *[e for e in added.values() if e.name not in {b.name for b in builtin}]]:
+        register(engine)
+
+
+def scenario(settings: EngineSettings, dep, gpu, util: float | None, seq: int, batch: int, replicas: int,
+             reserve: int = 0, kv_memory: int | None = None) -> Scenario:
     """Budget and capacity of `dep` on one `gpu` at `util` (None: the engine's default) under `settings.engine`.
     The returned scenario's `util` is the fraction applied."""
-    import importlib
+    return get_engine(settings.engine).scenario(dep, gpu, util, settings, seq, batch, replicas, reserve, kv_memory)
 
-    name = {"vllm-v0": "vllm", "none": "plain"}.get(settings.engine, settings.engine)
-    module = importlib.import_module(f"kvplan.engines.{name}")
-    return module.scenario(dep, gpu, util, settings, seq, batch, replicas, reserve, kv_memory)
+
+__all__ = ["DEFAULT_ENGINE", "Engine", "EngineSettings", "Launch", "Printed", "RuleRow", "RuleTable", "Scenario",
+           "by_csv_name", "by_log_name", "engine_names", "engines", "fit_engines", "get_engine", "parse_version",
+           "register", "scenario", "unregister"]

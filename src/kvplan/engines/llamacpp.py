@@ -29,23 +29,22 @@ Not modeled: the compute buffers (sized by n_ubatch and n_ctx), left to the head
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import Capacity, largest, per_replica
+from kvplan.budget import Budget, Term, TermKind
+from kvplan.capacity import LimitedBy, Pool, largest, per_replica
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario, engine_total
+from kvplan.engines.base import Engine, EngineSettings, Printed, Setup, Version
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.hardware import GPU
-from kvplan.model.spec import MLAKV, AttentionKV, NoKV
+from kvplan.model.spec import Retention
 
-DEFAULT_VERSION = "0c1e57098"
-DEFAULT_HEADROOM = 0.9  # llama.cpp has no utilization flag: kvplan leaves 10% for its compute buffers
 PAD = 256  # GGML_PAD of n_ctx and n_ctx_seq, and of the SWA cache
 N_UBATCH = 512  # common_params.n_ubatch default
 # kvplan --kv-dtype -> (ggml type, bytes per block, elements per block)
 CACHE_TYPES = {"auto": ("f16", 2, 1), "fp16": ("f16", 2, 1), "bf16": ("bf16", 2, 1), "fp32": ("f32", 4, 1),
                "int8": ("q8_0", 34, 32), "int4": ("q4_0", 18, 32)}
+
+Cells = list[tuple[int, int | None]]  # (bytes per cell, SWA window or None) of each cached layer of a stage
 
 
 def _pad(n: int, multiple: int = PAD) -> int:
@@ -76,31 +75,34 @@ def context(seq: int, slots: int, unified: bool = False) -> tuple[int, int]:
     return n_ctx_seq * slots, n_ctx_seq
 
 
+_context_sizes = context
+
+
 def _interleaved(dep: Deployment) -> bool:
-    windows = [bool(layer.kv.window) for layer in dep.model.layers if isinstance(layer.kv, AttentionKV)]
+    windows = [bool(layer.kv.window) for layer in dep.model.layers if layer.kv.retention.uses_rope]
     return any(windows) and not all(windows)
 
 
-def layer_cells(dep: Deployment, stage: Stage) -> list[tuple[int, int | None]]:
-    """(bytes per cell, SWA window or None) of each cached layer of `stage`."""
-    out: list[tuple[int, int | None]] = []
+def layer_cells(dep: Deployment, stage: Stage) -> Cells:
+    """(bytes per cell, SWA window or None) of each cached layer of `stage`: the one mapping from kvplan's KV
+    specs to llama.cpp's cache (K and V rows per layer, unsharded; MLA caches K only)."""
+    out: Cells = []
     iswa = _interleaved(dep)
     for layer in stage.layers:
         kv = layer.kv
-        if isinstance(kv, AttentionKV):
-            k = row_bytes(kv.num_kv_heads * kv.head_dim, dep.kv_dtype)
-            v = row_bytes(kv.num_kv_heads * kv.v_head_dim, dep.kv_dtype)
-            out.append((k + v, kv.window if iswa and kv.window else None))
-        elif isinstance(kv, MLAKV):
-            out.append((row_bytes(kv.kv_lora_rank + kv.qk_rope_head_dim, dep.kv_dtype), None))
-        elif not isinstance(kv, NoKV):
+        if kv.retention == Retention.NONE:
+            continue
+        if not kv.retention.uses_rope:
             raise UnsupportedModelError(f"kvplan does not model llama.cpp's memory for {kv.kind} layers")
+        k, v = kv.k_width(1), kv.v_width(1)
+        size = row_bytes(k, dep.kv_dtype) + (row_bytes(v, dep.kv_dtype) if v else 0)
+        out.append((size, kv.window if iswa and kv.window else None))
     if not out:
         raise UnsupportedModelError("this stage holds no attention layer: llama.cpp would allocate no KV cache")
     return out
 
 
-def kv_bytes(cells: list[tuple[int, int | None]], seq: int, slots: int) -> int:
+def kv_bytes(cells: Cells, seq: int, slots: int) -> int:
     """Bytes llama.cpp allocates on one GPU for `slots` parallel sequences of `seq` tokens."""
     n_ctx, n_ctx_seq = context(seq, slots)
     total = 0
@@ -123,66 +125,90 @@ def gpu_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
             f"tensor inventory {stage.weights_bytes:,} B less the input embedding {embedding:,} B (host memory)")
 
 
-def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int, batch: int,
-             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
-    util = check_util(util) if util is not None else DEFAULT_HEADROOM
-    if reserve < 0:
-        raise InputError(f"--reserve must not be negative (got {reserve})")
-    if dep.tp > 1:
-        raise InputError("llama.cpp splits a model across GPUs by layers (--split-mode layer): use --pp, not --tp")
-    cache_type(dep.kv_dtype)
-    slots = per_replica(batch, replicas)
-    cells = [layer_cells(dep, stage) for stage in dep.stages]
-    n_ctx, n_ctx_seq = context(seq, slots)
-    memory, source = engine_total(gpu, settings, kv_memory)
-    budgets = []
-    for stage in dep.stages:
-        if kv_memory is not None:
-            budgets.append(Budget(None, None, None, (), kv_memory, pool_given=True))
-            continue
-        usable = math.floor(memory * util)
-        weights, w_source = gpu_weights(dep, stage)
-        terms = [Term("weights", weights, w_source)]
-        if reserve:
-            terms.append(Term("reserve", reserve, "--reserve (compute buffers, CUDA context)"))
-        budgets.append(Budget(memory, util, usable, tuple(terms), usable - sum(t.bytes for t in terms)))
-    model_context = settings.max_model_len or dep.model.max_context
-    cap = _capacity(cells, budgets, seq, batch, replicas, model_context)
-    notes = [f"-c {seq * slots} -np {slots}: n_ctx {n_ctx:,} (n_ctx_seq {n_ctx_seq:,}), "
-             f"cache type {cache_type(dep.kv_dtype)[0]}"]
-    if any(window for stage_cells in cells for _, window in stage_cells):
-        notes.append("sliding-window layers hold min(n_ctx_seq, n_swa + 512) cells per slot (no --swa-full)")
-    printed = Printed(
-        engine="llamacpp", version=settings.version or DEFAULT_VERSION, total_bytes=memory, total_source=source,
-        max_model_len=n_ctx_seq, kv_tokens=n_ctx, max_concurrency=float(slots), max_num_seqs=slots,
-        max_num_batched_tokens=N_UBATCH, notes=tuple(notes),
-    )
-    return Scenario(gpu, util, tuple(budgets), cap, printed)
+class SlotPool(Pool):
+    """llama.cpp's whole allocation for N slots: every stage must hold kv_bytes(cells, L, N)."""
+
+    def __init__(self, budgets: list[Budget], cells: list[Cells], seq: int, slots: int) -> None:
+        self.cells, self.pools = cells, [b.kv_pool for b in budgets]
+        needs = [kv_bytes(c, seq, slots) for c in cells]
+        super().__init__(budgets, min(range(len(self.pools)), key=lambda s: self.pools[s] - needs[s]))
+
+    def holds(self, requests: int, length: int) -> bool:
+        return all(kv_bytes(c, length, requests) <= pool for c, pool in zip(self.cells, self.pools, strict=True))
+
+    def max_requests(self, length: int) -> int:
+        return largest(lambda n: self.holds(n, length), 1 << 24)
+
+    def request_bytes(self, length: int) -> int:
+        return max(kv_bytes(c, length, 1) for c in self.cells)
+
+    def need_bytes(self, requests: int, length: int) -> int:
+        return max(kv_bytes(c, length, requests) for c in self.cells)
+
+    def longest(self, requests: int) -> int | None:
+        return largest(lambda length: self.holds(requests, length), 1 << 32)
+
+    def max_tokens(self) -> int | None:
+        return self.longest(1)
+
+    def shortfall(self, requests: int, length: int) -> int:
+        return max(0, max(kv_bytes(c, length, requests) - max(p, 0) for c, p in zip(self.cells, self.pools,
+                                                                                  strict=True)))
 
 
-def _capacity(cells: list[list[tuple[int, int | None]]], budgets: list[Budget], seq: int, batch: int,
-              replicas: int, model_context: int | None) -> Capacity:
-    local = per_replica(batch, replicas)
-    pools = [b.kv_pool for b in budgets]
+@dataclass(frozen=True)
+class LlamacppOptions:
+    """llama-server's flags as kvplan sets them: -c seq x slots, -np slots."""
 
-    def fits_all(need: Callable[[list[tuple[int, int | None]]], int]) -> bool:
-        return all(need(c) <= pool for c, pool in zip(cells, pools, strict=True))
+    n_ctx_train: int | None = None  # the context the model states (or --max-model-len)
 
-    needs = [kv_bytes(c, seq, local) for c in cells]
-    binding = min(range(len(pools)), key=lambda s: pools[s] - needs[s])
-    concurrent = largest(lambda n: fits_all(lambda c: kv_bytes(c, seq, n)), 1 << 24)
-    memory = largest(lambda length: fits_all(lambda c: kv_bytes(c, length, local)), 1 << 32)
-    tokens = largest(lambda length: fits_all(lambda c: kv_bytes(c, length, 1)), 1 << 32)
-    if model_context and memory > model_context:
-        longest, limited_by = model_context, "model context"
-    else:
-        longest, limited_by = memory, "memory"
-    ok = all(p >= 0 for p in pools) and all(n <= p for n, p in zip(needs, pools, strict=True))
-    if model_context:
-        ok = ok and seq <= model_context
-    return Capacity(
-        seq=seq, batch=batch, replicas=replicas, request_bytes=max(kv_bytes(c, seq, 1) for c in cells),
-        kv_cache_bytes=max(needs), kv_pool_bytes=pools[binding], max_concurrent_requests=concurrent * replicas,
-        max_seq_len=longest, max_seq_len_limited_by=limited_by, max_seq_len_memory=memory, max_tokens=tokens,
-        fits=ok, shortfall_bytes=max(0, max(n - max(p, 0) for n, p in zip(needs, pools, strict=True))),
-    )
+
+class LlamaCpp(Engine):
+    name = "llamacpp"
+    label = "llama.cpp"
+    default_version = "0c1e57098"  # ggml-org/llama.cpp commit (the copy vendored in llama-cpp-python 0.3.36)
+    default_util = 0.9  # llama.cpp has no utilization flag: kvplan leaves 10% for its compute buffers
+    options_class = LlamacppOptions
+    csv_names = ("llama.cpp",)
+
+    def version(self, settings: EngineSettings) -> Version:
+        return (0, 0, 0)  # llama.cpp is versioned by commit: no rule depends on it yet
+
+    def options(self, settings: EngineSettings) -> LlamacppOptions:
+        return LlamacppOptions(settings.max_model_len)
+
+    def resolve(self, setup: Setup) -> None:
+        if setup.dep.tp > 1:
+            raise InputError("llama.cpp splits a model across GPUs by layers (--split-mode layer): use --pp, not "
+                             "--tp")
+        cache_type(setup.dep.kv_dtype)
+
+    def stage_layout(self, setup: Setup, stage: Stage) -> Cells:
+        return layer_cells(setup.dep, stage)
+
+    def budget(self, setup: Setup, stage: Stage, layout: Cells, fraction: float) -> Budget:
+        weights, w_source = gpu_weights(setup.dep, stage)
+        terms = [Term(TermKind.WEIGHTS, weights, w_source)]
+        if setup.reserve:
+            terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve (compute buffers, CUDA context)"))
+        return Budget.of(setup.total, fraction, math.floor(setup.total * fraction), terms)
+
+    def pool(self, setup: Setup, layouts: list[Cells], budgets: list[Budget]) -> SlotPool:
+        return SlotPool(budgets, layouts, setup.seq, per_replica(setup.batch, setup.replicas))
+
+    def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
+        return setup.options.n_ctx_train or setup.dep.model.max_context, LimitedBy.MODEL_CONTEXT, True
+
+    def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
+        assert isinstance(pool, SlotPool)
+        slots = per_replica(setup.batch, setup.replicas)
+        n_ctx, n_ctx_seq = _context_sizes(setup.seq, slots)
+        notes = [f"-c {setup.seq * slots} -np {slots}: n_ctx {n_ctx:,} (n_ctx_seq {n_ctx_seq:,}), "
+                 f"cache type {cache_type(setup.dep.kv_dtype)[0]}"]
+        if any(window for stage_cells in pool.cells for _, window in stage_cells):
+            notes.append("sliding-window layers hold min(n_ctx_seq, n_swa + 512) cells per slot (no --swa-full)")
+        return Printed(
+            engine=self.name, version=setup.settings.version or self.default_version, total_bytes=setup.total,
+            total_source=setup.total_source, max_model_len=n_ctx_seq, kv_tokens=n_ctx, max_concurrency=float(slots),
+            max_num_seqs=slots, max_num_batched_tokens=N_UBATCH, notes=tuple(notes),
+        )

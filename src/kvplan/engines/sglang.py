@@ -15,8 +15,9 @@ The log prints it as "KV Cache is allocated. #tokens: N, K size: X GB, V size: Y
 The request-to-token table, CUDA graphs and activations live outside the fraction (the 1 - fraction remainder).
 
 Free memory at startup is not derivable from a config. kvplan takes it from a public SGLang startup log
-(sgl-project/sglang#11716, H200 TP8): the CUDA context costs 0.50 GiB and "Init torch distributed ends.
-mem usage=1.77-2.01 GB" (2.01 GiB on most ranks) when more than one GPU serves a replica.
+(kvplan.engines.common.startup_in_use: sgl-project/sglang#11716, H200 TP8): the CUDA context costs 0.50 GiB and
+"Init torch distributed ends. mem usage=1.77-2.01 GB" (2.01 GiB on most ranks) when more than one GPU serves a
+replica.
 
 Default --mem-fraction-static (used when no --util is given):
 - 0.5.23 `srt/arg_groups/memory_hook.py` handle_gpu_memory_settings (CUDA, no DP attention / speculative /
@@ -37,41 +38,48 @@ whose default split kvplan does not model: those raise UnsupportedModelError. Ot
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
-from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import token_capacity
+from kvplan.budget import Budget, Term, TermKind
+from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
-from kvplan.engines.vllm import loaded_weights
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, parse_version, row
+from kvplan.engines.common import loaded_weights, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.hardware import GPU
-from kvplan.model.spec import (
-    MLAKV,
-    TOWER_ROLES,
-    AttentionKV,
-    CrossAttentionKV,
-    GatedDeltaNetState,
-    Mamba1State,
-    Mamba2State,
-    NoKV,
-)
-from kvplan.units import GiB, MiB
+from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
+from kvplan.units import MiB
 
-DEFAULT_VERSION = "0.5.23"
 DEFAULT_PAGE_SIZE = 1
-
-# Memory in use before SGLang measures "free memory at startup" (see the module docstring).
-CUDA_CONTEXT_GIB = 0.50
-DISTRIBUTED_INIT_GIB = 2.01
-STARTUP_SOURCE = ("public SGLang log sgl-project/sglang#11716 (H200 TP8, CUDA total 139.80 GiB): "
-                  "'Load weight begin. avail mem=137.29 GB' after 'Init torch distributed ends. mem usage=2.01 GB'")
 
 # Architectures SGLang 0.5.x serves with its hybrid SWA pool (srt/configs/model_config.py is_hybrid_swa_model),
 # by config model_type.
 HYBRID_SWA_MODEL_TYPES = frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5", "gemma4", "gemma4_text"})
 
 
+@dataclass(frozen=True)
+class SglangRules:
+    default_fraction: str  # which default --mem-fraction-static rule: "0.4" or "0.5" (see the docstring)
+    hybrid_swa_pool: bool  # hybrid-SWA architectures get their own pools (kvplan refuses them)
 
+
+SGLANG_RULES = RuleTable(
+    SglangRules,
+    row("0.0.0", "srt/server_args.py 0.4.9.post2 __post_init__ (older releases not read)",
+        default_fraction="0.4", hybrid_swa_pool=False),
+    row("0.5.0", "srt/arg_groups/memory_hook.py 0.5.23 handle_gpu_memory_settings; srt/configs/model_config.py "
+        "is_hybrid_swa_model (0.5.0-0.5.22 not all read)", default_fraction="0.5", hybrid_swa_pool=True),
+)
+
+
+@dataclass(frozen=True)
+class SglangOptions:
+    """SGLang's own flags."""
+
+    context_length: int | None = None
+    chunked_prefill_size: int | None = None
+    max_running_requests: int | None = None
+    page_size: int = DEFAULT_PAGE_SIZE
 
 
 # --------------------------------------------------------------------------------------- default fraction
@@ -111,7 +119,8 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
     if gpu_mem <= 0:
         raise InputError("the GPU memory must be positive")
     parallel = tp * pp
-    if parse_version(version, DEFAULT_VERSION) < (0, 5, 0):
+    rules = SGLANG_RULES.rules_for(parse_version(version, SGLang.default_version))
+    if rules.default_fraction == "0.4":
         if gpu_mem < 35 * 1024:
             reserved = (2.8 + parallel / 10) * 1024
         elif gpu_mem < 90 * 1024:
@@ -133,55 +142,31 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
 
 # ----------------------------------------------------------------------------------------------- the pool
 
-def startup_in_use(tp: int, pp: int) -> tuple[int, str]:
-    """Memory already in use when SGLang measures the free memory at startup (one GPU)."""
-    gib = CUDA_CONTEXT_GIB + (DISTRIBUTED_INIT_GIB if tp * pp > 1 else 0.0)
-    parts = f"CUDA context {CUDA_CONTEXT_GIB} GiB" + (
-        f" + torch.distributed init {DISTRIBUTED_INIT_GIB} GiB" if tp * pp > 1 else "")
-    return round(gib * GiB), f"estimate: {parts} ({STARTUP_SOURCE})"
-
-
-def _check_kv_dtype(dep: Deployment) -> None:
-    if dep.kv_dtype in ("int8", "int4"):
-        raise InputError(f"SGLang has no {dep.kv_dtype} KV cache (--kv-cache-dtype auto, fp8_e4m3, fp8_e5m2): "
-                         "use --kv-dtype auto or fp8")
-
-
-def cell_size(dep: Deployment, stage: Stage, version: tuple[int, int, int]) -> int:
-    """Bytes one token takes on one GPU of `stage`, over all its attention layers (SGLang's cell_size)."""
-    if version >= (0, 5, 0) and dep.model.model_type in HYBRID_SWA_MODEL_TYPES and any(
-            isinstance(layer.kv, AttentionKV) and layer.kv.window for layer in dep.model.layers):
+def cell_size(dep: Deployment, stage: Stage, hybrid_swa_pool: bool) -> int:
+    """Bytes one token takes on one GPU of `stage`, over all its attention layers (SGLang's cell_size): the
+    one mapping from kvplan's KV specs to SGLang's token pool."""
+    if hybrid_swa_pool and dep.model.model_type in HYBRID_SWA_MODEL_TYPES and any(
+            layer.kv.retention == Retention.SLIDING for layer in dep.model.layers):
         raise UnsupportedModelError(
             f"SGLang serves {dep.model.model_type} with a hybrid sliding-window pool (swa_full_tokens_ratio) "
             "that kvplan does not model")
     cell = 0.0
     for layer in stage.layers:
         kv = layer.kv
-        if isinstance(kv, Mamba1State | Mamba2State | GatedDeltaNetState):
-            raise UnsupportedModelError("SGLang sizes a separate Mamba / linear-attention state pool for hybrid "
-                                        "models (max_mamba_cache_size) by rules kvplan does not model")
-        if isinstance(kv, CrossAttentionKV):
-            raise UnsupportedModelError("kvplan does not model SGLang's encoder cache for cross-attention models")
-        if isinstance(kv, AttentionKV | MLAKV):  # windowed layers too: SGLang keeps them at full length
-            cell += kv.bytes_per_token(dep.kv_bytes, dep.tp)
-        elif not isinstance(kv, NoKV):
-            raise UnsupportedModelError(f"kvplan does not model SGLang's cache for {kv.kind} layers")
+        match kv.retention:
+            case Retention.STATE:
+                raise UnsupportedModelError("SGLang sizes a separate Mamba / linear-attention state pool for "
+                                            "hybrid models (max_mamba_cache_size) by rules kvplan does not model")
+            case Retention.ENCODER:
+                raise UnsupportedModelError("kvplan does not model SGLang's encoder cache for cross-attention "
+                                            "models")
+            case Retention.NONE:
+                continue
+            case _:  # windowed layers too: SGLang keeps them at full length
+                cell += kv.bytes_per_token(dep.kv_bytes, dep.tp)
     if cell <= 0:
         raise UnsupportedModelError("this stage holds no attention layer: SGLang would allocate no KV pool")
     return round(cell)
-
-
-
-
-
-def _context(dep: Deployment, settings: EngineSettings, engine: str) -> int:
-    context = settings.max_model_len or dep.model.max_context
-    if not context:
-        raise InputError("the config states no context length: give --max-model-len")
-    if dep.model.max_context and context > dep.model.max_context:
-        raise InputError(f"--max-model-len {context} exceeds the model's context length {dep.model.max_context}; "
-                         f"{engine} refuses it")
-    return context
 
 
 def max_running_requests(tokens: int, context: int, requested: int | None) -> int:
@@ -192,56 +177,90 @@ def max_running_requests(tokens: int, context: int, requested: int | None) -> in
     return max(0, min(estimated, tokens // 2))
 
 
-def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int, batch: int,
-             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
-    if reserve < 0:
-        raise InputError(f"--reserve must not be negative (got {reserve})")
-    _check_kv_dtype(dep)
-    version = parse_version(settings.version, DEFAULT_VERSION)
-    page = settings.block_size or DEFAULT_PAGE_SIZE
-    total, total_source = engine_total(gpu, settings, kv_memory)
-    smi_total = gpu.memory_bytes if gpu is not None else total
-    multimodal = any(t.role in TOWER_ROLES for t in dep.model.tensors)
-    mla = any(isinstance(layer.kv, MLAKV) for layer in dep.model.layers)
-    notes: list[str] = []
-    fraction = check_util(util) if util is not None else 0.9
-    if util is None and smi_total:
-        fraction = default_mem_fraction_static(smi_total, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal,
-                                               version=settings.version)
-        notes.append(f"--mem-fraction-static {fraction} is SGLang {'.'.join(map(str, version))}'s default for "
-                     f"{smi_total / MiB:,.0f} MiB at TP {dep.tp}")
-        if multimodal and version >= (0, 5, 0):
-            notes.append("SGLang 0.5.x lowers the default fraction further for vision models (by ViT size): "
-                         "not applied")
-    cells = [cell_size(dep, stage, version) for stage in dep.stages]
-    budgets = []
-    if kv_memory is not None:
-        budgets = [Budget(None, None, None, (), kv_memory, pool_given=True) for _ in dep.stages]
-    else:
-        in_use, in_use_source = startup_in_use(dep.tp, dep.pp)
-        usable = math.floor(total * fraction)
-        for stage in dep.stages:
-            weights, w_source = loaded_weights(dep, stage)
-            terms = [Term("in use at startup x fraction", round(in_use * fraction),
-                          f"{fraction} x {in_use:,} B: the fraction applies to the free memory at startup; "
-                          f"{in_use_source}"),
-                     Term("weights", weights, f"as loaded: {w_source}")]
-            if reserve:
-                terms.append(Term("reserve", reserve, "--reserve"))
-            budgets.append(Budget(total, fraction, usable, tuple(terms), usable - sum(t.bytes for t in terms)))
-    per_stage = [max(0, b.kv_pool) // c for b, c in zip(budgets, cells, strict=True)]
-    tokens = min(per_stage) // page * page
-    context = _context(dep, settings, "SGLang")
-    running = max_running_requests(tokens, context, settings.max_num_seqs)
-    cap = token_capacity(tokens, cells, budgets, seq, batch, replicas, context, running, page,
-                         "max_model_len" if settings.max_model_len else "model context")
-    printed = Printed(
-        engine="sglang", version=".".join(map(str, version)), total_bytes=total, total_source=total_source,
-        max_model_len=context, block_size=page, kv_tokens=tokens, max_concurrency=tokens / context,
-        max_num_seqs=running, max_num_batched_tokens=settings.max_num_batched_tokens or (
-            chunked_prefill_size(smi_total, dep.tp) if smi_total else None),
-        notes=tuple(notes),
-    )
-    return Scenario(gpu, fraction, tuple(budgets), cap, printed)
+class SGLang(Engine):
+    name = "sglang"
+    label = "SGLang"
+    default_version = "0.5.23"
+    options_class = SglangOptions
+    rule_table = SGLANG_RULES
+    csv_names = ("sglang",)
+    log_names = ("SGLang",)
+    log_util_key = "mem_fraction_static"
+    plans_fit = True
+    max_model_len_from_seq = True
 
+    def options(self, settings: EngineSettings) -> SglangOptions:
+        return SglangOptions(settings.max_model_len, settings.max_num_batched_tokens, settings.max_num_seqs,
+                             settings.block_size or DEFAULT_PAGE_SIZE)
 
+    def resolve(self, setup: Setup) -> None:
+        if setup.dep.kv_dtype in ("int8", "int4"):
+            raise InputError(f"SGLang has no {setup.dep.kv_dtype} KV cache (--kv-cache-dtype auto, fp8_e4m3, "
+                             "fp8_e5m2): use --kv-dtype auto or fp8")
+
+    def _smi_total(self, setup: Setup) -> int:
+        return setup.gpu.memory_bytes if setup.gpu is not None else setup.total
+
+    def fraction(self, setup: Setup, util: float | None) -> float:
+        if util is not None or not self._smi_total(setup):
+            return super().fraction(setup, util)
+        dep, smi = setup.dep, self._smi_total(setup)
+        multimodal = any(t.role in TOWER_ROLES for t in dep.model.tensors)
+        mla = any(layer.kv.kind == MLAKV.kind for layer in dep.model.layers)
+        fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal,
+                                               version=setup.settings.version)
+        setup.notes.append(f"--mem-fraction-static {fraction} is SGLang {setup.version_text}'s default for "
+                           f"{smi / MiB:,.0f} MiB at TP {dep.tp}")
+        if multimodal and setup.rules.default_fraction == "0.5":
+            setup.notes.append("SGLang 0.5.x lowers the default fraction further for vision models (by ViT size): "
+                               "not applied")
+        return fraction
+
+    def stage_layout(self, setup: Setup, stage: Stage) -> int:
+        return cell_size(setup.dep, stage, setup.rules.hybrid_swa_pool)
+
+    def budget(self, setup: Setup, stage: Stage, layout: int, fraction: float) -> Budget:
+        in_use, in_use_source = startup_in_use(setup.dep.tp, setup.dep.pp)
+        weights, w_source = loaded_weights(setup.dep, stage)
+        terms = [Term(TermKind.STARTUP, round(in_use * fraction),
+                      f"{fraction} x {in_use:,} B: the fraction applies to the free memory at startup; "
+                      f"{in_use_source}", "in use at startup x fraction"),
+                 Term(TermKind.WEIGHTS, weights, f"as loaded: {w_source}")]
+        if setup.reserve:
+            terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
+        return Budget.of(setup.total, fraction, math.floor(setup.total * fraction), terms)
+
+    def pool(self, setup: Setup, layouts: list[int], budgets: list[Budget]) -> TokenPool:
+        page = setup.options.page_size
+        per_stage = [max(0, b.kv_pool) // c for b, c in zip(budgets, layouts, strict=True)]
+        return TokenPool(budgets, min(per_stage) // page * page, layouts, page)
+
+    def request_cap(self, setup: Setup, pool: Pool) -> int | None:
+        assert isinstance(pool, TokenPool)
+        return max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1,
+                                    setup.options.max_running_requests)
+
+    def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
+        assert isinstance(pool, TokenPool) and context
+        o, smi = setup.options, self._smi_total(setup)
+        return Printed(
+            engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
+            max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
+            max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
+            max_num_batched_tokens=o.chunked_prefill_size or (chunked_prefill_size(smi, setup.dep.tp) if smi else None),
+            notes=tuple(setup.notes),
+        )
+
+    def launch_command(self, launch: Launch) -> str:
+        parts = [f"python -m sglang.launch_server --model-path {launch.model_id}", f"--tp-size {launch.tp}"]
+        parts += [f"--pp-size {launch.pp}"] if launch.pp > 1 else []
+        parts += [f"--dp-size {launch.replicas}"] if launch.replicas > 1 else []
+        parts += [f"--mem-fraction-static {launch.util:.3f}", f"--context-length {launch.max_model_len}",
+                  f"--max-running-requests {launch.max_running}"]
+        parts += ["--kv-cache-dtype fp8_e4m3"] if launch.kv_dtype == "fp8" else []
+        return " ".join(parts)
+
+    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
+        if dep.kv_dtype not in ("fp8", "int8", "int4"):
+            return [("--kv-cache-dtype fp8", {"kv_dtype": "fp8"})]
+        return []

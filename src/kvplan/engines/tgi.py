@@ -25,8 +25,8 @@ knows (compute_optimal), else 4096, capped by max_position_embeddings and by wha
 (vram_maximum); 4096 before 3.0.
 
 Not derivable from a config, so estimated: the CUDA context and NCCL buffers (the figures SGLang's startup log
-shows, kvplan.engines.sglang) and the warmup activation peak (vLLM's fitted forward-pass peak at
-max_batch_prefill_tokens, kvplan.engines.vllm.activation). TGI caches every layer at full length (windowed
+shows, kvplan.engines.common.startup_in_use) and the warmup activation peak (vLLM's fitted forward-pass peak at
+max_batch_prefill_tokens, kvplan.engines.common.activation_peak). TGI caches every layer at full length (windowed
 layers too); DeepSeek's MLA is cached decompressed per head and Mamba hybrids are not served this way:
 both raise UnsupportedModelError.
 """
@@ -34,18 +34,17 @@ both raise UnsupportedModelError.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
-from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import token_capacity
+from kvplan.budget import Budget, Term, TermKind, check_util
+from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
-from kvplan.engines.sglang import startup_in_use
-from kvplan.engines.vllm import activation
+from kvplan.engines.base import Engine, EngineSettings, Printed, RuleTable, Scenario, Setup, block_derivation, row
+from kvplan.engines.common import activation_peak, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
-from kvplan.model.spec import TOWER_ROLES, AttentionKV, NoKV, heads_per_rank
+from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention, heads_per_rank
 
-DEFAULT_VERSION = "3.3.7"
 DEFAULT_MEMORY_FRACTION = 1.0  # CUDA_MEMORY_FRACTION / --cuda-memory-fraction
 FLASHINFER_HEAD_DIMS = (64, 128, 256)
 # f16 TFLOPs of the cards the launcher recognizes by their nvidia-smi name (launcher/src/main.rs Gpu / f16_flop),
@@ -55,64 +54,72 @@ CARD_TFLOPS = {"l4": 121, "l40": 181, "l40s": 363, "a10g": 125, "a40": 149, "a10
                "a100-pcie": 312, "h100": 900, "h100-nvl": 900, "h200": 989}
 
 
-def wiggle(version: tuple[int, int, int]) -> tuple[str, float]:
-    """('none' | 'after' | 'fraction', W): how TGI at `version` keeps memory back from the KV cache."""
-    if version < (1, 4, 1):
-        return "none", 1.0
-    if version < (2, 4, 0):
-        return "after", 0.95
-    if version < (3, 0, 0):
-        return "after", 0.90
-    if version < (3, 1, 0):
-        return "fraction", 0.95
-    if version < (3, 3, 0):
-        return "fraction", 0.93
-    return "fraction", 0.90
+@dataclass(frozen=True)
+class TgiRules:
+    wiggle: str  # how memory is kept back: "none", "after" (x W after the free memory), "fraction" (in the formula)
+    wiggle_room: float  # TGI_WIGGLE_ROOM
+    attention_backends: bool  # flashinfer / flashdecoding block sizes (else paged attention, BLOCK_SIZE 16)
+    prefill_from_flops: bool  # the launcher's default max_batch_prefill_tokens from card / model FLOPs
+    max_input_from_tokens: bool  # max input + total tokens default to what the cache holds
 
 
-def block_size(dep: Deployment, version: tuple[int, int, int]) -> tuple[int, str]:
-    if version < (2, 3, 0):
+TGI_RULES = RuleTable(
+    TgiRules,
+    row("0.0.0", "server/text_generation_server/models/flash_causal_lm.py warmup before v1.4.1: no wiggle room",
+        wiggle="none", wiggle_room=1.0, attention_backends=False, prefill_from_flops=False,
+        max_input_from_tokens=False),
+    row("1.4.1", "utils/import_utils.py v1.4.1: free x 0.95 after warmup", wiggle="after", wiggle_room=0.95),
+    row("2.3.0", "models/globals.py + launcher/src/main.rs resolve_attention v2.3.0: flashinfer / flashdecoding",
+        attention_backends=True),
+    row("2.4.0", "utils/import_utils.py v2.4.0: TGI_WIGGLE_ROOM 0.90", wiggle_room=0.90),
+    row("3.0.0", "models/flash_causal_lm.py v3.0.0: free = mem free - (1 - f x W) x total, W 0.95; launcher "
+        "compute_optimal prefill tokens and max_input_tokens from the cache", wiggle="fraction", wiggle_room=0.95,
+        prefill_from_flops=True, max_input_from_tokens=True),
+    row("3.1.0", "utils/import_utils.py v3.1.0: W 0.93", wiggle_room=0.93),
+    row("3.3.0", "utils/import_utils.py v3.3.0: W 0.90", wiggle_room=0.90),
+)
+
+
+@dataclass(frozen=True)
+class TgiOptions:
+    """TGI's launcher flags."""
+
+    max_total_tokens: int | None = None  # --max-total-tokens (a request's prompt + output)
+    max_batch_prefill_tokens: int | None = None
+    max_concurrent_requests: int | None = None
+    block_size: int | None = None  # BLOCK_SIZE, set by the attention backend
+    prefill_source: str = ""
+    attention: str = ""
+
+
+def block_size(dep: Deployment, rules: TgiRules) -> tuple[int, str]:
+    if not rules.attention_backends:
         return 16, "paged"
-    head_dims = {layer.kv.head_dim for layer in dep.model.layers if isinstance(layer.kv, AttentionKV)}
+    head_dims = {layer.kv.head_dim for layer in dep.model.layers if layer.kv.retention.uses_rope
+                 and layer.kv.kind != MLAKV.kind}
     if dep.model.model_type in ("falcon", "deepseek_v2") or not head_dims <= set(FLASHINFER_HEAD_DIMS):
         return 256, "flashdecoding"
     return 1, "flashinfer"
 
 
-def _dense_shape(dep: Deployment) -> tuple[int, int, int, int] | None:
-    """(hidden, head_dim, intermediate, kv_heads) as TGI's launcher reads them from config.json; None for MoE
-    and vision models, whose raw keys (num_experts_per_token, vision_config) kvplan does not keep."""
-    m = dep.model
-    if m.moe or any(t.role in TOWER_ROLES for t in m.tensors) or not m.num_attention_heads:
-        return None
-    embeddings = [t for t in m.tensors if t.role == "embedding" and len(t.shape) == 2]
-    attention = [layer.kv for layer in m.layers if isinstance(layer.kv, AttentionKV)]
-    if not embeddings or not attention:
-        return None
-    hidden = embeddings[0].shape[1]
-    inter = next((t.shape[1] for t in m.tensors if t.layer == 0 and t.role == "mlp" and len(t.shape) == 2
-                  and t.shape[0] == hidden and t.shape[1] != hidden), None)
-    if inter is None:
-        return None
-    return hidden, attention[0].head_dim, inter, m.num_kv_heads or m.num_attention_heads
-
-
-def default_prefill_tokens(dep: Deployment, gpu: GPU | None, version: tuple[int, int, int],
-                           fraction: float) -> tuple[int, str]:
+def default_prefill_tokens(dep: Deployment, gpu: GPU | None, rules: TgiRules, fraction: float) -> tuple[int, str]:
     """TGI's default --max-batch-prefill-tokens (launcher/src/main.rs, see the module docstring)."""
     m = dep.model
-    if version < (3, 0, 0):
+    if not rules.prefill_from_flops:
         return 4096, "TGI < 3.0 default"
     default, how = 4096, "default 4096"
     if m.model_type in ("qwen2_vl", "qwen2_5_vl"):
         default, how = 10_000, "default 10000 for Qwen2-VL"
     elif m.model_type == "gemma3":
         default, how = 8000, "default 8000 for Gemma 3"
-    shape = _dense_shape(dep)
+    dims = m.dims
+    dense = dims is not None and not m.moe and not any(t.role in TOWER_ROLES for t in m.tensors) and bool(
+        dims.heads and dims.hidden and dims.intermediate and dims.head_dim)
     card = CARD_TFLOPS.get(gpu.alias) if gpu is not None else None
     heads, layers = m.num_attention_heads or 0, m.num_layers
-    if shape and card:
-        hidden, head_dim, inter, kv_heads = shape
+    if dense and card:
+        assert dims is not None
+        hidden, head_dim, inter, kv_heads = dims.hidden, dims.head_dim, dims.intermediate, dims.kv_heads or heads
         attn = 2 * head_dim * hidden * (3 * heads + 2 * kv_heads)
         flop = (attn + 2 * 3 * hidden * inter) * layers
         optimal = card * 10**12 * dep.tp // flop
@@ -121,8 +128,9 @@ def default_prefill_tokens(dep: Deployment, gpu: GPU | None, version: tuple[int,
     value = default
     if m.max_context and m.max_context < value:
         value, how = m.max_context, f"{how}, capped by max_position_embeddings"
-    if shape and gpu is not None and m.quant is None:  # the launcher skips quantized configs
-        hidden, head_dim, inter, kv_heads = shape
+    if dense and gpu is not None and m.quant is None:  # the launcher skips quantized configs
+        assert dims is not None
+        hidden, head_dim, inter, kv_heads = dims.hidden, dims.head_dim, dims.intermediate, dims.kv_heads or heads
         available = int(gpu.memory_bytes * dep.tp * fraction * 0.95)
         model = ((3 * inter * hidden + (heads + 2 * kv_heads) * head_dim + heads * head_dim * hidden) * layers
                  + 2 * m.vocab_size * hidden) * 2
@@ -133,80 +141,118 @@ def default_prefill_tokens(dep: Deployment, gpu: GPU | None, version: tuple[int,
 
 
 def cache_block_bytes(dep: Deployment, stage: Stage, block: int) -> int:
-    """Bytes of one cache block on one shard: layers x BLOCK_SIZE x kv_heads/shard x head_size x 2 x dtype."""
+    """Bytes of one cache block on one shard: layers x BLOCK_SIZE x kv_heads/shard x head_size x 2 x dtype; the
+    one mapping from kvplan's KV specs to TGI's cache."""
     total = 0.0
     for layer in stage.layers:
         kv = layer.kv
-        if isinstance(kv, AttentionKV):
-            total += heads_per_rank(kv.num_kv_heads, dep.tp) * 2 * max(kv.head_dim, kv.v_head_dim) * dep.kv_bytes
-        elif not isinstance(kv, NoKV):
+        if kv.retention == Retention.NONE:
+            continue
+        if not kv.retention.uses_rope or kv.kind == MLAKV.kind:
             raise UnsupportedModelError(f"kvplan does not model TGI's cache for {kv.kind} layers "
                                         "(TGI caches MLA decompressed per head; Mamba hybrids differ)")
+        total += heads_per_rank(kv.num_kv_heads, dep.tp) * 2 * max(kv.head_dim, kv.v_head_dim) * dep.kv_bytes
     if total <= 0:
         raise UnsupportedModelError("the model has no attention layer: TGI would allocate no KV cache")
     return round(total * block)
 
 
-def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int, batch: int,
-             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
-    if reserve < 0:
-        raise InputError(f"--reserve must not be negative (got {reserve})")
-    if dep.pp > 1:
-        raise InputError("TGI shards by tensor parallelism only (--num-shard): use --tp, not --pp")
-    if dep.kv_dtype in ("int8", "int4", "fp32"):
-        raise InputError(f"TGI has no {dep.kv_dtype} KV cache (--kv-cache-dtype fp8 or the model dtype)")
-    version = parse_version(settings.version, DEFAULT_VERSION)
-    fraction = DEFAULT_MEMORY_FRACTION if util is None else check_util(util)
-    block, attention = block_size(dep, version)
-    block = settings.block_size or block
-    stage = dep.stages[0]
-    block_bytes = cache_block_bytes(dep, stage, block)
-    total, total_source = engine_total(gpu, settings, kv_memory)
-    if settings.max_num_batched_tokens:
-        prefill, prefill_source = settings.max_num_batched_tokens, "--max-batch-prefill-tokens"
-    else:
-        prefill, prefill_source = default_prefill_tokens(dep, gpu, version, fraction)
-    context = settings.max_model_len or dep.model.max_context
-    if not context:
-        raise InputError("the config states no context length: give --max-model-len")
-    notes = [f"attention {attention}, BLOCK_SIZE {block}; max_batch_prefill_tokens {prefill:,} ({prefill_source})"]
-    rule, room = wiggle(version)
-    if kv_memory is not None:
-        budget = Budget(None, None, None, (), kv_memory, pool_given=True)
-    else:
+class TGI(Engine):
+    name = "tgi"
+    label = "TGI"
+    default_version = "3.3.7"
+    default_util = DEFAULT_MEMORY_FRACTION
+    options_class = TgiOptions
+    rule_table = TGI_RULES
+    csv_names = ("tgi",)
+
+    def options(self, settings: EngineSettings) -> TgiOptions:
+        return TgiOptions(settings.max_model_len, settings.max_num_batched_tokens, settings.max_num_seqs,
+                          settings.block_size)
+
+    def resolve(self, setup: Setup) -> None:
+        dep = setup.dep
+        if dep.pp > 1:
+            raise InputError("TGI shards by tensor parallelism only (--num-shard): use --tp, not --pp")
+        if dep.kv_dtype in ("int8", "int4", "fp32"):
+            raise InputError(f"TGI has no {dep.kv_dtype} KV cache (--kv-cache-dtype fp8 or the model dtype)")
+
+    def fraction(self, setup: Setup, util: float | None) -> float:
+        fraction = DEFAULT_MEMORY_FRACTION if util is None else check_util(util)
+        o = setup.options
+        block, attention = block_size(setup.dep, setup.rules)
+        if o.max_batch_prefill_tokens:
+            prefill, source = o.max_batch_prefill_tokens, "--max-batch-prefill-tokens"
+        else:
+            prefill, source = default_prefill_tokens(setup.dep, setup.gpu, setup.rules, fraction)
+        setup.options = replace(o, block_size=o.block_size or block, max_batch_prefill_tokens=prefill,
+                                prefill_source=source, attention=attention)
+        setup.notes.append(f"attention {attention}, BLOCK_SIZE {setup.options.block_size}; max_batch_prefill_tokens "
+                           f"{prefill:,} ({source})")
+        if util is None:
+            setup.notes.append(f"CUDA_MEMORY_FRACTION {fraction} (TGI's default)")
+        return fraction
+
+    def stage_layout(self, setup: Setup, stage: Stage) -> int:
+        return cache_block_bytes(setup.dep, stage, setup.options.block_size)
+
+    def _context(self, setup: Setup) -> int:
+        context = setup.options.max_total_tokens or setup.dep.model.max_context
+        if not context:
+            raise InputError("the config states no context length: give --max-model-len")
+        return context
+
+    def budget(self, setup: Setup, stage: Stage, layout: int, fraction: float) -> Budget:
+        dep, o, r = setup.dep, setup.options, setup.rules
+        prefill, block = o.max_batch_prefill_tokens, o.block_size
+        context = self._context(setup)
         in_use, in_use_source = startup_in_use(dep.tp, 1)
         requests = max(1, -(-prefill // max(1, context - 1)))
-        act, act_source = activation(dep, stage, prefill, requests, (0, 19))
-        terms = [Term("CUDA context + NCCL", in_use, in_use_source),
-                 Term("weights", stage.weights_bytes, "tensor inventory x bytes per element (this shard)"),
-                 Term("warmup activation peak", act,
-                      f"estimate, vLLM's fitted forward peak at {prefill:,} prefill tokens: {act_source}")]
-        if reserve:
-            terms.append(Term("reserve", reserve, "--reserve"))
-        used = sum(t.bytes for t in terms)
-        if rule == "fraction":
-            usable = math.floor(total * fraction * room)
-            budget = Budget(total, fraction * room, usable, tuple(terms), usable - used)
-        else:
-            usable = math.floor(total * fraction)
-            if rule == "after":
-                warm = -(-prefill // block) * block_bytes  # the warmup blocks, held while free memory is read
-                rest = usable - used - warm
-                terms.append(Term("wiggle room", math.ceil((1 - room) * max(rest, 0)),
-                                  f"(1 - {room}) x the free memory after warmup (TGI {'.'.join(map(str, version))})"))
-            budget = Budget(total, fraction, usable, tuple(terms), usable - sum(t.bytes for t in terms))
-    num_blocks = max(0, budget.kv_pool) // block_bytes
-    tokens = num_blocks * block
-    max_model_len = settings.max_model_len or (min(tokens, context) if version >= (3, 0, 0) else context)
-    cap = token_capacity(tokens, [block_bytes // block], [budget], seq, batch, replicas, context,
-                         settings.max_num_seqs, block, "max_model_len" if settings.max_model_len else "model context")
-    if util is None:
-        notes.append(f"CUDA_MEMORY_FRACTION {fraction} (TGI's default)")
-    printed = Printed(
-        engine="tgi", version=".".join(map(str, version)), total_bytes=total, total_source=total_source,
-        max_model_len=max_model_len, block_size=block, num_blocks=num_blocks, kv_tokens=tokens,
-        max_concurrency=tokens / max_model_len if max_model_len else None, max_num_seqs=settings.max_num_seqs,
-        max_num_batched_tokens=prefill, notes=tuple(notes),
-    )
-    return Scenario(gpu, fraction, (budget,), cap, printed)
+        act, act_source = activation_peak(dep, stage, prefill, requests)
+        terms = [Term(TermKind.STARTUP, in_use, in_use_source, "CUDA context + NCCL"),
+                 Term(TermKind.WEIGHTS, stage.weights_bytes, "tensor inventory x bytes per element (this shard)"),
+                 Term(TermKind.ACTIVATION, act, f"estimate, vLLM's fitted forward peak at {prefill:,} prefill "
+                      f"tokens: {act_source}", "warmup activation peak")]
+        if setup.reserve:
+            terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
+        if r.wiggle == "fraction":
+            return Budget.of(setup.total, fraction * r.wiggle_room,
+                             math.floor(setup.total * fraction * r.wiggle_room), terms)
+        usable = math.floor(setup.total * fraction)
+        if r.wiggle == "after":
+            warm = -(-prefill // block) * layout  # the warmup blocks, held while free memory is read
+            rest = usable - sum(t.bytes for t in terms) - warm
+            terms.append(Term(TermKind.WIGGLE, math.ceil((1 - r.wiggle_room) * max(rest, 0)),
+                              f"(1 - {r.wiggle_room}) x the free memory after warmup (TGI {setup.version_text})"))
+        return Budget.of(setup.total, fraction, usable, terms)
 
+    def pool(self, setup: Setup, layouts: list[int], budgets: list[Budget]) -> TokenPool:
+        block, block_bytes = setup.options.block_size, layouts[0]
+        return TokenPool(budgets, max(0, budgets[0].kv_pool) // block_bytes * block, [block_bytes // block], block)
+
+    def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
+        label = LimitedBy.MAX_MODEL_LEN if setup.settings.max_model_len else LimitedBy.MODEL_CONTEXT
+        return self._context(setup), label, True
+
+    def request_cap(self, setup: Setup, pool: Pool) -> int | None:
+        return setup.options.max_concurrent_requests
+
+    def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
+        assert isinstance(pool, TokenPool) and context
+        o = setup.options
+        tokens = pool.tokens
+        max_model_len = o.max_total_tokens or (min(tokens, context) if setup.rules.max_input_from_tokens
+                                               else context)
+        return Printed(
+            engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
+            max_model_len=max_model_len, block_size=o.block_size, num_blocks=tokens // o.block_size,
+            kv_tokens=tokens, max_concurrency=tokens / max_model_len if max_model_len else None,
+            max_num_seqs=o.max_concurrent_requests, max_num_batched_tokens=o.max_batch_prefill_tokens,
+            notes=tuple(setup.notes),
+        )
+
+    def reported_util(self, setup: Setup, fraction: float) -> float:
+        return fraction
+
+    def derivation(self, scenario: Scenario) -> list[str]:
+        return block_derivation(scenario)

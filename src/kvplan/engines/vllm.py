@@ -1,63 +1,107 @@
-"""vLLM's memory accounting (V1 engine, and V0 for old logs), read from vLLM's own source.
+"""vLLM's memory accounting (V1 engine `vllm`, and V0 `vllm-v0` for old releases), read from vLLM's own source.
 
 Budget (`v1/worker/gpu_worker.py` determine_available_memory):
     requested = ceil(CUDA total x gpu_memory_utilization)
     available KV = requested - weights - non-torch increase - activation peak [- CUDA-graph estimate, >= 0.20]
-Weights are what `Model loading took` measures: the tensors as loaded (vocab padded to 64, quantized layouts)
-plus RoPE cos/sin tables. Non-torch memory and the activation peak are not derivable from a config: they are
-constants fitted on public startup logs by `benchmarks/fit_vllm_constants.py` (data/vllm-constants.toml).
+Weights are what `Model loading took` measures (kvplan.engines.common.loaded_weights). Non-torch memory and the
+activation peak are not derivable from a config: they are constants fitted on public startup logs by
+`benchmarks/fit_vllm_constants.py` (data/vllm-constants.toml).
 
 Blocks (`v1/core/kv_cache_utils.py`): layers with the same KV spec share one group; hybrid models (sliding +
 full, Mamba + attention) are split into groups of equal size with one page size (Mamba pages padded,
 attention blocks enlarged). num_blocks = available // page // layers per group, the minimum over stages.
 The printed lines: "GPU KV cache size: N tokens" and "Maximum concurrency for L tokens per request: C x".
-Rules that changed between versions are keyed by version below; docs/vllm-rules.md has the source lines.
+Rules that changed between releases are rows of V1_RULES / V0_RULES below; docs/vllm-rules.md has the source
+lines.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
+from functools import lru_cache
+from typing import Any
 
-from kvplan.budget import Budget, Term, check_util
-from kvplan.capacity import SEARCH_LIMIT, Capacity, largest, per_replica
+from kvplan.budget import Budget, Term, TermKind
+from kvplan.capacity import LimitedBy, Pool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines import EngineSettings, Printed, Scenario, engine_total, parse_version
-from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.hardware import GPU
-from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import (
-    MLAKV,
-    AttentionKV,
-    CrossAttentionKV,
-    GatedDeltaNetState,
-    Mamba1State,
-    Mamba2State,
-    NoKV,
+from kvplan.engines.base import (
+    Engine,
+    EngineSettings,
+    Launch,
+    Printed,
+    RuleTable,
+    Scenario,
+    Setup,
+    block_derivation,
+    model_context,
+    row,
 )
+from kvplan.engines.common import CACHE_SIZE, activation_peak, fitted_constants, loaded_weights
+from kvplan.errors import UnsupportedModelError
+from kvplan.hardware import GPU
+from kvplan.model.spec import TOWER_ROLES, Retention
 from kvplan.units import GiB
 
-DEFAULT_VERSION = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
-DEFAULT_V0_VERSION = "0.6.4"  # a V0 release of the public V0 logs (vllm-project/vllm#10517)
 DEFAULT_BLOCK_SIZE = 16
-DEFAULT_UTIL = 0.9  # --gpu-memory-utilization
-VOCAB_PADDING = 64
 
 
-@cache
-def constants() -> dict:
-    """Fitted constants (data/vllm-constants.toml), written by benchmarks/fit_vllm_constants.py."""
-    return tomllib.loads((resources.files("kvplan") / "data" / "vllm-constants.toml").read_text(encoding="utf-8"))
+# ------------------------------------------------------------------------------------------- version rules
+
+@dataclass(frozen=True)
+class V1Rules:
+    hybrid_group_ratio: float  # layers of two KV kinds share one group size when max < min x ratio
+    non_torch_tp1: str  # the fitted TP 1 non-torch constant (data/vllm-constants.toml [non_torch])
+    sampler_whole_batch_logits: bool  # the profile also holds logits for every token of the batch
+    cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
+    tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
 
 
-def _pad(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
+V1_RULES = RuleTable(
+    V1Rules,
+    row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read)",
+        hybrid_group_ratio=1.25, non_torch_tp1="tp1_old_gib", sampler_whole_batch_logits=False,
+        cudagraph_estimate=False, tokens_from_concurrency=False),
+    row("0.16.0", "fitted: 0.16's one public log shows logits held for the whole profile batch "
+        "(v016_bytes_per_token_logit)", sampler_whole_batch_logits=True),
+    row("0.17.0", "0.17.0 and later public logs show no whole-batch logits", sampler_whole_batch_logits=False),
+    row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
+        "fitted non-torch of 0.18+ logs", hybrid_group_ratio=1.5, non_torch_tp1="tp1_gib"),
+    row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1",
+        cudagraph_estimate=True),
+    row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency",
+        tokens_from_concurrency=True),
+)
 
 
-# ------------------------------------------------------------------------------------------------- defaults
+@dataclass(frozen=True)
+class V0Rules:
+    auto_chunked_prefill: bool  # chunked prefill switches itself on above 32K tokens of max_model_len
+    auto_chunked_prefill_multimodal: bool  # ... for multimodal models too
+    chunked_prefill_tokens: int  # max_num_batched_tokens default with chunked prefill on
+
+
+V0_LONG_CONTEXT = 32768
+V0_RULES = RuleTable(
+    V0Rules,
+    row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed",
+        auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512),
+)
+
+
+# ------------------------------------------------------------------------------------------------- options
+
+@dataclass(frozen=True)
+class VllmOptions:
+    """vLLM's scheduler and cache flags, resolved against the model and the device."""
+
+    max_model_len: int
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    block_size: int | None
+    enforce_eager: bool
+    chunked_prefill: bool = True
+
 
 def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) of `vllm serve` (engine/arg_utils.py get_batch_defaults):
@@ -68,178 +112,64 @@ def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
     return 2048, 256
 
 
-# -------------------------------------------------------------------------------------------------- weights
-
-def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
-    """What "Model loading took" reports for one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
-    plus the RoPE tables (one per distinct rope, in the model dtype unless vLLM keeps it in fp32)."""
-    return dep.memo(("vllm.loaded_weights", stage.index), lambda: _loaded_weights(dep, stage))
-
-
-def _loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
-    extra = 0
-    for t in dep.model.tensors:
-        if t.role not in ("embedding", "lm_head") or len(t.shape) != 2:
-            continue
-        on_stage = (t.role == "embedding" and stage.index == 0) or (
-            t.role == "lm_head" and stage.index == len(dep.stages) - 1)
-        if dep.model.tie_word_embeddings and t.role == "embedding" and stage.index == len(dep.stages) - 1:
-            on_stage = True
-        if on_stage:
-            rows, hidden = t.shape
-            padded = _pad(rows, VOCAB_PADDING) // dep.tp
-            extra += (padded - t.shard_shape(dep.tp)[0]) * hidden * dep.dense_bytes
-    padding = _mxfp4_padding(dep, stage)
-    rope = 0.0
-    if any(isinstance(layer.kv, AttentionKV | MLAKV) for layer in stage.layers):
-        rope = sum(r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope)
-    total = stage.weights_bytes + extra + padding + rope
-    parts = [f"tensors {stage.weights_bytes:,}"]
-    if extra:
-        parts.append(f"vocab padding to {VOCAB_PADDING} {extra:,.0f}")
-    if padding:
-        parts.append(f"mxfp4 expert padding {padding:,.0f}")
-    if rope:
-        parts.append(f"RoPE tables {rope:,.0f}")
-    return round(total), " + ".join(parts) + " B"
-
-
-def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
-    """mxfp4 experts as the Marlin MoE kernel stores them on Hopper (model_executor/layers/fused_moe/oracle/
-    mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256."""
-    fmt = dep.weight_format
-    if not (fmt.experts_only and fmt.bits == 4):
-        return 0.0
-    layers = {layer.index for layer in stage.layers}
-    extra = 0.0
-    for t in dep.model.tensors:
-        if t.role != "experts" or t.layer not in layers:
-            continue
-        shape = list(t.shard_shape(dep.tp))
-        padded = list(shape)
-        if t.name.endswith("gate_up_proj") or t.name.endswith("gate_up_proj_bias"):
-            padded[1] = 2 * _pad(shape[1] // 2, 128)
-            if len(shape) == 3:
-                padded[2] = _pad(shape[2], 256)
-        else:  # down_proj (E, H, I) and its bias (E, H)
-            padded[1] = _pad(shape[1], 256)
-            if len(shape) == 3:
-                padded[2] = _pad(shape[2], 128)
-        extra += fmt.tensor_bytes(t, tuple(padded), dep.dense_bytes) - fmt.tensor_bytes(t, tuple(shape),
-                                                                                        dep.dense_bytes)
-    return extra
-
-
 # ------------------------------------------------------------------------------------------------ overheads
 
-def non_torch(version: tuple[int, int], tp: int, pp: int, nvlink: bool = True, v0: bool = False) -> tuple[int, str]:
+def non_torch(constant: str, tp: int, pp: int, nvlink: bool = True) -> tuple[int, str]:
     """NCCL / cuBLAS / all-reduce workspace memory that appears during profiling (fitted per setup).
 
     The ~2 GiB at TP >= 2 was measured on NVLink GPUs (H100 SXM), where vLLM's symmetric-memory and NCCL
-    NVLink buffers exist; without NVLink no public log shows it, so the TP 1 figure is used.
+    NVLink buffers exist; without NVLink no public log shows it, so the TP 1 figure (`constant`) is used.
     """
-    c = constants()["non_torch"]
+    c = fitted_constants()["non_torch"]
     if tp > 1 and nvlink:
         gib = c["tp_base_gib"] + c["tp_per_rank_gib"] * tp
         return round(gib * GiB), f"fitted: {c['tp_base_gib']} + {c['tp_per_rank_gib']} x TP GiB ({c['tp_source']})"
     if pp > 1:
         return round(c["pp_gib"] * GiB), f"fitted: {c['pp_gib']} GiB with PP and TP 1 ({c['pp_source']})"
-    key = "v0_tp1_gib" if v0 else "tp1_gib" if version >= (0, 18) else "tp1_old_gib"
-    return round(c[key] * GiB), f"fitted: {c[key]} GiB at TP 1 ({c[key.replace('gib', 'source')]})"
+    return round(c[constant] * GiB), f"fitted: {c[constant]} GiB at TP 1 ({c[constant.replace('gib', 'source')]})"
 
 
-def _activation_width(dep: Deployment) -> int:
-    """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
-    the widest layer: the up-projection output (gate + up, or routed experts x top-k + shared experts), the
-    activated half of it, and the residual stream (input, output, residual: 3 x hidden); an attention layer
-    holds its q/k/v output instead when that is wider."""
-    m = dep.model
-    hidden = dep.model.hidden_size
-    widest = 0.0
-    per_layer: dict[int, dict[str, float]] = {}
-    for t in m.tensors:
-        if t.layer is None or not t.linear or t.split != (len(t.shape) - 2):
-            continue
-        w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0})
-        out = t.shard_shape(dep.tp)[-2]
-        if t.role == "attention":
-            w["attention"] += out
-        elif t.role == "experts":
-            w["up"] += out * (m.moe.experts_per_token if m.moe else 1)
-        elif t.role in ("mlp", "shared_experts", "ssm"):
-            w["up"] += out
-    for w in per_layer.values():
-        widest = max(widest, 1.5 * w["up"], w["attention"])
-    return round(widest + 3 * hidden)
-
-
-@dataclass(frozen=True)
-class ActivationFeatures:
-    """What the profiling run's peak scales with (bytes, before the fitted factors)."""
-
-    forward: float  # max_num_batched_tokens x activation dtype x widest per-token activation
-    logits: float  # sampler requests x padded vocabulary (fp32 logits and their sorted copies follow it)
-    hidden: float  # the forward's hidden states, still alive while the sampler runs
-    last_stage: bool
-    width: int
-    tokens: int
-    requests: int
-    vocab: int
-
-
-def activation_features(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: int) -> ActivationFeatures:
-    dtype = DTYPE_BYTES[dep.activation_dtype]
-    width = dep.memo(("vllm.activation_width",), lambda: _activation_width(dep))
-    requests = min(max_num_seqs, mnbt)
-    vocab = _pad(dep.model.vocab_size, VOCAB_PADDING)
-    return ActivationFeatures(mnbt * dtype * width, requests * vocab, mnbt * dep.model.hidden_size * dtype,
-                              stage.index == len(dep.stages) - 1, width, mnbt, requests, vocab)
-
-
-def activation(dep: Deployment, stage: Stage, mnbt: int, max_num_seqs: int,
-               version: tuple[int, int], v0: bool = False) -> tuple[int, str]:
-    """Peak of the profiling run: a forward pass of max_num_batched_tokens, then (last stage only) the
-    sampler on max_num_seqs dummy requests over the padded vocabulary.
-
-    V1's two factors are fitted; V0 (eager, no compiled graphs) takes the forward width as counted, and its own
-    fitted sampler factor."""
-    c = constants()["activation_v0" if v0 else "activation"]
-    f = activation_features(dep, stage, mnbt, max_num_seqs)
-    factor = 1.0 if v0 else c["forward_factor"]
-    peak = factor * f.forward
-    source = f"forward {factor} x {mnbt} tokens x width {f.width:,} x dtype"
-    if f.last_stage:
-        sampler = c["sampler_bytes_per_logit"] * f.logits + f.hidden
-        if version[:2] == (0, 16):  # 0.16's profile held logits for the whole batch (fitted on its one public log)
-            sampler += c["v016_bytes_per_token_logit"] * mnbt * f.vocab
-        source = (f"max({source}, sampler {c['sampler_bytes_per_logit']} B x {f.requests} requests x "
-                  f"vocab {f.vocab:,})")
-        peak = max(peak, sampler)
-    return round(peak), f"fitted: {source} ({c['source']})"
-
-
-def cudagraph(version: tuple[int, int], enforce_eager: bool) -> tuple[int, str]:
-    """Subtracted before sizing the pool only from 0.20 (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 default)."""
-    if enforce_eager or version < (0, 20):
+def cudagraph(estimated: bool, enforce_eager: bool) -> tuple[int, str]:
+    """The CUDA-graph estimate, where the release subtracts it before sizing the pool."""
+    if enforce_eager or not estimated:
         return 0, ""
-    c = constants()["cudagraph"]
+    c = fitted_constants()["cudagraph"]
     return round(c["estimate_gib"] * GiB), f"estimate {c['estimate_gib']} GiB ({c['source']})"
 
 
 # ------------------------------------------------------------------------------------------------ KV blocks
 
 @dataclass(frozen=True)
-class _Spec:
-    kind: str  # "full", "sliding", "chunked", "mamba"
-    per_token: float  # attention: bytes per token per layer; mamba: state bytes per layer
+class Page:
+    """One layer's cache in vLLM's terms (v1/kv_cache_interface.py): FullAttentionSpec (MLA too),
+    SlidingWindowSpec, ChunkedLocalAttentionSpec or MambaSpec."""
+
+    retention: Retention
+    per_token: float  # attention: bytes per token per layer; state: the state's bytes per layer
     window: int = 0
+
+
+def page_of(kv: Any, dep: Deployment) -> Page | None:
+    """The one mapping from kvplan's KV specs to vLLM V1 pages."""
+    match kv.retention:
+        case Retention.NONE:
+            return None
+        case Retention.ENCODER:
+            raise UnsupportedModelError("vLLM's V1 engine does not serve cross-attention (Mllama) models; use "
+                                        "--engine vllm-v0 for old releases")
+        case Retention.STATE:
+            return Page(Retention.STATE, kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.tp))
+        case Retention.FULL:
+            return Page(Retention.FULL, kv.bytes_per_token(dep.kv_bytes, dep.tp))
+        case _:
+            return Page(kv.retention, kv.bytes_per_token(dep.kv_bytes, dep.tp), kv.window or 0)
 
 
 @dataclass(frozen=True)
 class KVLayout:
     """The block layout of one stage (vLLM get_kv_cache_groups + get_kv_cache_config_from_groups)."""
 
-    specs: tuple[tuple[_Spec, int], ...]  # (spec, number of layers)
+    specs: tuple[tuple[Page, int], ...]  # (page, number of layers)
     block_size: int  # attention block size (after hybrid adjustment)
     page: int  # bytes of one block of one layer (uniform after unification)
     group_size: int  # layers per group = tensors sharing one block index
@@ -260,51 +190,37 @@ class KVLayout:
             total += groups * self._blocks(spec, seq)
         return total
 
-    def _blocks(self, spec: _Spec, seq: int) -> int:
+    def _blocks(self, spec: Page, seq: int) -> int:
         bs = self.block_size
-        if spec.kind == "mamba":
+        if spec.retention == Retention.STATE:
             return 1
-        if spec.kind == "sliding":
+        if spec.retention == Retention.SLIDING:
             return -(-min(spec.window - 1 + self.mnbt, seq) // bs) + 1
-        if spec.kind == "chunked":
+        if spec.retention == Retention.CHUNKED:
             return -(-min(spec.window + self.mnbt, seq) // bs)
         return -(-seq // bs)
 
     @property
     def min_block_size(self) -> int:
         """The smallest block of any group: a pure Mamba model's block is max_model_len."""
-        if all(spec.kind == "mamba" for spec, _ in self.specs):
+        if all(spec.retention == Retention.STATE for spec, _ in self.specs):
             return self.max_model_len
         return self.block_size
 
 
-def _layer_spec(kv, dep: Deployment) -> _Spec | None:
-    tp, e = dep.tp, dep.kv_bytes
-    if isinstance(kv, NoKV):
-        return None
-    if isinstance(kv, CrossAttentionKV):
-        raise UnsupportedModelError(
-            "vLLM's V1 engine does not serve cross-attention (Mllama) models; use --engine vllm-v0 for old releases")
-    if isinstance(kv, Mamba1State | Mamba2State | GatedDeltaNetState):
-        return _Spec("mamba", kv.state_bytes(e, dep.state_bytes, tp))
-    if isinstance(kv, MLAKV):
-        return _Spec("full", kv.bytes_per_token(e, tp))
-    kind = "full" if not kv.window else ("chunked" if kv.chunked else "sliding")
-    return _Spec(kind, kv.bytes_per_token(e, tp), kv.window or 0)
-
-
+@lru_cache(maxsize=CACHE_SIZE)
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
-              version: tuple[int, int]) -> KVLayout:
-    counts: dict[_Spec, int] = {}
+              group_ratio: float) -> KVLayout:
+    counts: dict[Page, int] = {}
     for layer in stage.layers:
-        spec = _layer_spec(layer.kv, dep)
+        spec = page_of(layer.kv, dep)
         if spec is not None:
             counts[spec] = counts.get(spec, 0) + 1
     if not counts:
         raise UnsupportedModelError("this stage holds no layer with a KV cache: vLLM would allocate nothing")
     bs = block_size or DEFAULT_BLOCK_SIZE
-    attention = [s for s in counts if s.kind != "mamba"]
-    mamba = [s for s in counts if s.kind == "mamba"]
+    attention = [s for s in counts if s.retention != Retention.STATE]
+    mamba = [s for s in counts if s.retention == Retention.STATE]
     if mamba and attention:
         # HybridAttentionMambaModelConfig: attention blocks grow until one page holds a Mamba state.
         attn_token = max(s.per_token for s in attention)
@@ -324,118 +240,206 @@ def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_l
         (spec, n), = counts.items()
         return KVLayout(((spec, n),), bs, page, n, 1, (1,), max_model_len, mnbt)
     sizes = sorted(counts.values())
-    ratio = 1.5 if version >= (0, 18) else 1.25
-    group_size = sizes[-1] if sizes[-1] < sizes[0] * ratio else sizes[0]
+    group_size = sizes[-1] if sizes[-1] < sizes[0] * group_ratio else sizes[0]
     specs = tuple(counts.items())
     groups = tuple(-(-n // group_size) for _, n in specs)
     return KVLayout(specs, bs, page, group_size, sum(groups), groups, max_model_len, mnbt)
 
 
-# ------------------------------------------------------------------------------------------------- scenario
-
-def _settings_defaults(dep: Deployment, gpu: GPU | None, settings: EngineSettings,
-                       total: int) -> tuple[int, int, int]:
-    max_model_len = settings.max_model_len or dep.model.max_context
-    if not max_model_len:
-        raise InputError("the config states no context length: give --max-model-len")
-    if dep.model.max_context and max_model_len > dep.model.max_context:
-        raise InputError(f"--max-model-len {max_model_len} exceeds the model's context length "
-                         f"{dep.model.max_context}; vLLM refuses it")
-    mnbt_default, seqs_default = scheduler_defaults(total, gpu)
-    max_num_seqs = settings.max_num_seqs or seqs_default
-    if settings.max_num_batched_tokens:
-        mnbt = settings.max_num_batched_tokens
-    elif settings.engine == "vllm-v0":  # V0 without chunked prefill profiles a whole max_model_len prompt
-        mnbt = max(max_model_len, mnbt_default)
-    else:  # V1: chunked prefill on; the default is clamped to max_num_seqs x max_model_len
-        mnbt = min(mnbt_default, max_num_seqs * max_model_len)
-    return max_model_len, mnbt, max_num_seqs
-
-
-def scenario(dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int, batch: int,
-             replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
-    util = DEFAULT_UTIL if util is None else check_util(util)
-    v0 = settings.engine == "vllm-v0"
-    version = parse_version(settings.version, DEFAULT_V0_VERSION if v0 else DEFAULT_VERSION)
-    total, total_source = engine_total(gpu, settings, kv_memory)
-    max_model_len, mnbt, max_num_seqs = _settings_defaults(dep, gpu, settings, total)
-    requested = math.ceil(total * util)
-    budgets, layouts = [], []
-    nt, nt_source = non_torch(version, dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect else True, v0)
-    cg, cg_source = cudagraph(version, settings.enforce_eager or v0)
-    for stage in dep.stages:
-        if v0:
-            layout = _v0_layout(dep, stage, settings.block_size)
-        else:
-            key = ("vllm.kv_layout", stage.index, settings.block_size, max_model_len, mnbt, version)
-            layout = dep.memo(key, lambda s=stage: kv_layout(dep, s, settings.block_size, max_model_len, mnbt,
-                                                              version))
-        layouts.append(layout)
-        if kv_memory is not None:
-            budgets.append(Budget(None, None, None, (), kv_memory, pool_given=True))
-            continue
-        weights, w_source = loaded_weights(dep, stage)
-        act, act_source = activation(dep, stage, mnbt, max_num_seqs, version, v0)
-        terms = [Term("weights", weights, f"as loaded: {w_source}"),
-                 Term("non-torch", nt, nt_source),
-                 Term("activation peak", act, act_source)]
-        if cg:
-            terms.append(Term("CUDA graphs", cg, cg_source))
-        if reserve:
-            terms.append(Term("reserve", reserve, "--reserve"))
-        available = requested - sum(t.bytes for t in terms)
-        budgets.append(Budget(total, util, requested, tuple(terms), available))
-    per_stage = [layout.num_blocks(b.kv_pool) for layout, b in zip(layouts, budgets, strict=True)]
-    binding = per_stage.index(min(per_stage))
-    blocks, layout = per_stage[binding], layouts[binding]
-    capacity = _capacity(layout, budgets, blocks, seq, batch, replicas, max_model_len, max_num_seqs, binding)
-    concurrency = blocks / layout.blocks_per_request(max_model_len)
-    if v0:
-        tokens = blocks * layout.block_size
-        concurrency = tokens / max_model_len
-    elif version >= (0, 21):
-        tokens = int(concurrency * max_model_len)
-    else:
-        tokens = blocks // layout.n_groups * layout.min_block_size
-    printed = Printed(
-        engine=settings.engine, version=".".join(map(str, version)), total_bytes=total, total_source=total_source,
-        max_model_len=max_model_len, block_size=layout.block_size, num_blocks=blocks, kv_groups=layout.n_groups,
-        kv_tokens=tokens, max_concurrency=concurrency, max_num_seqs=max_num_seqs, max_num_batched_tokens=mnbt,
-    )
-    return Scenario(gpu, util, tuple(budgets), capacity, printed)
-
-
-def _capacity(layout: KVLayout, budgets: list[Budget], blocks: int, seq: int, batch: int, replicas: int,
-              max_model_len: int, max_num_seqs: int, binding: int) -> Capacity:
-    local = per_replica(batch, replicas)
-    per_request = layout.blocks_per_request(seq)
-    concurrent = min(blocks // per_request, max_num_seqs) if per_request else max_num_seqs
-
-    memory = largest(lambda length: local * layout.blocks_per_request(length) <= blocks)
-    longest = min(memory, max_model_len)
-    need = local * per_request * layout.bytes_per_block()
-    pool = budgets[binding].kv_pool
-    ok = all(b.kv_pool >= 0 for b in budgets) and local * per_request <= blocks and seq <= max_model_len
-    return Capacity(
-        seq=seq, batch=batch, replicas=replicas, request_bytes=per_request * layout.bytes_per_block(),
-        kv_cache_bytes=need, kv_pool_bytes=pool, max_concurrent_requests=concurrent * replicas,
-        max_seq_len=longest, max_seq_len_limited_by="max_model_len" if memory > max_model_len else "memory",
-        max_seq_len_memory=None if memory == SEARCH_LIMIT else memory, max_tokens=blocks * layout.block_size, fits=ok,
-        shortfall_bytes=max(0, need - max(pool, 0)) if not ok else 0,
-    )
-
-
-def _v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout:
+def v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout:
     """V0: one cache block covers every attention layer (cross-attention included) at full length."""
     per_token = 0.0
     for layer in stage.layers:
         kv = layer.kv
-        if isinstance(kv, CrossAttentionKV):
-            per_token += AttentionKV(kv.num_kv_heads, kv.head_dim, kv.head_dim).bytes_per_token(dep.kv_bytes, dep.tp)
-        elif isinstance(kv, AttentionKV | MLAKV):
-            per_token += kv.bytes_per_token(dep.kv_bytes, dep.tp)
-        elif not isinstance(kv, NoKV):
-            raise UnsupportedModelError("kvplan models vLLM V0 for attention models only")
+        match kv.retention:
+            case Retention.NONE:
+                continue
+            case Retention.STATE:
+                raise UnsupportedModelError("kvplan models vLLM V0 for attention models only")
+            case _:  # every attention layer, windowed and cross-attention too, holds full-length blocks
+                per_token += (kv.k_width(dep.tp) + kv.v_width(dep.tp)) * dep.kv_bytes
     bs = block_size or DEFAULT_BLOCK_SIZE
-    spec = _Spec("full", per_token)
-    return KVLayout(((spec, 1),), bs, int(bs * per_token), 1, 1, (1,), 1 << 40, 0)
+    return KVLayout(((Page(Retention.FULL, per_token), 1),), bs, int(bs * per_token), 1, 1, (1,), 1 << 40, 0)
+
+
+class BlockPool(Pool):
+    """`blocks` blocks of the binding stage's layout; a request of L tokens takes blocks_per_request(L)."""
+
+    def __init__(self, budgets: list[Budget], layouts: list[KVLayout]) -> None:
+        per_stage = [layout.num_blocks(b.kv_pool) for layout, b in zip(layouts, budgets, strict=True)]
+        binding = per_stage.index(min(per_stage))
+        super().__init__(budgets, binding)
+        self.blocks, self.layout = per_stage[binding], layouts[binding]
+
+    def holds(self, requests: int, length: int) -> bool:
+        return requests * self.layout.blocks_per_request(length) <= self.blocks
+
+    def max_requests(self, length: int) -> int:
+        per_request = self.layout.blocks_per_request(length)
+        return self.blocks // per_request if per_request else self.blocks
+
+    def request_bytes(self, length: int) -> int:
+        return self.layout.blocks_per_request(length) * self.layout.bytes_per_block()
+
+    def max_tokens(self) -> int | None:
+        return self.blocks * self.layout.block_size
+
+
+# ------------------------------------------------------------------------------------------------- engines
+
+class VLLM(Engine):
+    """vLLM's V1 engine (`vllm serve`)."""
+
+    name = "vllm"
+    label = "vLLM"
+    default_version = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
+    options_class = VllmOptions
+    rule_table = V1_RULES
+    csv_names = ("vllm v1",)
+    log_names = ("vLLM V1",)
+    log_util_key = "gpu_memory_utilization"
+    plans_fit = True
+    weights_printed = True
+    max_model_len_from_seq = True
+    version_assumed_note = True
+
+    def options(self, settings: EngineSettings) -> None:
+        return None  # resolved against the model and the device in `resolve`
+
+    def resolve(self, setup: Setup) -> None:
+        dep, s = setup.dep, setup.settings
+        max_model_len = model_context(dep, s, self.label)
+        mnbt_default, seqs_default = scheduler_defaults(setup.total, setup.gpu)
+        max_num_seqs = s.max_num_seqs or seqs_default
+        chunked = True
+        if s.max_num_batched_tokens:
+            mnbt = s.max_num_batched_tokens
+        else:
+            mnbt, chunked = self.default_batched_tokens(setup, max_model_len, mnbt_default, max_num_seqs)
+        setup.options = VllmOptions(max_model_len, mnbt, max_num_seqs, s.block_size, s.enforce_eager, chunked)
+
+    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int,
+                               max_num_seqs: int) -> tuple[int, bool]:
+        """V1: chunked prefill on; the default is clamped to max_num_seqs x max_model_len."""
+        return min(default, max_num_seqs * max_model_len), True
+
+    def stage_layout(self, setup: Setup, stage: Stage) -> KVLayout:
+        o = setup.options
+        return kv_layout(setup.dep, stage, o.block_size, o.max_model_len, o.max_num_batched_tokens,
+                         setup.rules.hybrid_group_ratio)
+
+    def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
+        """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate."""
+        dep, o, gpu = setup.dep, setup.options, setup.gpu
+        nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp,
+                                  gpu.nvlink if gpu and gpu.interconnect else True)
+        act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
+                                          whole_batch_logits=setup.rules.sampler_whole_batch_logits)
+        terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
+        cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
+        if cg:
+            terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
+        return terms
+
+    def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
+        weights, w_source = loaded_weights(setup.dep, stage)
+        terms = [Term(TermKind.WEIGHTS, weights, f"as loaded: {w_source}"), *self.overheads(setup, stage)]
+        if setup.reserve:
+            terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
+        return Budget.of(setup.total, fraction, math.ceil(setup.total * fraction), terms)
+
+    def pool(self, setup: Setup, layouts: list[KVLayout], budgets: list[Budget]) -> BlockPool:
+        return BlockPool(budgets, layouts)
+
+    def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
+        return setup.options.max_model_len, LimitedBy.MAX_MODEL_LEN, True
+
+    def request_cap(self, setup: Setup, pool: Pool) -> int | None:
+        return setup.options.max_num_seqs
+
+    def printed_tokens(self, setup: Setup, pool: BlockPool) -> tuple[int, float]:
+        """("GPU KV cache size" tokens, "Maximum concurrency" x) as the release prints them."""
+        layout, mml = pool.layout, setup.options.max_model_len
+        concurrency = pool.blocks / layout.blocks_per_request(mml)
+        if setup.rules.tokens_from_concurrency:
+            return int(concurrency * mml), concurrency
+        return pool.blocks // layout.n_groups * layout.min_block_size, concurrency
+
+    def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
+        assert isinstance(pool, BlockPool)
+        o = setup.options
+        tokens, concurrency = self.printed_tokens(setup, pool)
+        return Printed(
+            engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
+            max_model_len=o.max_model_len, block_size=pool.layout.block_size, num_blocks=pool.blocks,
+            kv_groups=pool.layout.n_groups, kv_tokens=tokens, max_concurrency=concurrency,
+            max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens,
+        )
+
+    def derivation(self, scenario: Scenario) -> list[str]:
+        return block_derivation(scenario)
+
+    def launch_command(self, launch: Launch) -> str:
+        parts = [f"vllm serve {launch.model_id}", f"--tensor-parallel-size {launch.tp}"]
+        parts += [f"--pipeline-parallel-size {launch.pp}"] if launch.pp > 1 else []
+        parts += [f"--data-parallel-size {launch.replicas}"] if launch.replicas > 1 else []
+        parts += [f"--gpu-memory-utilization {launch.util:g}", f"--max-model-len {launch.max_model_len}",
+                  f"--max-num-seqs {launch.max_running}"]
+        parts += ["--kv-cache-dtype fp8"] if launch.kv_dtype == "fp8" else []
+        return " ".join(parts)
+
+    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        if dep.kv_dtype not in ("fp8", "int8", "int4"):
+            out.append(("--kv-cache-dtype fp8", {"kv_dtype": "fp8"}))
+        mnbt = settings.max_num_batched_tokens
+        if mnbt is None or mnbt > 2048:
+            out.append(("--max-num-batched-tokens 2048", {"max_num_batched_tokens": 2048}))
+        return out
+
+
+class VLLMV0(VLLM):
+    """vLLM's V0 engine (before 0.11; V0 and V1 coexist in 0.8-0.10, so the version alone does not pick)."""
+
+    name = "vllm-v0"
+    label = "vLLM V0"
+    default_version = "0.6.4"  # a V0 release of the public V0 logs (vllm-project/vllm#10517)
+    rule_table = V0_RULES  # type: ignore[assignment]
+    csv_names = ("vllm v0",)
+    log_names = ("vLLM V0",)
+    plans_fit = False
+    version_assumed_note = False
+
+    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int,
+                               max_num_seqs: int) -> tuple[int, bool]:
+        """Without chunked prefill V0 profiles a whole max_model_len prompt (max(max_model_len, 2048)); above
+        32K tokens it switches chunked prefill on by itself where the release does (V0_RULES)."""
+        if self.auto_chunked_prefill(setup, max_model_len):
+            return setup.rules.chunked_prefill_tokens, True
+        return max(max_model_len, default), False
+
+    def auto_chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
+        r, m = setup.rules, setup.dep.model
+        if not r.auto_chunked_prefill or max_model_len <= V0_LONG_CONTEXT:
+            return False
+        sliding = any(layer.kv.window for layer in m.layers)
+        multimodal = any(t.role in TOWER_ROLES for t in m.tensors)
+        return not sliding and (r.auto_chunked_prefill_multimodal or not multimodal)
+
+    def stage_layout(self, setup: Setup, stage: Stage) -> KVLayout:
+        return v0_layout(setup.dep, stage, setup.options.block_size)
+
+    def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
+        dep, o, gpu = setup.dep, setup.options, setup.gpu
+        nt, nt_source = non_torch("v0_tp1_gib", dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect else True)
+        act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs, eager_v0=True)
+        return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
+
+    def printed_tokens(self, setup: Setup, pool: BlockPool) -> tuple[int, float]:
+        tokens = pool.blocks * pool.layout.block_size
+        return tokens, tokens / setup.options.max_model_len
+
+    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
+        return [s for s in super().suggestions(dep, settings) if s[1].get("kv_dtype") != "fp8"]
+
+

@@ -9,12 +9,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kvplan import hub
 from kvplan.errors import ConfigError, InputError, suggest
-from kvplan.model import catalog, quant
-from kvplan.model.checkpoint import StoredTensor, local_tensors, summarize
+from kvplan.model import catalog, dims, quant
 from kvplan.model.config import Config, read_json
 from kvplan.model.families import builder_for
+from kvplan.model.sources import hub
+from kvplan.model.sources.checkpoint import StoredTensor, local_tensors, summarize
 from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor
 
 # Side files next to config.json that describe quantization (GPTQ/AutoGPTQ, NVIDIA ModelOpt).
@@ -154,6 +154,7 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
         layers=tuple(built.inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,
         num_kv_heads=built.num_kv_heads, max_context=built.max_context, moe=built.moe, quant=fmt,
         tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=tuple(notes), rope=built.rope,
+        dims=dims.from_config(cfg),
     )
 
 
@@ -168,6 +169,7 @@ def model_from_dims(layers: int, hidden: int, params: int, heads: int | None = N
                          ("--kv-heads", kv_heads), ("--head-dim", head_dim), ("--vocab", vocab)):
         if value is not None and value <= 0:
             raise InputError(f"{label} must be a positive number (got {value})")
+    given = dims.explicit(layers, hidden, heads, kv_heads, head_dim, vocab)
     notes = []
     if heads is None and kv_heads is None:
         notes.append("no head counts given: plain multi-head attention assumed (K and V are d_model wide per "
@@ -190,7 +192,8 @@ def model_from_dims(layers: int, hidden: int, params: int, heads: int | None = N
     notes.append("explicit dimensions: no tensor inventory, so every parameter is assumed split by TP and "
                  "quantized by --quant")
     spec_layers = tuple(LayerSpec(i, AttentionKV(kv, head_dim, head_dim), "attention") for i in range(layers))
-    dims = f"{layers} layers, d_model {hidden}"
-    return ModelSpec(name=f"explicit ({dims})", source="explicit dimensions", model_type="explicit",
+    summary = f"{layers} layers, d_model {hidden}"
+    return ModelSpec(name=f"explicit ({summary})", source="explicit dimensions", model_type="explicit",
                      tensors=tuple(tensors), layers=spec_layers, dtype="float16", num_attention_heads=heads,
-                     num_kv_heads=kv_heads or heads, max_context=max_context, notes=tuple(notes))
+                     num_kv_heads=kv_heads or heads, max_context=max_context, notes=tuple(notes),
+                     dims=given)

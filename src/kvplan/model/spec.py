@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from kvplan.errors import InputError
 
 if TYPE_CHECKING:
-    from kvplan.model.checkpoint import Checkpoint
+    from kvplan.model.dims import Dims
     from kvplan.model.quant import WeightFormat
+    from kvplan.model.sources.checkpoint import Checkpoint
 
 Role = Literal[
     "embedding", "attention", "mlp", "experts", "shared_experts", "router", "norm", "lm_head",
@@ -93,54 +95,127 @@ def heads_per_rank(num_kv_heads: int, tp: int) -> int:
     return 1
 
 
-class _KVBase:
-    """Protocol shared by the layer specs.
+class Retention(StrEnum):
+    """Which of a request's tokens a layer keeps, engine-neutral; each engine maps it onto its own pages."""
 
+    FULL = "full"  # every token
+    SLIDING = "sliding"  # the last `window` tokens
+    CHUNKED = "chunked"  # at most one chunk of `window` tokens (Llama-4 chunked local attention)
+    STATE = "state"  # a constant state per request (Mamba, linear attention), no per-token cache
+    ENCODER = "encoder"  # a fixed number of encoder tokens per request (cross-attention)
+    NONE = "none"  # nothing per request
+
+    @property
+    def uses_rope(self) -> bool:
+        """Self-attention over the request's own tokens (the layers RoPE tables serve)."""
+        return self in (Retention.FULL, Retention.SLIDING, Retention.CHUNKED)
+
+
+class _KVBase:
+    """What every layer spec answers, engine-neutral. Subclasses set `kind` and `retention` and implement
+    every method below that raises: a spec that forgets one fails loudly instead of counting 0 bytes.
+
+    k_width(tp), v_width(tp): elements of K and V per cached token on one TP rank.
     bytes_per_token(kv_bytes, tp): cache growth per token held, on one TP rank.
     tokens_held(seq): how many of a request's `seq` tokens the layer keeps.
     state_bytes(kv_bytes, state_bytes, tp): constant bytes per request on one rank (Mamba state, encoder KV).
     """
 
     __slots__ = ()
+    kind: ClassVar[str]
+    retention: ClassVar[Retention]
+    window: int | None = None  # tokens a windowed layer keeps (sliding, chunked); None otherwise
+
+    def _missing(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} does not define {what}")
+
+    def k_width(self, tp: int = 1) -> int:
+        raise self._missing("k_width")
+
+    def v_width(self, tp: int = 1) -> int:
+        raise self._missing("v_width")
 
     def bytes_per_token(self, kv_bytes: float, tp: int = 1) -> float:
-        return 0.0
+        if self.retention in (Retention.STATE, Retention.ENCODER, Retention.NONE):
+            return 0.0
+        return (self.k_width(tp) + self.v_width(tp)) * kv_bytes
 
     def tokens_held(self, seq: int) -> int:
-        return 0
+        raise self._missing("tokens_held")
 
     def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
-        return 0
+        raise self._missing("state_bytes")
+
+    def describe(self) -> str:
+        raise self._missing("describe")
+
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        """The derivation line of `n` such layers."""
+        raise self._missing("explain")
 
 
 @dataclass(frozen=True, slots=True)
 class AttentionKV(_KVBase):
-    """Full attention (MHA / GQA / MQA), or attention to the last `window` tokens only.
-
-    `chunked` marks Llama-4's chunked local attention: a request keeps at most one chunk of `window` tokens.
-    """
+    """Full attention (MHA / GQA / MQA): every token of the request is cached."""
 
     num_kv_heads: int
     head_dim: int
     v_head_dim: int
-    window: int | None = None
-    chunked: bool = False
+    kind: ClassVar[str] = "full_attention"
+    retention: ClassVar[Retention] = Retention.FULL
 
-    @property
-    def kind(self) -> str:
-        if not self.window:
-            return "full_attention"
-        return "chunked_local_attention" if self.chunked else "sliding_window"
+    def k_width(self, tp: int = 1) -> int:
+        return heads_per_rank(self.num_kv_heads, tp) * self.head_dim
 
-    def bytes_per_token(self, kv_bytes: float, tp: int = 1) -> float:
-        return heads_per_rank(self.num_kv_heads, tp) * (self.head_dim + self.v_head_dim) * kv_bytes
+    def v_width(self, tp: int = 1) -> int:
+        return heads_per_rank(self.num_kv_heads, tp) * self.v_head_dim
 
     def tokens_held(self, seq: int) -> int:
-        return min(seq, self.window) if self.window else seq
+        return seq
+
+    def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
+        return 0
 
     def describe(self) -> str:
-        k = f"{self.num_kv_heads} KV heads x (K {self.head_dim} + V {self.v_head_dim})"
-        return f"{k}, window {self.window}" if self.window else k
+        return f"{self.num_kv_heads} KV heads x (K {self.head_dim} + V {self.v_head_dim})"
+
+    def _held(self) -> str:
+        return "every token"
+
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        heads = heads_per_rank(self.num_kv_heads, tp)
+        split = f" (max(1, {self.num_kv_heads} / TP {tp}))" if tp > 1 else ""
+        return (f"{n} {self.kind} layers x {heads} KV heads{split} x (K {self.head_dim} + V {self.v_head_dim}) x "
+                f"{kv_bytes:g} B = {n * self.bytes_per_token(kv_bytes, tp):,.0f} B per token, holding {self._held()}")
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingWindowKV(AttentionKV):
+    """Attention to the last `window` tokens only."""
+
+    window: int  # type: ignore[assignment]
+    kind: ClassVar[str] = "sliding_window"
+    retention: ClassVar[Retention] = Retention.SLIDING
+
+    def tokens_held(self, seq: int) -> int:
+        return min(seq, self.window)
+
+    def describe(self) -> str:
+        return f"{self.num_kv_heads} KV heads x (K {self.head_dim} + V {self.v_head_dim}), window {self.window}"
+
+    def _held(self) -> str:
+        return f"the last {self.window:,} tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedLocalKV(SlidingWindowKV):
+    """Llama-4's chunked local attention: a request keeps at most one chunk of `window` tokens."""
+
+    kind: ClassVar[str] = "chunked_local_attention"
+    retention: ClassVar[Retention] = Retention.CHUNKED
+
+    def _held(self) -> str:
+        return f"at most one chunk of {self.window:,} tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +227,27 @@ class MLAKV(_KVBase):
 
     kv_lora_rank: int
     qk_rope_head_dim: int
-    kind: str = "mla"
+    kind: ClassVar[str] = "mla"
+    retention: ClassVar[Retention] = Retention.FULL
 
-    def bytes_per_token(self, kv_bytes: float, tp: int = 1) -> float:
-        return (self.kv_lora_rank + self.qk_rope_head_dim) * kv_bytes
+    def k_width(self, tp: int = 1) -> int:
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def v_width(self, tp: int = 1) -> int:
+        return 0
 
     def tokens_held(self, seq: int) -> int:
         return seq
 
+    def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
+        return 0
+
     def describe(self) -> str:
         return f"latent {self.kv_lora_rank} + rope {self.qk_rope_head_dim}"
+
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        return (f"{n} MLA layers x (latent {self.kv_lora_rank} + rope {self.qk_rope_head_dim}) x {kv_bytes:g} B = "
+                f"{n * self.bytes_per_token(kv_bytes, tp):,.0f} B per token (one copy, replicated on every TP rank)")
 
 
 def _divide(n: int, tp: int, what: str) -> int:
@@ -174,10 +260,27 @@ class _RecurrentState(_KVBase):
     """A state per request: conv elements in the state dtype, SSM elements in `ssm_bytes` when pinned."""
 
     __slots__ = ()
+    retention: ClassVar[Retention] = Retention.STATE
+
+    def elems(self, tp: int) -> tuple[int, int]:
+        raise self._missing("elems")
+
+    def k_width(self, tp: int = 1) -> int:
+        return 0
+
+    def v_width(self, tp: int = 1) -> int:
+        return 0
+
+    def tokens_held(self, seq: int) -> int:
+        return 0
 
     def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
-        conv, ssm = self.elems(tp)  # type: ignore[attr-defined]
+        conv, ssm = self.elems(tp)
         return round(conv * state_bytes + ssm * (self.ssm_bytes or state_bytes))  # type: ignore[attr-defined]
+
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        state = self.state_bytes(kv_bytes, state_bytes, tp)
+        return f"{n} {self.kind} layers x state ({self.describe()}) = {n * state:,.0f} B per request, constant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +294,11 @@ class Mamba1State(_RecurrentState):
     state_size: int
     conv_kernel: int
     ssm_bytes: float | None = None  # None: the state dtype the deployment uses
-    kind: str = "mamba"
+    kind: ClassVar[str] = "mamba"
 
     def elems(self, tp: int) -> tuple[int, int]:
         d_inner = _divide(self.intermediate, tp, "Mamba channels")
         return (self.conv_kernel - 1) * d_inner, d_inner * self.state_size
-
 
     def describe(self) -> str:
         return f"conv ({self.conv_kernel}-1) x {self.intermediate} + ssm {self.intermediate} x {self.state_size}"
@@ -217,7 +319,7 @@ class Mamba2State(_RecurrentState):
     head_dim: int
     conv_kernel: int
     ssm_bytes: float | None = None
-    kind: str = "mamba"
+    kind: ClassVar[str] = "mamba"
 
     def elems(self, tp: int) -> tuple[int, int]:
         groups = self.n_groups if self.n_groups % tp == 0 else tp
@@ -225,7 +327,6 @@ class Mamba2State(_RecurrentState):
         conv = (self.conv_kernel - 1) * _divide(conv_dim, tp, "Mamba conv channels")
         ssm = _divide(self.num_heads, tp, "Mamba heads") * self.head_dim * self.state_size
         return conv, ssm
-
 
     def describe(self) -> str:
         return (f"conv ({self.conv_kernel}-1) x ({self.intermediate} + 2x{self.n_groups}x{self.state_size})"
@@ -245,14 +346,13 @@ class GatedDeltaNetState(_RecurrentState):
     head_v_dim: int
     conv_kernel: int
     ssm_bytes: float | None = None
-    kind: str = "linear_attention"
+    kind: ClassVar[str] = "linear_attention"
 
     def elems(self, tp: int) -> tuple[int, int]:
         conv_dim = 2 * self.num_k_heads * self.head_k_dim + self.num_v_heads * self.head_v_dim
         conv = (self.conv_kernel - 1) * _divide(conv_dim, tp, "linear-attention conv channels")
         ssm = _divide(self.num_v_heads, tp, "linear-attention V heads") * self.head_k_dim * self.head_v_dim
         return conv, ssm
-
 
     def describe(self) -> str:
         return (f"conv ({self.conv_kernel}-1) x (2x{self.num_k_heads}x{self.head_k_dim} + "
@@ -262,31 +362,74 @@ class GatedDeltaNetState(_RecurrentState):
 
 @dataclass(frozen=True, slots=True)
 class CrossAttentionKV(_KVBase):
-    """Cross-attention to encoder outputs (Mllama): a fixed number of encoder tokens per request."""
+    """Cross-attention to encoder outputs (Mllama): a fixed number of encoder tokens per request; the widths are
+    per encoder token."""
 
     num_kv_heads: int
     head_dim: int
     encoder_tokens: int
-    kind: str = "cross_attention"
+    kind: ClassVar[str] = "cross_attention"
+    retention: ClassVar[Retention] = Retention.ENCODER
+
+    def k_width(self, tp: int = 1) -> int:
+        return heads_per_rank(self.num_kv_heads, tp) * self.head_dim
+
+    def v_width(self, tp: int = 1) -> int:
+        return heads_per_rank(self.num_kv_heads, tp) * self.head_dim
+
+    def tokens_held(self, seq: int) -> int:
+        return 0
 
     def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
-        return round(self.encoder_tokens * heads_per_rank(self.num_kv_heads, tp) * 2 * self.head_dim * kv_bytes)
+        return round(self.encoder_tokens * (self.k_width(tp) + self.v_width(tp)) * kv_bytes)
 
     def describe(self) -> str:
         return f"{self.num_kv_heads} KV heads x {self.head_dim}, {self.encoder_tokens} encoder tokens per request"
+
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        state = self.state_bytes(kv_bytes, state_bytes, tp)
+        return (f"{n} cross-attention layers x {self.encoder_tokens:,} image tokens x 2 x {self.num_kv_heads} KV "
+                f"heads x {self.head_dim} x {kv_bytes:g} B = {n * state:,.0f} B per request")
 
 
 @dataclass(frozen=True, slots=True)
 class NoKV(_KVBase):
     """A layer that keeps nothing per request (an MLP-only or MoE-only block)."""
 
-    kind: str = "none"
+    kind: ClassVar[str] = "none"
+    retention: ClassVar[Retention] = Retention.NONE
+
+    def k_width(self, tp: int = 1) -> int:
+        return 0
+
+    def v_width(self, tp: int = 1) -> int:
+        return 0
+
+    def tokens_held(self, seq: int) -> int:
+        return 0
+
+    def state_bytes(self, kv_bytes: float, state_bytes: float, tp: int = 1) -> int:
+        return 0
 
     def describe(self) -> str:
         return "no cache"
 
+    def explain(self, n: int, kv_bytes: float, state_bytes: float, tp: int) -> str:
+        return f"{n} layers without attention: no cache"
 
-KVSpec = AttentionKV | MLAKV | Mamba1State | Mamba2State | GatedDeltaNetState | CrossAttentionKV | NoKV
+
+def attention_spec(num_kv_heads: int, head_dim: int, v_head_dim: int, window: int | None = None,
+                 chunked: bool = False) -> AttentionKV:
+    """The attention spec for a layer: full, sliding-window or (Llama-4) chunked local."""
+    if not window:
+        return AttentionKV(num_kv_heads, head_dim, v_head_dim)
+    if chunked:
+        return ChunkedLocalKV(num_kv_heads, head_dim, v_head_dim, window)
+    return SlidingWindowKV(num_kv_heads, head_dim, v_head_dim, window)
+
+
+KVSpec = (AttentionKV | SlidingWindowKV | ChunkedLocalKV | MLAKV | Mamba1State | Mamba2State | GatedDeltaNetState
+          | CrossAttentionKV | NoKV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,9 +455,10 @@ class MoE:
     shared_experts: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelSpec:
-    """A model reduced to what memory depends on."""
+    """A model reduced to what memory depends on. Compared and hashed by identity: caches of figures derived
+    from a spec (kvplan.deployment) key on the object."""
 
     name: str
     source: str
@@ -331,15 +475,11 @@ class ModelSpec:
     kv_dtype_hint: str | None = None  # a KV dtype the checkpoint was calibrated for (ModelOpt fp8), informational
     notes: tuple[str, ...] = ()
     rope: tuple[RopeTable, ...] = ()  # RoPE tables an engine precomputes (not parameters)
+    dims: Dims | None = None  # the text model's canonical dimensions, read from the config (kvplan.model.dims)
     checkpoint: Checkpoint | None = None  # the stored tensors, when their headers were read
 
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
-
-    @cached_property
-    def derived(self) -> dict:
-        """Figures deployments compute from this spec, kept to be shared by deployments that agree on them."""
-        return {}
 
     # ------------------------------------------------------------------ parameters
     @property

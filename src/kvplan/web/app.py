@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kvplan.engines import DEFAULT_ENGINE, engine_names, engines, fit_engines
 from kvplan.errors import InputError, KvplanError
 from kvplan.model.load import model_sources
 
@@ -35,6 +36,20 @@ CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; cha
                  "css": "text/css; charset=utf-8"}
 
 Positive = Field(default=None, ge=1)
+
+
+def _registered(fit_only: bool) -> Any:
+    """A field validator: the value must name a registered engine (one `kvplan fit` plans, with fit_only)."""
+    def check(value: str) -> str:
+        names = fit_engines() if fit_only else engine_names()
+        if value not in names:
+            raise ValueError(f"unknown engine {value!r}: use one of {', '.join(names)}")
+        return value
+    return AfterValidator(check)
+
+
+EngineName = Annotated[str, _registered(False), Field(description="A registered engine (GET /api/engines).")]
+FitEngineName = Annotated[str, _registered(True), Field(description="An engine kvplan fit plans.")]
 
 
 class _Body(BaseModel):
@@ -68,7 +83,7 @@ class PlanRequest(DeploymentInput):
     batch: int = Field(default=1, ge=1)
     reserve: str = "0GiB"
     kv_memory: str | None = None
-    engine: Literal["vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none"] = "vllm"
+    engine: EngineName = DEFAULT_ENGINE
     engine_version: str | None = None
     max_model_len: int | None = Positive
     max_num_batched_tokens: int | None = Positive
@@ -89,7 +104,7 @@ class FitRequest(ModelInput):
     max_gpus: int = Field(default=8, ge=1, le=64)
     allow_quant: bool = False
     allow_fp8_kv: bool = False
-    engine: Literal["vllm", "sglang"] = "vllm"
+    engine: FitEngineName = DEFAULT_ENGINE
     price: list[str] = Field(default_factory=list, description='Overrides as on the CLI: ["h100=2.49"].')
     top: int | None = Field(default=None, ge=1, description="Candidates returned (default: the whole ranking).")
 
@@ -240,9 +255,13 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         return await run(lambda: [asdict(g) for g in gpus()])
 
+    @app.get("/api/engines", summary="The registered engines: name, label, default version, what fit plans")
+    async def api_engines() -> Response:
+        return await run(lambda: {"default": DEFAULT_ENGINE, "engines": [e.describe() for e in engines()]})
+
     @app.post("/api/plan", responses=ERRORS, summary="kvplan plan --json (with \"explain\": the derivation too)")
     async def api_plan(body: PlanRequest) -> Response:
-        from kvplan.explain import derivation
+        from kvplan.derivation import derivation
         from kvplan.planning import plan
 
         def call() -> dict[str, Any]:
@@ -269,12 +288,12 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         from kvplan.model.load import load_model
 
         return await run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
-                                                quant=body.quant, kv_dtype=body.kv_dtype)), body)
+                                                quant=body.quant, kv_dtype=body.kv_dtype)).to_dict(), body)
 
     @app.post("/api/fit", responses=ERRORS, summary="kvplan fit --json")
     async def api_fit(body: FitRequest) -> Response:
+        from kvplan.fit import Workload, search, serve_name
         from kvplan.model.load import load_model
-        from kvplan.planner import Workload, search, serve_name
         from kvplan.pricing import parse_overrides
 
         def call() -> dict[str, Any]:
@@ -298,7 +317,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
     @app.post("/api/explain", responses=ERRORS, summary="kvplan explain --json: a startup log in \"log\"")
     async def api_explain(body: ExplainRequest) -> Response:
-        from kvplan.diagnose import diagnose
+        from kvplan.explain import diagnose
 
         return await run(lambda: diagnose(body.log, model=body.model, gpu=body.gpu, util=body.util, tp=body.tp,
                                     target_concurrency=body.target_concurrency,
@@ -308,7 +327,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     async def api_validate(body: ValidateRequest) -> Response:
         from kvplan.validate import validate_text
 
-        return await run(lambda: validate_text(body.csv))
+        return await run(lambda: validate_text(body.csv).to_dict())
 
     @app.get("/", include_in_schema=False)
     def index() -> HTMLResponse:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from kvplan.errors import ConfigError
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory
-from kvplan.model.spec import AttentionKV, MoE, RopeTable
+from kvplan.model.spec import AttentionKV, MoE, RopeTable, attention_spec
 
 
 @dataclass
@@ -46,9 +46,9 @@ def attention_kv(kind: str, kv_heads: int, head_dim: int, window: int | None,
     if kind in ("sliding_attention", "sliding_window", "local"):
         if not window:
             raise ConfigError("a layer is marked sliding_attention but the config has no 'sliding_window': add it")
-        return AttentionKV(kv_heads, head_dim, v, window=window)
+        return attention_spec(kv_heads, head_dim, v, window)
     if kind == "chunked_attention":
-        return AttentionKV(kv_heads, head_dim, v, window=window, chunked=True)
+        return attention_spec(kv_heads, head_dim, v, window, chunked=True)
     raise ConfigError(f"unknown layer type {kind!r} in 'layer_types': kvplan knows full_attention, "
                       "sliding_attention and chunked_attention")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kvplan.errors import InputError
-from kvplan.model.checkpoint import StoredTensor, header_length, parse_header
+from kvplan.model.sources.checkpoint import StoredTensor, header_length, parse_header
 
 REPO_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+?))?(?::(?P<file>[^:@]+\.gguf))?$")
 SIDE_FILES = ("quantize_config.json", "hf_quant_config.json")
@@ -216,7 +216,7 @@ def _pick_gguf(repo: str, revision: str | None, env: _Env, wanted: str | None) -
 
 def _gguf_header(repo: str, filename: str, revision: str, env: _Env):
     """One GGUF file's header, read by growing range requests."""
-    from kvplan import gguf
+    from kvplan.model.sources import gguf
 
     size = GGUF_CHUNK
     while True:
@@ -235,12 +235,12 @@ def _gguf_header(repo: str, filename: str, revision: str, env: _Env):
 def _gguf(repo: str, revision: str | None, filename: str | None, env: _Env) -> tuple[dict, str, int]:
     """(config, file, stored bytes) from a GGUF model's header(s); a split model's shards are merged."""
     files = _pick_gguf(repo, revision, env, filename)
-    from kvplan import gguf
+    from kvplan.model.sources import gguf, gguf_arch
 
     headers = [_gguf_header(repo, f, revision or "main", env) for f in files]
     header = gguf.merge_shards(headers) if len(headers) > 1 else headers[0]
     name = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} shards)"
-    return gguf.config_from_gguf(header), name, header.total_bytes
+    return gguf_arch.config_from_gguf(header), name, header.total_bytes
 
 
 def _probe(repo: str, revision: str | None, env: _Env) -> str | None:

@@ -225,10 +225,11 @@ async function update() {
   try { x = inputs(); } catch (e) { setError(e.message); return; }
   setError("");
   $("status").textContent = "computing...";
+  const engine = ENGINES.byName[x.engine] || {};
   const plan = { ...x.source, gpu: x.gpus, tp: x.tp, util: x.util, engine: x.engine, dtype: x.dtype,
-                 kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users, max_model_len: x.engine.startsWith("vllm") ||
-                 x.engine === "sglang" ? x.seq : null, explain: true };
-  const fitEngine = x.engine === "sglang" ? "sglang" : "vllm";
+                 kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users,
+                 max_model_len: engine.max_model_len_from_seq ? x.seq : null, explain: true };
+  const fitEngine = engine.fit ? x.engine : ENGINES.default;
   try {
     const [p, series, fit] = await Promise.all([
       api("/api/plan", plan),
@@ -293,8 +294,16 @@ function debounce(fn, ms) {
   return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
 }
 
+// the registered engines (GET /api/engines): the select's options, what fit plans, what takes max_model_len
+const ENGINES = { default: null, byName: {} };
+
 async function start() {
-  const [models, gpus] = await Promise.all([api("/api/models"), api("/api/gpus")]);
+  const [models, gpus, engines] = await Promise.all([api("/api/models"), api("/api/gpus"), api("/api/engines")]);
+  ENGINES.default = engines.default;
+  for (const e of engines.engines) {
+    ENGINES.byName[e.name] = e;
+    $("engine").add(new Option(e.label, e.name, false, e.name === engines.default));
+  }
   for (const m of models) $("model").add(new Option(`${m.alias} (${m.hf_id})`, m.alias, false, m.alias === "falcon-7b"));
   for (const g of gpus) {
     $("gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias, false, ["a10g", "h100"].includes(g.alias)));

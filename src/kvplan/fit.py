@@ -18,7 +18,8 @@ from typing import Any
 from kvplan import perf
 from kvplan.capacity import largest
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings, scenario
+from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, fit_engines, get_engine, scenario
+from kvplan.engines.vllm import VLLM
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, get_gpu
 from kvplan.model.spec import ModelSpec
@@ -27,7 +28,6 @@ from kvplan.pricing import Price, price
 # The common datacenter set, cheapest first in the catalog's prices.
 DEFAULT_GPUS = ("t4", "l4", "a10g", "l40s", "a100-40g", "a100-80g", "h100", "h200", "b200", "mi300x")
 # The engines' fp8 weights (Marlin or native), fp8 KV cache and int4 (Marlin) kernels need Ampere or newer.
-FIT_ENGINES = ("vllm", "sglang")
 PRE_AMPERE = frozenset({"t4", "v100", "v100-pcie", "v100-32g", "v100-pcie-32g"})
 
 
@@ -89,7 +89,7 @@ class Candidate:
     misses: list[str] = field(default_factory=list)
     model_id: str = ""
     max_model_len: int = 0
-    engine: str = "vllm"
+    engine: str = DEFAULT_ENGINE
     util: float = 0.9  # the memory fraction the engine's accounting applied
 
     @property
@@ -120,29 +120,17 @@ class Candidate:
     @property
     def command(self) -> str:
         """The engine's launch line that realises this candidate."""
-        if self.engine == "sglang":
-            parts = [f"python -m sglang.launch_server --model-path {self.model_id}", f"--tp-size {self.tp}"]
-            parts += [f"--pp-size {self.pp}"] if self.pp > 1 else []
-            parts += [f"--dp-size {self.replicas}"] if self.replicas > 1 else []
-            parts += [f"--mem-fraction-static {self.util:.3f}", f"--context-length {self.max_model_len}",
-                      f"--max-running-requests {self.batch}"]
-            parts += ["--kv-cache-dtype fp8_e4m3"] if self.kv_dtype == "fp8" else []
-        else:
-            parts = [f"vllm serve {self.model_id}", f"--tensor-parallel-size {self.tp}"]
-            parts += [f"--pipeline-parallel-size {self.pp}"] if self.pp > 1 else []
-            parts += [f"--data-parallel-size {self.replicas}"] if self.replicas > 1 else []
-            parts += [f"--gpu-memory-utilization {self.util:g}", f"--max-model-len {self.max_model_len}",
-                      f"--max-num-seqs {self.batch}"]
-            parts += ["--kv-cache-dtype fp8"] if self.kv_dtype == "fp8" else []
-        parts += ["--quantization fp8"] if self.quant == "fp8" else []
-        command = " ".join(parts)
+        launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len, self.batch,
+                        self.kv_dtype, self.quant)
+        command = get_engine(self.engine).launch_command(launch)
+        command += " --quantization fp8" if self.quant == "fp8" else ""
         if self.quant in ("w4a16", "awq"):
             command += "  # serve an int4 (AWQ / GPTQ / w4a16) checkpoint of the model"
         return command
 
     @property
     def vllm_command(self) -> str | None:
-        return self.command if self.engine == "vllm" else None
+        return self.command if self.engine == VLLM.name else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,15 +152,23 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A family (GPU / weights / KV) none of whose layouts serves the workload, and why."""
+
+    family: str
+    reason: str
+
+
 @dataclass
 class FitResult:
     workload: Workload
     candidates: list[Candidate]  # ranked: meeting every target first, cheapest first
-    rejected: dict[str, str]  # family (gpu, weights, KV) -> why none of its layouts serves the workload
+    rejected: list[Rejection]  # families (gpu, weights, KV) none of whose layouts serves the workload, searched order
     skipped: dict[str, int]  # invalid layouts by reason
     evaluated: int
     seconds: float
-    engine: str = "vllm"
+    engine: str = DEFAULT_ENGINE
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -185,7 +181,8 @@ class FitResult:
             "workload": {"users": w.users, "prompt": w.prompt, "output": w.output, "seq": w.seq,
                          "min_tokens_per_sec": w.min_tokens_per_sec, "max_ttft": w.max_ttft},
             "candidates": [c.to_dict() for c in self.candidates[:top]],
-            "engine": self.engine, "rejected": self.rejected, "skipped_layouts": self.skipped,
+            "engine": self.engine, "rejected": {r.family: r.reason for r in self.rejected},
+            "skipped_layouts": self.skipped,
             "evaluated": self.evaluated,
             "search_seconds": round(self.seconds, 3), "notes": self.notes,
         }
@@ -249,11 +246,11 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
 
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
-           model_id: str | None = None, engine: str = "vllm") -> FitResult:
+           model_id: str | None = None, engine: str = DEFAULT_ENGINE) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked."""
     start = time.perf_counter()
-    if engine not in FIT_ENGINES:
-        raise InputError(f"kvplan fit plans {' or '.join(FIT_ENGINES)} deployments, not {engine!r}: size one "
+    if engine not in fit_engines():
+        raise InputError(f"kvplan fit plans {' or '.join(fit_engines())} deployments, not {engine!r}: size one "
                          f"layout under {engine} with kvplan plan --engine {engine}")
     if not 1 <= max_gpus <= 64:
         raise InputError(f"--max-gpus must be between 1 and 64 (got {max_gpus})")
@@ -265,7 +262,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
     deployments: dict[tuple, Deployment | str] = {}
     candidates: list[Candidate] = []
-    rejected: dict[str, str] = {}
+    rejected: list[Rejection] = []
     skipped: dict[str, int] = {}
     evaluated = 0
     for gpu in devices:
@@ -273,7 +270,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
             for kv in kv_dtypes:
                 family = f"{gpu.alias} / {label} / KV {kv}"
                 if gpu.alias in PRE_AMPERE and (quant or kv == "fp8"):
-                    rejected[family] = f"fp8 and int4 (Marlin) kernels need Ampere or newer, not {gpu.alias}"
+                    _reject(rejected, family, f"fp8 and int4 (Marlin) kernels need Ampere or newer, not {gpu.alias}")
                     continue
                 reason = None
                 found = False
@@ -303,11 +300,20 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                         found = True
                         candidates.append(result)
                 if not found:
-                    rejected[family] = reason or "no valid layout"
+                    _reject(rejected, family, reason or "no valid layout")
     candidates.sort(key=_rank)
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
              "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
     return FitResult(workload, candidates, rejected, skipped, evaluated, time.perf_counter() - start, engine, notes)
+
+
+def _reject(rejected: list[Rejection], family: str, reason: str) -> None:
+    """Record a rejected family once (a GPU given twice keeps its first place and the latest reason)."""
+    for i, r in enumerate(rejected):
+        if r.family == family:
+            rejected[i] = Rejection(family, reason)
+            return
+    rejected.append(Rejection(family, reason))
 
 
 def _rank(c: Candidate) -> tuple:

@@ -1,0 +1,371 @@
+"""The engine contract: what every serving engine declares, and the one accounting skeleton they share.
+
+An engine is a subclass of `Engine` in one module of this package, registered in `kvplan.engines`. It declares
+its name, label and default version, its options (a dataclass in the engine's own vocabulary), its version rules
+(a `RuleTable`: one row per release that changes a value), and the hooks the skeleton calls:
+
+    scenario(dep, gpu, util, settings, seq, batch, replicas, reserve, kv_memory)      <- the skeleton, here
+        resolve(setup)                    the engine's options against model and device; early refusals
+        fraction(setup, util)             the memory fraction applied (the engine's default when util is None)
+        stage_layout(setup, stage)        the stage's KV layout in the engine's own page / cell model
+        budget(setup, stage, layout, f)   the stage's budget terms  (skipped when the KV pool is given)
+        pool(setup, layouts, budgets)     the pool those budgets make: a `capacity.Pool`
+        printed(setup, pool, ...)         what the engine prints at startup
+    launch_command(launch)                the engine's launch line for a `fit` candidate
+    derivation(plan, scenario)            the engine's own lines of the plan derivation
+    suggestions(setup)                    flag changes `kvplan explain` re-plans
+
+Engines never import each other; what several share (weights as loaded, the forward-pass activation model,
+the memory in use at startup) lives in `kvplan.engines.common`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from kvplan.budget import Budget, check_util
+from kvplan.capacity import Capacity, LimitedBy, Pool, pool_capacity
+from kvplan.errors import InputError
+
+if TYPE_CHECKING:
+    from kvplan.deployment import Deployment, Stage
+    from kvplan.hardware import GPU
+
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str | None, default: str) -> Version:
+    """'0.5.23' -> (0, 5, 23); '0.4.9.post2' -> (0, 4, 9); 'v3.3.7' -> (3, 3, 7)."""
+    value = (text or default).lstrip("v")
+    parts = []
+    for piece in value.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            raise InputError(f"--engine-version {value!r} is not a version like {default}")
+        parts.append(int(digits))
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]
+
+
+def version_text(version: Version) -> str:
+    return ".".join(map(str, version))
+
+
+# ------------------------------------------------------------------------------------------ version rules
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    """From release `since` on, these values hold (until a later row changes them); `source` says where the
+    rule is read: file, function and release tag, or PR."""
+
+    since: Version
+    values: tuple[tuple[str, Any], ...]
+    source: str
+
+
+def row(since: str, source: str, **values: Any) -> RuleRow:
+    return RuleRow(parse_version(since, since), tuple(values.items()), source)
+
+
+class RuleTable(Generic[R]):
+    """An engine's version rules as data: a frozen dataclass of rule values and the rows that set them.
+
+    The first row (usually `since` 0.0.0) must set every field; each later row changes some. `rules_for(v)`
+    applies, in release order, every row whose `since` is at most `v`.
+    """
+
+    def __init__(self, values: type[R], *rows: RuleRow) -> None:
+        self.values = values
+        self.rows = tuple(sorted(rows, key=lambda r: r.since))
+        names = {f.name for f in fields(values)}  # type: ignore[arg-type]
+        for r in self.rows:
+            unknown = {k for k, _ in r.values} - names
+            if unknown:
+                raise TypeError(f"rule row {r.since} sets unknown field(s) {sorted(unknown)} of {values.__name__}")
+        first = dict(self.rows[0].values) if self.rows else {}
+        if set(first) != names:
+            raise TypeError(f"the first rule row of {values.__name__} must set every field "
+                            f"(missing {sorted(names - set(first))})")
+        self._cache: dict[Version, R] = {}
+
+    def rules_for(self, version: Version) -> R:
+        if version not in self._cache:  # bounded: one entry per distinct version asked
+            merged: dict[str, Any] = {}
+            for r in self.rows:
+                if r.since <= version:
+                    merged.update(r.values)
+            if len(self._cache) < 256:
+                self._cache[version] = self.values(**merged)
+            else:
+                return self.values(**merged)
+        return self._cache[version]
+
+    def sources_for(self, version: Version) -> list[str]:
+        """The rows that apply at `version`, as 'since: source'."""
+        return [f"{version_text(r.since)}: {r.source}" for r in self.rows if r.since <= version]
+
+
+# ------------------------------------------------------------------------------------------ settings and results
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine flags the CLI, the web API and the planner pass, spelled as vLLM spells them (every engine
+    maps them onto its own options: SGLang's context_length, TGI's max_batch_prefill_tokens, ...).
+    None: the engine's own default."""
+
+    engine: str = "vllm"
+    version: str | None = None
+    max_model_len: int | None = None
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    block_size: int | None = None
+    enforce_eager: bool = False
+    total_bytes: int | None = None  # the device total as the engine sees it, when known (e.g. from a log)
+
+    def __post_init__(self) -> None:
+        from kvplan.engines import get_engine
+
+        get_engine(self.engine)  # an unknown name is refused with the registered ones
+        for label, value in (("--max-model-len", self.max_model_len),
+                             ("--max-num-batched-tokens", self.max_num_batched_tokens),
+                             ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{label} must be a positive integer (got {value!r})")
+
+
+@dataclass(frozen=True)
+class Printed:
+    """What the engine prints at startup, predicted: the figure names of `kvplan validate`."""
+
+    engine: str
+    version: str
+    total_bytes: int
+    total_source: str
+    max_model_len: int
+    block_size: int | None = None
+    num_blocks: int | None = None
+    kv_groups: int | None = None
+    kv_tokens: int | None = None
+    max_concurrency: float | None = None  # "Maximum concurrency for max_model_len tokens per request"
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One column of a plan: a GPU type at a utilization, under one engine's accounting."""
+
+    gpu: GPU | None
+    util: float
+    budgets: tuple[Budget, ...]  # one per pipeline stage, each per GPU
+    capacity: Capacity
+    printed: Printed | None = None
+
+
+@dataclass
+class Setup:
+    """What the skeleton resolved before the engine's hooks run; hooks may add notes."""
+
+    dep: Deployment
+    gpu: GPU | None
+    settings: EngineSettings
+    options: Any  # the engine's options dataclass
+    version: Version
+    rules: Any  # the engine's rule values at `version`
+    total: int  # the device total as the engine sees it (0 when only a KV pool is given)
+    total_source: str
+    reserve: int
+    pool_given: bool
+    seq: int  # the workload the scenario is asked about
+    batch: int
+    replicas: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def version_text(self) -> str:
+        return version_text(self.version)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launch line needs: a `fit` candidate's layout and settings."""
+
+    model_id: str
+    tp: int
+    pp: int
+    replicas: int
+    util: float
+    max_model_len: int
+    max_running: int
+    kv_dtype: str
+    quant: str | None
+
+
+def given_budget(kv_memory: int) -> Budget:
+    """The KV pool stated directly (--kv-memory, or a logged pool): no terms, nothing to subtract."""
+    return Budget(None, None, None, (), kv_memory, pool_given=True)
+
+
+def model_context(dep: Deployment, settings: EngineSettings, engine_label: str) -> int:
+    """max_model_len, else the model's context; longer than the model's context is refused, as engines do."""
+    context = settings.max_model_len or dep.model.max_context
+    if not context:
+        raise InputError("the config states no context length: give --max-model-len")
+    if dep.model.max_context and context > dep.model.max_context:
+        raise InputError(f"--max-model-len {context} exceeds the model's context length {dep.model.max_context}; "
+                         f"{engine_label} refuses it")
+    return context
+
+
+def block_derivation(scenario: Scenario) -> list[str]:
+    """The derivation lines of a block pool: blocks, what the engine prints, requests per block count."""
+    c, e = scenario.capacity, scenario.printed
+    assert e is not None
+    return [f"  blocks = floor(pool / ({e.kv_groups} group(s) x block {e.block_size} tokens x layer pages)) "
+            f"= {e.num_blocks:,}; printed KV cache size {e.kv_tokens:,} tokens, maximum concurrency for "
+            f"{e.max_model_len:,} tokens {e.max_concurrency:.2f}x (max_num_seqs {e.max_num_seqs}, "
+            f"max_num_batched_tokens {e.max_num_batched_tokens})",
+            f"  max concurrent requests of {c.seq:,} tokens = min(floor(blocks / blocks per request), "
+            f"max_num_seqs)" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
+            + f" = {c.max_concurrent_requests:,}"]
+
+
+# ------------------------------------------------------------------------------------------------ the contract
+
+class Engine(ABC):
+    """One serving engine's accounting. Subclasses set the class attributes and implement the hooks."""
+
+    name: ClassVar[str]  # the --engine value
+    label: ClassVar[str]  # how people write it: "vLLM", "SGLang"
+    default_version: ClassVar[str]
+    default_util: ClassVar[float] = 0.9  # the fraction applied when none is given (engines may compute theirs)
+    options_class: ClassVar[type]  # the engine's options, in its own vocabulary
+    rule_table: ClassVar[RuleTable | None] = None
+    csv_names: ClassVar[tuple[str, ...]] = ()  # the validate CSV's `engine` column, lower-case ("vllm v1")
+    log_names: ClassVar[tuple[str, ...]] = ()  # what kvplan.logs reports as a log's engine ("vLLM V1")
+    log_util_key: ClassVar[str | None] = None  # the log setting that holds its memory fraction
+    plans_fit: ClassVar[bool] = False  # kvplan fit sizes candidates under it (it has a launch line)
+    weights_printed: ClassVar[bool] = False  # it logs the weights as loaded ("Model loading took")
+    version_assumed_note: ClassVar[bool] = False  # say so when a log / CSV row does not state the version
+    prints_startup: ClassVar[bool] = True  # it has startup figures to predict (Printed)
+    max_model_len_from_seq: ClassVar[bool] = False  # the page sets max_model_len to the request length
+
+    def describe(self) -> dict[str, Any]:
+        """What GET /api/engines says of the engine."""
+        return {"name": self.name, "label": self.label, "default_version": self.default_version,
+                "default_util": self.default_util, "fit": self.plans_fit,
+                "max_model_len_from_seq": self.max_model_len_from_seq}
+
+    # ---------------------------------------------------------------- declared
+    def version(self, settings: EngineSettings) -> Version:
+        return parse_version(settings.version, self.default_version)
+
+    def rules_for(self, version: Version) -> Any:
+        return self.rule_table.rules_for(version) if self.rule_table is not None else None
+
+    def options(self, settings: EngineSettings) -> Any:
+        """The engine's options from the common settings (each engine names them its own way)."""
+        return self.options_class()
+
+    # ---------------------------------------------------------------- the skeleton
+    def scenario(self, dep: Deployment, gpu: GPU | None, util: float | None, settings: EngineSettings, seq: int,
+                 batch: int, replicas: int, reserve: int = 0, kv_memory: int | None = None) -> Scenario:
+        """Budget and capacity of `dep` on one `gpu` at `util` (None: the engine's default). The returned
+        scenario's `util` is the fraction applied."""
+        setup = self.prepare(dep, gpu, settings, seq, batch, replicas, reserve, kv_memory)
+        fraction = self.fraction(setup, util)
+        layouts = [self.stage_layout(setup, stage) for stage in dep.stages]
+        if kv_memory is not None:
+            budgets = [given_budget(kv_memory) for _ in dep.stages]
+        else:
+            budgets = [self.budget(setup, stage, layout, fraction)
+                       for stage, layout in zip(dep.stages, layouts, strict=True)]
+        pool = self.pool(setup, layouts, budgets)
+        context, label, refuses_longer = self.context(setup, pool)
+        capacity = pool_capacity(pool, budgets, seq, batch, replicas, context, label, self.request_cap(setup, pool),
+                                 refuses_longer)
+        printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
+        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed)
+
+    def prepare(self, dep: Deployment, gpu: GPU | None, settings: EngineSettings, seq: int = 1, batch: int = 1,
+                replicas: int = 1, reserve: int = 0, kv_memory: int | None = None) -> Setup:
+        """The skeleton's first step: version, rules, the device total and the engine's resolved options."""
+        if reserve < 0:
+            raise InputError(f"--reserve must not be negative (got {reserve})")
+        version = self.version(settings)
+        total, total_source = self.device_total(gpu, settings, kv_memory)
+        setup = Setup(dep, gpu, settings, self.options(settings), version, self.rules_for(version), total,
+                      total_source, reserve, kv_memory is not None, seq, batch, replicas)
+        self.resolve(setup)
+        return setup
+
+    # ---------------------------------------------------------------- hooks with defaults
+    def device_total(self, gpu: GPU | None, settings: EngineSettings, kv_memory: int | None) -> tuple[int, str]:
+        """The device total as the engine sees it: given (from a log), else what CUDA reports for the GPU."""
+        if settings.total_bytes:
+            return settings.total_bytes, "given"
+        if gpu is not None:
+            return gpu.torch_total()
+        if kv_memory is None:
+            raise InputError(f"{settings.engine} accounting needs a GPU: give --gpu or --gpu-memory (or --kv-memory)")
+        return 0, "none (KV pool given)"
+
+    def resolve(self, setup: Setup) -> None:  # noqa: B027 - an optional hook
+        """Resolve the engine's options against the model and the device (into `setup.options`), and refuse
+        what the engine refuses before any memory figure (layouts, KV dtypes)."""
+
+    def fraction(self, setup: Setup, util: float | None) -> float:
+        return self.default_util if util is None else check_util(util)
+
+    def reported_util(self, setup: Setup, fraction: float) -> float:
+        return fraction
+
+    def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
+        """(the longest request the engine accepts, what to call that limit, whether a longer one is refused)."""
+        label = LimitedBy.MAX_MODEL_LEN if setup.settings.max_model_len else LimitedBy.MODEL_CONTEXT
+        return model_context(setup.dep, setup.settings, self.label), label, True
+
+    def request_cap(self, setup: Setup, pool: Pool) -> int | None:
+        """The scheduler's cap on running requests per replica (None: memory alone decides)."""
+        return None
+
+    # ---------------------------------------------------------------- hooks every engine provides
+    @abstractmethod
+    def stage_layout(self, setup: Setup, stage: Stage) -> Any:
+        """The stage's KV layout in the engine's page / cell model."""
+
+    @abstractmethod
+    def budget(self, setup: Setup, stage: Stage, layout: Any, fraction: float) -> Budget:
+        """The stage's memory budget per GPU: usable memory and the terms subtracted from it."""
+
+    @abstractmethod
+    def pool(self, setup: Setup, layouts: list[Any], budgets: list[Budget]) -> Pool:
+        """The KV pool the budgets make, in the engine's units."""
+
+    def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
+        raise NotImplementedError(f"{self.name} declares prints_startup but does not say what it prints")
+
+    # ---------------------------------------------------------------- views
+    def launch_command(self, launch: Launch) -> str:
+        raise NotImplementedError(f"{self.label} has no launch line in kvplan: kvplan fit does not plan it")
+
+    def derivation(self, scenario: Scenario) -> list[str]:
+        """The engine's own lines in the plan derivation, after the budget (blocks, printed figures)."""
+        c = scenario.capacity
+        return [f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / {c.request_bytes:,})"
+                + (f" x {c.replicas} replicas" if c.replicas > 1 else "") + f" = {c.max_concurrent_requests:,}"]
+
+    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
+        """Engine flag changes `kvplan explain` re-plans: (what to write, the change)."""
+        return []

@@ -1,0 +1,186 @@
+"""Pieces several engines share: the weights as an engine loads them, the profile run's activation model, and
+the memory in use before an engine measures what is free. Engines take these from here, never from each other.
+
+- Weights as loaded (vLLM "Model loading took", SGLang "Load weight end"): the shard's tensors, vocab rows padded
+  to 64 (`VocabParallelEmbedding`), mxfp4 experts padded as the Marlin MoE kernel stores them, plus the RoPE
+  cos/sin tables (one per distinct rope, in the model dtype unless kept in fp32).
+- The activation peak of a profiling forward pass at a token budget, and the sampler's dummy run over a number
+  of requests x the padded vocabulary: factors fitted on public vLLM startup logs by
+  `benchmarks/fit_vllm_constants.py` (data/vllm-constants.toml); TGI's warmup borrows the forward model.
+- Memory in use at startup (CUDA context, torch.distributed / NCCL buffers): read off a public SGLang log.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+
+from kvplan.deployment import Deployment, Stage
+from kvplan.model.quant import DTYPE_BYTES
+from kvplan.units import GiB
+
+VOCAB_PADDING = 64
+
+# Memory in use before an engine measures "free memory at startup" (one GPU).
+CUDA_CONTEXT_GIB = 0.50
+DISTRIBUTED_INIT_GIB = 2.01
+STARTUP_SOURCE = ("public SGLang log sgl-project/sglang#11716 (H200 TP8, CUDA total 139.80 GiB): "
+                  "'Load weight begin. avail mem=137.29 GB' after 'Init torch distributed ends. mem usage=2.01 GB'")
+
+CACHE_SIZE = 4096  # deployments x stages whose derived figures are kept (bounded: a server does not grow)
+
+
+def pad(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+@cache
+def fitted_constants() -> dict:
+    """Fitted constants (data/vllm-constants.toml), written by benchmarks/fit_vllm_constants.py."""
+    return tomllib.loads((resources.files("kvplan") / "data" / "vllm-constants.toml").read_text(encoding="utf-8"))
+
+
+# -------------------------------------------------------------------------------------------------- weights
+
+@lru_cache(maxsize=CACHE_SIZE)
+def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
+    """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
+    plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
+    extra = 0
+    for t in dep.model.tensors:
+        if t.role not in ("embedding", "lm_head") or len(t.shape) != 2:
+            continue
+        on_stage = (t.role == "embedding" and stage.index == 0) or (
+            t.role == "lm_head" and stage.index == len(dep.stages) - 1)
+        if dep.model.tie_word_embeddings and t.role == "embedding" and stage.index == len(dep.stages) - 1:
+            on_stage = True
+        if on_stage:
+            rows, hidden = t.shape
+            padded = pad(rows, VOCAB_PADDING) // dep.tp
+            extra += (padded - t.shard_shape(dep.tp)[0]) * hidden * dep.dense_bytes
+    padding = _mxfp4_padding(dep, stage)
+    rope = 0.0
+    if any(layer.kv.retention.uses_rope for layer in stage.layers):
+        rope = sum(r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope)
+    total = stage.weights_bytes + extra + padding + rope
+    parts = [f"tensors {stage.weights_bytes:,}"]
+    if extra:
+        parts.append(f"vocab padding to {VOCAB_PADDING} {extra:,.0f}")
+    if padding:
+        parts.append(f"mxfp4 expert padding {padding:,.0f}")
+    if rope:
+        parts.append(f"RoPE tables {rope:,.0f}")
+    return round(total), " + ".join(parts) + " B"
+
+
+def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
+    """mxfp4 experts as the Marlin MoE kernel stores them on Hopper (model_executor/layers/fused_moe/oracle/
+    mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256."""
+    fmt = dep.weight_format
+    if not (fmt.experts_only and fmt.bits == 4):
+        return 0.0
+    layers = {layer.index for layer in stage.layers}
+    extra = 0.0
+    for t in dep.model.tensors:
+        if t.role != "experts" or t.layer not in layers:
+            continue
+        shape = list(t.shard_shape(dep.tp))
+        padded = list(shape)
+        if t.name.endswith("gate_up_proj") or t.name.endswith("gate_up_proj_bias"):
+            padded[1] = 2 * pad(shape[1] // 2, 128)
+            if len(shape) == 3:
+                padded[2] = pad(shape[2], 256)
+        else:  # down_proj (E, H, I) and its bias (E, H)
+            padded[1] = pad(shape[1], 256)
+            if len(shape) == 3:
+                padded[2] = pad(shape[2], 128)
+        extra += fmt.tensor_bytes(t, tuple(padded), dep.dense_bytes) - fmt.tensor_bytes(t, tuple(shape),
+                                                                                        dep.dense_bytes)
+    return extra
+
+
+# ----------------------------------------------------------------------------------------------- activations
+
+@lru_cache(maxsize=CACHE_SIZE)
+def activation_width(dep: Deployment) -> int:
+    """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
+    the widest layer: the up-projection output (gate + up, or routed experts x top-k + shared experts), the
+    activated half of it, and the residual stream (input, output, residual: 3 x hidden); an attention layer
+    holds its q/k/v output instead when that is wider."""
+    m = dep.model
+    hidden = dep.model.hidden_size
+    widest = 0.0
+    per_layer: dict[int, dict[str, float]] = {}
+    for t in m.tensors:
+        if t.layer is None or not t.linear or t.split != (len(t.shape) - 2):
+            continue
+        w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0})
+        out = t.shard_shape(dep.tp)[-2]
+        if t.role == "attention":
+            w["attention"] += out
+        elif t.role == "experts":
+            w["up"] += out * (m.moe.experts_per_token if m.moe else 1)
+        elif t.role in ("mlp", "shared_experts", "ssm"):
+            w["up"] += out
+    for w in per_layer.values():
+        widest = max(widest, 1.5 * w["up"], w["attention"])
+    return round(widest + 3 * hidden)
+
+
+@dataclass(frozen=True)
+class ActivationFeatures:
+    """What the profiling run's peak scales with (bytes, before the fitted factors)."""
+
+    forward: float  # tokens x activation dtype x widest per-token activation
+    logits: float  # sampler requests x padded vocabulary (fp32 logits and their sorted copies follow it)
+    hidden: float  # the forward's hidden states, still alive while the sampler runs
+    last_stage: bool
+    width: int
+    tokens: int
+    requests: int
+    vocab: int
+
+
+def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int) -> ActivationFeatures:
+    dtype = DTYPE_BYTES[dep.activation_dtype]
+    width = activation_width(dep)
+    requests = min(max_num_seqs, tokens)
+    vocab = pad(dep.model.vocab_size, VOCAB_PADDING)
+    return ActivationFeatures(tokens * dtype * width, requests * vocab, tokens * dep.model.hidden_size * dtype,
+                              stage.index == len(dep.stages) - 1, width, tokens, requests, vocab)
+
+
+def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, *, eager_v0: bool = False,
+                    whole_batch_logits: bool = False) -> tuple[int, str]:
+    """Peak of a profiling run: a forward pass of `tokens`, then (last stage only) the sampler on
+    `max_num_seqs` dummy requests over the padded vocabulary.
+
+    V1's two factors are fitted; `eager_v0` (vLLM V0: eager, no compiled graphs) takes the forward width as
+    counted, and its own fitted sampler factor. `whole_batch_logits`: the profile holds logits for every token
+    of the batch too (vLLM 0.16, fitted on its one public log)."""
+    c = fitted_constants()["activation_v0" if eager_v0 else "activation"]
+    f = activation_features(dep, stage, tokens, max_num_seqs)
+    factor = 1.0 if eager_v0 else c["forward_factor"]
+    peak = factor * f.forward
+    source = f"forward {factor} x {tokens} tokens x width {f.width:,} x dtype"
+    if f.last_stage:
+        sampler = c["sampler_bytes_per_logit"] * f.logits + f.hidden
+        if whole_batch_logits:
+            sampler += c["v016_bytes_per_token_logit"] * tokens * f.vocab
+        source = (f"max({source}, sampler {c['sampler_bytes_per_logit']} B x {f.requests} requests x "
+                  f"vocab {f.vocab:,})")
+        peak = max(peak, sampler)
+    return round(peak), f"fitted: {source} ({c['source']})"
+
+
+# -------------------------------------------------------------------------------------------------- startup
+
+def startup_in_use(tp: int, pp: int) -> tuple[int, str]:
+    """Memory already in use when an engine measures the free memory at startup (one GPU)."""
+    gib = CUDA_CONTEXT_GIB + (DISTRIBUTED_INIT_GIB if tp * pp > 1 else 0.0)
+    parts = f"CUDA context {CUDA_CONTEXT_GIB} GiB" + (
+        f" + torch.distributed init {DISTRIBUTED_INIT_GIB} GiB" if tp * pp > 1 else "")
+    return round(gib * GiB), f"estimate: {parts} ({STARTUP_SOURCE})"
+
