@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import kvplan
+from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
 from kvplan.engines import EngineSettings, scenario
 from kvplan.engines.common import fitted_constants as constants
@@ -190,3 +191,37 @@ def test_max_context_by_memory_is_not_capped_at_max_model_len():
     assert s.capacity.max_seq_len == 131072  # the limit served: max_model_len
     assert s.capacity.max_seq_len_limited_by == "max_model_len"
     assert s.capacity.max_seq_len_memory == s.printed.num_blocks * 16 > 131072
+
+
+def v0(alias: str, version: str, max_model_len: int | None = None):
+    p = plan(alias, gpu="h100", engine="vllm-v0", engine_version=version, max_model_len=max_model_len, seq=1024)
+    return p.scenarios[0].printed
+
+
+def test_v0_switches_chunked_prefill_on_above_32k_tokens():
+    """vLLM V0 (engine/arg_utils.py EngineArgs.create_engine_config, 0.5.4 and 0.6.4.post1): with
+    enable_chunked_prefill unset and max_model_len > 32768 on CUDA, chunked prefill is on, so the profile runs at
+    SchedulerConfig's chunked default (config.py: 512 tokens up to 0.6.4.post1, 2048 from 0.6.5, PR #10544)
+    instead of max(max_model_len, 2048)."""
+    assert v0("llama-3.1-8b", "0.6.4").max_num_batched_tokens == 512  # max_model_len 131072 (the config's)
+    assert v0("llama-3.1-8b", "0.6.5").max_num_batched_tokens == 2048
+    assert v0("llama-3.1-8b", "0.5.4").max_num_batched_tokens == 512
+    # at 32K tokens exactly it stays off: the profile is one max_model_len prompt (H100: max(L, 8192))
+    assert v0("llama-3.1-8b", "0.6.4", 32768).max_num_batched_tokens == 32768
+    # releases before 0.5.4 are not read: no automatic switch
+    assert v0("llama-3.1-8b", "0.5.3").max_num_batched_tokens == 131072
+    # not with a sliding window in the config (gpt-oss), nor, from 0.6.4, for multimodal models (Mllama)
+    assert v0("gpt-oss-20b", "0.6.4").max_num_batched_tokens == 131072
+    assert v0("llama-3.2-11b-vision", "0.6.4").max_num_batched_tokens == 131072
+    assert v0("llama-3.2-11b-vision", "0.5.4").max_num_batched_tokens == 512
+    # an explicit --max-num-batched-tokens wins
+    p = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version="0.6.4", max_num_batched_tokens=4096)
+    assert p.scenarios[0].printed.max_num_batched_tokens == 4096
+
+
+def test_v0_chunked_prefill_shrinks_the_activation_peak():
+    """The forward pass of the profile scales with the batched tokens: 512 instead of 131,072 tokens."""
+    on, off = (plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version=v).scenarios[0]
+               for v in ("0.6.4", "0.5.3"))
+    assert on.budgets[0].term(TermKind.ACTIVATION) < off.budgets[0].term(TermKind.ACTIVATION)
+    assert on.capacity.kv_pool_bytes > off.capacity.kv_pool_bytes

@@ -86,6 +86,14 @@ V0_RULES = RuleTable(
     V0Rules,
     row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed",
         auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512),
+    row("0.5.4", "engine/arg_utils.py 0.5.4 EngineArgs.create_engine_config: enable_chunked_prefill unset and "
+        "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
+        "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
+        auto_chunked_prefill=True, auto_chunked_prefill_multimodal=True),
+    row("0.6.4", "engine/arg_utils.py 0.6.4.post1: not for multimodal models (0.6.0-0.6.3 not read)",
+        auto_chunked_prefill_multimodal=False),
+    row("0.6.5", "config.py 0.6.5 SchedulerConfig (PR #10544): 2048 tokens with chunked prefill",
+        chunked_prefill_tokens=2048),
 )
 
 
