@@ -225,3 +225,13 @@ def test_v0_chunked_prefill_shrinks_the_activation_peak():
                for v in ("0.6.4", "0.5.3"))
     assert on.budgets[0].term(TermKind.ACTIVATION) < off.budgets[0].term(TermKind.ACTIVATION)
     assert on.capacity.kv_pool_bytes > off.capacity.kv_pool_bytes
+
+
+def test_explicit_dimensions_without_vocab_still_have_an_activation_peak():
+    """Fix: the hidden width came from the embedding tensor, which an explicit model without --vocab lacks, so
+    vLLM's profile peak was 0 B. Now it is dims.hidden: no layer tensors, so the widest activation is the
+    residual stream, 3 x 4544, at max_num_batched_tokens 2048 (an A10G) x 2 B (fp16) x the fitted factor 1.3."""
+    spec = kvplan.model_from_dims(layers=32, hidden=4544, params=7_000_000_000)
+    assert spec.hidden_size == spec.dims.hidden == 4544
+    s = plan(spec, gpu="a10g", seq=1000).scenarios[0]
+    assert s.budgets[0].term(TermKind.ACTIVATION) == round(1.3 * 2048 * 2 * 3 * 4544)

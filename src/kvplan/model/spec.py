@@ -494,7 +494,9 @@ class ModelSpec:
 
     @cached_property
     def hidden_size(self) -> int:
-        """Width of the text model's residual stream: the embedding's columns (not a vision tower's)."""
+        """Width of the text model's residual stream (`dims.hidden`; else the embedding's columns)."""
+        if self.dims is not None and self.dims.hidden:
+            return self.dims.hidden
         return next((t.shape[-1] for t in self.tensors if t.role == "embedding"), 0)
 
     @cached_property
