@@ -328,3 +328,14 @@ def test_dispatcher_reaches_each_engine():
     for engine in ("sglang", "tgi", "llamacpp"):
         s = dispatch(settings(engine, max_num_batched_tokens=512), tiny(), GPU2, 0.8, 1000, 1, 1)
         assert s.printed.engine == engine and s.printed.kv_tokens > 0
+
+
+def test_tgi_derivation_speaks_of_its_own_blocks():
+    """Fix: TGI's derivation printed vLLM's block line ("None group(s)", "max_num_seqs None"). One block of
+    flashinfer's 1 token for Llama-3.1-8B: 32 layers x 8 KV heads x (K + V) x 128 x 2 B = 131,072 B."""
+    from kvplan.derivation import derivation
+    from kvplan.planning import plan
+
+    steps = derivation(plan("llama-3.1-8b", gpu="a10g", engine="tgi"))
+    line = next(s for s in steps if s.strip().startswith("blocks ="))
+    assert "131,072 B per block of 1 token(s)" in line and "None" not in "".join(steps)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Printed, RuleTable, Scenario, Setup, block_derivation, row
+from kvplan.engines.base import Engine, EngineSettings, Printed, RuleTable, Scenario, Setup, row
 from kvplan.engines.common import activation_peak, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
@@ -255,4 +255,12 @@ class TGI(Engine):
         return fraction
 
     def derivation(self, scenario: Scenario) -> list[str]:
-        return block_derivation(scenario)
+        c, e = scenario.capacity, scenario.printed
+        assert e is not None and e.block_size
+        cap = f", --max-concurrent-requests {e.max_num_seqs}" if e.max_num_seqs else ""
+        return [f"  blocks = floor(pool / {c.request_bytes // -(-c.seq // e.block_size):,} B per block of "
+                f"{e.block_size} token(s)) = {e.num_blocks:,}; printed max batch total tokens {e.kv_tokens:,} "
+                f"(max_batch_prefill_tokens {e.max_num_batched_tokens:,})",
+                f"  max concurrent requests of {c.seq:,} tokens = floor({e.kv_tokens:,} / {c.seq:,} tokens rounded "
+                f"up to blocks{cap})" + (f" x {c.replicas} replicas" if c.replicas > 1 else "")
+                + f" = {c.max_concurrent_requests:,}"]
