@@ -5,7 +5,9 @@ which engine printed it, the settings the log states, and the memory figures the
 logged, each with the raw line it came from. Nothing is estimated or derived, except that
 the SGLang KV pool is K size + V size, which is how SGLang itself sums `mem_usage`.
 
-Recognized wordings:
+Recognized wordings (each engine declares its own, `Engine.log_wordings`: the figure lines and the markers that
+tell engines apart live in kvplan/engines/vllm.py and sglang.py; the settings and model lines below are read the
+same way for every engine):
 
 - vLLM V1: `Model loading took X GiB memory and ...`, `Available KV cache memory: X GiB`,
   `GPU KV cache size: N tokens` (also the >=0.29 single line that adds `, Maximum concurrency
@@ -37,20 +39,18 @@ one in the text is kept. Fixture comment lines (`# source: ...`, `# note: ...`) 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import InputError
-
-Value = object
-Extract = Callable[[re.Match[str]], dict[str, Value]]
+from kvplan.engines.logwords import KEY, LogWording, Rule, Value, rules
+from kvplan.errors import InputError
 
 
 @dataclass(frozen=True)
 class ParsedLog:
     """What a startup log states. Keys are present only when the log prints them."""
 
-    engine: str | None  # "vLLM V1", "vLLM V0", "SGLang"; None when the log does not tell
+    engine: str | None  # the LogWording name of an engine (kvplan.engines); None when the log does not tell
     engine_version: str | None  # e.g. "0.19.0"
     model: str | None  # HF id or local path, as printed
     settings: dict[str, object]  # tensor_parallel, dtype, kv_cache_dtype, max_model_len, ...
@@ -77,14 +77,6 @@ def _clean_lines(text: str) -> list[str]:
 # ---------------------------------------------------------------- value converters
 
 
-def _f(s: str) -> float:
-    return float(s.replace(",", ""))
-
-
-def _i(s: str) -> int:
-    return int(s.replace(",", ""))
-
-
 def _word(s: str) -> str | None:
     """A printed setting value without quotes or a `torch.` prefix; `None` stays None."""
     s = s.strip().strip("'\"")
@@ -97,87 +89,24 @@ def _bool(s: str) -> bool:
     return s == "True"
 
 
-def _one(name: str, conv: Callable[[str], Value], group: int = 1) -> Extract:
-    return lambda m: {name: conv(m.group(group))}
+def _figure_rules() -> list[Rule]:
+    """Every registered engine's figure rules, engines in registry order, each engine's in its priority order."""
+    return [rule for wording in _wordings() for rule in wording.figures]
 
 
-def _rules(name: str, conv: Callable[[str], Value], *patterns: str) -> list[tuple[re.Pattern[str], Extract]]:
-    """One rule per pattern, all filling `name` from group 1, in priority order."""
-    return [(re.compile(p), _one(name, conv)) for p in patterns]
+def _wordings() -> list[LogWording]:
+    from kvplan.engines import engines
+
+    return [w for e in engines() for w in e.log_wordings]
 
 
-# ---------------------------------------------------------------- figure rules (priority order)
+_K = KEY
+_rules = rules
 
-_K = r"(?<![\w'.])"  # a config key starts here: not inside a longer name such as kv_cache_dtype
-_NUM = r"(-?[\d,]*\.?\d+)"
-_INT = r"(\d(?:[\d,]*\d)?)"
-
-
-def _sglang_kv(m: re.Match[str]) -> dict[str, Value]:
-    return {"kv_available_gib": round(_f(m.group(1)) + _f(m.group(2)), 2)}
-
-
-def _concurrency(m: re.Match[str]) -> dict[str, Value]:
-    return {"max_concurrency_len": _i(m.group(1)), "max_concurrency_x": _f(m.group(2))}
-
-
-_FIGURE_RULES: list[tuple[re.Pattern[str], Extract]] = [
-    *_rules(
-        "weights_gib",
-        _f,
-        rf"Model loading took {_NUM} (?:GiB|GB)\b",
-        rf"Loading model weights took {_NUM} GB",
-        rf"Load weight end\..*?mem usage={_NUM} GB",
-        rf"weights memory: {_NUM}\s*GiB",
-        rf"model weights take {_NUM}\s*GiB",
-        rf"Actual usage is {_NUM} GiB for weight,",
-    ),
-    *_rules(
-        "non_torch_gib",
-        _f,
-        rf"non_torch_memory takes {_NUM}\s*GiB",
-        rf"non-torch forward increase memory: {_NUM}\s*GiB",
-        rf"(?<![\w-])non_torch_memory={_NUM}GiB",
-        rf"{_NUM} GiB for non-torch memory",
-    ),
-    *_rules(
-        "activation_peak_gib",
-        _f,
-        rf"PyTorch activation peak memory takes {_NUM}\s*GiB",
-        rf"torch peak memory increase: {_NUM}\s*GiB",
-        rf"{_NUM} GiB for peak activation",
-    ),
-    *_rules(
-        "kv_available_gib",
-        _f,
-        rf"Available KV cache memory: {_NUM}\s*GiB",
-        rf"the rest of the memory reserved for KV Cache is {_NUM}\s*GiB",
-        rf"(?<![\w])kv_cache_size={_NUM}GiB",
-    ),
-    (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\..*?\bK size: {_NUM} GB, V size: {_NUM} GB"), _sglang_kv),
-    *_rules("kv_available_gib", _f, rf"(?<![A-Za-z])KV Cache is allocated\..*?\bKV size: {_NUM} GB"),
-    *_rules(
-        "kv_tokens",
-        _i,
-        rf"\b[A-Za-z]+ KV cache size: {_INT} tokens",
-        rf"(?<![A-Za-z])KV Cache is allocated\. #tokens: {_INT}",
-        rf"(?<![\w])max_total_num_tokens={_INT}",
-    ),
-    *_rules("gpu_blocks", _i, rf"(?:GPU|CUDA|cuda) blocks: {_INT}"),
-    (re.compile(rf"Maximum concurrency for {_INT} tokens per request: {_NUM}x"), _concurrency),
-    *_rules(
-        "cudagraph_gib",
-        _f,
-        rf"Graph capturing finished in [\d.]+ secs?, took {_NUM} GiB",
-        rf"CUDA graph pool memory: {_NUM} GiB \(actual\)",
-        rf"and {_NUM} GiB for CUDAGraph memory",
-        rf"Capture cuda graph end\..*?mem usage={_NUM} GB",
-    ),
-]
 
 # ---------------------------------------------------------------- setting rules (priority order)
 
-_SETTING_RULES: list[tuple[re.Pattern[str], Extract]] = [
+_SETTING_RULES: list[Rule] = [
     *_rules(
         "tensor_parallel",
         int,
@@ -292,43 +221,17 @@ _MODEL_PATTERNS = [
 
 # ---------------------------------------------------------------- engine detection
 
-_V1_CONFIG = re.compile(r"Initializing a V1 LLM engine \(v([^)\s]+)\)")
-_V0_CONFIG = re.compile(r"Initializing an? (?:V0 )?LLM engine \(v([^)\s]+)\)")
-_VERSION_PATTERNS = [
-    re.compile(r"vLLM API server version (\S+)"),
-    re.compile(r"█.*\bversion (\d[\w.+-]*)"),
-]
-_V1_MARKERS = re.compile(
-    r"gpu_worker\.py|gpu_model_runner\.py|kv_cache_utils\.py|EngineCore|VllmWorker rank=|Worker_TP\d"
-    r"|Available KV cache memory|KV cache size: [\d,]+ tokens|GiB memory and [\d.]+ seconds"
-    r"|non-torch forward increase memory|Free memory on device"
-)
-_V0_MARKERS = re.compile(
-    r"VllmWorkerProcess|\bworker\.py:|\bmodel_runner\.py:|executor_base\.py|gpu_executor\.py"
-    r"|the current vLLM instance can use|Memory profiling results:|[#,] CPU blocks"
-    r"|reserved for KV Cache is|Loading model weights took"
-)
-_SGLANG_MARKERS = re.compile(
-    r"KV Cache is allocated|Load weight (?:begin|end)|server_args=ServerArgs\(|max_total_num_tokens="
-    r"|Memory pool end|Capture cuda graph (?:begin|end)|^\[\d{4}-\d\d-\d\d [\d:]+ TP\d+\]"
-)
-_RECOGNIZED = re.compile(r"non-default args: \{|server_args=ServerArgs\(|vLLM API server version|LLM engine \(v")
-
 
 def _engine(lines: list[str]) -> tuple[str | None, str | None]:
-    """(engine, version) from the config line, else by counting V1, V0 and SGLang wordings."""
+    """(engine, version) from an engine's config line, else by counting each engine's own wordings."""
+    wordings = _wordings()
     for line in lines:
-        if m := _V1_CONFIG.search(line):
-            return "vLLM V1", m.group(1)
-        if m := _V0_CONFIG.search(line):
-            return "vLLM V0", m.group(1)
-    version = _first_group(_VERSION_PATTERNS, lines)
-    counts = {
-        "vLLM V1": sum(1 for ln in lines if _V1_MARKERS.search(ln)),
-        "vLLM V0": sum(1 for ln in lines if _V0_MARKERS.search(ln)),
-        "SGLang": sum(1 for ln in lines if _SGLANG_MARKERS.search(ln)),
-    }
-    best = max(counts.values())
+        for w in wordings:
+            if w.config_line is not None and (m := w.config_line.search(line)):
+                return w.name, m.group(1)
+    version = _first_group([p for w in wordings for p in w.version_lines], lines)
+    counts = {w.name: sum(1 for ln in lines if w.markers.search(ln)) for w in wordings}
+    best = max(counts.values(), default=0)
     leaders = [name for name, n in counts.items() if n == best]
     if best == 0 or len(leaders) > 1:
         return None, version
@@ -347,7 +250,7 @@ def _first_group(patterns: Iterable[re.Pattern[str]], lines: list[str]) -> str |
     return None
 
 
-def _apply(rules: list[tuple[re.Pattern[str], Extract]], lines: list[str]) -> tuple[dict, dict[str, str]]:
+def _apply(rules: list[Rule], lines: list[str]) -> tuple[dict, dict[str, str]]:
     """Run rules in priority order; within a rule the first matching line (the first rank) wins."""
     values: dict[str, Value] = {}
     sources: dict[str, str] = {}
@@ -382,7 +285,7 @@ def parse_log(text: str) -> ParsedLog:
     lines = _clean_lines(text)
     if not lines:
         raise InputError(f"empty log: expected vLLM or SGLang startup lines such as {_EXPECTED}")
-    figures, figure_lines = _apply(_FIGURE_RULES, lines)
+    figures, figure_lines = _apply(_figure_rules(), lines)
     settings, setting_lines = _apply(_SETTING_RULES, lines)
     engine, version = _engine(lines)
     model, model_line = _model(lines)
@@ -402,7 +305,8 @@ def parse_log(text: str) -> ParsedLog:
 
 def _check_usable(lines: list[str], engine: str | None, has_figures: bool, has_data: bool) -> None:
     """Raise unless the text holds memory figures, or engine lines that state settings."""
-    engine_seen = engine is not None or any(_RECOGNIZED.search(ln) for ln in lines)
+    recognized = [w.recognized for w in _wordings() if w.recognized is not None]
+    engine_seen = engine is not None or any(p.search(ln) for p in recognized for ln in lines)
     if has_figures or (engine_seen and has_data):
         return
     if engine_seen:

@@ -67,7 +67,7 @@ def by_csv_name(text: str) -> Engine | None:
 
 def by_log_name(text: str | None) -> Engine | None:
     """The engine kvplan.logs recognised in a startup log ("vLLM V1", "vLLM V0", "SGLang")."""
-    return next((e for e in engines() if text in e.log_names), None) if text else None
+    return next((e for e in engines() if any(w.name == text for w in e.log_wordings)), None) if text else None
 
 
 _loaded = False

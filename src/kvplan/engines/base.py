@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kvplan.budget import Budget, check_util
 from kvplan.capacity import Capacity, LimitedBy, Pool, pool_capacity
+from kvplan.engines.logwords import LogWording
 from kvplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -253,7 +254,7 @@ class Engine(ABC):
     options_class: ClassVar[type]  # the engine's options, in its own vocabulary
     rule_table: ClassVar[RuleTable | None] = None
     csv_names: ClassVar[tuple[str, ...]] = ()  # the validate CSV's `engine` column, lower-case ("vllm v1")
-    log_names: ClassVar[tuple[str, ...]] = ()  # what kvplan.logs reports as a log's engine ("vLLM V1")
+    log_wordings: ClassVar[tuple[LogWording, ...]] = ()  # how its startup logs are recognised and read
     log_util_key: ClassVar[str | None] = None  # the log setting that holds its memory fraction
     plans_fit: ClassVar[bool] = False  # kvplan fit sizes candidates under it (it has a launch line)
     weights_printed: ClassVar[bool] = False  # it logs the weights as loaded ("Model loading took")

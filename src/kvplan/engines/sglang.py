@@ -38,6 +38,7 @@ whose default split kvplan does not model: those raise UnsupportedModelError. Ot
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +47,34 @@ from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, parse_version, row
 from kvplan.engines.common import loaded_weights, startup_in_use
+from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
 from kvplan.units import MiB
 
 DEFAULT_PAGE_SIZE = 1
+
+
+def _k_plus_v(m: re.Match[str]) -> dict[str, object]:
+    """SGLang's pool is K size + V size, as SGLang itself sums mem_usage."""
+    return {"kv_available_gib": round(to_float(m.group(1)) + to_float(m.group(2)), 2)}
+
+
+LOG = LogWording(
+    name="SGLang",
+    markers=re.compile(
+        r"KV Cache is allocated|Load weight (?:begin|end)|server_args=ServerArgs\(|max_total_num_tokens="
+        r"|Memory pool end|Capture cuda graph (?:begin|end)|^\[\d{4}-\d\d-\d\d [\d:]+ TP\d+\]"),
+    recognized=re.compile(r"server_args=ServerArgs\("),
+    figures=(
+        *rules("weights_gib", to_float, rf"Load weight end\..*?mem usage={NUM} GB"),
+        (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\..*?\bK size: {NUM} GB, V size: {NUM} GB"), _k_plus_v),
+        *rules("kv_available_gib", to_float, rf"(?<![A-Za-z])KV Cache is allocated\..*?\bKV size: {NUM} GB"),
+        *rules("kv_tokens", to_int, rf"(?<![A-Za-z])KV Cache is allocated\. #tokens: {INT}",
+               rf"(?<![\w])max_total_num_tokens={INT}"),
+        *rules("cudagraph_gib", to_float, rf"Capture cuda graph end\..*?mem usage={NUM} GB"),
+    ),
+)
 
 # Architectures SGLang 0.5.x serves with its hybrid SWA pool (srt/configs/model_config.py is_hybrid_swa_model),
 # by config model_type.
@@ -184,7 +208,7 @@ class SGLang(Engine):
     options_class = SglangOptions
     rule_table = SGLANG_RULES
     csv_names = ("sglang",)
-    log_names = ("SGLang",)
+    log_wordings = (LOG,)
     log_util_key = "mem_fraction_static"
     plans_fit = True
     max_model_len_from_seq = True

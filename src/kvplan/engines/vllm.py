@@ -18,6 +18,7 @@ lines.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -38,12 +39,63 @@ from kvplan.engines.base import (
     row,
 )
 from kvplan.engines.common import CACHE_SIZE, activation_peak, fitted_constants, loaded_weights
+from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import TOWER_ROLES, Retention
 from kvplan.units import GiB
 
 DEFAULT_BLOCK_SIZE = 16
+
+
+# ------------------------------------------------------------------------------------------- log wordings
+
+def _concurrency(m: re.Match[str]) -> dict[str, object]:
+    return {"max_concurrency_len": to_int(m.group(1)), "max_concurrency_x": to_float(m.group(2))}
+
+
+V1_LOG = LogWording(
+    name="vLLM V1",
+    config_line=re.compile(r"Initializing a V1 LLM engine \(v([^)\s]+)\)"),
+    version_lines=(re.compile(r"vLLM API server version (\S+)"), re.compile(r"█.*\bversion (\d[\w.+-]*)")),
+    markers=re.compile(
+        r"gpu_worker\.py|gpu_model_runner\.py|kv_cache_utils\.py|EngineCore|VllmWorker rank=|Worker_TP\d"
+        r"|Available KV cache memory|KV cache size: [\d,]+ tokens|GiB memory and [\d.]+ seconds"
+        r"|non-torch forward increase memory|Free memory on device"),
+    recognized=re.compile(r"non-default args: \{|vLLM API server version|LLM engine \(v"),
+    figures=(
+        # "Model loading took" is V0's wording too (0.6+)
+        *rules("weights_gib", to_float, rf"Model loading took {NUM} (?:GiB|GB)\b", rf"weights memory: {NUM}\s*GiB",
+               rf"Actual usage is {NUM} GiB for weight,"),
+        *rules("non_torch_gib", to_float, rf"non-torch forward increase memory: {NUM}\s*GiB",
+               rf"{NUM} GiB for non-torch memory"),
+        *rules("activation_peak_gib", to_float, rf"torch peak memory increase: {NUM}\s*GiB",
+               rf"{NUM} GiB for peak activation"),
+        *rules("kv_available_gib", to_float, rf"Available KV cache memory: {NUM}\s*GiB"),
+        *rules("kv_tokens", to_int, rf"\b[A-Za-z]+ KV cache size: {INT} tokens"),
+        (re.compile(rf"Maximum concurrency for {INT} tokens per request: {NUM}x"), _concurrency),
+        *rules("cudagraph_gib", to_float, rf"Graph capturing finished in [\d.]+ secs?, took {NUM} GiB",
+               rf"CUDA graph pool memory: {NUM} GiB \(actual\)", rf"and {NUM} GiB for CUDAGraph memory"),
+    ),
+)
+
+V0_LOG = LogWording(
+    name="vLLM V0",
+    config_line=re.compile(r"Initializing an? (?:V0 )?LLM engine \(v([^)\s]+)\)"),
+    markers=re.compile(
+        r"VllmWorkerProcess|\bworker\.py:|\bmodel_runner\.py:|executor_base\.py|gpu_executor\.py"
+        r"|the current vLLM instance can use|Memory profiling results:|[#,] CPU blocks"
+        r"|reserved for KV Cache is|Loading model weights took"),
+    figures=(
+        *rules("weights_gib", to_float, rf"Loading model weights took {NUM} GB", rf"model weights take {NUM}\s*GiB"),
+        *rules("non_torch_gib", to_float, rf"non_torch_memory takes {NUM}\s*GiB",
+               rf"(?<![\w-])non_torch_memory={NUM}GiB"),
+        *rules("activation_peak_gib", to_float, rf"PyTorch activation peak memory takes {NUM}\s*GiB"),
+        *rules("kv_available_gib", to_float, rf"the rest of the memory reserved for KV Cache is {NUM}\s*GiB",
+               rf"(?<![\w])kv_cache_size={NUM}GiB"),
+        *rules("gpu_blocks", to_int, rf"(?:GPU|CUDA|cuda) blocks: {INT}"),
+    ),
+)
 
 
 # ------------------------------------------------------------------------------------------- version rules
@@ -304,7 +356,7 @@ class VLLM(Engine):
     options_class = VllmOptions
     rule_table = V1_RULES
     csv_names = ("vllm v1",)
-    log_names = ("vLLM V1",)
+    log_wordings = (V1_LOG,)
     log_util_key = "gpu_memory_utilization"
     plans_fit = True
     weights_printed = True
@@ -414,7 +466,7 @@ class VLLMV0(VLLM):
     default_version = "0.6.4"  # a V0 release of the public V0 logs (vllm-project/vllm#10517)
     rule_table = V0_RULES  # type: ignore[assignment]
     csv_names = ("vllm v0",)
-    log_names = ("vLLM V0",)
+    log_wordings = (V0_LOG,)
     plans_fit = False
     version_assumed_note = False
 

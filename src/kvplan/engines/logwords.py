@@ -1,0 +1,49 @@
+"""The wordings of engines' startup logs: each engine declares its own (`Engine.log_wordings`), kvplan.logs reads
+logs with all of them.
+
+A `LogWording` names what kvplan.logs reports as the log's engine ("vLLM V1"), the config line that states the
+engine and its version, the wordings only its logs use (counted to tell engines apart), and its figure rules:
+regular expressions in priority order, each filling a figure (weights_gib, kv_available_gib, kv_tokens, ...)
+from the printed number, as printed (vLLM and SGLang print GiB even where they write "GB").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Value = object
+Extract = Callable[[re.Match[str]], dict[str, Value]]
+Rule = tuple[re.Pattern[str], Extract]
+
+KEY = r"(?<![\w'.])"  # a config key starts here: not inside a longer name such as kv_cache_dtype
+NUM = r"(-?[\d,]*\.?\d+)"
+INT = r"(\d(?:[\d,]*\d)?)"
+
+
+def to_float(s: str) -> float:
+    return float(s.replace(",", ""))
+
+
+def to_int(s: str) -> int:
+    return int(s.replace(",", ""))
+
+
+def _one(name: str, conv: Callable[[str], Value], group: int = 1) -> Extract:
+    return lambda m: {name: conv(m.group(group))}
+
+
+def rules(name: str, conv: Callable[[str], Value], *patterns: str) -> list[Rule]:
+    """One rule per pattern, all filling `name` from group 1, in priority order."""
+    return [(re.compile(p), _one(name, conv)) for p in patterns]
+
+
+@dataclass(frozen=True)
+class LogWording:
+    name: str  # what kvplan.logs reports as the engine of a log written this way
+    markers: re.Pattern[str]  # wordings only this engine's logs use
+    figures: tuple[Rule, ...]  # figure rules, priority order
+    config_line: re.Pattern[str] | None = None  # states the engine for sure; group 1: its version
+    version_lines: tuple[re.Pattern[str], ...] = ()  # other lines that print the version (group 1)
+    recognized: re.Pattern[str] | None = None  # lines that show this engine even without memory figures
