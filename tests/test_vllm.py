@@ -235,3 +235,20 @@ def test_explicit_dimensions_without_vocab_still_have_an_activation_peak():
     assert spec.hidden_size == spec.dims.hidden == 4544
     s = plan(spec, gpu="a10g", seq=1000).scenarios[0]
     assert s.budgets[0].term(TermKind.ACTIVATION) == round(1.3 * 2048 * 2 * 3 * 4544)
+
+
+@pytest.mark.parametrize("alias", ["llama-3.1-8b", "gemma-3-27b", "gpt-oss-20b", "llama-4-scout", "qwen3-next-80b-a3b",
+                                   "mamba-2.8b", "nemotron-h-56b"])
+def test_longest_request_in_closed_form_equals_the_search(alias):
+    """KVLayout.longest solves requests x blocks_per_request(L) <= blocks segment by segment; a binary search
+    over L with blocks_per_request itself must give the same length (None: memory never limits it)."""
+    from kvplan.capacity import SEARCH_LIMIT, largest
+
+    dep = Deployment(load_model(alias), tp=4 if alias in ("llama-4-scout", "qwen3-next-80b-a3b") else 1)
+    for mnbt in (2048, 8192):
+        layout = kv_layout(dep, dep.stages[0], None, 32768, mnbt, (0, 19))
+        for requests in (1, 3, 64):
+            for blocks in (0, 1, 7, 100, 5_000, 123_457):
+                found = largest(lambda n, r=requests, b=blocks, kv=layout: r * kv.blocks_per_request(n) <= b)
+                assert layout.longest(requests, blocks) == (None if found == SEARCH_LIMIT else found), \
+                    (alias, mnbt, requests, blocks)

@@ -27,16 +27,16 @@ class TermKind(StrEnum):
     RESERVE = "reserve"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Term:
     kind: TermKind
     bytes: int  # positive: subtracted from the usable memory
     source: str
-    label: str = ""  # how the derivation names it; "" = the kind's name
+    title: str = ""  # how the derivation names it when not by its kind
 
-    def __post_init__(self) -> None:
-        if not self.label:
-            object.__setattr__(self, "label", self.kind.value)
+    @property
+    def label(self) -> str:
+        return self.title or self.kind.value
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,10 @@ class TokenPool(Pool):
     def max_tokens(self) -> int | None:
         return self.tokens
 
+    def longest(self, requests: int) -> int | None:
+        """Never longer than the pool's tokens."""
+        return largest(lambda length: self.holds(requests, length), max(1, self.tokens))
+
 
 # ------------------------------------------------------------------------------------------------ capacity
 

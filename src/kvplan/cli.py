@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from kvplan.engines import DEFAULT_ENGINE, fit_engines
 from kvplan.errors import KvplanError
 
 EXIT_ERROR = 2
@@ -73,7 +72,7 @@ class _EngineChoice(click.Choice):
     """The registered engines (kvplan.engines), asked when the CLI runs, so a registered plug-in is a choice."""
 
     def __init__(self) -> None:
-        super().__init__([])
+        super().__init__(())
 
     @property  # type: ignore[override]
     def choices(self):
@@ -86,21 +85,13 @@ class _EngineChoice(click.Choice):
         pass
 
 
-def _engines_help() -> str:
-    from kvplan.engines import DEFAULT_ENGINE, engines
-
-    names = [f"{e.name} ({e.label}{', default ' + e.default_version if e.default_version else ''})"
-             for e in engines()]
-    return f"Whose memory accounting (default {DEFAULT_ENGINE}): " + "; ".join(names) + "."
-
-
 def _engine_options(f):
-    from kvplan.engines import DEFAULT_ENGINE
-
     for option in reversed([
-        click.option("--engine", type=_EngineChoice(), default=DEFAULT_ENGINE, show_default=True,
-                     help=_engines_help() + " none is the plain budget: memory x util - weights - reserve."),
-        click.option("--engine-version", help="Engine release whose rules apply (each engine's default above)."),
+        click.option("--engine", type=_EngineChoice(),
+                     help="Whose memory accounting: a registered engine (default vLLM V1; also vLLM V0, SGLang, "
+                          "TGI, llama.cpp; none is the plain budget: memory x util - weights - reserve)."),
+        click.option("--engine-version", help="Engine release whose rules apply (default: the engine's newest "
+                                              "validated release, e.g. vLLM 0.19.0)."),
         click.option("--max-model-len", type=int, help="vLLM --max-model-len (default: the model's context)."),
         click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
@@ -143,6 +134,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_num_seqs: int | None, block_size: int | None, enforce_eager: bool,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
+    from kvplan.engines import DEFAULT_ENGINE
     from kvplan.errors import InputError
     from kvplan.model.load import model_from_dims
     from kvplan.planning import plan as make_plan
@@ -163,7 +155,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
     result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
                        util=list(util) or None, seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
-                       quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine,
+                       quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine or DEFAULT_ENGINE,
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                        block_size=block_size, enforce_eager=enforce_eager)
@@ -223,8 +215,8 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--max-gpus", type=int, default=8, show_default=True, help="GPUs per replica at most.")
 @click.option("--allow-quant", is_flag=True, help="Also consider fp8 and int4 weights.")
 @click.option("--allow-fp8-kv", is_flag=True, help="Also consider an fp8 KV cache.")
-@click.option("--engine", default=DEFAULT_ENGINE, show_default=True,
-              help="Whose accounting sizes candidates: " + ", ".join(fit_engines()) + ".")
+@click.option("--engine", help="Whose accounting sizes candidates: an engine with a launch line (default vLLM; "
+                               "also SGLang).")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
 @click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
 @click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
@@ -234,6 +226,7 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
         allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
         top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
+    from kvplan.engines import DEFAULT_ENGINE
     from kvplan.fit import Workload, search, serve_name
     from kvplan.model.load import load_model
     from kvplan.pricing import parse_overrides, read_file
@@ -242,7 +235,7 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
-                    serve_name(model, spec), engine.lower())
+                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower())
     if as_json:
         _emit_json(result.to_dict())
     else:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
+from kvplan.caching import derived
 from kvplan.errors import InputError
 from kvplan.model.quant import DTYPE_BYTES, WeightFormat, dense, dtype_name, scheme
 from kvplan.model.spec import TOWER_ROLES, LayerSpec, ModelSpec, Tensor
@@ -35,9 +36,10 @@ def pp_partition(num_layers: int, pp: int) -> list[range]:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stage:
-    """One pipeline stage; each of its `tp` GPUs holds the figures below."""
+    """One pipeline stage; each of its `tp` GPUs holds the figures below. Compared and hashed by identity (one
+    object per deployment and stage), as caches keyed on it need."""
 
     index: int
     layers: tuple[LayerSpec, ...]
@@ -51,14 +53,14 @@ class Stage:
         return per_token + self.state_bytes
 
 
-@lru_cache(maxsize=256)
+@derived
 def _tensor_sizes(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float) -> tuple[float, ...]:
     """Bytes per GPU of each of the model's tensors; shared by deployments that agree on TP and weight format
-    (a search varies PP and the KV dtype over the same sizes). Bounded: a server does not grow."""
+    (a search varies PP and the KV dtype over the same sizes), kept as long as the model spec lives."""
     return tuple(fmt.tensor_bytes(t, t.shard_shape(tp), dense_bytes) * scale for t in model.tensors)
 
 
-@lru_cache(maxsize=4096)
+@derived
 def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
     return tuple(s.request_bytes(seq, dep.kv_bytes, dep.tp) for s in dep.stages)
 
@@ -66,7 +68,7 @@ def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
 @dataclass(frozen=True, eq=False)
 class Deployment:
     """How a model is served: parallelism and precision; checked when made. Compared and hashed by identity:
-    engines cache figures derived from a deployment (functools caches keyed on it, bounded)."""
+    engines cache figures derived from a deployment for as long as it lives (kvplan.caching)."""
 
     model: ModelSpec
     tp: int = 1

@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
+from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
 from kvplan.hardware import GPU
@@ -89,7 +90,7 @@ class StageWork:
         return self.dense_bytes + self.expert_bytes * (1 - (1 - self.expert_share) ** tokens)
 
 
-@lru_cache(maxsize=4096)
+@derived
 def _work(dep: Deployment) -> tuple[StageWork, ...]:
     return tuple(_stage_work(dep, s) for s in dep.stages)
 

@@ -23,7 +23,17 @@ from kvplan.errors import InputError
 
 DEFAULT_ENGINE = "vllm"
 
-_REGISTRY: dict[str, Engine] = {}
+# The built-in engines, in the order the CLI and the page list them: name -> (module, class). A module is
+# imported when its engine is first asked for, so a command loads only the engine it uses.
+_BUILTIN = {
+    "vllm": ("kvplan.engines.vllm", "VLLM"),
+    "vllm-v0": ("kvplan.engines.vllm", "VLLMV0"),
+    "sglang": ("kvplan.engines.sglang", "SGLang"),
+    "tgi": ("kvplan.engines.tgi", "TGI"),
+    "llamacpp": ("kvplan.engines.llamacpp", "LlamaCpp"),
+    "none": ("kvplan.engines.plain", "Plain"),
+}
+_REGISTRY: dict[str, Engine | None] = dict.fromkeys(_BUILTIN)  # None: built in, not loaded yet
 
 
 def register(engine: Engine) -> Engine:
@@ -33,25 +43,32 @@ def register(engine: Engine) -> Engine:
 
 
 def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-def engines() -> tuple[Engine, ...]:
-    """The registered engines, in registration order."""
-    _load_builtin()
-    return tuple(_REGISTRY.values())
+    """Remove a registered engine (a built-in one comes back as it was)."""
+    if name in _BUILTIN:
+        _REGISTRY[name] = None
+    else:
+        _REGISTRY.pop(name, None)
 
 
 def engine_names() -> tuple[str, ...]:
-    return tuple(e.name for e in engines())
+    return tuple(_REGISTRY)
 
 
 def get_engine(name: str) -> Engine:
-    _load_builtin()
-    engine = _REGISTRY.get(name)
-    if engine is None:
+    if name not in _REGISTRY:
         raise InputError(f"unknown --engine {name!r}: use one of {', '.join(engine_names())}")
+    engine = _REGISTRY[name]
+    if engine is None:
+        import importlib
+
+        module, cls = _BUILTIN[name]
+        engine = _REGISTRY[name] = getattr(importlib.import_module(module), cls)()
     return engine
+
+
+def engines() -> tuple[Engine, ...]:
+    """The registered engines, in registration order (loads every built-in one)."""
+    return tuple(get_engine(name) for name in engine_names())
 
 
 def fit_engines() -> tuple[str, ...]:
@@ -66,29 +83,8 @@ def by_csv_name(text: str) -> Engine | None:
 
 
 def by_log_name(text: str | None) -> Engine | None:
-    """The engine kvplan.logs recognised in a startup log ("vLLM V1", "vLLM V0", "SGLang")."""
+    """The engine whose log wording kvplan.logs recognised in a startup log ("vLLM V1", "SGLang")."""
     return next((e for e in engines() if any(w.name == text for w in e.log_wordings)), None) if text else None
-
-
-_loaded = False
-
-
-def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from kvplan.engines.llamacpp import LlamaCpp
-    from kvplan.engines.plain import Plain
-    from kvplan.engines.sglang import SGLang
-    from kvplan.engines.tgi import TGI
-    from kvplan.engines.vllm import VLLM, VLLMV0
-
-    builtin = [VLLM(), VLLMV0(), SGLang(), TGI(), LlamaCpp(), Plain()]
-    added = dict(_REGISTRY)  # engines registered before the built-in ones were loaded come after them
-    _REGISTRY.clear()
-    for engine in [*builtin, *[e for e in added.values() if e.name not in {b.name for b in builtin}]]:
-        register(engine)
 
 
 def scenario(settings: EngineSettings, dep, gpu, util: float | None, seq: int, batch: int, replicas: int,

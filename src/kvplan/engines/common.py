@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 
+from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
 from kvplan.model.quant import DTYPE_BYTES
 from kvplan.units import GiB
@@ -28,8 +29,6 @@ CUDA_CONTEXT_GIB = 0.50
 DISTRIBUTED_INIT_GIB = 2.01
 STARTUP_SOURCE = ("public SGLang log sgl-project/sglang#11716 (H200 TP8, CUDA total 139.80 GiB): "
                   "'Load weight begin. avail mem=137.29 GB' after 'Init torch distributed ends. mem usage=2.01 GB'")
-
-CACHE_SIZE = 4096  # deployments x stages whose derived figures are kept (bounded: a server does not grow)
 
 
 def pad(n: int, multiple: int) -> int:
@@ -44,7 +43,7 @@ def fitted_constants() -> dict:
 
 # -------------------------------------------------------------------------------------------------- weights
 
-@lru_cache(maxsize=CACHE_SIZE)
+@derived
 def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
     plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
@@ -103,7 +102,7 @@ def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
 
 # ----------------------------------------------------------------------------------------------- activations
 
-@lru_cache(maxsize=CACHE_SIZE)
+@derived
 def activation_width(dep: Deployment) -> int:
     """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
     the widest layer: the up-projection output (gate + up, or routed experts x top-k + shared experts), the
@@ -152,6 +151,7 @@ def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs
                               stage.index == len(dep.stages) - 1, width, tokens, requests, vocab)
 
 
+@derived
 def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, *, eager_v0: bool = False,
                     whole_batch_logits: bool = False) -> tuple[int, str]:
     """Peak of a profiling run: a forward pass of `tokens`, then (last stage only) the sampler on

@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from kvplan.budget import Budget, Term, TermKind
+from kvplan.caching import derived
 from kvplan.capacity import LimitedBy, Pool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import (
@@ -38,7 +39,7 @@ from kvplan.engines.base import (
     model_context,
     row,
 )
-from kvplan.engines.common import CACHE_SIZE, activation_peak, fitted_constants, loaded_weights
+from kvplan.engines.common import activation_peak, fitted_constants, loaded_weights
 from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import GPU
@@ -174,6 +175,7 @@ def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------------------ overheads
 
+@lru_cache(maxsize=256)
 def non_torch(constant: str, tp: int, pp: int, nvlink: bool = True) -> tuple[int, str]:
     """NCCL / cuBLAS / all-reduce workspace memory that appears during profiling (fitted per setup).
 
@@ -260,6 +262,43 @@ class KVLayout:
             return -(-min(spec.window + self.mnbt, seq) // bs)
         return -(-seq // bs)
 
+    def longest(self, requests: int, blocks: int) -> int | None:
+        """The longest request length of which `requests` fit in `blocks` (None: memory never limits it).
+
+        blocks_per_request depends on L only through k = ceil(L / block_size): it is full x k + the sum over
+        windowed groups of g x min(c, k) + a constant (one block per state group, the sliding window's straddle
+        block), piecewise linear in k, so the largest k is found segment by segment, and L = k x block_size."""
+        bs = self.block_size
+        full, const, capped = 0, 0, []
+        for (spec, _), groups in zip(self.specs, self.groups_per_spec, strict=True):
+            if spec.retention == Retention.FULL:
+                full += groups
+            elif spec.retention == Retention.STATE:
+                const += groups
+            elif spec.retention == Retention.SLIDING:
+                capped.append((-(-(spec.window - 1 + self.mnbt) // bs), groups))
+                const += groups
+            else:  # chunked
+                capped.append((-(-(spec.window + self.mnbt) // bs), groups))
+        budget = blocks // requests
+        capped.sort()
+
+        def bpr(k: int) -> int:
+            return full * k + sum(g * min(c, k) for c, g in capped) + const
+
+        if full == 0 and bpr(capped[-1][0] if capped else 0) <= budget:
+            return None
+        if bpr(1) > budget:
+            return 0
+        k, slope, fixed = 1, full + sum(g for _, g in capped), const  # on k <= every cap
+        for cap, groups in [*capped, (None, 0)]:
+            # on this segment bpr(k) = slope x k + fixed; the largest k within the budget
+            top = (budget - fixed) // slope if slope else None
+            if cap is None or (top is not None and top < cap):
+                return (top if top is not None else k) * bs
+            k, slope, fixed = cap, slope - groups, fixed + groups * cap
+        raise AssertionError("unreachable")
+
     @property
     def min_block_size(self) -> int:
         """The smallest block of any group: a pure Mamba model's block is max_model_len."""
@@ -268,7 +307,7 @@ class KVLayout:
         return self.block_size
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+@derived
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
               group_ratio: float) -> KVLayout:
     counts: dict[Page, int] = {}
@@ -343,6 +382,9 @@ class BlockPool(Pool):
 
     def max_tokens(self) -> int | None:
         return self.blocks * self.layout.block_size
+
+    def longest(self, requests: int) -> int | None:
+        return self.layout.longest(requests, self.blocks)
 
 
 # ------------------------------------------------------------------------------------------------- engines
