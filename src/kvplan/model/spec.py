@@ -170,6 +170,9 @@ class AttentionKV(_KVBase):
     def v_width(self, tp: int = 1) -> int:
         return heads_per_rank(self.num_kv_heads, tp) * self.v_head_dim
 
+    def bytes_per_token(self, kv_bytes: float, tp: int = 1) -> float:  # (k_width + v_width) x bytes, in one step
+        return heads_per_rank(self.num_kv_heads, tp) * (self.head_dim + self.v_head_dim) * kv_bytes
+
     def tokens_held(self, seq: int) -> int:
         return seq
 
