@@ -220,3 +220,13 @@ def test_a_kv_spec_that_forgets_a_method_fails_instead_of_counting_zero():
 def test_loaded_weights_are_shared_not_an_engine_import():
     dep = kvplan.Deployment(kvplan.load_model("llama-3.1-8b"))
     assert loaded_weights(dep, dep.stages[0]) is loaded_weights(dep, dep.stages[0])  # cached on the deployment
+
+
+@pytest.mark.parametrize("engine", ["vllm", "vllm-v0", "sglang", "tgi", "llamacpp", "none"])
+def test_shortfall_counts_the_weights_that_do_not_fit(engine):
+    """Fix (#10): with a negative pool the shortfall is what the requests need minus that pool, not the requests'
+    bytes alone. Llama-3.1-70B in bf16 (141 GB of weights) on one 80 GB H100: short by the weights' excess too."""
+    p = kvplan.plan("llama-3.1-70b", gpu="h100", seq=4096, engine=engine)
+    c, budget = p.scenarios[0].capacity, p.scenarios[0].budgets[0]
+    assert budget.kv_pool < -50 * GiB and not c.fits
+    assert c.shortfall_bytes == c.kv_cache_bytes - budget.kv_pool > 50 * GiB

@@ -102,8 +102,9 @@ class Pool(ABC):
         return None if n == SEARCH_LIMIT else n
 
     def shortfall(self, requests: int, length: int) -> int:
-        """Bytes per GPU missing for `requests` x `length`, counting a negative pool as nothing left."""
-        return max(0, self.need_bytes(requests, length) - max(self.binding_pool, 0))
+        """Bytes per GPU missing for `requests` x `length`: what they need minus the pool, a negative pool (the
+        weights and overheads alone exceed the memory) included."""
+        return max(0, self.need_bytes(requests, length) - self.binding_pool)
 
 
 class BytePool(Pool):

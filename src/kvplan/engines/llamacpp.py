@@ -152,8 +152,7 @@ class SlotPool(Pool):
         return self.longest(1)
 
     def shortfall(self, requests: int, length: int) -> int:
-        return max(0, max(kv_bytes(c, length, requests) - max(p, 0) for c, p in zip(self.cells, self.pools,
-                                                                                  strict=True)))
+        return max(0, max(kv_bytes(c, length, requests) - p for c, p in zip(self.cells, self.pools, strict=True)))
 
 
 @dataclass(frozen=True)
