@@ -214,6 +214,8 @@ def test_v0_switches_chunked_prefill_on_above_32k_tokens():
     assert v0("gpt-oss-20b", "0.6.4").max_num_batched_tokens == 131072
     assert v0("llama-3.2-11b-vision", "0.6.4").max_num_batched_tokens == 131072
     assert v0("llama-3.2-11b-vision", "0.5.4").max_num_batched_tokens == 512
+    assert v0("llama-3.2-11b-vision", "0.6.1").max_num_batched_tokens == 512  # 0.6.1 still switched it on
+    assert v0("llama-3.2-11b-vision", "0.6.2").max_num_batched_tokens == 131072  # 0.6.2 no longer does
     # an explicit --max-num-batched-tokens wins
     p = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version="0.6.4", max_num_batched_tokens=4096)
     assert p.scenarios[0].printed.max_num_batched_tokens == 4096

@@ -68,6 +68,20 @@ def _deployment_options(f):
     return f
 
 
+class _ContextLength(click.ParamType):
+    """A token count, or auto (-1): the largest max_model_len the engine starts with."""
+
+    name = "tokens|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).strip().lower() in ("auto", "-1"):
+            return "auto" if str(value).strip().lower() in ("auto", "-1") else value
+        try:
+            return int(str(value).replace(",", "").replace("_", ""))
+        except ValueError:
+            self.fail(f"{value!r} is not a token count or auto", param, ctx)
+
+
 class _EngineChoice(click.Choice):
     """The registered engines (kvplan.engines), asked when the CLI runs, so a registered plug-in is a choice."""
 
@@ -92,7 +106,8 @@ def _engine_options(f):
                           "TGI, llama.cpp; none is the plain budget: memory x util - weights - reserve)."),
         click.option("--engine-version", help="Engine release whose rules apply (default: the engine's newest "
                                               "validated release, e.g. vLLM 0.19.0)."),
-        click.option("--max-model-len", type=int, help="vLLM --max-model-len (default: the model's context)."),
+        click.option("--max-model-len", type=_ContextLength(),
+                     help="vLLM --max-model-len (default: the model's context); auto: the largest that starts."),
         click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
         click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
@@ -125,12 +140,13 @@ def _engine_options(f):
 @_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (schema in the README).")
 @click.option("--explain", is_flag=True, help="Print the derivation with numbers substituted.")
-@click.option("--require-fit", is_flag=True, help="Exit 1 when a scenario does not fit.")
+@click.option("--require-fit", is_flag=True, help="Exit 1 when a scenario does not fit or the engine would not start.")
 def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: int | None, tp: int,
          dtype: str | None, quant: str | None, kv_dtype: str, pp: int, util: tuple[float, ...], seq: int | None,
          batch: int, reserve: str, kv_memory: str | None, layers: int | None, hidden: int | None,
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
-         engine: str, engine_version: str | None, max_model_len: int | None, max_num_batched_tokens: int | None,
+         engine: str, engine_version: str | None, max_model_len: int | str | None,
+         max_num_batched_tokens: int | None,
          max_num_seqs: int | None, block_size: int | None, enforce_eager: bool,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
@@ -177,7 +193,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
             console.print("\n[bold]derivation[/bold]")
             for step in derivation(result):
                 console.print(step, markup=False, soft_wrap=True)
-    if require_fit and not all(s.capacity.fits for s in result.scenarios):
+    if require_fit and not all(s.capacity.fits and s.startup.starts for s in result.scenarios):
         sys.exit(EXIT_NO_FIT)
 
 

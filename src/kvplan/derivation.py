@@ -97,4 +97,7 @@ def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
                    + (" (= max_model_len)" if c.max_seq_len_limited_by == LimitedBy.MAX_MODEL_LEN else ""))
     verdict = "fits" if c.fits else f"does not fit: short by {fmt_gib(c.shortfall_bytes)} per GPU"
     out.append(f"  {c.batch:,} x {c.seq:,} tokens need {_b(c.kv_cache_bytes)} of {_b(c.kv_pool_bytes)}: {verdict}")
+    if s.startup.modelled:
+        out.append(f"  startup: {s.startup.reason}" if not s.startup.starts else
+                   f"  startup: starts (one request of max_model_len {s.startup.longest_context:,} fits)")
     return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,9 @@ def _scenario_dict(s: Scenario) -> dict[str, Any]:
         "max_tokens": c.max_tokens,
         "fits": c.fits,
         "shortfall_bytes": c.shortfall_bytes,
+        "starts": s.startup.starts if s.startup.modelled else None,
+        "start_error": s.startup.reason,
+        "largest_max_model_len_that_starts": s.startup.longest_context if s.startup.modelled else None,
         "engine": None if s.printed is None else asdict(s.printed),
     }
 
@@ -155,7 +158,7 @@ def plan(
     kv_memory: int | str | None = None,
     engine: str = DEFAULT_ENGINE,
     engine_version: str | None = None,
-    max_model_len: int | None = None,
+    max_model_len: int | str | None = None,
     max_num_batched_tokens: int | None = None,
     max_num_seqs: int | None = None,
     block_size: int | None = None,
@@ -180,7 +183,15 @@ def plan(
         raise InputError(f"--gpus {total} is not a multiple of TP x PP = {per_replica}: "
                          f"use {per_replica * max(1, total // per_replica)} GPUs or change --tp/--pp")
     replicas = total // per_replica
-    if seq is None:
+    auto = isinstance(max_model_len, str)
+    if auto:
+        if str(max_model_len).strip().lower() not in ("auto", "-1"):
+            raise InputError(f"--max-model-len {max_model_len!r}: give a token count or auto (the largest that "
+                             "starts)")
+        max_model_len = None
+    if seq is None and auto:
+        seq = AUTO_SEQ  # resolved below from the largest max_model_len that starts
+    elif seq is None:
         seq = max_model_len or spec.max_context or DEFAULT_SEQ
         notes.append(f"--seq not given: {seq} tokens " + (
             "(--max-model-len)" if max_model_len else
@@ -203,7 +214,37 @@ def plan(
     elif not devices:
         notes.append("no GPU given: weights and KV sizes only (give --gpu, --gpu-memory or --kv-memory for capacity)")
 
-    scenarios = []
-    for device, u in itertools.product(devices, utils if pool is None else utils[:1]):
-        scenarios.append(scenario(settings, dep, device, u, seq, batch, replicas, reserve_bytes, pool))
+    pairs = list(itertools.product(devices, utils if pool is None else utils[:1]))
+    scenarios = [scenario(settings, dep, device, u, seq, batch, replicas, reserve_bytes, pool) for device, u in pairs]
+    if auto:
+        seq, scenarios = _auto_max_model_len(settings, dep, pairs, scenarios, seq, batch, replicas, reserve_bytes,
+                                             pool, notes)
     return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, settings, tuple(scenarios), tuple(notes))
+
+
+AUTO_SEQ = -1
+
+
+def _auto_max_model_len(settings: EngineSettings, dep: Deployment, pairs: list, first: list[Scenario], seq: int,
+                        batch: int, replicas: int, reserve: int, pool: int | None,
+                        notes: list[str]) -> tuple[int, list[Scenario]]:
+    """--max-model-len auto: each scenario at the largest max_model_len its engine starts with (the model's
+    context when that starts); the requests are that long unless --seq says."""
+    lengths = []
+    for s in first:
+        if not s.startup.modelled:
+            raise InputError(f"--max-model-len auto needs an engine whose startup checks kvplan models, not "
+                             f"{settings.engine}: give a token count")
+        if not s.startup.starts and not s.startup.longest_context:
+            raise InputError(f"--max-model-len auto: no max_model_len starts ({s.startup.reason})")
+        lengths.append(s.startup.longest_context if not s.startup.starts else s.printed.max_model_len)
+    if seq == AUTO_SEQ:
+        seq = min(lengths)
+        notes.append(f"--seq not given: {seq:,} tokens (the largest max_model_len that starts, --max-model-len auto)")
+    out = []
+    for (device, u), length in zip(pairs, lengths, strict=True):
+        fitted = replace(settings, max_model_len=length)
+        out.append(scenario(fitted, dep, device, u, seq, batch, replicas, reserve, pool))
+        label = f"{device.alias if device else 'given pool'}" + (f" @ {u:.0%}" if u else "")
+        notes.append(f"--max-model-len auto: {length:,} on {label} (the largest that starts)")
+    return seq, out

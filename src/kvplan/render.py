@@ -84,7 +84,13 @@ def plan_table(console: Console, p: Plan) -> None:
                                                            sc.capacity.max_seq_len_limited_by) for sc in scenarios])
         row("fits", ["yes" if sc.capacity.fits else f"[red]no: short {fmt_gib(sc.capacity.shortfall_bytes)}[/red]"
                      for sc in scenarios])
+        if any(sc.startup.modelled for sc in scenarios):
+            row("starts", [("yes" if sc.startup.starts else "[red]no[/red]") if sc.startup.modelled else "-"
+                           for sc in scenarios])
     console.print(table)
+    for sc, label in zip(scenarios, columns, strict=False):
+        if not sc.startup.starts:
+            console.print(f"  [red]{label}: {sc.startup.reason}[/red]", soft_wrap=True)
     for note in p.notes:
         console.print(f"  note: {note}", soft_wrap=True)
 

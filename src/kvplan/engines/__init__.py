@@ -17,6 +17,7 @@ from kvplan.engines.base import (
     RuleRow,
     RuleTable,
     Scenario,
+    Startup,
     parse_version,
 )
 from kvplan.errors import InputError
@@ -95,5 +96,5 @@ def scenario(settings: EngineSettings, dep, gpu, util: float | None, seq: int, b
 
 
 __all__ = ["DEFAULT_ENGINE", "Engine", "EngineSettings", "Launch", "Printed", "RuleRow", "RuleTable", "Scenario",
-           "by_csv_name", "by_log_name", "engine_names", "engines", "fit_engines", "get_engine", "parse_version",
-           "register", "scenario", "unregister"]
+           "Startup", "by_csv_name", "by_log_name", "engine_names", "engines", "fit_engines", "get_engine",
+           "parse_version", "register", "scenario", "unregister"]

@@ -164,6 +164,16 @@ class Printed:
 
 
 @dataclass(frozen=True)
+class Startup:
+    """Whether the engine starts with these settings (its own startup checks), and if not, why, in one line."""
+
+    starts: bool = True
+    reason: str | None = None  # the engine's refusal, as kvplan predicts it
+    longest_context: int | None = None  # the largest max_model_len that starts (None: not known / any)
+    modelled: bool = True  # False: the engine's startup checks are not modelled (starts then means "not refused")
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One column of a plan: a GPU type at a utilization, under one engine's accounting."""
 
@@ -172,6 +182,7 @@ class Scenario:
     budgets: tuple[Budget, ...]  # one per pipeline stage, each per GPU
     capacity: Capacity
     printed: Printed | None = None
+    startup: Startup = Startup()
 
 
 @dataclass
@@ -192,6 +203,7 @@ class Setup:
     batch: int
     replicas: int
     notes: list[str] = field(default_factory=list)
+    fraction: float = 0.0  # the memory fraction applied (set once the engine has chosen it)
 
     @property
     def version_text(self) -> str:
@@ -285,7 +297,7 @@ class Engine(ABC):
         """Budget and capacity of `dep` on one `gpu` at `util` (None: the engine's default). The returned
         scenario's `util` is the fraction applied."""
         setup = self.prepare(dep, gpu, settings, seq, batch, replicas, reserve, kv_memory)
-        fraction = self.fraction(setup, util)
+        fraction = setup.fraction = self.fraction(setup, util)
         layouts = [self.stage_layout(setup, stage) for stage in dep.stages]
         if kv_memory is not None:
             budgets = [given_budget(kv_memory) for _ in dep.stages]
@@ -297,7 +309,8 @@ class Engine(ABC):
         capacity = pool_capacity(pool, budgets, seq, batch, replicas, context, label, self.request_cap(setup, pool),
                                  refuses_longer)
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
-        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed)
+        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed,
+                        self.startup(setup, pool, budgets, context))
 
     def prepare(self, dep: Deployment, gpu: GPU | None, settings: EngineSettings, seq: int = 1, batch: int = 1,
                 replicas: int = 1, reserve: int = 0, kv_memory: int | None = None) -> Setup:
@@ -353,6 +366,11 @@ class Engine(ABC):
     @abstractmethod
     def pool(self, setup: Setup, layouts: list[Any], budgets: list[Budget]) -> Pool:
         """The KV pool the budgets make, in the engine's units."""
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """The engine's own startup checks (KV memory, one request of max_model_len ...); by default none is
+        modelled."""
+        return Startup(modelled=False)
 
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         raise NotImplementedError(f"{self.name} declares prints_startup but does not say what it prints")

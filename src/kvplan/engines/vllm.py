@@ -35,16 +35,17 @@ from kvplan.engines.base import (
     RuleTable,
     Scenario,
     Setup,
+    Startup,
     block_derivation,
     model_context,
     row,
 )
-from kvplan.engines.common import activation_peak, fitted_constants, loaded_weights
+from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_peak, fitted_constants, loaded_weights
 from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import TOWER_ROLES, Retention
-from kvplan.units import GiB
+from kvplan.units import GiB, fmt_gib
 
 DEFAULT_BLOCK_SIZE = 16
 
@@ -108,13 +109,17 @@ class V1Rules:
     sampler_whole_batch_logits: bool  # the profile also holds logits for every token of the batch
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
+    free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
 
 
 V1_RULES = RuleTable(
     V1Rules,
     row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read)",
         hybrid_group_ratio=1.25, non_torch_tp1="tp1_old_gib", sampler_whole_batch_logits=False,
-        cudagraph_estimate=False, tokens_from_concurrency=False),
+        cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False),
+    row("0.9.1", "v1/worker/utils.py request_memory (read in 0.19.0; from 0.9.1 per PRs #18974, #19312 in "
+        "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError",
+        free_memory_check=True),
     row("0.16.0", "fitted: 0.16's one public log shows logits held for the whole profile batch "
         "(v016_bytes_per_token_logit)", sampler_whole_batch_logits=True),
     row("0.17.0", "0.17.0 and later public logs show no whole-batch logits", sampler_whole_batch_logits=False),
@@ -143,8 +148,8 @@ V0_RULES = RuleTable(
         "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
         "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
         auto_chunked_prefill=True, auto_chunked_prefill_multimodal=True),
-    row("0.6.4", "engine/arg_utils.py 0.6.4.post1: not for multimodal models (0.6.0-0.6.3 not read)",
-        auto_chunked_prefill_multimodal=False),
+    row("0.6.2", "engine/arg_utils.py 0.6.2: not for multimodal models (read: 0.6.0, 0.6.1 without the exclusion; "
+        "0.6.2, 0.6.3, 0.6.4.post1 with it)", auto_chunked_prefill_multimodal=False),
     row("0.6.5", "config.py 0.6.5 SchedulerConfig (PR #10544): 2048 tokens with chunked prefill",
         chunked_prefill_tokens=2048),
 )
@@ -369,6 +374,7 @@ class BlockPool(Pool):
         binding = per_stage.index(min(per_stage))
         super().__init__(budgets, binding)
         self.blocks, self.layout = per_stage[binding], layouts[binding]
+        self.layouts = layouts
 
     def holds(self, requests: int, length: int) -> bool:
         return requests * self.layout.blocks_per_request(length) <= self.blocks
@@ -413,17 +419,19 @@ class VLLM(Engine):
         max_model_len = model_context(dep, s, self.label)
         mnbt_default, seqs_default = scheduler_defaults(setup.total, setup.gpu)
         max_num_seqs = s.max_num_seqs or seqs_default
-        chunked = True
-        if s.max_num_batched_tokens:
-            mnbt = s.max_num_batched_tokens
-        else:
-            mnbt, chunked = self.default_batched_tokens(setup, max_model_len, mnbt_default, max_num_seqs)
+        chunked = self.chunked_prefill(setup, max_model_len)
+        mnbt = s.max_num_batched_tokens or self.default_batched_tokens(setup, max_model_len, mnbt_default,
+                                                                       max_num_seqs, chunked)
         setup.options = VllmOptions(max_model_len, mnbt, max_num_seqs, s.block_size, s.enforce_eager, chunked)
 
-    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int,
-                               max_num_seqs: int) -> tuple[int, bool]:
-        """V1: chunked prefill on; the default is clamped to max_num_seqs x max_model_len."""
-        return min(default, max_num_seqs * max_model_len), True
+    def chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
+        """V1 always schedules with chunked prefill."""
+        return True
+
+    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
+                               chunked: bool) -> int:
+        """V1: the default is clamped to max_num_seqs x max_model_len."""
+        return min(default, max_num_seqs * max_model_len)
 
     def stage_layout(self, setup: Setup, stage: Stage) -> KVLayout:
         o = setup.options
@@ -458,6 +466,44 @@ class VLLM(Engine):
 
     def request_cap(self, setup: Setup, pool: Pool) -> int | None:
         return setup.options.max_num_seqs
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """vLLM's startup checks, in the order it runs them: free memory at startup (>= 0.9.1), KV memory > 0, and
+        one request of max_model_len in the KV cache of every worker (v1/core/kv_cache_utils.py
+        _check_enough_kv_cache_memory: needed = layers per group x page x the blocks each group needs at
+        max_model_len, which is blocks_per_request(max_model_len) x bytes per block)."""
+        assert isinstance(pool, BlockPool)
+        refusal = self.free_memory_refusal(setup)
+        if refusal:
+            return Startup(False, refusal)
+        mml = setup.options.max_model_len
+        for budget, layout in zip(budgets, pool.layouts, strict=True):
+            available = budget.kv_pool
+            if available <= 0:
+                return Startup(False, f"{self.label} will not start: no available memory for the cache blocks "
+                                      f"(KV cache memory {fmt_gib(available)}); raise --gpu-memory-utilization, "
+                                      "use more GPUs or smaller weights", 0)
+            needed = layout.blocks_per_request(mml) * layout.bytes_per_block()
+            if needed > available:
+                longest = min(layout.longest(1, available // layout.bytes_per_block()) or mml, mml)
+                return Startup(False, f"{self.label} will not start: one request of max_model_len {mml:,} needs "
+                                      f"{fmt_gib(needed)} of KV cache, more than the {fmt_gib(available)} available; "
+                                      f"the largest max_model_len that starts is {longest:,}", longest)
+        return Startup(True, longest_context=mml)
+
+    def free_memory_refusal(self, setup: Setup) -> str | None:
+        """>= 0.9.1: ceil(total x util) must be free when the worker starts. kvplan counts only the CUDA context
+        as in use then (NCCL buffers at TP > 1 and other processes take more: vLLM may refuse earlier)."""
+        if not setup.rules.free_memory_check or setup.pool_given or not setup.total:
+            return None
+        requested = math.ceil(setup.total * setup.fraction)
+        free = setup.total - round(CUDA_CONTEXT_GIB * GiB)
+        if requested <= free:
+            return None
+        return (f"{self.label} will not start: free memory at startup (at most {fmt_gib(free)} of "
+                f"{fmt_gib(setup.total)}, less the {CUDA_CONTEXT_GIB} GiB CUDA context) is less than "
+                f"--gpu-memory-utilization {setup.fraction:g} x total = {fmt_gib(requested)}; use at most "
+                f"{math.floor(free / setup.total * 100) / 100:.2f}")
 
     def printed_tokens(self, setup: Setup, pool: BlockPool) -> tuple[int, float]:
         """("GPU KV cache size" tokens, "Maximum concurrency" x) as the release prints them."""
@@ -512,15 +558,14 @@ class VLLMV0(VLLM):
     plans_fit = False
     version_assumed_note = False
 
-    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int,
-                               max_num_seqs: int) -> tuple[int, bool]:
-        """Without chunked prefill V0 profiles a whole max_model_len prompt (max(max_model_len, 2048)); above
-        32K tokens it switches chunked prefill on by itself where the release does (V0_RULES)."""
-        if self.auto_chunked_prefill(setup, max_model_len):
-            return setup.rules.chunked_prefill_tokens, True
-        return max(max_model_len, default), False
+    def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
+                               chunked: bool) -> int:
+        """Without chunked prefill V0 profiles a whole max_model_len prompt (max(max_model_len, 2048)); with it,
+        SchedulerConfig's chunked default (V0_RULES)."""
+        return setup.rules.chunked_prefill_tokens if chunked else max(max_model_len, default)
 
-    def auto_chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
+    def chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
+        """Above 32K tokens V0 switches chunked prefill on by itself where the release does (V0_RULES)."""
         r, m = setup.rules, setup.dep.model
         if not r.auto_chunked_prefill or max_model_len <= V0_LONG_CONTEXT:
             return False
@@ -540,6 +585,28 @@ class VLLMV0(VLLM):
     def printed_tokens(self, setup: Setup, pool: BlockPool) -> tuple[int, float]:
         tokens = pool.blocks * pool.layout.block_size
         return tokens, tokens / setup.options.max_model_len
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """V0's checks: the scheduler's max_num_batched_tokens >= max_model_len without chunked prefill
+        (config.py SchedulerConfig._verify_args), blocks > 0 and max_model_len <= blocks x block size
+        (worker/worker.py raise_if_cache_size_invalid)."""
+        assert isinstance(pool, BlockPool)
+        o = setup.options
+        if not o.chunked_prefill and o.max_num_batched_tokens < o.max_model_len:
+            return Startup(False, f"{self.label} will not start: max_num_batched_tokens "
+                                  f"({o.max_num_batched_tokens:,}) is smaller than max_model_len "
+                                  f"({o.max_model_len:,}) without chunked prefill; raise "
+                                  "--max-num-batched-tokens or lower --max-model-len", o.max_num_batched_tokens)
+        tokens = pool.blocks * pool.layout.block_size
+        if pool.blocks <= 0:
+            return Startup(False, f"{self.label} will not start: no available memory for the cache blocks; raise "
+                                  "--gpu-memory-utilization or use more GPUs", 0)
+        if o.max_model_len > tokens:
+            return Startup(False, f"{self.label} will not start: the model's max seq len ({o.max_model_len:,}) is "
+                                  f"larger than the maximum number of tokens that can be stored in KV cache "
+                                  f"({tokens:,}); lower --max-model-len to {tokens:,} or raise "
+                                  "--gpu-memory-utilization", tokens)
+        return Startup(True, longest_context=o.max_model_len)
 
     def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
         return [s for s in super().suggestions(dep, settings) if s[1].get("kv_dtype") != "fp8"]

@@ -1,0 +1,79 @@
+"""Engines' startup checks (#10.2): "fits" where the engine would refuse to start is not a verdict a user can act
+on. Each expected figure is derived by hand from vLLM's check (v1/core/kv_cache_utils.py
+_check_enough_kv_cache_memory: one request of max_model_len must fit in the KV cache of every worker)."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+import kvplan
+from kvplan.cli import main
+from kvplan.units import GiB
+
+
+def test_llama_8b_on_an_l4_fits_8k_but_vllm_will_not_start_at_its_default_context():
+    s = kvplan.plan("llama-3.1-8b", gpu="l4", seq=8192).scenarios[0]
+    assert s.capacity.fits  # 8K requests would fit in the cache ...
+    st = s.startup
+    assert not st.starts and "vLLM will not start" in st.reason  # ... but max_model_len 131072 does not
+    # 131,072 tokens x 32 layers x 8 KV heads x (128 + 128) x 2 B = 16 GiB; the pool is a few GiB
+    assert "needs 16.00 GiB" in st.reason
+    # the largest max_model_len that starts: every block of 16 tokens the pool holds, for one request
+    assert st.longest_context == s.printed.num_blocks * 16 < 131072
+    r = CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "l4", "--seq", "8192", "--require-fit"])
+    assert r.exit_code == 1 and "will not start" in r.output
+    data = json.loads(CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "l4", "--seq", "8192",
+                                                "--json"]).stdout)["scenarios"][0]
+    assert data["starts"] is False and data["largest_max_model_len_that_starts"] == st.longest_context
+    assert "will not start" in data["start_error"]
+
+
+def test_gpt_oss_120b_on_one_h100_holds_under_half_a_request_of_its_context():
+    s = kvplan.plan("gpt-oss-120b", gpu="h100", seq=8192).scenarios[0]
+    assert s.capacity.fits and not s.startup.starts
+    # vLLM's own ratio: available KV memory / what one 131,072-token request needs (the issue's 0.45)
+    available = s.budgets[0].kv_pool
+    assert 0.40 < available / GiB / float(s.startup.reason.split("needs ")[1].split(" GiB")[0]) < 0.50
+
+
+def test_a_max_model_len_that_fits_starts():
+    s = kvplan.plan("llama-3.1-8b", gpu="l4", seq=8192, max_model_len=8192).scenarios[0]
+    assert s.startup.starts and s.startup.longest_context == 8192
+
+
+def test_max_model_len_auto_is_the_largest_that_starts():
+    first = kvplan.plan("llama-3.1-8b", gpu="l4").scenarios[0].startup.longest_context
+    p = kvplan.plan("llama-3.1-8b", gpu=["l4", "h100"], max_model_len="auto")
+    l4, h100 = p.scenarios
+    assert l4.printed.max_model_len == first and l4.startup.starts
+    assert h100.printed.max_model_len == 131072  # the whole context starts on an H100
+    assert p.seq == first  # no --seq: requests as long as the shortest fitted context
+    r = CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "l4", "--max-model-len", "auto", "--require-fit"])
+    assert r.exit_code == 0, r.output
+
+
+def test_free_memory_at_startup_from_0_9_1():
+    """v1/worker/utils.py request_memory: ceil(total x util) must be free at startup; with util 1.0 it never is
+    (the CUDA context alone takes memory). Before 0.9.1 V1 had no such check."""
+    s = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000).scenarios[0]
+    assert not s.startup.starts and "free memory at startup" in s.startup.reason
+    old = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000, engine_version="0.9.0").scenarios[0]
+    assert old.startup.starts
+
+
+def test_v0_without_chunked_prefill_needs_max_num_batched_tokens_of_max_model_len():
+    """config.py SchedulerConfig: max_num_batched_tokens < max_model_len without chunked prefill is refused; above
+    32K tokens V0 turns chunked prefill on by itself, and then it is not."""
+    short = kvplan.plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", max_model_len=8192,
+                        max_num_batched_tokens=4096).scenarios[0]
+    assert not short.startup.starts and "smaller than max_model_len" in short.startup.reason
+    long = kvplan.plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version="0.6.4",
+                       max_num_batched_tokens=4096).scenarios[0]
+    assert "smaller than" not in (long.startup.reason or "")
+
+
+def test_weights_that_do_not_fit_leave_no_memory_for_the_cache_blocks():
+    s = kvplan.plan("llama-3.1-70b", gpu="h100", seq=4096).scenarios[0]
+    assert not s.startup.starts and "no available memory for the cache blocks" in s.startup.reason
