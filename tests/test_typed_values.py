@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from kvplan.cli import main
 from kvplan.deployment import Deployment
+from kvplan.engines.base import serve_name
 from kvplan.explain import Diagnosis, Suggestion, diagnose
-from kvplan.fit import FitResult, Rejection, Workload, search, serve_name
+from kvplan.fit import FitResult, Rejection, Workload, search
 from kvplan.inventory import Inventory, LayerRow, TensorGroup, inventory
 from kvplan.model.load import load_model
 from kvplan.validate import FigureSummary, RowResult, ValidationReport, validate

@@ -85,7 +85,9 @@ def test_default_view_matches_the_library(page):
     for gpu in ("a10g", "h100"):
         s = library("falcon-7b", gpu, 1000, 18)
         assert shown(page, gpu, "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
-        assert shown(page, gpu, "fits") == ("yes" if s.capacity.fits else "no")
+        assert shown(page, gpu, "fits") == ("yes" if s.capacity.fits else
+                                            f"no: short {s.capacity.shortfall_bytes / 2**30:.2f} GiB")
+        assert shown(page, gpu, "starts") == ("yes" if s.startup.starts else "no")
     assert "6,921,720,704 parameters" in page.inner_text("#summary")
     assert page.locator("#memory rect").count() >= 10
     assert page.locator("#chart polyline[stroke-dasharray]").count() == 2  # the article's line per GPU

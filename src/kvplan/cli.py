@@ -243,7 +243,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
         top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
-    from kvplan.fit import Workload, search, serve_name
+    from kvplan.engines.base import serve_name
+    from kvplan.fit import Workload, search
     from kvplan.model.load import load_model
     from kvplan.pricing import parse_overrides, read_file
 

@@ -121,12 +121,8 @@ class Candidate:
     def command(self) -> str:
         """The engine's launch line that realises this candidate."""
         launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len, self.batch,
-                        self.kv_dtype, self.quant)
-        command = get_engine(self.engine).launch_command(launch)
-        command += " --quantization fp8" if self.quant == "fp8" else ""
-        if self.quant in ("w4a16", "awq"):
-            command += "  # serve an int4 (AWQ / GPTQ / w4a16) checkpoint of the model"
-        return command
+                        self.kv_dtype, self.quant, batch=self.batch)
+        return get_engine(self.engine).launch_command(launch)
 
     @property
     def vllm_command(self) -> str | None:
@@ -186,11 +182,6 @@ class FitResult:
             "evaluated": self.evaluated,
             "search_seconds": round(self.seconds, 3), "notes": self.notes,
         }
-
-
-def serve_name(given: str, spec: ModelSpec) -> str:
-    """The model argument of the launch line: the HF id for catalog and Hub models, else what was given."""
-    return given if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
 
 
 def layouts(n: int, layers: int) -> list[tuple[int, int]]:

@@ -15,7 +15,8 @@ from typing import Any
 from kvplan import __version__
 from kvplan.budget import check_util
 from kvplan.deployment import Deployment
-from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Scenario, scenario
+from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, Scenario, get_engine, scenario
+from kvplan.engines.base import serve_name
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, get_gpu
 from kvplan.model.load import load_model
@@ -37,6 +38,21 @@ class Plan:
     engine: EngineSettings
     scenarios: tuple[Scenario, ...]
     notes: tuple[str, ...]
+    model_id: str | None = None  # the model argument of a launch line (None: explicit dimensions)
+
+    def launch_command(self, s: Scenario) -> str | None:
+        """The engine's launch line that realises scenario `s` (None: no engine or no model to name)."""
+        e, d = s.printed, self.deployment
+        if e is None or self.model_id is None:
+            return None
+        st = self.engine
+        launch = Launch(self.model_id, d.tp, d.pp, self.replicas, s.util, e.max_model_len, st.max_num_seqs,
+                        d.kv_dtype, d.quant, st.max_num_batched_tokens, st.block_size, st.enforce_eager,
+                        batch=-(-self.batch // self.replicas))
+        try:
+            return get_engine(st.engine).launch_command(launch)
+        except NotImplementedError:
+            return None
 
     # ------------------------------------------------------------------ model-level figures
     @property
@@ -86,7 +102,7 @@ class Plan:
             "batch": self.batch,
             "request_bytes": self.request_bytes,
             "kv_cache_bytes": self.kv_cache_bytes,
-            "scenarios": [_scenario_dict(s) for s in self.scenarios],
+            "scenarios": [{**_scenario_dict(s), "launch_command": self.launch_command(s)} for s in self.scenarios],
             "notes": list(self.notes),
         }
 
@@ -102,7 +118,8 @@ def _scenario_dict(s: Scenario) -> dict[str, Any]:
         "gpu_marketing": s.gpu.marketing if s.gpu else None,
         "util": None if budget.pool_given else s.util,
         "usable_bytes": budget.usable,
-        "budget_terms": [{"label": t.label, "bytes": t.bytes, "source": t.source} for t in budget.terms],
+        "budget_terms": [{"label": t.label, "kind": t.kind.value, "bytes": t.bytes, "source": t.source}
+                         for t in budget.terms],
         "kv_pool_bytes": c.kv_pool_bytes,
         "kv_pool_given": budget.pool_given,
         "kv_cache_bytes": c.kv_cache_bytes,
@@ -219,7 +236,10 @@ def plan(
     if auto:
         seq, scenarios = _auto_max_model_len(settings, dep, pairs, scenarios, seq, batch, replicas, reserve_bytes,
                                              pool, notes)
-    return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, settings, tuple(scenarios), tuple(notes))
+    model_id = None if spec.model_type == "explicit" else serve_name(model if isinstance(model, str) else spec.name,
+                                                                         spec)
+    return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, settings, tuple(scenarios), tuple(notes),
+                model_id)
 
 
 AUTO_SEQ = -1

@@ -91,6 +91,13 @@ def plan_table(console: Console, p: Plan) -> None:
     for sc, label in zip(scenarios, columns, strict=False):
         if not sc.startup.starts:
             console.print(f"  [red]{label}: {sc.startup.reason}[/red]", soft_wrap=True)
+    lines = {label: p.launch_command(sc) for sc, label in zip(scenarios, columns, strict=False)}
+    for label, line in lines.items():
+        if line:
+            prefix = "launch" if len(set(lines.values())) == 1 else f"launch on {label}"
+            console.print(f"  {prefix}: {line}", soft_wrap=True, markup=False)
+            if len(set(lines.values())) == 1:
+                break
     for note in p.notes:
         console.print(f"  note: {note}", soft_wrap=True)
 

@@ -33,6 +33,7 @@ from kvplan.errors import InputError
 if TYPE_CHECKING:
     from kvplan.deployment import Deployment, Stage
     from kvplan.hardware import GPU
+    from kvplan.model.spec import ModelSpec
 
 Version = tuple[int, int, int]
 
@@ -212,7 +213,7 @@ class Setup:
 
 @dataclass(frozen=True)
 class Launch:
-    """What a launch line needs: a `fit` candidate's layout and settings."""
+    """What a launch line needs: a plan's scenario or a `fit` candidate, its layout and settings."""
 
     model_id: str
     tp: int
@@ -220,9 +221,29 @@ class Launch:
     replicas: int
     util: float
     max_model_len: int
-    max_running: int
+    max_running: int | None
     kv_dtype: str
     quant: str | None
+    max_batched_tokens: int | None = None  # only when set on purpose (the engine's default otherwise)
+    block_size: int | None = None
+    enforce_eager: bool = False
+    batch: int = 1  # requests per replica the deployment is sized for (llama.cpp's slots)
+
+    def model(self, kind: str = "checkpoint") -> str:
+        """The model argument: the repo, or an explicit placeholder where the repo itself would not serve: an int4
+        scheme needs a checkpoint quantized ahead, llama.cpp a GGUF."""
+        if self.quant in INT4_SCHEMES:
+            return f"<a {self.quant} int4 {kind} of {self.model_id}>"
+        return self.model_id if kind == "checkpoint" else f"<a {kind} of {self.model_id}>"
+
+
+def serve_name(given: str, spec: ModelSpec) -> str:
+    """The model argument of a launch line: the HF id for catalog and Hub models, else what was given."""
+    return given if spec.source.startswith(("config", "/", ".")) or "/" not in spec.name else spec.name
+
+
+# --quant schemes an engine serves only from a checkpoint quantized ahead (fp8 is quantized when loading)
+INT4_SCHEMES = frozenset({"w4a16", "awq", "gptq"})
 
 
 def given_budget(kv_memory: int) -> Budget:

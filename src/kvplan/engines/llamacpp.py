@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from kvplan.budget import Budget, Term, TermKind
 from kvplan.capacity import LimitedBy, Pool, largest, per_replica
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Printed, Setup, Version
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, Setup, Version
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import Retention
 
@@ -197,6 +197,16 @@ class LlamaCpp(Engine):
 
     def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
         return setup.options.n_ctx_train or setup.dep.model.max_context, LimitedBy.MODEL_CONTEXT, True
+
+    def launch_command(self, launch: Launch) -> str:
+        """llama-server (tools/server): -c is the whole context, split over -np slots; every layer on the GPU."""
+        slots = launch.batch
+        parts = [f"llama-server -m {launch.model('GGUF')}", f"-c {launch.max_model_len * slots}", f"-np {slots}",
+                 "-ngl 999"]
+        parts += [f"--split-mode layer -ts {','.join(['1'] * launch.pp)}"] if launch.pp > 1 else []
+        name = cache_type(launch.kv_dtype)[0]
+        parts += [f"--cache-type-k {name} --cache-type-v {name} -fa on"] if name not in ("f16",) else []
+        return " ".join(parts)
 
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, SlotPool)

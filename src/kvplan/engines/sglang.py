@@ -276,12 +276,15 @@ class SGLang(Engine):
         )
 
     def launch_command(self, launch: Launch) -> str:
-        parts = [f"python -m sglang.launch_server --model-path {launch.model_id}", f"--tp-size {launch.tp}"]
+        parts = [f"python -m sglang.launch_server --model-path {launch.model()}", f"--tp-size {launch.tp}"]
         parts += [f"--pp-size {launch.pp}"] if launch.pp > 1 else []
         parts += [f"--dp-size {launch.replicas}"] if launch.replicas > 1 else []
-        parts += [f"--mem-fraction-static {launch.util:.3f}", f"--context-length {launch.max_model_len}",
-                  f"--max-running-requests {launch.max_running}"]
+        parts += [f"--mem-fraction-static {launch.util:.3f}", f"--context-length {launch.max_model_len}"]
+        parts += [f"--max-running-requests {launch.max_running}"] if launch.max_running else []
+        parts += [f"--chunked-prefill-size {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
+        parts += [f"--page-size {launch.block_size}"] if launch.block_size else []
         parts += ["--kv-cache-dtype fp8_e4m3"] if launch.kv_dtype == "fp8" else []
+        parts += ["--quantization fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
 
     def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:

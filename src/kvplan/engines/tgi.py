@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Printed, RuleTable, Scenario, Setup, row
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, row
 from kvplan.engines.common import activation_peak, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
@@ -250,6 +250,17 @@ class TGI(Engine):
             max_num_seqs=o.max_concurrent_requests, max_num_batched_tokens=o.max_batch_prefill_tokens,
             notes=tuple(setup.notes),
         )
+
+    def launch_command(self, launch: Launch) -> str:
+        """text-generation-launcher's flags (launcher/src/main.rs): shards, token limits, memory fraction."""
+        parts = [f"text-generation-launcher --model-id {launch.model()}", f"--num-shard {launch.tp}",
+                 f"--max-total-tokens {launch.max_model_len}"]
+        parts += [f"--max-batch-prefill-tokens {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
+        parts += [f"--max-concurrent-requests {launch.max_running}"] if launch.max_running else []
+        parts += [f"--cuda-memory-fraction {launch.util:g}"] if launch.util != DEFAULT_MEMORY_FRACTION else []
+        parts += ["--kv-cache-dtype fp8_e4m3fn"] if launch.kv_dtype == "fp8" else []
+        parts += ["--quantize fp8"] if launch.quant == "fp8" else []
+        return " ".join(parts)
 
     def reported_util(self, setup: Setup, fraction: float) -> float:
         return fraction

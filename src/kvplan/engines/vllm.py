@@ -528,12 +528,16 @@ class VLLM(Engine):
         return block_derivation(scenario)
 
     def launch_command(self, launch: Launch) -> str:
-        parts = [f"vllm serve {launch.model_id}", f"--tensor-parallel-size {launch.tp}"]
+        parts = [f"vllm serve {launch.model()}", f"--tensor-parallel-size {launch.tp}"]
         parts += [f"--pipeline-parallel-size {launch.pp}"] if launch.pp > 1 else []
         parts += [f"--data-parallel-size {launch.replicas}"] if launch.replicas > 1 else []
-        parts += [f"--gpu-memory-utilization {launch.util:g}", f"--max-model-len {launch.max_model_len}",
-                  f"--max-num-seqs {launch.max_running}"]
+        parts += [f"--gpu-memory-utilization {launch.util:g}", f"--max-model-len {launch.max_model_len}"]
+        parts += [f"--max-num-seqs {launch.max_running}"] if launch.max_running else []
+        parts += [f"--max-num-batched-tokens {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
+        parts += [f"--block-size {launch.block_size}"] if launch.block_size else []
+        parts += ["--enforce-eager"] if launch.enforce_eager else []
         parts += ["--kv-cache-dtype fp8"] if launch.kv_dtype == "fp8" else []
+        parts += ["--quantization fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
 
     def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:

@@ -292,7 +292,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
     @app.post("/api/fit", responses=ERRORS, summary="kvplan fit --json")
     async def api_fit(body: FitRequest) -> Response:
-        from kvplan.fit import Workload, search, serve_name
+        from kvplan.engines.base import serve_name
+        from kvplan.fit import Workload, search
         from kvplan.model.load import load_model
         from kvplan.pricing import parse_overrides
 

@@ -70,15 +70,26 @@ function showScenarios(plan, x) {
     const row = body.insertRow();
     row.dataset.gpu = s.gpu;
     const total = s.engine ? s.engine.total_bytes : s.gpu_memory_bytes;
-    const weights = (s.budget_terms.find((t) => t.label === "weights") || { bytes: plan.weights_bytes }).bytes;
+    const weights = (s.budget_terms.find((t) => t.kind === "weights") || { bytes: plan.weights_bytes }).bytes;
     cell(row, s.gpu);
     cell(row, s.util);
     cell(row, gib(total));
     cell(row, gib(weights));
-    cell(row, gib(Math.max(0, s.kv_pool_bytes)));
+    cell(row, gib(s.kv_pool_bytes)).dataset.field = "kv_pool";
     cell(row, int(s.max_concurrent_requests)).dataset.field = "max_concurrent_requests";
     cell(row, int(s.max_seq_len)).dataset.field = "max_seq_len";
-    cell(row, s.fits ? "yes" : "no", s.fits ? "yes" : "no").dataset.field = "fits";
+    // the CLI's verdict: fits, else short by what the requests need minus the (possibly negative) pool
+    cell(row, s.fits ? "yes" : `no: short ${gib(s.shortfall_bytes)}`, s.fits ? "yes" : "no").dataset.field = "fits";
+    const starts = s.starts === null ? "-" : (s.starts ? "yes" : "no");
+    cell(row, starts, s.starts === false ? "no" : "yes").dataset.field = "starts";
+  }
+  const errors = $("start-errors");
+  clear(errors);
+  for (const s of plan.scenarios.filter((x) => x.start_error)) {
+    const li = document.createElement("li");
+    li.className = "no";
+    li.textContent = `${s.gpu}: ${s.start_error}`;
+    errors.appendChild(li);
   }
   const kv = plan.kv_bytes_per_token;
   $("summary").textContent = `${plan.model.name}: ${int(plan.params)} parameters, weights ${gib(plan.weights_bytes)} ` +
