@@ -131,9 +131,10 @@ def test_sglang_default_mem_fraction_static():
     # (no 10 GiB floor below 60 GiB)
     assert default_mem_fraction_static(16 * GiB, 1) == round((16_384 - 4_064) / 16_384, 3) == 0.752
     # 0.4.9.post2: (9.5 + 4 / 2) GiB below 90 GiB; multimodal x 0.90
-    assert default_mem_fraction_static(h100, 4, version="0.4.9") == round((81_559 - 11.5 * 1024) / 81_559, 3)
-    assert default_mem_fraction_static(h100, 4, version="0.4.9") == 0.856
-    assert default_mem_fraction_static(h100, 1, version="0.4.9.post2", multimodal=True) == pytest.approx(0.874 * 0.9)
+    v049 = SGLANG_RULES.rules_for((0, 4, 9))
+    assert default_mem_fraction_static(h100, 4, rules=v049) == round((81_559 - 11.5 * 1024) / 81_559, 3)
+    assert default_mem_fraction_static(h100, 4, rules=v049) == 0.856
+    assert default_mem_fraction_static(h100, 1, rules=v049, multimodal=True) == pytest.approx(0.874 * 0.9)
 
 
 def test_sglang_without_util_uses_sglang_default():

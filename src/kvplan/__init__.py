@@ -28,12 +28,22 @@ _EXPORTS = {
     "Deployment": "kvplan.deployment",
     "GPU": "kvplan.hardware",
     "get_gpu": "kvplan.hardware",
-    # engine accounting
+    # engine accounting (and what a plug-in engine builds on)
     "Engine": "kvplan.engines",
     "EngineSettings": "kvplan.engines",
     "get_engine": "kvplan.engines",
     "list_engines": "kvplan.engines",
     "register_engine": "kvplan.engines",
+    "Printed": "kvplan.engines",
+    "Startup": "kvplan.engines",
+    "Launch": "kvplan.engines",
+    "RuleTable": "kvplan.engines",
+    "Setup": "kvplan.engines.base",
+    "Pool": "kvplan.capacity",
+    "TokenPool": "kvplan.capacity",
+    "LimitedBy": "kvplan.capacity",
+    "Term": "kvplan.budget",
+    "TermKind": "kvplan.budget",
     # capacity and plans
     "plan": "kvplan.planning",
     "Plan": "kvplan.planning",
@@ -47,9 +57,13 @@ _EXPORTS = {
     "Candidate": "kvplan.fit",
     "decode": "kvplan.perf",
     "prefill": "kvplan.perf",
-    # logs: validation and explanation
+    # inventory, logs: validation and explanation
+    "inspect": "kvplan.inventory",
+    "Inventory": "kvplan.inventory",
     "validate_csv": "kvplan.validate",
+    "ValidationReport": "kvplan.validate",
     "diagnose": "kvplan.explain",
+    "Diagnosis": "kvplan.explain",
     # errors
     "KvplanError": "kvplan.errors",
     "InputError": "kvplan.errors",
@@ -57,7 +71,8 @@ _EXPORTS = {
     "UnsupportedModelError": "kvplan.errors",
 }
 # exported under another name where the module's name would clash with a subpackage (kvplan.engines, ...)
-_RENAMED = {"register_engine": "register", "list_engines": "engines", "validate_csv": "validate"}
+_RENAMED = {"register_engine": "register", "list_engines": "engines", "validate_csv": "validate",
+            "inspect": "inventory"}
 
 __all__ = [
     "GPU",
@@ -66,21 +81,35 @@ __all__ = [
     "Capacity",
     "ConfigError",
     "Deployment",
+    "Diagnosis",
     "Dims",
     "Engine",
     "EngineSettings",
     "FitResult",
     "InputError",
+    "Inventory",
     "KvplanError",
+    "Launch",
+    "LimitedBy",
     "ModelSpec",
     "Plan",
+    "Pool",
+    "Printed",
+    "RuleTable",
     "Scenario",
+    "Setup",
+    "Startup",
+    "Term",
+    "TermKind",
+    "TokenPool",
     "UnsupportedModelError",
+    "ValidationReport",
     "Workload",
     "decode",
     "diagnose",
     "get_engine",
     "get_gpu",
+    "inspect",
     "list_engines",
     "load_model",
     "model_from_dims",
@@ -92,21 +121,25 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from kvplan.budget import Budget
-    from kvplan.capacity import Capacity
+    from kvplan.budget import Budget, Term, TermKind
+    from kvplan.capacity import Capacity, LimitedBy, Pool, TokenPool
     from kvplan.deployment import Deployment
-    from kvplan.engines import Engine, EngineSettings, Scenario, get_engine
+    from kvplan.engines import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Startup, get_engine
     from kvplan.engines import engines as list_engines
     from kvplan.engines import register as register_engine
+    from kvplan.engines.base import Setup
     from kvplan.errors import ConfigError, InputError, KvplanError, UnsupportedModelError
-    from kvplan.explain import diagnose
+    from kvplan.explain import Diagnosis, diagnose
     from kvplan.fit import Candidate, FitResult, Workload, search
     from kvplan.hardware import GPU, get_gpu
+    from kvplan.inventory import Inventory
+    from kvplan.inventory import inventory as inspect
     from kvplan.model.dims import Dims
     from kvplan.model.load import load_model, model_from_dims
     from kvplan.model.spec import ModelSpec
     from kvplan.perf import decode, prefill
     from kvplan.planning import Plan, plan
+    from kvplan.validate import ValidationReport
     from kvplan.validate import validate as validate_csv
 
 

@@ -70,16 +70,8 @@ def check_util(util: float) -> float:
     return util
 
 
-def plain_budget(memory: int | None, util: float, weights: int, reserve: int = 0,
-                 kv_memory: int | None = None) -> Budget:
-    """usable = floor(memory x util); KV pool = usable - weights - reserve, or `kv_memory` when given."""
-    check_util(util)
-    if reserve < 0:
-        raise InputError(f"--reserve must not be negative (got {reserve})")
-    if kv_memory is not None:
-        return Budget(memory, None, None, (), kv_memory, pool_given=True)
-    if memory is None:
-        raise InputError("no GPU memory to budget: give --gpu, --gpu-memory or --kv-memory")
+def plain_budget(memory: int, util: float, weights: int, reserve: int = 0) -> Budget:
+    """usable = floor(memory x util); KV pool = usable - weights - reserve (the engine checks the inputs)."""
     usable = math.floor(memory * util)
     terms = [Term(TermKind.WEIGHTS, weights, "tensor inventory x bytes per element (this GPU's shard)")]
     if reserve:

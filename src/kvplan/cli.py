@@ -104,8 +104,8 @@ def _engine_options(f):
         click.option("--engine", type=_EngineChoice(),
                      help="Whose memory accounting: a registered engine (default vLLM V1; also vLLM V0, SGLang, "
                           "TGI, llama.cpp; none is the plain budget: memory x util - weights - reserve)."),
-        click.option("--engine-version", help="Engine release whose rules apply (default: the engine's newest "
-                                              "validated release, e.g. vLLM 0.19.0)."),
+        click.option("--engine-version", help="Engine release whose rules apply (default: each engine's own, "
+                                              "as GET /api/engines and the derivation say)."),
         click.option("--max-model-len", type=_ContextLength(),
                      help="vLLM --max-model-len (default: the model's context); auto: the largest that starts."),
         click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
@@ -125,7 +125,7 @@ def _engine_options(f):
 @_deployment_options
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
 @click.option("--util", type=float, multiple=True,
-              help="Fraction of GPU memory to use (default: the engine's, 0.9 for vLLM; repeatable).")
+              help="Fraction of GPU memory to use (default: the engine's own; repeatable).")
 @click.option("--seq", type=int, help="Tokens per request (default: the model's context length).")
 @click.option("--batch", type=int, default=1, show_default=True, help="Concurrent requests.")
 @click.option("--reserve", default="0GiB", show_default=True, help="Memory per GPU kept back for activations etc.")

@@ -86,7 +86,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
     eng = by_log_name(log.engine) or get_engine(DEFAULT_ENGINE)
     engine = eng.name
     if log.engine is None:
-        assumptions.append("engine not recognisable in the log: vLLM V1 assumed")
+        assumptions.append(f"engine not recognisable in the log: {eng.label} ({eng.name}) assumed")
     tp = tp or int(s.get("tensor_parallel") or 1)
     pp = int(s.get("pipeline_parallel") or 1)
     dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(str(s.get("dtype") or ""))

@@ -19,7 +19,6 @@ from kvplan import perf
 from kvplan.capacity import largest
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, fit_engines, get_engine, scenario
-from kvplan.engines.vllm import VLLM
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, get_gpu
 from kvplan.model.spec import ModelSpec
@@ -126,7 +125,7 @@ class Candidate:
 
     @property
     def vllm_command(self) -> str | None:
-        return self.command if self.engine == VLLM.name else None
+        return self.command if self.engine == DEFAULT_ENGINE else None  # the vLLM line, as the field promises
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +153,9 @@ class Rejection:
 
     family: str
     reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"family": self.family, "reason": self.reason}
 
 
 @dataclass

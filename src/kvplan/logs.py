@@ -100,105 +100,103 @@ def _wordings() -> list[LogWording]:
     return [w for e in engines() for w in e.log_wordings]
 
 
-_K = KEY
-_rules = rules
 
 
 # ---------------------------------------------------------------- setting rules (priority order)
 
 _SETTING_RULES: list[Rule] = [
-    *_rules(
+    *rules(
         "tensor_parallel",
         int,
-        rf"{_K}tensor_parallel_size=(\d+)",
+        rf"{KEY}tensor_parallel_size=(\d+)",
         r"'tensor_parallel_size': (\d+)",
-        rf"{_K}tp_size=(\d+)",
+        rf"{KEY}tp_size=(\d+)",
     ),
-    *_rules(
+    *rules(
         "pipeline_parallel",
         int,
-        rf"{_K}pipeline_parallel_size=(\d+)",
+        rf"{KEY}pipeline_parallel_size=(\d+)",
         r"'pipeline_parallel_size': (\d+)",
-        rf"{_K}pp_size=(\d+)",
+        rf"{KEY}pp_size=(\d+)",
     ),
-    *_rules(
+    *rules(
         "data_parallel",
         int,
-        rf"{_K}data_parallel_size=(\d+)",
+        rf"{KEY}data_parallel_size=(\d+)",
         r"'data_parallel_size': (\d+)",
-        rf"{_K}dp_size=(\d+)",
+        rf"{KEY}dp_size=(\d+)",
     ),
-    *_rules(
+    *rules(
         "dtype",
         _word,
-        rf"{_K}dtype=(torch\.\w+)",  # the resolved dtype: vLLM config line, SGLang "Load weight end"
+        rf"{KEY}dtype=(torch\.\w+)",  # the resolved dtype: vLLM config line, SGLang "Load weight end"
         r"'dtype': '(\w+)'",
-        rf"{_K}dtype=('?\w+'?)",
+        rf"{KEY}dtype=('?\w+'?)",
     ),
-    *_rules(
+    *rules(
         "kv_cache_dtype",
         _word,
-        rf"{_K}kv_cache_dtype=('?\w+'?)",
+        rf"{KEY}kv_cache_dtype=('?\w+'?)",
         r"'kv_cache_dtype': '(\w+)'",
         r"Using KV cache dtype: ((?:torch\.)?\w+)",
         r"Using (\w+) data type to store kv cache",
     ),
-    *_rules(
+    *rules(
         "quantization",
         _word,
-        rf"{_K}quantization=(None|'[^']*'|[\w-]+)",
+        rf"{KEY}quantization=(None|'[^']*'|[\w-]+)",
         r"'quantization': '([\w-]+)'",
     ),
-    *_rules(
+    *rules(
         "max_model_len",
         int,
-        rf"{_K}max_seq_len=(\d+)",
+        rf"{KEY}max_seq_len=(\d+)",
         r"'max_model_len': (\d+)",
         r"Using max model len (\d+)",
-        rf"{_K}context_len=(\d+)",
-        rf"{_K}context_length=(\d+)",
+        rf"{KEY}context_len=(\d+)",
+        rf"{KEY}context_length=(\d+)",
     ),
-    *_rules(
+    *rules(
         "gpu_memory_utilization",
         float,
         r"gpu_memory_utilization \(([\d.]+)\)",
-        rf"{_K}gpu_memory_utilization=([\d.]+)",
+        rf"{KEY}gpu_memory_utilization=([\d.]+)",
         r"'gpu_memory_utilization': ([\d.]+)",
         r"The current --gpu-memory-utilization=([\d.]+)",
         r"Requested memory: ([\d.]+) \(util\)",
         r"Desired GPU memory utilization is \(([\d.]+),",
     ),
-    *_rules("mem_fraction_static", float, rf"{_K}mem_fraction_static=([\d.]+)"),
-    *_rules("block_size", int, rf"{_K}block_size=(\d+)", r"'block_size': (\d+)"),
-    *_rules(
+    *rules("mem_fraction_static", float, rf"{KEY}mem_fraction_static=([\d.]+)"),
+    *rules("block_size", int, rf"{KEY}block_size=(\d+)", r"'block_size': (\d+)"),
+    *rules(
         "max_num_batched_tokens",
         int,
         r"'max_num_batched_tokens': (\d+)",
-        rf"{_K}max_num_batched_tokens=(\d+)",
+        rf"{KEY}max_num_batched_tokens=(\d+)",
         r"Defaulting max_num_batched_tokens to (\d+)",
     ),
-    *_rules(
+    *rules(
         "max_num_seqs",
         int,
         r"'max_num_seqs': (\d+)",
-        rf"{_K}max_num_seqs=(\d+)",
+        rf"{KEY}max_num_seqs=(\d+)",
         r"Defaulting max_num_seqs to (\d+)",
     ),
-    *_rules("enforce_eager", _bool, rf"{_K}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
-    *_rules(
+    *rules("enforce_eager", _bool, rf"{KEY}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
+    *rules(
         "enable_prefix_caching",
         _bool,
-        rf"{_K}enable_prefix_caching=(True|False)",
+        rf"{KEY}enable_prefix_caching=(True|False)",
         r"'enable_prefix_caching': (True|False)",
     ),
-    *_rules(
+    *rules(
         "gpu_total_gib",
         float,
         r"total_gpu_memory \(([\d.]+)\s*GiB\)",
         r"total_gpu_memory=([\d.]+)GiB",
         r"Free memory on device \([\d.]+/([\d.]+) GiB\)",
     ),
-    *_rules(
+    *rules(
         "gpu_name",
         str.strip,
         r"^\|\s*\d+\s+(\S.*?)\s{2,}(?:On|Off)\s*\|",  # nvidia-smi table row
@@ -213,10 +211,10 @@ _SETTING_RULES: list[Rule] = [
 _MODEL_PATTERNS = [
     re.compile(r"(?:with config: |^)model='([^']+)'"),
     re.compile(r"'model': '([^']+)'"),
-    re.compile(rf"{_K}model_path='([^']+)'"),
+    re.compile(rf"{KEY}model_path='([^']+)'"),
     re.compile(r"Starting to load model (\S+?)\.\.\."),
     re.compile(r"█\s+model\s+(\S+)"),
-    re.compile(rf"{_K}model='([^']+)'"),
+    re.compile(rf"{KEY}model='([^']+)'"),
 ]
 
 # ---------------------------------------------------------------- engine detection

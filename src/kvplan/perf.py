@@ -32,7 +32,7 @@ from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
 from kvplan.hardware import GPU
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
+from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention
 
 PCIE_GBPS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16
 
@@ -98,7 +98,7 @@ def _work(dep: Deployment) -> tuple[StageWork, ...]:
 def _attends(kv: Any) -> bool:
     """Layers whose attention over the context kvplan counts: self-attention with per-head K/V (MLA's
     absorbed attention is not modelled here) and cross-attention."""
-    return (kv.retention.uses_rope and kv.kind != MLAKV.kind) or kv.retention == Retention.ENCODER
+    return (kv.retention in SELF_ATTENTION and kv.kind != MLAKV.kind) or kv.retention == Retention.ENCODER
 
 
 def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
@@ -115,7 +115,7 @@ def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
         else:
             active += n
             dense += size
-    first = next((la.kv for la in m.layers if _attends(la.kv) and la.kv.retention.uses_rope), None)
+    first = next((la.kv for la in m.layers if _attends(la.kv) and la.kv.retention in SELF_ATTENTION), None)
     width = (m.num_attention_heads or 0) * first.head_dim // dep.tp if first else 0
     attending = sum(_attends(layer.kv) for layer in stage.layers)
     return StageWork(active, dense, experts, share, width * attending)

@@ -63,9 +63,10 @@ def plan_table(console: Console, p: Plan) -> None:
             row("total as the engine sees it", [_both(sc.printed.total_bytes) if sc.printed else "-"
                                                 for sc in scenarios])
         row("usable (x util)", [_both(b.usable) if b.usable is not None else "-" for b in binding])
-        labels = list(dict.fromkeys(t.label for b in binding for t in b.terms))
-        for label in labels:
-            row(f"- {label}", [_both(next((t.bytes for t in b.terms if t.label == label), None)) for b in binding])
+        kinds = list(dict.fromkeys((t.kind, t.label) for b in binding for t in b.terms))
+        for kind, label in kinds:
+            row(f"- {label}", [_both(next((t.bytes for t in b.terms if (t.kind, t.label) == (kind, label)), None))
+                               for b in binding])
         row("KV pool", [_both(sc.capacity.kv_pool_bytes) for sc in scenarios])
     else:
         row("weights", _both(p.weights_bytes))

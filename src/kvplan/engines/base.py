@@ -112,10 +112,6 @@ class RuleTable(Generic[R]):
                 return self.values(**merged)
         return self._cache[version]
 
-    def sources_for(self, version: Version) -> list[str]:
-        """The rows that apply at `version`, as 'since: source'."""
-        return [f"{version_text(r.since)}: {r.source}" for r in self.rows if r.since <= version]
-
 
 # ------------------------------------------------------------------------------------------ settings and results
 

@@ -20,6 +20,7 @@ from importlib import resources
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
 from kvplan.model.quant import DTYPE_BYTES
+from kvplan.model.spec import SELF_ATTENTION
 from kvplan.units import GiB
 
 VOCAB_PADDING = 64
@@ -61,7 +62,7 @@ def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
             extra += (padded - t.shard_shape(dep.tp)[0]) * hidden * dep.dense_bytes
     padding = _mxfp4_padding(dep, stage)
     rope = 0.0
-    if any(layer.kv.retention.uses_rope for layer in stage.layers):
+    if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
         rope = sum(r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope)
     total = stage.weights_bytes + extra + padding + rope
     parts = [f"tensors {stage.weights_bytes:,}"]

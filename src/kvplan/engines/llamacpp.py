@@ -35,8 +35,9 @@ from kvplan.budget import Budget, Term, TermKind
 from kvplan.capacity import LimitedBy, Pool, largest, per_replica
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, Setup, Version
+from kvplan.engines.common import pad
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.model.spec import Retention
+from kvplan.model.spec import SELF_ATTENTION, Retention
 
 PAD = 256  # GGML_PAD of n_ctx and n_ctx_seq, and of the SWA cache
 N_UBATCH = 512  # common_params.n_ubatch default
@@ -45,10 +46,6 @@ CACHE_TYPES = {"auto": ("f16", 2, 1), "fp16": ("f16", 2, 1), "bf16": ("bf16", 2,
                "int8": ("q8_0", 34, 32), "int4": ("q4_0", 18, 32)}
 
 Cells = list[tuple[int, int | None]]  # (bytes per cell, SWA window or None) of each cached layer of a stage
-
-
-def _pad(n: int, multiple: int = PAD) -> int:
-    return -(-n // multiple) * multiple
 
 
 def cache_type(kv_dtype: str) -> tuple[str, int, int]:
@@ -68,18 +65,18 @@ def row_bytes(n: int, kv_dtype: str) -> int:
 
 def context(seq: int, slots: int, unified: bool = False) -> tuple[int, int]:
     """(n_ctx, n_ctx_seq) llama.cpp allocates for -c seq x slots -np slots."""
-    n_ctx = _pad(seq * slots)
+    n_ctx = pad(seq * slots, PAD)
     if unified or slots == 1:
         return n_ctx, n_ctx
-    n_ctx_seq = _pad(n_ctx // slots)
+    n_ctx_seq = pad(n_ctx // slots, PAD)
     return n_ctx_seq * slots, n_ctx_seq
 
 
-_context_sizes = context
+_context_sizes = context  # the hook `printed` has a parameter named context
 
 
 def _interleaved(dep: Deployment) -> bool:
-    windows = [bool(layer.kv.window) for layer in dep.model.layers if layer.kv.retention.uses_rope]
+    windows = [bool(layer.kv.window) for layer in dep.model.layers if layer.kv.retention in SELF_ATTENTION]
     return any(windows) and not all(windows)
 
 
@@ -92,7 +89,7 @@ def layer_cells(dep: Deployment, stage: Stage) -> Cells:
         kv = layer.kv
         if kv.retention == Retention.NONE:
             continue
-        if not kv.retention.uses_rope:
+        if kv.retention not in (Retention.FULL, Retention.SLIDING, Retention.CHUNKED):
             raise UnsupportedModelError(f"kvplan does not model llama.cpp's memory for {kv.kind} layers")
         k, v = kv.k_width(1), kv.v_width(1)
         size = row_bytes(k, dep.kv_dtype) + (row_bytes(v, dep.kv_dtype) if v else 0)
@@ -108,7 +105,7 @@ def kv_bytes(cells: Cells, seq: int, slots: int) -> int:
     total = 0
     for size, window in cells:
         if window:
-            total += size * _pad(min(n_ctx_seq, window + N_UBATCH)) * (n_ctx // n_ctx_seq)
+            total += size * pad(min(n_ctx_seq, window + N_UBATCH), PAD) * (n_ctx // n_ctx_seq)
         else:
             total += size * n_ctx
     return total

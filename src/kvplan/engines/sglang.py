@@ -133,7 +133,7 @@ def chunked_prefill_size(total_bytes: int, tp: int) -> int:
 
 
 def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: bool = False,
-                                multimodal: bool = False, version: str | None = None) -> float:
+                                multimodal: bool = False, rules: SglangRules | None = None) -> float:
     """SGLang's --mem-fraction-static when none is given, for a GPU whose nvidia-smi total is `total_bytes`.
 
     0.5.x: the 0.5.23 rule; 0.4.x: the 0.4.9.post2 rule (see the module docstring). The 0.5.x adjustment for
@@ -143,7 +143,7 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
     if gpu_mem <= 0:
         raise InputError("the GPU memory must be positive")
     parallel = tp * pp
-    rules = SGLANG_RULES.rules_for(parse_version(version, SGLang.default_version))
+    rules = rules or SGLANG_RULES.rules_for(parse_version(None, SGLang.default_version))
     if rules.default_fraction == "0.4":
         if gpu_mem < 35 * 1024:
             reserved = (2.8 + parallel / 10) * 1024
@@ -170,7 +170,7 @@ def cell_size(dep: Deployment, stage: Stage, hybrid_swa_pool: bool) -> int:
     """Bytes one token takes on one GPU of `stage`, over all its attention layers (SGLang's cell_size): the
     one mapping from kvplan's KV specs to SGLang's token pool."""
     if hybrid_swa_pool and dep.model.model_type in HYBRID_SWA_MODEL_TYPES and any(
-            layer.kv.retention == Retention.SLIDING for layer in dep.model.layers):
+            layer.kv.retention in (Retention.SLIDING, Retention.CHUNKED) for layer in dep.model.layers):
         raise UnsupportedModelError(
             f"SGLang serves {dep.model.model_type} with a hybrid sliding-window pool (swa_full_tokens_ratio) "
             "that kvplan does not model")
@@ -186,8 +186,10 @@ def cell_size(dep: Deployment, stage: Stage, hybrid_swa_pool: bool) -> int:
                                             "models")
             case Retention.NONE:
                 continue
-            case _:  # windowed layers too: SGLang keeps them at full length
+            case Retention.FULL | Retention.SLIDING | Retention.CHUNKED:  # windowed layers kept at full length
                 cell += kv.bytes_per_token(dep.kv_bytes, dep.tp)
+            case _:
+                raise UnsupportedModelError(f"kvplan does not model SGLang's cache for {kv.kind} layers")
     if cell <= 0:
         raise UnsupportedModelError("this stage holds no attention layer: SGLang would allocate no KV pool")
     return round(cell)
@@ -232,7 +234,7 @@ class SGLang(Engine):
         multimodal = any(t.role in TOWER_ROLES for t in dep.model.tensors)
         mla = any(layer.kv.kind == MLAKV.kind for layer in dep.model.layers)
         fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal,
-                                               version=setup.settings.version)
+                                               rules=setup.rules)
         setup.notes.append(f"--mem-fraction-static {fraction} is SGLang {setup.version_text}'s default for "
                            f"{smi / MiB:,.0f} MiB at TP {dep.tp}")
         if multimodal and setup.rules.default_fraction == "0.5":

@@ -43,7 +43,7 @@ from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTab
 from kvplan.engines.common import activation_peak, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
-from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention, heads_per_rank
+from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention, heads_per_rank
 
 DEFAULT_MEMORY_FRACTION = 1.0  # CUDA_MEMORY_FRACTION / --cuda-memory-fraction
 FLASHINFER_HEAD_DIMS = (64, 128, 256)
@@ -88,14 +88,12 @@ class TgiOptions:
     max_batch_prefill_tokens: int | None = None
     max_concurrent_requests: int | None = None
     block_size: int | None = None  # BLOCK_SIZE, set by the attention backend
-    prefill_source: str = ""
-    attention: str = ""
 
 
 def block_size(dep: Deployment, rules: TgiRules) -> tuple[int, str]:
     if not rules.attention_backends:
         return 16, "paged"
-    head_dims = {layer.kv.head_dim for layer in dep.model.layers if layer.kv.retention.uses_rope
+    head_dims = {layer.kv.head_dim for layer in dep.model.layers if layer.kv.retention in SELF_ATTENTION
                  and layer.kv.kind != MLAKV.kind}
     if dep.model.model_type in ("falcon", "deepseek_v2") or not head_dims <= set(FLASHINFER_HEAD_DIMS):
         return 256, "flashdecoding"
@@ -148,7 +146,7 @@ def cache_block_bytes(dep: Deployment, stage: Stage, block: int) -> int:
         kv = layer.kv
         if kv.retention == Retention.NONE:
             continue
-        if not kv.retention.uses_rope or kv.kind == MLAKV.kind:
+        if kv.retention not in (Retention.FULL, Retention.SLIDING, Retention.CHUNKED) or kv.kind == MLAKV.kind:
             raise UnsupportedModelError(f"kvplan does not model TGI's cache for {kv.kind} layers "
                                         "(TGI caches MLA decompressed per head; Mamba hybrids differ)")
         total += heads_per_rank(kv.num_kv_heads, dep.tp) * 2 * max(kv.head_dim, kv.v_head_dim) * dep.kv_bytes
@@ -178,6 +176,8 @@ class TGI(Engine):
             raise InputError(f"TGI has no {dep.kv_dtype} KV cache (--kv-cache-dtype fp8 or the model dtype)")
 
     def fraction(self, setup: Setup, util: float | None) -> float:
+        """CUDA_MEMORY_FRACTION; it also settles BLOCK_SIZE and max_batch_prefill_tokens into the options, as the
+        launcher's default prefill tokens depend on the fraction (vram_maximum)."""
         fraction = DEFAULT_MEMORY_FRACTION if util is None else check_util(util)
         o = setup.options
         block, attention = block_size(setup.dep, setup.rules)
@@ -185,8 +185,7 @@ class TGI(Engine):
             prefill, source = o.max_batch_prefill_tokens, "--max-batch-prefill-tokens"
         else:
             prefill, source = default_prefill_tokens(setup.dep, setup.gpu, setup.rules, fraction)
-        setup.options = replace(o, block_size=o.block_size or block, max_batch_prefill_tokens=prefill,
-                                prefill_source=source, attention=attention)
+        setup.options = replace(o, block_size=o.block_size or block, max_batch_prefill_tokens=prefill)
         setup.notes.append(f"attention {attention}, BLOCK_SIZE {setup.options.block_size}; max_batch_prefill_tokens "
                            f"{prefill:,} ({source})")
         if util is None:
@@ -261,9 +260,6 @@ class TGI(Engine):
         parts += ["--kv-cache-dtype fp8_e4m3fn"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantize fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
-
-    def reported_util(self, setup: Setup, fraction: float) -> float:
-        return fraction
 
     def derivation(self, scenario: Scenario) -> list[str]:
         c, e = scenario.capacity, scenario.printed

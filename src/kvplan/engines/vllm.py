@@ -228,8 +228,9 @@ def page_of(kv: Any, dep: Deployment) -> Page | None:
             return Page(Retention.STATE, kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.tp))
         case Retention.FULL:
             return Page(Retention.FULL, kv.bytes_per_token(dep.kv_bytes, dep.tp))
-        case _:
+        case Retention.SLIDING | Retention.CHUNKED:
             return Page(kv.retention, kv.bytes_per_token(dep.kv_bytes, dep.tp), kv.window or 0)
+    raise UnsupportedModelError(f"kvplan does not model vLLM's cache for {kv.kind} layers")
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ class KVLayout:
             return -(-min(spec.window - 1 + self.mnbt, seq) // bs) + 1
         if spec.retention == Retention.CHUNKED:
             return -(-min(spec.window + self.mnbt, seq) // bs)
+        assert spec.retention == Retention.FULL, spec  # page_of makes no other page
         return -(-seq // bs)
 
     def longest(self, requests: int, blocks: int) -> int | None:
@@ -283,7 +285,8 @@ class KVLayout:
             elif spec.retention == Retention.SLIDING:
                 capped.append((-(-(spec.window - 1 + self.mnbt) // bs), groups))
                 const += groups
-            else:  # chunked
+            else:
+                assert spec.retention == Retention.CHUNKED, spec  # page_of makes no other page
                 capped.append((-(-(spec.window + self.mnbt) // bs), groups))
         budget = blocks // requests
         capped.sort()
@@ -358,10 +361,11 @@ def v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout
         match kv.retention:
             case Retention.NONE:
                 continue
-            case Retention.STATE:
-                raise UnsupportedModelError("kvplan models vLLM V0 for attention models only")
-            case _:  # every attention layer, windowed and cross-attention too, holds full-length blocks
+            case Retention.FULL | Retention.SLIDING | Retention.CHUNKED | Retention.ENCODER:
+                # every attention layer, windowed and cross-attention too, holds full-length blocks
                 per_token += (kv.k_width(dep.tp) + kv.v_width(dep.tp)) * dep.kv_bytes
+            case _:
+                raise UnsupportedModelError(f"kvplan models vLLM V0 for attention models only, not {kv.kind} layers")
     bs = block_size or DEFAULT_BLOCK_SIZE
     return KVLayout(((Page(Retention.FULL, per_token), 1),), bs, int(bs * per_token), 1, 1, (1,), 1 << 40, 0)
 
@@ -551,7 +555,10 @@ class VLLM(Engine):
 
 
 class VLLMV0(VLLM):
-    """vLLM's V0 engine (before 0.11; V0 and V1 coexist in 0.8-0.10, so the version alone does not pick)."""
+    """vLLM's V0 engine (before 0.11; V0 and V1 coexist in 0.8-0.10, so the version alone does not pick).
+
+    Its rules are V0_RULES, so it overrides every V1 hook that reads V1_RULES: stage_layout, overheads,
+    printed_tokens and startup."""
 
     name = "vllm-v0"
     label = "vLLM V0"

@@ -108,7 +108,10 @@ class Retention(StrEnum):
     @property
     def uses_rope(self) -> bool:
         """Self-attention over the request's own tokens (the layers RoPE tables serve)."""
-        return self in (Retention.FULL, Retention.SLIDING, Retention.CHUNKED)
+        return self in SELF_ATTENTION
+
+
+SELF_ATTENTION = frozenset({Retention.FULL, Retention.SLIDING, Retention.CHUNKED})
 
 
 class _KVBase:
