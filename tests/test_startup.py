@@ -77,3 +77,30 @@ def test_v0_without_chunked_prefill_needs_max_num_batched_tokens_of_max_model_le
 def test_weights_that_do_not_fit_leave_no_memory_for_the_cache_blocks():
     s = kvplan.plan("llama-3.1-70b", gpu="h100", seq=4096).scenarios[0]
     assert not s.startup.starts and "no available memory for the cache blocks" in s.startup.reason
+
+
+def test_sglang_tgi_and_llamacpp_startup_refusals():
+    """SGLang: no token in the pool (pool_configurator.py "Not enough memory"); TGI: the warmup prefill does not fit,
+    or --max-total-tokens beyond the cache (backends/v3 "Not enough memory to handle `max_total_tokens`"); llama.cpp:
+    the whole cache is allocated at start."""
+    sg = kvplan.plan("llama-3.1-70b", gpu="h100", seq=4096, engine="sglang").scenarios[0]
+    assert not sg.startup.starts and "--mem-fraction-static" in sg.startup.reason
+    tgi = kvplan.plan("llama-3.1-70b", gpu="h100", seq=4096, engine="tgi").scenarios[0]
+    assert not tgi.startup.starts and "prefill tokens at warmup" in tgi.startup.reason
+    over = kvplan.plan("llama-3.1-8b", gpu="a10g", engine="tgi", max_model_len=131072).scenarios[0]
+    assert not over.startup.starts and over.startup.longest_context == over.printed.kv_tokens
+    fits = kvplan.plan("llama-3.1-8b", gpu="a10g", engine="tgi").scenarios[0]  # TGI 3.x sizes max_total_tokens itself
+    assert fits.startup.starts and fits.printed.max_model_len == fits.printed.kv_tokens
+    cpp = kvplan.plan("llama-3.1-8b", gpu="rtx4090", engine="llamacpp", seq=131072, batch=4).scenarios[0]
+    assert not cpp.startup.starts and not cpp.capacity.fits
+    # the largest context per slot: 4 slots of it fit, one more 256-cell step does not
+    assert 0 < cpp.startup.longest_context < 131072
+    ok = kvplan.plan("llama-3.1-8b", gpu="rtx4090", engine="llamacpp", seq=cpp.startup.longest_context, batch=4)
+    assert ok.scenarios[0].startup.starts
+
+
+def test_sglang_pool_shorter_than_its_context_starts_with_a_warning():
+    s = kvplan.plan("llama-3.1-8b", gpu="rtx4090", engine="sglang", seq=8192).scenarios[0]
+    assert s.startup.starts and s.printed.kv_tokens < 131072
+    assert s.startup.longest_context == s.printed.kv_tokens
+    assert any("SGLang warns" in n for n in s.printed.notes)

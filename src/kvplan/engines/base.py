@@ -325,9 +325,9 @@ class Engine(ABC):
         context, label, refuses_longer = self.context(setup, pool)
         capacity = pool_capacity(pool, budgets, seq, batch, replicas, context, label, self.request_cap(setup, pool),
                                  refuses_longer)
+        startup = self.startup(setup, pool, budgets, context)  # before printed: it may add notes
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
-        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed,
-                        self.startup(setup, pool, budgets, context))
+        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup)
 
     def prepare(self, dep: Deployment, gpu: GPU | None, settings: EngineSettings, seq: int = 1, batch: int = 1,
                 replicas: int = 1, reserve: int = 0, kv_memory: int | None = None) -> Setup:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from kvplan.budget import Budget, Term, TermKind
 from kvplan.capacity import LimitedBy, Pool, largest, per_replica
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, Setup, Version
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, Setup, Startup, Version
 from kvplan.engines.common import pad
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import SELF_ATTENTION, Retention
@@ -204,6 +204,20 @@ class LlamaCpp(Engine):
         name = cache_type(launch.kv_dtype)[0]
         parts += [f"--cache-type-k {name} --cache-type-v {name} -fa on"] if name not in ("f16",) else []
         return " ".join(parts)
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """llama.cpp allocates the whole cache (and the weights) when it starts: what does not fit fails then."""
+        assert isinstance(pool, SlotPool)
+        slots = per_replica(setup.batch, setup.replicas)
+        if any(b.kv_pool < 0 for b in budgets):
+            return Startup(False, f"{self.label} will not start: the weights alone exceed the memory; quantize "
+                                  "further or split over more GPUs (--split-mode layer)", 0)
+        if not pool.holds(slots, setup.seq):
+            longest = pool.longest(slots) or 0
+            return Startup(False, f"{self.label} will not start: cannot allocate the KV cache for -c "
+                                  f"{setup.seq * slots:,} -np {slots}; the largest context per slot that fits is "
+                                  f"{longest:,} (or lower -np, or --cache-type-k/v q8_0)", longest)
+        return Startup(True, longest_context=setup.seq)
 
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, SlotPool)

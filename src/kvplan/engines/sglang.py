@@ -45,7 +45,7 @@ from typing import Any
 from kvplan.budget import Budget, Term, TermKind
 from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, parse_version, row
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
 from kvplan.engines.common import loaded_weights, startup_in_use
 from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
@@ -265,6 +265,19 @@ class SGLang(Engine):
         assert isinstance(pool, TokenPool)
         return max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1,
                                     setup.options.max_running_requests)
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """srt/model_executor/pool_configurator.py (0.5.23): no token in the pool is a RuntimeError; a pool smaller
+        than --context-length only warns (srt/managers/tp_worker.py: longer requests are refused when served)."""
+        assert isinstance(pool, TokenPool) and context
+        if pool.tokens <= 0:
+            return Startup(False, f"{self.label} will not start: not enough memory (the KV pool holds no token at "
+                                  f"--mem-fraction-static {setup.fraction:g}); raise --mem-fraction-static, use more "
+                                  "GPUs (--tp-size) or smaller weights", 0)
+        if pool.tokens < context:
+            setup.notes.append(f"SGLang warns: the KV pool holds {pool.tokens:,} tokens, fewer than --context-length "
+                               f"{context:,}: longer requests are refused when served")
+        return Startup(True, longest_context=min(context, pool.tokens))
 
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context

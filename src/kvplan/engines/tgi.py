@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, row
+from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, Startup, row
 from kvplan.engines.common import activation_peak, startup_in_use
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
@@ -235,6 +235,26 @@ class TGI(Engine):
 
     def request_cap(self, setup: Setup, pool: Pool) -> int | None:
         return setup.options.max_concurrent_requests
+
+    def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
+        """The warmup prefill of max_batch_prefill_tokens must fit (models/flash_causal_lm.py warmup: "Not enough
+        memory to handle N prefill tokens"), and max_total_tokens must fit in the cache (backends/v3/src/lib.rs:
+        "Not enough memory to handle `max_total_tokens`"; checked where kvplan knows max_total_tokens: given, or
+        TGI >= 3.0's own default)."""
+        assert isinstance(pool, TokenPool) and context
+        o = setup.options
+        if budgets[0].kv_pool < 0:
+            return Startup(False, f"{self.label} will not start: not enough memory to handle "
+                                  f"{o.max_batch_prefill_tokens:,} prefill tokens at warmup; lower "
+                                  "--max-batch-prefill-tokens, use more GPUs (--num-shard) or smaller weights", 0)
+        total = o.max_total_tokens or (min(pool.tokens, context) if setup.rules.max_input_from_tokens else None)
+        if total is not None and total > pool.tokens:
+            return Startup(False, f"{self.label} will not start: not enough memory to handle max_total_tokens="
+                                  f"{total:,} (the cache holds {pool.tokens:,} tokens); lower --max-total-tokens to "
+                                  f"{pool.tokens:,}", pool.tokens)
+        if pool.tokens <= 0:
+            return Startup(False, f"{self.label} will not start: the cache holds no token", 0)
+        return Startup(True, longest_context=min(context, pool.tokens))
 
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context
