@@ -223,6 +223,39 @@ CASES: dict[str, dict] = {
         ),
         figures=dict(weights_gib=8.13, kv_available_gib=108.24, kv_tokens=834615),  # K 54.12 + V 54.12
     ),
+    "vllm_v0_max_seq_len_failure.log": dict(
+        engine="vLLM V0",
+        version=None,
+        model=None,
+        settings=dict(gpu_memory_utilization=0.90, gpu_total_gib=23.58),
+        figures=dict(weights_gib=14.9888, non_torch_gib=0.35, kv_available_gib=2.89, gpu_blocks=1478,
+                     max_concurrency_len=29000, max_concurrency_x=0.82),
+        failure="max_model_len",
+    ),
+    "vllm_v1_max_seq_len_failure.log": dict(
+        engine="vLLM V1",
+        version=None,
+        model=None,
+        settings={},
+        figures={},
+        failure="max_model_len",
+    ),
+    "sglang_not_enough_memory.log": dict(
+        engine="SGLang",
+        version=None,
+        model=None,
+        settings={},
+        figures={},
+        failure="no_kv_memory",
+    ),
+    "tgi_warmup_not_enough_memory.log": dict(
+        engine="TGI",
+        version=None,
+        model=None,
+        settings={},
+        figures={},
+        failure="warmup_oom",
+    ),
     "sglang_tp2_hybrid_mamba.log": dict(
         engine="SGLang",
         version=None,
@@ -249,6 +282,7 @@ def test_fixture_values(name):
     assert got.model == want["model"]
     assert got.settings == want["settings"]
     assert got.figures == pytest.approx(want["figures"])
+    assert got.failure == want.get("failure")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

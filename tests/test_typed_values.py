@@ -64,7 +64,7 @@ def test_diagnosis_suggestions_are_typed_and_match_explain_json():
 def test_suggestion_keys_depend_on_error():
     assert list(Suggestion("x", error="boom").to_dict()) == ["change", "error"]
     assert list(Suggestion("x", predicted={"kv_pool": 1.0}, meets_target=None).to_dict()) == [
-        "change", "predicted", "meets_target"]
+        "change", "predicted", "meets_target", "starts"]  # starts: #10.4, whether the engine starts after it
 
 
 def test_fit_rejections_are_typed_and_match_fit_json():

@@ -8,12 +8,15 @@ context of L tokens": each flag change is re-planned with the same engine accoun
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Scenario, by_log_name, get_engine, scenario
+from kvplan.engines.base import Change
+from kvplan.engines.logwords import FAILURES
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, find_gpu, get_gpu
 from kvplan.logs import ParsedLog, parse_log
@@ -44,11 +47,27 @@ class Suggestion:
     predicted: dict[str, float] | None = None
     meets_target: bool | None = None
     error: str | None = None
+    starts: bool | None = None  # the engine starts after the change (None: its startup is not modelled)
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
             return {"change": self.change, "error": self.error}
-        return {"change": self.change, "predicted": self.predicted, "meets_target": self.meets_target}
+        return {"change": self.change, "predicted": self.predicted, "meets_target": self.meets_target,
+                "starts": self.starts}
+
+
+@dataclass
+class Failure:
+    """A failed startup the log shows: its kind, what it means, the line, and the smallest change kvplan finds
+    that makes the engine start (None: none of the suggestions does)."""
+
+    kind: str
+    what: str
+    line: str | None
+    fix: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "what": self.what, "line": self.line, "fix": self.fix}
 
 
 @dataclass
@@ -59,10 +78,12 @@ class Diagnosis:
     flags: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
+    failure: Failure | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"parsed": self.parsed, "logged": self.logged, "predicted": self.predicted, "flags": self.flags,
-                "assumptions": self.assumptions, "suggestions": [x.to_dict() for x in self.suggestions]}
+                "assumptions": self.assumptions, "suggestions": [x.to_dict() for x in self.suggestions],
+                "failure": self.failure.to_dict() if self.failure else None}
 
 
 @dataclass
@@ -137,16 +158,18 @@ def _figures(sc: Scenario) -> dict[str, float]:
     return out
 
 
-def _run(setup: Setup, **changes: Any) -> Scenario:
-    dep = setup.dep
-    dep_changes = {k: changes.pop(k) for k in ("tp", "kv_dtype", "quant") if k in changes}
-    if dep_changes:
-        dep = replace(dep, **dep_changes)
-    settings = replace(setup.settings, **{k: changes.pop(k) for k in ("max_num_batched_tokens",) if k in changes})
-    gpu = changes.pop("gpu", setup.gpu)
-    if gpu is not setup.gpu:
-        settings = replace(settings, total_bytes=None)
-    util = changes.pop("util", setup.util)
+def _run(setup: Setup, change: Change | None = None) -> Scenario:
+    """The log's setup re-planned, with `change` applied."""
+    dep, settings, gpu, util = setup.dep, setup.settings, setup.gpu, setup.util
+    if change is not None:
+        dep_changes = {k: v for k, v in (("tp", change.tp), ("kv_dtype", change.kv_dtype), ("quant", change.quant))
+                       if v is not None}
+        dep = replace(dep, **dep_changes) if dep_changes else dep
+        settings = replace(settings, **{k: v for k, v in (("max_num_batched_tokens", change.max_num_batched_tokens),
+                                                            ("max_model_len", change.max_model_len)) if v is not None})
+        if change.gpu is not None:
+            gpu, settings = change.gpu, replace(settings, total_bytes=None)
+        util = change.util if change.util is not None else util
     seq = settings.max_model_len or dep.model.max_context or 2048
     return scenario(settings, dep, gpu, util, seq, 1, 1)
 
@@ -163,33 +186,43 @@ def _meets(sc: Scenario, target_concurrency: int | None, target_len: int | None)
     return ok
 
 
-def suggestions(setup: Setup, target_concurrency: int | None, target_len: int | None) -> list[Suggestion]:
-    """Flag changes, each re-planned: its predicted pool, tokens and concurrency, and whether it meets the target."""
-    s, dep = setup.settings, setup.dep
-    options: list[tuple[str, dict[str, Any]]] = []
-    for u in (0.9, 0.95):
-        if setup.util is not None and setup.util < u:
-            options.append((f"--gpu-memory-utilization {u}", {"util": u}))
-    options += get_engine(s.engine).suggestions(dep, s)
-    heads = dep.model.num_attention_heads or 0
-    if heads and heads % (dep.tp * 2) == 0:
-        options.append((f"--tensor-parallel-size {dep.tp * 2} (twice the GPUs)", {"tp": dep.tp * 2}))
-    if dep.weight_format.bits >= 16:
-        options.append(("an fp8 checkpoint (or --quantization fp8)", {"quant": "fp8"}))
+def suggestions(setup: Setup, base: Scenario, target_concurrency: int | None,
+                target_len: int | None) -> list[Suggestion]:
+    """Changes in the log's engine's own flags, each re-planned: its predicted pool, tokens and concurrency,
+    whether the engine starts, and whether it meets the target."""
+    changes = get_engine(setup.settings.engine).suggestions(setup.dep, base.util, base)
     bigger = BIGGER.get(setup.gpu.alias)
     if bigger:
-        options.append((f"GPU {bigger} instead of {setup.gpu.alias}", {"gpu": get_gpu(bigger)}))
+        changes.append(Change(f"GPU {bigger} instead of {setup.gpu.alias}", gpu=get_gpu(bigger)))
     out = []
-    for label, change in options:
+    for change in changes:
         try:
-            sc = _run(setup, **dict(change))
+            sc = _run(setup, change)
         except InputError as e:
-            out.append(Suggestion(label, error=str(e)))
+            out.append(Suggestion(change.label, error=str(e)))
             continue
-        out.append(Suggestion(label, predicted=_figures(sc),
+        out.append(Suggestion(change.label, predicted=_figures(sc),
                               meets_target=_meets(sc, target_concurrency, target_len)
-                              if (target_concurrency or target_len) else None))
+                              if (target_concurrency or target_len) else None,
+                              starts=sc.startup.starts if sc.startup.modelled else None))
     return out
+
+
+def _failure(log: ParsedLog, setup: Setup, base: Scenario, options: list[Suggestion]) -> Failure | None:
+    """What failed, and the first (smallest) suggested change after which the engine starts."""
+    kind = log.failure
+    if kind is None:
+        return None
+    what = FAILURES[kind]
+    if kind == "max_model_len" and log.failure_line:
+        estimated = re.search(r"estimated maximum model length is (\d+)", log.failure_line)
+        tokens = re.search(r"stored in KV cache \((\d+)\)", log.failure_line)
+        length = int(estimated.group(1)) if estimated else int(tokens.group(1)) if tokens else None
+        flag = get_engine(setup.settings.engine).flags.get("max_model_len")
+        if length and flag:
+            return Failure(kind, what, log.failure_line, f"{flag} {length} (the largest the log says fits)")
+    fix = next((o.change for o in options if o.starts), None)
+    return Failure(kind, what, log.failure_line, fix)
 
 
 def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: float | None = None,
@@ -209,7 +242,8 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
         assumptions.append(f"KV tokens logged as {int(logged_raw['gpu_blocks']):,} blocks x {block} tokens")
     if not logged:
         assumptions.append("the log prints no memory figure (truncated before profiling?): predictions only")
-    predicted = _figures(_run(setup))
+    base = _run(setup)
+    predicted = _figures(base)
     flags = []
     for name, value in logged.items():
         if name in predicted and value:
@@ -219,6 +253,6 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
                              f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
     parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model or setup.dep.model.name,
               "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
-    parsed["util"] = _run(setup).util
-    return Diagnosis(parsed, logged, predicted, flags, assumptions,
-                     suggestions(setup, target_concurrency, target_len))
+    parsed["util"] = base.util
+    options = suggestions(setup, base, target_concurrency, target_len)
+    return Diagnosis(parsed, logged, predicted, flags, assumptions, options, _failure(log, setup, base, options))

@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kvplan.engines.logwords import KEY, LogWording, Rule, Value, rules
+from kvplan.engines.logwords import CUDA_OOM, KEY, LogWording, Rule, Value, rules
 from kvplan.errors import InputError
 
 
@@ -56,6 +56,8 @@ class ParsedLog:
     settings: dict[str, object]  # tensor_parallel, dtype, kv_cache_dtype, max_model_len, ...
     figures: dict[str, float]  # weights_gib, kv_available_gib, kv_tokens, ...
     lines: dict[str, str]  # figure/setting name -> the log line it came from
+    failure: str | None = None  # the kind of failed startup the log shows (kvplan.engines.logwords.FAILURES)
+    failure_line: str | None = None
 
 
 # ---------------------------------------------------------------- line cleaning
@@ -215,6 +217,7 @@ _MODEL_PATTERNS = [
     re.compile(r"Starting to load model (\S+?)\.\.\."),
     re.compile(r"█\s+model\s+(\S+)"),
     re.compile(rf"{KEY}model='([^']+)'"),
+    re.compile(r'\bmodel_id: "([^"]+)"'),  # TGI's launcher Args
 ]
 
 # ---------------------------------------------------------------- engine detection
@@ -228,7 +231,8 @@ def _engine(lines: list[str]) -> tuple[str | None, str | None]:
             if w.config_line is not None and (m := w.config_line.search(line)):
                 return w.name, m.group(1)
     version = _first_group([p for w in wordings for p in w.version_lines], lines)
-    counts = {w.name: sum(1 for ln in lines if w.markers.search(ln)) for w in wordings}
+    counts = {w.name: sum(1 for ln in lines if w.markers.search(ln) or any(
+        p.search(ln) for p, _ in w.failures if (p, _) != CUDA_OOM)) for w in wordings}
     best = max(counts.values(), default=0)
     leaders = [name for name, n in counts.items() if n == best]
     if best == 0 or len(leaders) > 1:
@@ -284,7 +288,8 @@ def parse_log(text: str) -> ParsedLog:
     if not lines:
         raise InputError(f"empty log: expected vLLM or SGLang startup lines such as {_EXPECTED}")
     figures, figure_lines = _apply(_figure_rules(), lines)
-    settings, setting_lines = _apply(_SETTING_RULES, lines)
+    settings, setting_lines = _apply([r for w in _wordings() for r in w.settings] + _SETTING_RULES, lines)
+    failure, failure_line = _failure(lines, figures)
     engine, version = _engine(lines)
     model, model_line = _model(lines)
     _check_usable(lines, engine, bool(figures), bool(figures or settings or model or version))
@@ -298,14 +303,29 @@ def parse_log(text: str) -> ParsedLog:
         settings=settings,
         figures=figures,  # type: ignore[arg-type]
         lines=sources,
+        failure=failure,
+        failure_line=failure_line,
     )
+
+
+def _failure(lines: list[str], figures: dict) -> tuple[str | None, str | None]:
+    """The first failed-startup line of any engine's wordings; a negative logged KV memory is one too."""
+    for line in lines:
+        for wording in _wordings():
+            for pattern, kind in wording.failures:
+                if pattern.search(line):
+                    return kind, line
+    if isinstance(figures.get("kv_available_gib"), float) and figures["kv_available_gib"] <= 0:  # type: ignore[operator]
+        return "no_kv_memory", None
+    return None, None
 
 
 def _check_usable(lines: list[str], engine: str | None, has_figures: bool, has_data: bool) -> None:
     """Raise unless the text holds memory figures, or engine lines that state settings."""
     recognized = [w.recognized for w in _wordings() if w.recognized is not None]
     engine_seen = engine is not None or any(p.search(ln) for p in recognized for ln in lines)
-    if has_figures or (engine_seen and has_data):
+    failed = any(p.search(ln) for w in _wordings() for p, _ in w.failures for ln in lines)
+    if has_figures or failed or (engine_seen and has_data):
         return
     if engine_seen:
         found = engine or "vLLM/SGLang"

@@ -215,18 +215,25 @@ def diagnosis_view(console: Console, d: Diagnosis) -> None:
         console.print(f"  assumed: {line}", soft_wrap=True)
     for line in d.flags:
         console.print(f"  [yellow]differs[/yellow] {line}", soft_wrap=True)
+    if d.failure:
+        f = d.failure
+        console.print(f"  [red]the engine did not start[/red]: {f.what}", soft_wrap=True)
+        if f.line:
+            console.print(f"    {f.line}", soft_wrap=True, markup=False)
+        console.print(f"  smallest change that starts: {f.fix or 'none of the changes below (see each)'}",
+                      soft_wrap=True, markup=False)
     if d.suggestions:
         s = Table(header_style="bold", title="what each change would give")
-        for col in ("change", "KV pool GiB", "KV tokens", "max concurrency", "meets target"):
+        for col in ("change", "KV pool GiB", "KV tokens", "max concurrency", "starts", "meets target"):
             s.add_column(col)
+        yes_no = {True: "yes", False: "no", None: "-"}
         for item in d.suggestions:
             if item.error is not None:
-                s.add_row(item.change, item.error, "", "", "")
+                s.add_row(item.change, item.error, "", "", "", "")
                 continue
             f = item.predicted or {}
-            meets = {True: "yes", False: "no", None: "-"}[item.meets_target]
             s.add_row(item.change, _fmt(f.get("kv_pool")), _fmt(f.get("kv_tokens")),
-                      _fmt(f.get("max_concurrency")), meets)
+                      _fmt(f.get("max_concurrency")), yes_no[item.starts], yes_no[item.meets_target])
         console.print(s)
 
 

@@ -242,6 +242,20 @@ def serve_name(given: str, spec: ModelSpec) -> str:
 INT4_SCHEMES = frozenset({"w4a16", "awq", "gptq"})
 
 
+@dataclass(frozen=True)
+class Change:
+    """A change `kvplan explain` re-plans: what to write (in the engine's own flags) and what it changes."""
+
+    label: str
+    util: float | None = None
+    tp: int | None = None
+    kv_dtype: str | None = None
+    quant: str | None = None
+    max_model_len: int | None = None
+    max_num_batched_tokens: int | None = None
+    gpu: GPU | None = None
+
+
 def given_budget(kv_memory: int) -> Budget:
     """The KV pool stated directly (--kv-memory, or a logged pool): no terms, nothing to subtract."""
     return Budget(None, None, None, (), kv_memory, pool_given=True)
@@ -290,6 +304,7 @@ class Engine(ABC):
     version_assumed_note: ClassVar[bool] = False  # say so when a log / CSV row does not state the version
     prints_startup: ClassVar[bool] = True  # it has startup figures to predict (Printed)
     max_model_len_from_seq: ClassVar[bool] = False  # the page sets max_model_len to the request length
+    flags: ClassVar[dict[str, str]] = {}  # the engine's spelling of what explain suggests (see suggestions)
 
     def describe(self) -> dict[str, Any]:
         """What GET /api/engines says of the engine."""
@@ -402,6 +417,24 @@ class Engine(ABC):
         return [f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / {c.request_bytes:,})"
                 + (f" x {c.replicas} replicas" if c.replicas > 1 else "") + f" = {c.max_concurrent_requests:,}"]
 
-    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
-        """Engine flag changes `kvplan explain` re-plans: (what to write, the change)."""
-        return []
+    def suggestions(self, dep: Deployment, util: float | None, scenario: Scenario) -> list[Change]:
+        """Changes `kvplan explain` re-plans, spelled with the engine's own `flags`, smallest first (none equal to
+        the current value): the largest max_model_len that starts when the engine refuses, a higher memory
+        fraction, an fp8 KV cache, fewer batched tokens where they size the profile, twice the GPUs, fp8
+        weights."""
+        f, out = self.flags, []
+        st, e = scenario.startup, scenario.printed
+        if "max_model_len" in f and not st.starts and st.longest_context:
+            out.append(Change(f"{f['max_model_len']} {st.longest_context}", max_model_len=st.longest_context))
+        if "util" in f and util is not None:
+            out += [Change(f"{f['util']} {u}", util=u) for u in (0.9, 0.95) if util < u]
+        if "kv_fp8" in f and dep.kv_dtype not in ("fp8", "int8", "int4"):
+            out.append(Change(f["kv_fp8"], kv_dtype="fp8"))
+        if "max_batched_tokens" in f and e is not None and (e.max_num_batched_tokens or 0) > 2048:
+            out.append(Change(f"{f['max_batched_tokens']} 2048", max_num_batched_tokens=2048))
+        heads = dep.model.num_attention_heads or 0
+        if "tp" in f and heads and heads % (dep.tp * 2) == 0:
+            out.append(Change(f"{f['tp']} {dep.tp * 2} (twice the GPUs)", tp=dep.tp * 2))
+        if "quant_fp8" in f and dep.weight_format.bits >= 16:
+            out.append(Change(f"an fp8 checkpoint (or {f['quant_fp8']})", quant="fp8"))
+        return out

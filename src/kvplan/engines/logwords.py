@@ -47,3 +47,18 @@ class LogWording:
     config_line: re.Pattern[str] | None = None  # states the engine for sure; group 1: its version
     version_lines: tuple[re.Pattern[str], ...] = ()  # other lines that print the version (group 1)
     recognized: re.Pattern[str] | None = None  # lines that show this engine even without memory figures
+    failures: tuple[tuple[re.Pattern[str], str], ...] = ()  # a failed startup's line -> its kind (FAILURES)
+    settings: tuple[Rule, ...] = ()  # settings only this engine prints that way
+
+
+# Kinds of failed startup kvplan recognises, and what each means.
+FAILURES = {
+    "max_model_len": "one request of max_model_len does not fit in the KV cache",
+    "no_kv_memory": "no memory is left for the KV cache after the weights and the profile run",
+    "free_memory": "the GPU had less free memory at startup than the utilization asks",
+    "warmup_oom": "the warmup prefill ran out of memory",
+    "oom": "CUDA ran out of memory while loading or profiling",
+}
+
+# CUDA's out-of-memory error as PyTorch prints it, whatever the engine.
+CUDA_OOM = (re.compile(r"(?:torch\.)?(?:cuda\.)?OutOfMemoryError|CUDA out of memory"), "oom")

@@ -40,14 +40,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from kvplan.budget import Budget, Term, TermKind
 from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
 from kvplan.engines.common import loaded_weights, startup_in_use
-from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
+from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
 from kvplan.units import MiB
@@ -66,6 +66,8 @@ LOG = LogWording(
         r"KV Cache is allocated|Load weight (?:begin|end)|server_args=ServerArgs\(|max_total_num_tokens="
         r"|Memory pool end|Capture cuda graph (?:begin|end)|^\[\d{4}-\d\d-\d\d [\d:]+ TP\d+\]"),
     recognized=re.compile(r"server_args=ServerArgs\("),
+    failures=((re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static"), "no_kv_memory"),
+              CUDA_OOM),
     figures=(
         *rules("weights_gib", to_float, rf"Load weight end\..*?mem usage={NUM} GB"),
         (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\..*?\bK size: {NUM} GB, V size: {NUM} GB"), _k_plus_v),
@@ -214,6 +216,13 @@ class SGLang(Engine):
     log_util_key = "mem_fraction_static"
     plans_fit = True
     max_model_len_from_seq = True
+    flags: ClassVar[dict[str, str]] = {
+        "util": "--mem-fraction-static",
+        "tp": "--tp-size",
+        "max_model_len": "--context-length",
+        "kv_fp8": "--kv-cache-dtype fp8_e4m3",
+        "quant_fp8": "--quantization fp8",
+    }
 
     def options(self, settings: EngineSettings) -> SglangOptions:
         return SglangOptions(settings.max_model_len, settings.max_num_batched_tokens, settings.max_num_seqs,
@@ -301,8 +310,3 @@ class SGLang(Engine):
         parts += ["--kv-cache-dtype fp8_e4m3"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
-
-    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
-        if dep.kv_dtype not in ("fp8", "int8", "int4"):
-            return [("--kv-cache-dtype fp8", {"kv_dtype": "fp8"})]
-        return []

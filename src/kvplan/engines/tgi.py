@@ -34,18 +34,43 @@ both raise UnsupportedModelError.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, Startup, row
 from kvplan.engines.common import activation_peak, startup_in_use
+from kvplan.engines.logwords import CUDA_OOM, INT, LogWording, rules, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention, heads_per_rank
 
 DEFAULT_MEMORY_FRACTION = 1.0  # CUDA_MEMORY_FRACTION / --cuda-memory-fraction
+
+# TGI's launcher and router logs: `Args { model_id: "...", num_shard: Some(2), ... }`, the router's "Setting max
+# batch total tokens to N" (backends/v3/src/lib.rs), and the failures of warmup (flash_causal_lm.py) and of the
+# token check (lib.rs NotEnoughMemory).
+LOG = LogWording(
+    name="TGI",
+    markers=re.compile(r"text_generation_launcher|text_generation_router|text_generation_server|"
+                       r"Setting max batch total tokens to|Args \{ model_id:"),
+    figures=tuple(rules("kv_tokens", to_int, rf"Setting max batch total tokens to {INT}")),
+    failures=(
+        (re.compile(r"Not enough memory to handle (\d+) prefill tokens"), "warmup_oom"),
+        (re.compile(r"Not enough memory to handle `max_total_tokens=(\d+)`"), "max_model_len"),
+        CUDA_OOM,
+    ),
+    settings=(
+        *rules("tensor_parallel", int, r"\bnum_shard: Some\((\d+)\)"),
+        *rules("max_model_len", int, r"\bmax_total_tokens: Some\((\d+)\)"),
+        *rules("max_num_batched_tokens", int, r"\bmax_batch_prefill_tokens: Some\((\d+)\)"),
+        *rules("cuda_memory_fraction", float, r"\bcuda_memory_fraction: ([\d.]+)"),
+        *rules("kv_cache_dtype", str, r'\bkv_cache_dtype: Some\("?(\w+)"?\)'),
+    ),
+)
 FLASHINFER_HEAD_DIMS = (64, 128, 256)
 # f16 TFLOPs of the cards the launcher recognizes by their nvidia-smi name (launcher/src/main.rs Gpu / f16_flop),
 # keyed by kvplan GPU alias. Names TGI does not match ("Tesla T4", "NVIDIA GeForce RTX 4090", "NVIDIA H100 PCIe")
@@ -163,6 +188,16 @@ class TGI(Engine):
     options_class = TgiOptions
     rule_table = TGI_RULES
     csv_names = ("tgi",)
+    log_wordings = (LOG,)
+    log_util_key = "cuda_memory_fraction"
+    flags: ClassVar[dict[str, str]] = {
+        "util": "--cuda-memory-fraction",
+        "tp": "--num-shard",
+        "max_model_len": "--max-total-tokens",
+        "kv_fp8": "--kv-cache-dtype fp8_e4m3fn",
+        "quant_fp8": "--quantize fp8",
+        "max_batched_tokens": "--max-batch-prefill-tokens",
+    }
 
     def options(self, settings: EngineSettings) -> TgiOptions:
         return TgiOptions(settings.max_model_len, settings.max_num_batched_tokens, settings.max_num_seqs,

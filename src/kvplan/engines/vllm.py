@@ -21,7 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from kvplan.budget import Budget, Term, TermKind
 from kvplan.caching import derived
@@ -41,7 +41,7 @@ from kvplan.engines.base import (
     row,
 )
 from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_peak, fitted_constants, loaded_weights
-from kvplan.engines.logwords import INT, NUM, LogWording, rules, to_float, to_int
+from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import TOWER_ROLES, Retention
@@ -65,6 +65,13 @@ V1_LOG = LogWording(
         r"|Available KV cache memory|KV cache size: [\d,]+ tokens|GiB memory and [\d.]+ seconds"
         r"|non-torch forward increase memory|Free memory on device"),
     recognized=re.compile(r"non-default args: \{|vLLM API server version|LLM engine \(v"),
+    failures=(
+        (re.compile(r"To serve at least one request with the models's max seq len \((\d+)\)"), "max_model_len"),
+        (re.compile(r"No available memory for the cache blocks"), "no_kv_memory"),
+        (re.compile(r"Free memory on device.*? on startup is less than desired GPU memory utilization"),
+         "free_memory"),
+        CUDA_OOM,
+    ),
     figures=(
         # "Model loading took" is V0's wording too (0.6+)
         *rules("weights_gib", to_float, rf"Model loading took {NUM} (?:GiB|GB)\b", rf"weights memory: {NUM}\s*GiB",
@@ -88,6 +95,12 @@ V0_LOG = LogWording(
         r"VllmWorkerProcess|\bworker\.py:|\bmodel_runner\.py:|executor_base\.py|gpu_executor\.py"
         r"|the current vLLM instance can use|Memory profiling results:|[#,] CPU blocks"
         r"|reserved for KV Cache is|Loading model weights took"),
+    failures=(
+        (re.compile(r"The model's max seq len \((\d+)\) is larger than the maximum number of tokens that can be "
+                    r"stored in KV cache \((\d+)\)"), "max_model_len"),
+        (re.compile(r"No available memory for the cache blocks"), "no_kv_memory"),
+        CUDA_OOM,
+    ),
     figures=(
         *rules("weights_gib", to_float, rf"Loading model weights took {NUM} GB", rf"model weights take {NUM}\s*GiB"),
         *rules("non_torch_gib", to_float, rf"non_torch_memory takes {NUM}\s*GiB",
@@ -413,6 +426,14 @@ class VLLM(Engine):
     plans_fit = True
     weights_printed = True
     max_model_len_from_seq = True
+    flags: ClassVar[dict[str, str]] = {
+        "util": "--gpu-memory-utilization",
+        "tp": "--tensor-parallel-size",
+        "max_model_len": "--max-model-len",
+        "kv_fp8": "--kv-cache-dtype fp8",
+        "quant_fp8": "--quantization fp8",
+        "max_batched_tokens": "--max-num-batched-tokens",
+    }
     version_assumed_note = True
 
     def options(self, settings: EngineSettings) -> None:
@@ -544,15 +565,6 @@ class VLLM(Engine):
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
 
-    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
-        out: list[tuple[str, dict[str, Any]]] = []
-        if dep.kv_dtype not in ("fp8", "int8", "int4"):
-            out.append(("--kv-cache-dtype fp8", {"kv_dtype": "fp8"}))
-        mnbt = settings.max_num_batched_tokens
-        if mnbt is None or mnbt > 2048:
-            out.append(("--max-num-batched-tokens 2048", {"max_num_batched_tokens": 2048}))
-        return out
-
 
 class VLLMV0(VLLM):
     """vLLM's V0 engine (before 0.11; V0 and V1 coexist in 0.8-0.10, so the version alone does not pick).
@@ -568,6 +580,8 @@ class VLLMV0(VLLM):
     log_wordings = (V0_LOG,)
     plans_fit = False
     version_assumed_note = False
+    # kvplan models V0 without fp8 KV caches
+    flags: ClassVar[dict[str, str]] = {k: v for k, v in VLLM.flags.items() if k != "kv_fp8"}
 
     def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
                                chunked: bool) -> int:
@@ -619,7 +633,5 @@ class VLLMV0(VLLM):
                                   "--gpu-memory-utilization", tokens)
         return Startup(True, longest_context=o.max_model_len)
 
-    def suggestions(self, dep: Deployment, settings: EngineSettings) -> list[tuple[str, dict[str, Any]]]:
-        return [s for s in super().suggestions(dep, settings) if s[1].get("kv_dtype") != "fp8"]
 
 
