@@ -25,7 +25,24 @@ def _console(wide: bool = False):
 
 
 class _Group(click.Group):
-    """Turns every kvplan error (and any unexpected one) into one line and a non-zero exit."""
+    """Turns every kvplan error, usage error (and any unexpected one) into one line and a non-zero exit."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.UsageError as e:  # bad option values, unknown options, missing arguments: one line, exit 2
+            command = f" {e.ctx.command_path.split(' ', 1)[1]}" if e.ctx and " " in e.ctx.command_path else ""
+            hint = f" (kvplan{command} --help lists the options)"
+            click.echo(f"kvplan: error: {e.format_message()}{hint}", err=True)
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as e:
+            click.echo(f"kvplan: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("kvplan: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,8 +68,24 @@ def main() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ plan
-_DTYPES = click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4"], case_sensitive=False)
-_KV_DTYPES = click.Choice(["auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4"], case_sensitive=False)
+class _Dtype(click.ParamType):
+    """An element type as kvplan, vLLM and transformers spell it: bf16 / bfloat16, fp16 / float16 / half,
+    fp32 / float32 / float; KV: fp8 / fp8_e4m3 / fp8_e5m2 / fp8_e4m3fn, auto."""
+
+    def __init__(self, kv: bool) -> None:
+        self.kv = kv
+        self.name = "auto|fp16|bf16|fp32|fp8|int8|int4" if kv else "fp16|bf16|fp32|fp8|int8|int4"
+
+    def convert(self, value, param, ctx):
+        from kvplan.model.quant import dtype_name
+
+        if self.kv and str(value).strip().lower() == "auto":
+            return "auto"
+        return dtype_name(str(value).strip())
+
+
+_DTYPES = _Dtype(kv=False)
+_KV_DTYPES = _Dtype(kv=True)
 
 
 def _deployment_options(f):
@@ -68,18 +101,29 @@ def _deployment_options(f):
     return f
 
 
-class _ContextLength(click.ParamType):
+class _Tokens(click.ParamType):
+    """A token count as vLLM reads one: 8192, 8k (8,000), 8K (8,192), 1M (1,048,576)."""
+
+    name = "tokens"
+
+    def convert(self, value, param, ctx):
+        from kvplan.units import parse_tokens
+
+        return parse_tokens(value, f"--{param.name.replace('_', '-')}" if param else "tokens")
+
+
+class _ContextLength(_Tokens):
     """A token count, or auto (-1): the largest max_model_len the engine starts with."""
 
     name = "tokens|auto"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) or str(value).strip().lower() in ("auto", "-1"):
-            return "auto" if str(value).strip().lower() in ("auto", "-1") else value
-        try:
-            return int(str(value).replace(",", "").replace("_", ""))
-        except ValueError:
-            self.fail(f"{value!r} is not a token count or auto", param, ctx)
+        if str(value).strip().lower() in ("auto", "-1"):
+            return "auto"
+        return super().convert(value, param, ctx)
+
+
+TOKENS = _Tokens()
 
 
 class _EngineChoice(click.Choice):
@@ -98,6 +142,11 @@ class _EngineChoice(click.Choice):
     def choices(self, value) -> None:
         pass
 
+    def convert(self, value, param, ctx):
+        from kvplan.engines import canonical_name
+
+        return super().convert(canonical_name(value), param, ctx)
+
 
 def _engine_options(f):
     for option in reversed([
@@ -108,7 +157,7 @@ def _engine_options(f):
                                               "as GET /api/engines and the derivation say)."),
         click.option("--max-model-len", type=_ContextLength(),
                      help="vLLM --max-model-len (default: the model's context); auto: the largest that starts."),
-        click.option("--max-num-batched-tokens", type=int, help="Tokens of the profiling forward pass."),
+        click.option("--max-num-batched-tokens", type=TOKENS, help="Tokens of the profiling forward pass."),
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
         click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
         click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
@@ -126,7 +175,7 @@ def _engine_options(f):
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
 @click.option("--util", type=float, multiple=True,
               help="Fraction of GPU memory to use (default: the engine's own; repeatable).")
-@click.option("--seq", type=int, help="Tokens per request (default: the model's context length).")
+@click.option("--seq", type=TOKENS, help="Tokens per request (default: the model's context length).")
 @click.option("--batch", type=int, default=1, show_default=True, help="Concurrent requests.")
 @click.option("--reserve", default="0GiB", show_default=True, help="Memory per GPU kept back for activations etc.")
 @click.option("--kv-memory", help="Set the KV pool per GPU directly, e.g. 10GiB.")
@@ -222,9 +271,9 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @main.command()
 @click.argument("model")
 @click.option("--users", type=int, required=True, help="Concurrent requests to serve.")
-@click.option("--seq", type=int, help="Tokens per request (prompt + output); the output is --output or 25%.")
-@click.option("--prompt", type=int, help="Prompt tokens per request.")
-@click.option("--output", type=int, help="Output tokens per request.")
+@click.option("--seq", type=TOKENS, help="Tokens per request (prompt + output); the output is --output or 25%.")
+@click.option("--prompt", type=TOKENS, help="Prompt tokens per request.")
+@click.option("--output", type=TOKENS, help="Output tokens per request.")
 @click.option("--min-tokens-per-sec", type=float, help="Target decode speed per user.")
 @click.option("--max-ttft", type=float, help="Target time to first token, seconds.")
 @click.option("--gpu", "gpu", multiple=True, help="GPU types to consider (repeat; default: the datacenter set).")
@@ -267,8 +316,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @_deployment_options
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Sequences decoded together.")
-@click.option("--prompt", type=int, default=1024, show_default=True, help="Prompt tokens (time to first token).")
-@click.option("--context", type=int, help="Tokens each decoding sequence holds (default: the prompt).")
+@click.option("--prompt", type=TOKENS, default=1024, show_default=True, help="Prompt tokens (time to first token).")
+@click.option("--context", type=TOKENS, help="Tokens each decoding sequence holds (default: the prompt).")
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int, batch: int,
          prompt: int, context: int | None, as_json: bool) -> None:
@@ -317,10 +366,10 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
 @click.option("--gpu", "gpu", multiple=True, help="GPU types (repeat).")
 @click.option("--util", type=float, multiple=True, help="Utilizations (repeat; default 0.9).")
 @click.option("--tp", type=int, default=1, show_default=True, help="concurrency, memory: tensor-parallel size.")
-@click.option("--seq", type=int, default=4096, show_default=True, help="memory: max_model_len.")
+@click.option("--seq", type=TOKENS, default=4096, show_default=True, help="memory: max_model_len.")
 @click.option("--users", default="1,4,16,64,256", show_default=True, help="cost: comma-separated user counts.")
-@click.option("--prompt", type=int, default=1024, show_default=True, help="cost: prompt tokens.")
-@click.option("--output", type=int, default=256, show_default=True, help="cost: output tokens.")
+@click.option("--prompt", type=TOKENS, default=1024, show_default=True, help="cost: prompt tokens.")
+@click.option("--output", type=TOKENS, default=256, show_default=True, help="cost: output tokens.")
 @click.option("--allow-quant", is_flag=True, help="cost: consider fp8 and int4 weights.")
 def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[float, ...], tp: int, seq: int, users: str,
          prompt: int, output: int, allow_quant: bool) -> None:
@@ -371,7 +420,7 @@ def validate(csv_file: str, as_json: bool) -> None:
 @click.option("--util", type=float, help="--gpu-memory-utilization, when the log does not say.")
 @click.option("--tp", type=int, help="Tensor-parallel size, when the log does not say.")
 @click.option("--target-concurrency", type=int, help="Suggest changes that reach N concurrent requests.")
-@click.option("--target-len", type=int, help="Suggest changes that reach a context of L tokens.")
+@click.option("--target-len", type=TOKENS, help="Suggest changes that reach a context of L tokens.")
 @click.option("--json", "as_json", is_flag=True, help='{"parsed", "logged", "predicted", "suggestions"}.')
 def explain(logfile: str, model: str | None, gpu: str | None, util: float | None, tp: int | None,
             target_concurrency: int | None, target_len: int | None, as_json: bool) -> None:
@@ -415,6 +464,14 @@ def serve(host: str, port: int, allow_hub: bool) -> None:
         raise InputError("the web app needs FastAPI and uvicorn: pip install 'kvplan[web]'") from None
     if not 0 < port < 65536:
         raise InputError(f"--port {port} is not a TCP port (1-65535)")
+    import socket
+
+    try:  # refuse a busy port before saying "serving on"
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise InputError(f"cannot serve on {host}:{port} ({e.strerror or e}): choose another --port or --host"
+                         ) from None
     click.echo(f"kvplan: serving on http://{host}:{port}/ (Hub lookups {'on' if allow_hub else 'off'})")
     uvicorn.run(create_app(allow_hub=allow_hub), host=host, port=port, log_level="warning")
 

@@ -18,7 +18,7 @@ from typing import Any
 from kvplan import perf
 from kvplan.capacity import largest
 from kvplan.deployment import Deployment
-from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, fit_engines, get_engine, scenario
+from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, canonical_name, fit_engines, get_engine, scenario
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, get_gpu
 from kvplan.model.spec import ModelSpec
@@ -242,6 +242,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
            model_id: str | None = None, engine: str = DEFAULT_ENGINE) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked."""
     start = time.perf_counter()
+    engine = canonical_name(engine)
     if engine not in fit_engines():
         raise InputError(f"kvplan fit plans {' or '.join(fit_engines())} deployments, not {engine!r}: size one "
                          f"layout under {engine} with kvplan plan --engine {engine}")

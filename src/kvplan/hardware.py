@@ -125,7 +125,10 @@ def get_gpu(name: str) -> GPU:
     key = name.strip().lower()
     if key in index:
         return gpus_by_alias[index[key]]
-    raise InputError(f"unknown GPU {name!r}{suggest(key, index)}: `kvplan gpus` lists the catalog, "
+    found = find_gpu(name)  # as nvidia-smi and cloud consoles print it: "NVIDIA H100 80GB HBM3", "A100-SXM4-80GB"
+    if found is not None:
+        return found
+    raise InputError(f"unknown GPU {name!r}{suggest(key, list(gpus_by_alias))}: `kvplan gpus` lists the catalog, "
                      "or give --gpu-memory 24GiB for another device")
 
 
@@ -145,7 +148,7 @@ def find_gpu(text: str) -> GPU | None:
     """A catalog GPU from a free-form name as logs and reports write it ("H100 80GB", "NVIDIA A10 24GB",
     "A100-SXM4-80GB", "RTX 3090"); None when nothing matches."""
     gpus_by_alias, index = _catalog()
-    s = re.sub(r"\b(nvidia|geforce|tesla)\b", " ", text.lower()).strip()
+    s = re.sub(r"\b(nvidia|geforce|tesla|amd|instinct|radeon)\b", " ", text.lower()).strip()
     memory = re.search(r"(\d+)\s*gb\b", s)
     candidates = [s, s.replace(" ", ""), re.sub(r"\s+", "-", s), re.sub(r"gb\b", "g", re.sub(r"\s+", "-", s))]
     words = re.split(r"[\s-]+", s)

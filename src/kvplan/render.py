@@ -149,8 +149,9 @@ def _layer_runs(layers: list[LayerRow]) -> list[tuple[str, str, str, str, float]
 
 def models_table(console: Console, entries: list[Entry]) -> None:
     table = Table(header_style="bold")
-    for col in ("alias", "Hugging Face id", "other names"):
-        table.add_column(col)
+    table.add_column("alias", no_wrap=True, overflow="ignore")  # whole aliases: they are what people type
+    table.add_column("Hugging Face id", overflow="fold")
+    table.add_column("other names", overflow="fold")
     for e in entries:
         table.add_row(e.alias, e.hf_id, ", ".join(a for a in e.aliases if a != e.alias))
     console.print(table)
@@ -170,17 +171,23 @@ def gpus_table(console: Console, gpus: list[GPU]) -> None:
 
 def validation_table(console: Console, report: ValidationReport) -> None:
     table = Table(header_style="bold", title="predicted / logged (relative error)")
-    for col in ("row", "engine", "model", "weights GiB", "KV tokens given pool", "KV pool GiB", "KV tokens",
+    for col in ("row", "engine", "model", "GPU", "weights GiB", "KV tokens given pool", "KV pool GiB", "KV tokens",
                 "max concurrency"):
         table.add_column(col, overflow="fold")
     names = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
+    tokens = {"kv_tokens_given_pool", "kv_tokens"}  # counts: printed as integers
     for r in report.rows:
         cells = []
         for name in names:
             f = r.figures.get(name)
-            cells.append("-" if f is None else f"{f['predicted']:,.4g} / {f['logged']:,.4g} ({f['rel_err']:.1%})")
+            if f is None:
+                cells.append("-")
+            elif name in tokens:
+                cells.append(f"{round(f['predicted']):,} / {round(f['logged']):,} ({f['rel_err']:.1%})")
+            else:
+                cells.append(f"{f['predicted']:,.4g} / {f['logged']:,.4g} ({f['rel_err']:.1%})")
         model = r.model if r.modelled else f"{r.model}: skipped, {r.reason}"
-        table.add_row(str(r.index), r.engine, model, *cells)
+        table.add_row(str(r.index), r.engine, model, r.gpu or "-", *cells)
     console.print(table)
     summary = Table(header_style="bold", title="summary: absolute relative error")
     for col in ("figure", "n", "median", "p90"):
@@ -282,7 +289,11 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
         console.print("rejected:", soft_wrap=True)
         for r in result.rejected:
             console.print(f"  {r.family}: {r.reason}", soft_wrap=True, markup=False)
-    for reason, n in result.skipped.items():
-        console.print(f"  skipped {n} layout(s): {reason}", soft_wrap=True, markup=False)
+    if result.skipped:  # one line: how many layouts the model's shapes rule out, and the first reasons
+        reasons = sorted(result.skipped.items(), key=lambda kv: -kv[1])
+        shown = "; ".join(f"{n} x {reason}" for reason, n in reasons[:2])
+        more = f"; and {len(reasons) - 2} other reason(s)" if len(reasons) > 2 else ""
+        console.print(f"  skipped {sum(result.skipped.values())} layout(s) the model cannot split into: {shown}{more}",
+                      soft_wrap=True, markup=False)
     for note in result.notes:
         console.print(f"  note: {note}", soft_wrap=True)

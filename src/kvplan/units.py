@@ -98,3 +98,28 @@ def fmt_count(n: float | None) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f}{suffix}"
     return f"{n:,.0f}"
+
+
+_TOKENS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9}
+_BINARY = {"K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def parse_tokens(text: str | int, what: str = "tokens") -> int:
+    """A token count as vLLM reads one (engine/arg_utils.py human_readable_int): '8k' = 8,000 and '128k' = 128,000
+    (lower case: decimal), '32K' = 32,768 and '1M' = 1,048,576 (upper case: binary, whole numbers only);
+    '25.6k' = 25,600; thousands separators allowed."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    m = _TOKENS_RE.match(str(text).replace(",", "").replace("_", ""))
+    if not m:
+        raise InputError(f"{what} {text!r} is not a token count: write e.g. 8192, 8k (8,000) or 8K (8,192)")
+    number, suffix = m.groups()
+    if suffix in _BINARY:
+        if "." in number:
+            raise InputError(f"{what} {text!r}: no decimals with a binary suffix; did you mean {number}"
+                             f"{suffix.lower()} (decimal)?")
+        return int(number) * _BINARY[suffix]
+    if "." in number and not suffix:
+        raise InputError(f"{what} {text!r} is not a whole number of tokens")
+    return int(float(number) * _DECIMAL.get(suffix, 1))

@@ -48,6 +48,7 @@ class RowResult:
     skipped: dict[str, str] = field(default_factory=dict)  # figure -> why not predicted
     reason: str | None = None  # why the whole row was skipped
     assumptions: list[str] = field(default_factory=list)
+    gpu: str = ""  # as the row states it
 
     @property
     def modelled(self) -> bool:
@@ -55,7 +56,7 @@ class RowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "source": self.source, "model": self.model, "engine": self.engine,
-                "modelled": self.modelled, "reason": self.reason, "figures": self.figures,
+                "gpu": self.gpu, "modelled": self.modelled, "reason": self.reason, "figures": self.figures,
                 "not_predicted": self.skipped, "assumptions": self.assumptions}
 
 
@@ -224,7 +225,8 @@ def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) 
 
 
 def validate_row(index: int, row: dict[str, str], base: Path | None) -> RowResult:
-    result = RowResult(index, row.get("source", ""), row.get("model", ""), row.get("engine", ""))
+    result = RowResult(index, row.get("source", ""), row.get("model", ""), row.get("engine", ""),
+                       gpu=(row.get("gpu") or "").strip())
     try:
         setup = row_setup(row, base)
         result.assumptions = setup.assumptions
@@ -302,8 +304,8 @@ def parse_rows(text: str, name: str = "the CSV") -> list[dict[str, str]]:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise InputError(f"{name} lacks the column(s) {', '.join(missing)}: it needs the columns of "
-                             "shared/bench/engine_logs.csv")
+            raise InputError(f"{name} lacks the column(s) {', '.join(missing)}: a validation CSV needs at least "
+                             f"{', '.join(REQUIRED_COLUMNS)} (the README's Validation section lists every column)")
         return list(reader)
     except csv.Error as e:
         raise InputError(f"{name} is not a readable CSV: {e}") from None

@@ -34,6 +34,10 @@ _BUILTIN = {
     "llamacpp": ("kvplan.engines.llamacpp", "LlamaCpp"),
     "none": ("kvplan.engines.plain", "Plain"),
 }
+# Other spellings users copy from their engine's docs and logs.
+_ALIASES = {"vllm-v1": "vllm", "v1": "vllm", "vllm-v0": "vllm-v0", "v0": "vllm-v0", "sglang": "sglang",
+            "tgi": "tgi", "text-generation-inference": "tgi", "llama.cpp": "llamacpp", "llama-cpp": "llamacpp",
+            "llama-server": "llamacpp", "plain": "none"}
 _REGISTRY: dict[str, Engine | None] = dict.fromkeys(_BUILTIN)  # None: built in, not loaded yet
 
 
@@ -55,7 +59,16 @@ def engine_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+def canonical_name(name: str) -> str:
+    """The registered name an engine spelling stands for ('vllm-v1' -> 'vllm', 'llama.cpp' -> 'llamacpp')."""
+    key = str(name).strip()
+    if key in _REGISTRY:
+        return key
+    return _ALIASES.get(key.lower(), key.lower() if key.lower() in _REGISTRY else key)
+
+
 def get_engine(name: str) -> Engine:
+    name = canonical_name(name)
     if name not in _REGISTRY:
         raise InputError(f"unknown --engine {name!r}: use one of {', '.join(engine_names())}")
     engine = _REGISTRY[name]
@@ -95,6 +108,25 @@ def scenario(settings: EngineSettings, dep, gpu, util: float | None, seq: int, b
     return get_engine(settings.engine).scenario(dep, gpu, util, settings, seq, batch, replicas, reserve, kv_memory)
 
 
-__all__ = ["DEFAULT_ENGINE", "Engine", "EngineSettings", "Launch", "Printed", "RuleRow", "RuleTable", "Scenario",
-           "Startup", "by_csv_name", "by_log_name", "engine_names", "engines", "fit_engines", "get_engine",
-           "parse_version", "register", "scenario", "unregister"]
+__all__ = [
+    "DEFAULT_ENGINE",
+    "Engine",
+    "EngineSettings",
+    "Launch",
+    "Printed",
+    "RuleRow",
+    "RuleTable",
+    "Scenario",
+    "Startup",
+    "by_csv_name",
+    "by_log_name",
+    "canonical_name",
+    "engine_names",
+    "engines",
+    "fit_engines",
+    "get_engine",
+    "parse_version",
+    "register",
+    "scenario",
+    "unregister",
+]

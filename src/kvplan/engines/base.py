@@ -133,7 +133,7 @@ class EngineSettings:
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
 
-        get_engine(self.engine)  # an unknown name is refused with the registered ones
+        object.__setattr__(self, "engine", get_engine(self.engine).name)  # refuses an unknown name; 'vllm-v1' -> vllm
         for label, value in (("--max-model-len", self.max_model_len),
                              ("--max-num-batched-tokens", self.max_num_batched_tokens),
                              ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):

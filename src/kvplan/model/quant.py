@@ -38,7 +38,7 @@ CANONICAL_DTYPE = {
     "float32": "fp32", "fp32": "fp32", "float": "fp32",
     "bfloat16": "bf16", "bf16": "bf16",
     "float16": "fp16", "fp16": "fp16", "half": "fp16",
-    "fp8": "fp8", "float8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8",
+    "fp8": "fp8", "float8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "fp8_e4m3fn": "fp8", "fp8_inc": "fp8",
     "int8": "int8", "int4": "int4",
 }
 # Modules kept in the activation dtype whatever the format says (kvplan roles).

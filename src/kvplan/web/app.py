@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kvplan.engines import DEFAULT_ENGINE, engine_names, engines, fit_engines
+from kvplan.engines import DEFAULT_ENGINE, canonical_name, engine_names, engines, fit_engines
 from kvplan.errors import InputError, KvplanError
 from kvplan.model.load import model_sources
 
@@ -42,9 +42,9 @@ def _registered(fit_only: bool) -> Any:
     """A field validator: the value must name a registered engine (one `kvplan fit` plans, with fit_only)."""
     def check(value: str) -> str:
         names = fit_engines() if fit_only else engine_names()
-        if value not in names:
+        if canonical_name(value) not in names:
             raise ValueError(f"unknown engine {value!r}: use one of {', '.join(names)}")
-        return value
+        return canonical_name(value)
     return AfterValidator(check)
 
 
