@@ -104,3 +104,19 @@ def test_sglang_pool_shorter_than_its_context_starts_with_a_warning():
     assert s.startup.starts and s.printed.kv_tokens < 131072
     assert s.startup.longest_context == s.printed.kv_tokens
     assert any("SGLang warns" in n for n in s.printed.notes)
+
+
+def test_quantized_formats_need_the_compute_capability_vllm_checks():
+    """model_executor/layers/quantization/*.py get_min_capability (0.19.0): fp8 (Marlin from Turing) 7.5, mxfp4 8.0,
+    ModelOpt fp8 8.9; T4 = 7.5, V100 = 7.0, A100 = 8.0 (NVIDIA's CUDA GPU list)."""
+    assert kvplan.plan("llama-3.1-8b", gpu="t4", quant="fp8", max_model_len=2048).scenarios[0].startup.starts
+    v100 = kvplan.plan("llama-3.1-8b", gpu="v100", quant="fp8", max_model_len=2048).scenarios[0].startup
+    assert not v100.starts and "needs compute capability 7.5" in v100.reason
+    t4 = kvplan.plan("gpt-oss-20b", gpu="t4", max_model_len=2048).scenarios[0].startup
+    assert not t4.starts and "mxfp4" in t4.reason
+    a100 = kvplan.plan("llama-3.1-70b-fp8", gpu="a100", tp=2, max_model_len=2048).scenarios[0].startup
+    assert not a100.starts and "8.9" in a100.reason
+    r = kvplan.search(kvplan.load_model("llama-3.1-8b"), kvplan.Workload(4, 1500, 500), ["v100", "t4"],
+                      allow_quant=True)
+    assert all(c.gpu.alias != "v100" or c.quant != "fp8" for c in r.candidates)
+    assert any("needs compute capability" in x.reason for x in r.rejected if x.family.startswith("v100 / fp8"))

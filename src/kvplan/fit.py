@@ -26,8 +26,6 @@ from kvplan.pricing import Price, price
 
 # The common datacenter set, cheapest first in the catalog's prices.
 DEFAULT_GPUS = ("t4", "l4", "a10g", "l40s", "a100-40g", "a100-80g", "h100", "h200", "b200", "mi300x")
-# The engines' fp8 weights (Marlin or native), fp8 KV cache and int4 (Marlin) kernels need Ampere or newer.
-PRE_AMPERE = frozenset({"t4", "v100", "v100-pcie", "v100-32g", "v100-pcie-32g"})
 
 
 @dataclass(frozen=True)
@@ -210,6 +208,8 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
               model_id: str) -> Candidate | str:
     """The candidate `dep` on `gpu` makes for the workload, or why it makes none."""
     sc = scenario(settings, dep, gpu, None, w.seq, 1, 1)
+    if not sc.startup.starts and sc.capacity.max_concurrent_requests:  # a hardware or startup refusal
+        return str(sc.startup.reason)
     per_replica = sc.capacity.max_concurrent_requests
     if per_replica == 0:
         pool = min(b.kv_pool for b in sc.budgets)
@@ -263,9 +263,6 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
         for quant, label in _schemes(spec, allow_quant):
             for kv in kv_dtypes:
                 family = f"{gpu.alias} / {label} / KV {kv}"
-                if gpu.alias in PRE_AMPERE and (quant or kv == "fp8"):
-                    _reject(rejected, family, f"fp8 and int4 (Marlin) kernels need Ampere or newer, not {gpu.alias}")
-                    continue
                 reason = None
                 found = False
                 for n in range(1, max_gpus + 1):

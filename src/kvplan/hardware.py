@@ -161,3 +161,20 @@ def find_gpu(text: str) -> GPU | None:
         if c in index:
             return gpus_by_alias[index[c]]
     return None
+
+
+# NVIDIA compute capability by architecture, matched on the catalog name (NVIDIA's CUDA GPU list,
+# developer.nvidia.com/cuda-gpus): what engines' quantization kernels check. None: not an NVIDIA GPU.
+_CAPABILITY = (
+    (r"\bV100\b", 70), (r"\bT4\b", 75), (r"\bA100\b", 80), (r"\bJetson AGX Orin\b", 87),
+    (r"\b(A10G?|A40|RTX 3090)\b", 86), (r"\b(L4|L40S?|RTX 4090|RTX 6000 Ada)\b", 89),
+    (r"\b(H100|H200|GH200)\b", 90), (r"\b(B200|GB200|B300|GB300)\b", 100),
+    (r"\b(RTX 5090|RTX PRO 6000 Blackwell)\b", 120),
+)
+
+
+def compute_capability(gpu: GPU) -> int | None:
+    """An NVIDIA GPU's compute capability x 10 (Turing T4 = 75, Hopper H100 = 90); None for other devices."""
+    if not gpu.name.startswith("NVIDIA"):
+        return None
+    return next((cap for pattern, cap in _CAPABILITY if re.search(pattern, gpu.name)), None)

@@ -43,7 +43,7 @@ from kvplan.engines.base import (
 from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_peak, fitted_constants, loaded_weights
 from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
-from kvplan.hardware import GPU
+from kvplan.hardware import GPU, compute_capability
 from kvplan.model.spec import TOWER_ROLES, Retention
 from kvplan.units import GiB, fmt_gib
 
@@ -123,13 +123,28 @@ class V1Rules:
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
     free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
+    # (weight format name prefix, vLLM quantization method, its get_min_capability()), first match wins
+    min_capability: tuple[tuple[str, str, int], ...]
+    kv_fp8_min_capability: int  # an fp8 KV cache (assumed, see the row)
 
+
+# model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
+# each checkpoint format needs (Marlin runs from Turing, 75; ModelOpt fp8 needs Ada / Hopper, 89).
+MIN_CAPABILITY_0_19 = (
+    ("modelopt fp8", "modelopt (ModelOptFp8Config)", 89), ("modelopt nvfp4", "modelopt_fp4", 75),
+    ("fp8", "fp8 (Fp8Config)", 75), ("int8 w8a8", "compressed-tensors", 70), ("int4 w4a16", "compressed-tensors", 70),
+    ("gptq", "gptq (gptq_marlin 75, gptq 60)", 60), ("awq", "awq / awq_marlin", 75),
+    ("bitsandbytes", "bitsandbytes", 70), ("mxfp4", "mxfp4", 80),
+)
 
 V1_RULES = RuleTable(
     V1Rules,
-    row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read)",
+    row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read); "
+        "min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not read (FlashAttention and "
+        "FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks were not read)",
         hybrid_group_ratio=1.25, non_torch_tp1="tp1_old_gib", sampler_whole_batch_logits=False,
-        cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False),
+        cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
+        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80),
     row("0.9.1", "v1/worker/utils.py request_memory (read in 0.19.0; from 0.9.1 per PRs #18974, #19312 in "
         "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError",
         free_memory_check=True),
@@ -498,7 +513,7 @@ class VLLM(Engine):
         _check_enough_kv_cache_memory: needed = layers per group x page x the blocks each group needs at
         max_model_len, which is blocks_per_request(max_model_len) x bytes per block)."""
         assert isinstance(pool, BlockPool)
-        refusal = self.free_memory_refusal(setup)
+        refusal = self.capability_refusal(setup) or self.free_memory_refusal(setup)
         if refusal:
             return Startup(False, refusal)
         mml = setup.options.max_model_len
@@ -515,6 +530,22 @@ class VLLM(Engine):
                                       f"{fmt_gib(needed)} of KV cache, more than the {fmt_gib(available)} available; "
                                       f"the largest max_model_len that starts is {longest:,}", longest)
         return Startup(True, longest_context=mml)
+
+    def capability_refusal(self, setup: Setup) -> str | None:
+        """The weight format's quantization method needs a minimum compute capability (V1_RULES)."""
+        fmt, r = setup.dep.weight_format, setup.rules
+        cap = compute_capability(setup.gpu) if setup.gpu is not None else None
+        if cap is None:
+            return None
+        rule = next((x for x in r.min_capability if fmt.name.startswith(x[0])), None) if fmt.quantized else None
+        if rule is not None and cap < rule[2]:
+            return (f"{self.label} will not start: {fmt.name} ({rule[1]}) needs compute capability "
+                    f"{rule[2] / 10:.1f} or newer; the {setup.gpu.alias} is {cap / 10:.1f}")
+        if setup.dep.kv_dtype == "fp8" and cap < r.kv_fp8_min_capability:
+            return (f"{self.label} will not start: an fp8 KV cache needs compute capability "
+                    f"{r.kv_fp8_min_capability / 10:.1f} or newer (kvplan's assumption); the {setup.gpu.alias} is "
+                    f"{cap / 10:.1f}")
+        return None
 
     def free_memory_refusal(self, setup: Setup) -> str | None:
         """>= 0.9.1: ceil(total x util) must be free when the worker starts. kvplan counts only the CUDA context
