@@ -120,3 +120,34 @@ def test_quantized_formats_need_the_compute_capability_vllm_checks():
                       allow_quant=True)
     assert all(c.gpu.alias != "v100" or c.quant != "fp8" for c in r.candidates)
     assert any("needs compute capability" in x.reason for x in r.rejected if x.family.startswith("v100 / fp8"))
+
+
+def test_explicit_dimensions_show_what_the_pool_allows_not_an_invented_limit():
+    """#10.6: the article's model states no context; kvplan sets max_model_len to the request's for the engine and
+    says so, shows the longest context the pool allows, and no 0 B device total when only the pool is given."""
+    r = CliRunner().invoke(main, ["plan", "--layers", "32", "--hidden", "4544", "--params", "7B", "--kv-memory",
+                                  "10GiB"])
+    assert "(max_model_len)" not in r.output and "(by memory)" in r.output
+    assert "0 B" not in r.output and "KV pool given" in r.output and "states no context length" in r.output
+    data = json.loads(CliRunner().invoke(main, ["plan", "--layers", "32", "--hidden", "4544", "--params", "7B",
+                                                "--kv-memory", "10GiB", "--json"]).stdout)
+    s = data["scenarios"][0]
+    # 10 GiB of 16-token blocks of 32 layers x 2 x 4544 x 2 B: floor(10 GiB / (16 x 581,632 B)) x 16 tokens
+    assert data["context_assumed"] and s["max_seq_len_limited_by"] == "memory"
+    assert s["max_seq_len"] == (10 * GiB // (16 * 581_632)) * 16
+
+
+def test_perf_says_when_the_batch_does_not_fit():
+    r = CliRunner().invoke(main, ["perf", "llama-3.1-8b", "--gpu", "l4", "--batch", "64", "--context", "8192"])
+    assert r.exit_code == 0 and "does not fit" in r.output
+    data = json.loads(CliRunner().invoke(main, ["perf", "llama-3.1-8b", "--gpu", "l4", "--batch", "64",
+                                                "--context", "8192", "--json"]).stdout)
+    assert data["memory"]["fits"] is False and 0 < data["memory"]["max_batch"] < 64
+
+
+def test_the_table_says_which_limit_caps_the_requests():
+    """#10.7: the scheduler's cap or the KV cache; a hybrid model's worst case per group is explained."""
+    r = CliRunner().invoke(main, ["plan", "falcon-7b", "--gpu", "a10g"])
+    assert "256 (max_num_seqs cap)" in r.output
+    g = CliRunner().invoke(main, ["plan", "gemma-3-27b", "--gpu", "h100", "--seq", "8192"])
+    assert "(KV cache)" in g.output and "KV groups" in g.output and "worst case" in g.output

@@ -335,8 +335,17 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     device = get_gpu(gpu)
     d = estimates.decode(dep, device, batch, context or prompt)
     p = estimates.prefill(dep, device, prompt)
+    from kvplan.engines import DEFAULT_ENGINE, get_engine
+    from kvplan.planning import plan as make_plan
+
+    length = max(context or prompt, prompt)  # does the batch fit? vLLM's accounting at max_model_len = that length
+    held = make_plan(dep.model, gpu=device, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
+                     seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length)).scenarios[0]
+    memory = {"engine": get_engine(DEFAULT_ENGINE).name, "fits": held.capacity.fits and held.startup.starts,
+              "max_batch": held.capacity.max_concurrent_requests, "kv_pool_bytes": held.capacity.kv_pool_bytes,
+              "start_error": held.startup.reason}
     data = {"model": dep.model.name, "gpu": device.alias, "tp": tp, "pp": pp, "batch": batch,
-            "context": context or prompt, "prompt": prompt,
+            "context": context or prompt, "prompt": prompt, "memory": memory,
             "decode": {"step_seconds": d.step_seconds, "tokens_per_sec_per_user": d.tokens_per_sec_per_user,
                        "tokens_per_sec_total": d.tokens_per_sec_total, "bound": d.bound,
                        "bytes_read_per_step": d.bytes_read, "flops_per_step": d.flops,
@@ -355,6 +364,11 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
                   soft_wrap=True)
     console.print(f"  prefill of {prompt:,} tokens: time to first token {p.seconds:.3f} s ({p.bound}-bound)",
                   soft_wrap=True)
+    if not memory["fits"]:
+        why = memory["start_error"] or (f"vLLM's KV cache ({memory['kv_pool_bytes'] / 2**30:.2f} GiB per GPU) holds "
+                                        f"{memory['max_batch']:,} requests of {length:,} tokens")
+        console.print(f"  [red]batch {batch} at {length:,} tokens does not fit[/red]: {why}; the speeds above assume "
+                      "it did", soft_wrap=True)
     for line in data["assumptions"]:
         console.print(f"  {line}", soft_wrap=True)
 

@@ -39,6 +39,7 @@ class Plan:
     scenarios: tuple[Scenario, ...]
     notes: tuple[str, ...]
     model_id: str | None = None  # the model argument of a launch line (None: explicit dimensions)
+    context_assumed: bool = False  # the model states no context length: max_model_len was set to the request's
 
     def launch_command(self, s: Scenario) -> str | None:
         """The engine's launch line that realises scenario `s` (None: no engine or no model to name)."""
@@ -102,13 +103,18 @@ class Plan:
             "batch": self.batch,
             "request_bytes": self.request_bytes,
             "kv_cache_bytes": self.kv_cache_bytes,
-            "scenarios": [{**_scenario_dict(s), "launch_command": self.launch_command(s)} for s in self.scenarios],
+            "context_assumed": self.context_assumed,
+            "scenarios": [{**_scenario_dict(s, self.context_assumed), "launch_command": self.launch_command(s)}
+                          for s in self.scenarios],
             "notes": list(self.notes),
         }
 
 
-def _scenario_dict(s: Scenario) -> dict[str, Any]:
+def _scenario_dict(s: Scenario, context_assumed: bool = False) -> dict[str, Any]:
     c = s.capacity
+    longest, limited_by = c.max_seq_len, c.max_seq_len_limited_by
+    if context_assumed:  # no stated context: what the pool allows, not the max_model_len kvplan had to set
+        longest, limited_by = c.max_seq_len_memory, ("memory" if c.max_seq_len_memory is not None else "nothing")
     budget = min(s.budgets, key=lambda b: b.kv_pool)
     return {
         "gpu": s.gpu.alias if s.gpu else None,
@@ -124,8 +130,8 @@ def _scenario_dict(s: Scenario) -> dict[str, Any]:
         "kv_pool_given": budget.pool_given,
         "kv_cache_bytes": c.kv_cache_bytes,
         "max_concurrent_requests": c.max_concurrent_requests,
-        "max_seq_len": c.max_seq_len,
-        "max_seq_len_limited_by": c.max_seq_len_limited_by,
+        "max_seq_len": longest,
+        "max_seq_len_limited_by": limited_by,
         "max_tokens": c.max_tokens,
         "fits": c.fits,
         "shortfall_bytes": c.shortfall_bytes,
@@ -213,8 +219,11 @@ def plan(
         notes.append(f"--seq not given: {seq} tokens " + (
             "(--max-model-len)" if max_model_len else
             "(the model's context length)" if spec.max_context else "(no context length in the config)"))
-    if max_model_len is None and not spec.max_context:
-        max_model_len = max(seq, DEFAULT_SEQ)
+    context_assumed = max_model_len is None and not spec.max_context and not auto
+    if context_assumed:  # engines need a max_model_len: the request's, said so, and never shown as a model limit
+        max_model_len = max(seq, DEFAULT_SEQ) if seq != AUTO_SEQ else DEFAULT_SEQ
+        notes.append(f"the model states no context length: the engines' max_model_len is set to {max_model_len:,} "
+                     "(not a model limit; the longest context shown is what the KV pool allows)")
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager)
@@ -239,7 +248,7 @@ def plan(
     model_id = None if spec.model_type == "explicit" else serve_name(model if isinstance(model, str) else spec.name,
                                                                          spec)
     return Plan(spec, dep, seq, batch, total, replicas, reserve_bytes, settings, tuple(scenarios), tuple(notes),
-                model_id)
+                model_id, context_assumed)
 
 
 AUTO_SEQ = -1

@@ -60,8 +60,8 @@ def plan_table(console: Console, p: Plan) -> None:
     if scenarios:
         row("GPU memory shown", [memory_label(sc.gpu) if sc.gpu else "-" for sc in scenarios])
         if any(sc.printed for sc in scenarios):
-            row("total as the engine sees it", [_both(sc.printed.total_bytes) if sc.printed else "-"
-                                                for sc in scenarios])
+            row("total as the engine sees it", [_both(sc.printed.total_bytes) if sc.printed and sc.printed.total_bytes
+                                                else "- (KV pool given)" if sc.printed else "-" for sc in scenarios])
         row("usable (x util)", [_both(b.usable) if b.usable is not None else "-" for b in binding])
         kinds = list(dict.fromkeys((t.kind, t.label) for b in binding for t in b.terms))
         for kind, label in kinds:
@@ -80,9 +80,14 @@ def plan_table(console: Console, p: Plan) -> None:
             row("engine prints: concurrency", [
                 f"{sc.printed.max_concurrency:,.2f}x at {sc.printed.max_model_len:,}"
                 if sc.printed and sc.printed.max_concurrency is not None else "-" for sc in scenarios])
-        row(f"max requests at {p.seq:,} tok", [f"{sc.capacity.max_concurrent_requests:,}" for sc in scenarios])
-        row(f"max context at batch {p.batch:,}", [_context(sc.capacity.max_seq_len,
-                                                           sc.capacity.max_seq_len_limited_by) for sc in scenarios])
+        row(f"max requests at {p.seq:,} tok", [_requests(sc, p.replicas) for sc in scenarios])
+        if p.context_assumed:  # no stated context: what the pool allows
+            row(f"max context at batch {p.batch:,}", [
+                f"{sc.capacity.max_seq_len_memory:,} (by memory)" if sc.capacity.max_seq_len_memory is not None
+                else "unlimited by memory" for sc in scenarios])
+        else:
+            row(f"max context at batch {p.batch:,}", [_context(sc.capacity.max_seq_len,
+                                                               sc.capacity.max_seq_len_limited_by) for sc in scenarios])
         row("fits", ["yes" if sc.capacity.fits else f"[red]no: short {fmt_gib(sc.capacity.shortfall_bytes)}[/red]"
                      for sc in scenarios])
         if any(sc.startup.modelled for sc in scenarios):
@@ -99,8 +104,18 @@ def plan_table(console: Console, p: Plan) -> None:
             console.print(f"  {prefix}: {line}", soft_wrap=True, markup=False)
             if len(set(lines.values())) == 1:
                 break
+    for note in dict.fromkeys(n for sc in scenarios if sc.printed for n in sc.printed.notes):
+        console.print(f"  engine: {note}", soft_wrap=True, markup=False)
     for note in p.notes:
         console.print(f"  note: {note}", soft_wrap=True)
+
+
+def _requests(sc, replicas: int) -> str:
+    """Concurrent requests, and which limit applies: the scheduler's cap or the KV cache."""
+    n, e = sc.capacity.max_concurrent_requests, sc.printed
+    if e is None or e.max_num_seqs is None:
+        return f"{n:,}"
+    return f"{n:,} (max_num_seqs cap)" if n == e.max_num_seqs * replicas else f"{n:,} (KV cache)"
 
 
 def _label(gpu: GPU | None, util: float, pool_given: bool) -> str:

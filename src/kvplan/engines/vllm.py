@@ -573,11 +573,18 @@ class VLLM(Engine):
         assert isinstance(pool, BlockPool)
         o = setup.options
         tokens, concurrency = self.printed_tokens(setup, pool)
+        layout = pool.layout
+        if layout.n_groups > 1:  # why a hybrid model holds fewer requests than its pool suggests
+            setup.notes.append(
+                f"{layout.n_groups} KV groups of {layout.group_size} layers share every block: vLLM counts a request "
+                f"of {o.max_model_len:,} tokens at its worst case in each group, "
+                f"{layout.blocks_per_request(o.max_model_len):,} blocks of the {pool.blocks:,} the pool holds "
+                f"(sliding-window groups at window - 1 + {o.max_num_batched_tokens:,} batched tokens)")
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=o.max_model_len, block_size=pool.layout.block_size, num_blocks=pool.blocks,
             kv_groups=pool.layout.n_groups, kv_tokens=tokens, max_concurrency=concurrency,
-            max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens,
+            max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens, notes=tuple(setup.notes),
         )
 
     def derivation(self, scenario: Scenario) -> list[str]:
