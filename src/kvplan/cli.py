@@ -15,7 +15,7 @@ EXIT_NO_FIT = 1
 
 
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
+    click.echo(json.dumps(data, indent=2, allow_nan=False))  # strict JSON: a NaN or infinity is a bug, not output
 
 
 def _console(wide: bool = False):

@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kvplan.engines.logwords import CUDA_OOM, KEY, LogWording, Rule, Value, rules
+from kvplan.engines.logwords import CUDA_OOM, DEC, KEY, LogWording, Rule, Value, rules
 from kvplan.errors import InputError
 
 
@@ -66,10 +66,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|(?<![\w\]])\[\d+(?:;\d+)*m")
 _FIXTURE_COMMENT = re.compile(r"^#\s*(?:source|note)\s*:", re.IGNORECASE)
 
 
+MAX_LINE = 16_384  # characters; a vLLM config line is a few thousand: longer lines are not log lines, skipped
+
+
 def _clean_lines(text: str) -> list[str]:
-    """Non-empty lines with ANSI codes and surrounding blanks removed, fixture comments dropped."""
+    """Non-empty lines with ANSI codes and surrounding blanks removed, fixture comments and lines longer than any
+    real log line (MAX_LINE) dropped."""
     out = []
     for raw in text.splitlines():
+        if len(raw) > MAX_LINE:
+            continue
         line = _ANSI.sub("", raw).strip()
         if line and not _FIXTURE_COMMENT.match(line):
             out.append(line)
@@ -161,14 +167,14 @@ _SETTING_RULES: list[Rule] = [
     *rules(
         "gpu_memory_utilization",
         float,
-        r"gpu_memory_utilization \(([\d.]+)\)",
-        rf"{KEY}gpu_memory_utilization=([\d.]+)",
-        r"'gpu_memory_utilization': ([\d.]+)",
-        r"The current --gpu-memory-utilization=([\d.]+)",
-        r"Requested memory: ([\d.]+) \(util\)",
-        r"Desired GPU memory utilization is \(([\d.]+),",
+        rf"gpu_memory_utilization \({DEC}\)",
+        rf"{KEY}gpu_memory_utilization={DEC}",
+        rf"'gpu_memory_utilization': {DEC}",
+        rf"The current --gpu-memory-utilization={DEC}",
+        rf"Requested memory: {DEC} \(util\)",
+        rf"Desired GPU memory utilization is \({DEC},",
     ),
-    *rules("mem_fraction_static", float, rf"{KEY}mem_fraction_static=([\d.]+)"),
+    *rules("mem_fraction_static", float, rf"{KEY}mem_fraction_static={DEC}"),
     *rules("block_size", int, rf"{KEY}block_size=(\d+)", r"'block_size': (\d+)"),
     *rules(
         "max_num_batched_tokens",
@@ -194,19 +200,20 @@ _SETTING_RULES: list[Rule] = [
     *rules(
         "gpu_total_gib",
         float,
-        r"total_gpu_memory \(([\d.]+)\s*GiB\)",
-        r"total_gpu_memory=([\d.]+)GiB",
-        r"Free memory on device \([\d.]+/([\d.]+) GiB\)",
+        rf"total_gpu_memory \({DEC}\s*GiB\)",
+        rf"total_gpu_memory={DEC}GiB",
+        rf"Free memory on device \([\d.]+/{DEC} GiB\)",
     ),
     *rules(
         "gpu_name",
         str.strip,
-        r"^\|\s*\d+\s+(\S.*?)\s{2,}(?:On|Off)\s*\|",  # nvidia-smi table row
-        r"\bGPU \d+: (.+?) \(UUID:",  # nvidia-smi -L
-        r"^GPU \d+: ((?:NVIDIA|Tesla|Quadro|AMD)\b.*?)$",  # collect_env / torch.cuda.get_device_name
+        r"^\|\s*\d+\s+(\S.{0,80}?)\s{2,}(?:On|Off)\s*\|",  # nvidia-smi table row
+        r"\bGPU \d+: (.{1,100}?) \(UUID:",  # nvidia-smi -L
+        r"^GPU \d+: ((?:NVIDIA|Tesla|Quadro|AMD)\b.{0,100}?)$",  # collect_env / torch.cuda.get_device_name
         r"^\d+, ((?:NVIDIA|Tesla|Quadro)\b[^,]*),",  # nvidia-smi --query-gpu=index,name,... csv
-        r"\b[Dd]evice(?: name)?: ((?:NVIDIA|Tesla|Quadro|AMD)\b.*?)$",  # "Using CUDA device: NVIDIA H100 PCIe"
-        r"\bon ((?:NVIDIA|Tesla|AMD Instinct) [\w -]*?\w)\s*(?:[.,;:)]|$)",  # "... on NVIDIA H100 80GB HBM3"
+        r"\bDevice(?: name)?: ((?:NVIDIA|Tesla|Quadro|AMD)\b.{0,100}?)$",  # "Device name: NVIDIA H100 PCIe"
+        r"\bdevice(?: name)?: ((?:NVIDIA|Tesla|Quadro|AMD)\b.{0,100}?)$",  # "Using CUDA device: NVIDIA H100 PCIe"
+        r"\bon ((?:NVIDIA|Tesla|AMD Instinct) [\w -]{0,60}?\w)\s*(?:[.,;:)]|$)",  # "... on NVIDIA H100 80GB HBM3"
     ),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ def _usd(value: object, where: str) -> float:
         usd = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise InputError(f"{where}: {value!r} is not a price in USD per hour") from None
+    if not math.isfinite(usd):
+        raise InputError(f"{where}: {value!r} is not a price: give a finite USD per hour")
     if usd < 0:
         raise InputError(f"{where}: a price cannot be negative")
     return usd

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -65,9 +66,12 @@ def _num(row: dict[str, str], key: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise Skip(f"column {key!r} holds {text!r}, not a number") from None
+    if not math.isfinite(value):
+        raise Skip(f"column {key!r} holds {text!r}, not a number")
+    return value
 
 
 def _int(row: dict[str, str], key: str) -> int | None:

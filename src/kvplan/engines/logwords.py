@@ -20,6 +20,8 @@ Rule = tuple[re.Pattern[str], Extract]
 KEY = r"(?<![\w'.])"  # a config key starts here: not inside a longer name such as kv_cache_dtype
 NUM = r"(-?[\d,]*\.?\d+)"
 INT = r"(\d(?:[\d,]*\d)?)"
+DEC = r"(\d+(?:\.\d+)?)"  # a decimal number, never its sentence-ending period ("0.9.")
+GAP = r"[^\n]{0,400}?"  # the rest of a line between two wordings: bounded, so a repeated prefix stays linear
 
 
 def to_float(s: str) -> float:
@@ -61,4 +63,4 @@ FAILURES = {
 }
 
 # CUDA's out-of-memory error as PyTorch prints it, whatever the engine.
-CUDA_OOM = (re.compile(r"(?:torch\.)?(?:cuda\.)?OutOfMemoryError|CUDA out of memory"), "oom")
+CUDA_OOM = (re.compile(r"OutOfMemoryError|CUDA out of memory"), "oom")

@@ -47,7 +47,7 @@ from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
 from kvplan.engines.common import loaded_weights, startup_in_use
-from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, rules, to_float, to_int
+from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
 from kvplan.units import MiB
@@ -69,12 +69,12 @@ LOG = LogWording(
     failures=((re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static"), "no_kv_memory"),
               CUDA_OOM),
     figures=(
-        *rules("weights_gib", to_float, rf"Load weight end\..*?mem usage={NUM} GB"),
-        (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\..*?\bK size: {NUM} GB, V size: {NUM} GB"), _k_plus_v),
-        *rules("kv_available_gib", to_float, rf"(?<![A-Za-z])KV Cache is allocated\..*?\bKV size: {NUM} GB"),
+        *rules("weights_gib", to_float, rf"Load weight end\.{GAP}mem usage={NUM} GB"),
+        (re.compile(rf"(?<![A-Za-z])KV Cache is allocated\.{GAP}\bK size: {NUM} GB, V size: {NUM} GB"), _k_plus_v),
+        *rules("kv_available_gib", to_float, rf"(?<![A-Za-z])KV Cache is allocated\.{GAP}\bKV size: {NUM} GB"),
         *rules("kv_tokens", to_int, rf"(?<![A-Za-z])KV Cache is allocated\. #tokens: {INT}",
                rf"(?<![\w])max_total_num_tokens={INT}"),
-        *rules("cudagraph_gib", to_float, rf"Capture cuda graph end\..*?mem usage={NUM} GB"),
+        *rules("cudagraph_gib", to_float, rf"Capture cuda graph end\.{GAP}mem usage={NUM} GB"),
     ),
 )
 

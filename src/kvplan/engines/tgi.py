@@ -43,7 +43,7 @@ from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, Startup, row
 from kvplan.engines.common import activation_peak, startup_in_use
-from kvplan.engines.logwords import CUDA_OOM, INT, LogWording, rules, to_int
+from kvplan.engines.logwords import CUDA_OOM, DEC, INT, LogWording, rules, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention, heads_per_rank
@@ -67,7 +67,7 @@ LOG = LogWording(
         *rules("tensor_parallel", int, r"\bnum_shard: Some\((\d+)\)"),
         *rules("max_model_len", int, r"\bmax_total_tokens: Some\((\d+)\)"),
         *rules("max_num_batched_tokens", int, r"\bmax_batch_prefill_tokens: Some\((\d+)\)"),
-        *rules("cuda_memory_fraction", float, r"\bcuda_memory_fraction: ([\d.]+)"),
+        *rules("cuda_memory_fraction", float, rf"\bcuda_memory_fraction: {DEC}"),
         *rules("kv_cache_dtype", str, r'\bkv_cache_dtype: Some\("?(\w+)"?\)'),
     ),
 )

@@ -52,6 +52,14 @@ DEFAULT_BLOCK_SIZE = 16
 
 # ------------------------------------------------------------------------------------------- log wordings
 
+def _actual_usage(m: re.Match[str]) -> dict[str, object]:
+    out: dict[str, object] = {"weights_gib": to_float(m.group(1)), "activation_peak_gib": to_float(m.group(2)),
+                              "non_torch_gib": to_float(m.group(3))}
+    if m.group(4):
+        out["cudagraph_gib"] = to_float(m.group(4))
+    return out
+
+
 def _concurrency(m: re.Match[str]) -> dict[str, object]:
     return {"max_concurrency_len": to_int(m.group(1)), "max_concurrency_x": to_float(m.group(2))}
 
@@ -68,23 +76,24 @@ V1_LOG = LogWording(
     failures=(
         (re.compile(r"To serve at least one request with the models's max seq len \((\d+)\)"), "max_model_len"),
         (re.compile(r"No available memory for the cache blocks"), "no_kv_memory"),
-        (re.compile(r"Free memory on device.*? on startup is less than desired GPU memory utilization"),
+        (re.compile(r"on startup is less than desired GPU memory utilization"),
          "free_memory"),
         CUDA_OOM,
     ),
     figures=(
         # "Model loading took" is V0's wording too (0.6+)
-        *rules("weights_gib", to_float, rf"Model loading took {NUM} (?:GiB|GB)\b", rf"weights memory: {NUM}\s*GiB",
-               rf"Actual usage is {NUM} GiB for weight,"),
-        *rules("non_torch_gib", to_float, rf"non-torch forward increase memory: {NUM}\s*GiB",
-               rf"{NUM} GiB for non-torch memory"),
-        *rules("activation_peak_gib", to_float, rf"torch peak memory increase: {NUM}\s*GiB",
-               rf"{NUM} GiB for peak activation"),
+        *rules("weights_gib", to_float, rf"Model loading took {NUM} (?:GiB|GB)\b", rf"weights memory: {NUM}\s*GiB"),
+        *rules("non_torch_gib", to_float, rf"non-torch forward increase memory: {NUM}\s*GiB"),
+        *rules("activation_peak_gib", to_float, rf"torch peak memory increase: {NUM}\s*GiB"),
         *rules("kv_available_gib", to_float, rf"Available KV cache memory: {NUM}\s*GiB"),
-        *rules("kv_tokens", to_int, rf"\b[A-Za-z]+ KV cache size: {INT} tokens"),
+        *rules("kv_tokens", to_int, rf"KV cache size: {INT} tokens"),
         (re.compile(rf"Maximum concurrency for {INT} tokens per request: {NUM}x"), _concurrency),
         *rules("cudagraph_gib", to_float, rf"Graph capturing finished in [\d.]+ secs?, took {NUM} GiB",
-               rf"CUDA graph pool memory: {NUM} GiB \(actual\)", rf"and {NUM} GiB for CUDAGraph memory"),
+               rf"CUDA graph pool memory: {NUM} GiB \(actual\)"),
+        # the >= 0.19 "Free memory on device ... Actual usage is W GiB for weight, A GiB for peak activation, N GiB
+        # for non-torch memory, and G GiB for CUDAGraph memory" sentence, after the figures' own lines
+        (re.compile(rf"Actual usage is {NUM} GiB for weight, {NUM} GiB for peak activation, {NUM} GiB for "
+                    rf"non-torch memory(?:, and {NUM} GiB for CUDAGraph memory)?"), _actual_usage),
     ),
 )
 
@@ -108,7 +117,7 @@ V0_LOG = LogWording(
         *rules("activation_peak_gib", to_float, rf"PyTorch activation peak memory takes {NUM}\s*GiB"),
         *rules("kv_available_gib", to_float, rf"the rest of the memory reserved for KV Cache is {NUM}\s*GiB",
                rf"(?<![\w])kv_cache_size={NUM}GiB"),
-        *rules("gpu_blocks", to_int, rf"(?:GPU|CUDA|cuda) blocks: {INT}"),
+        *rules("gpu_blocks", to_int, rf"GPU blocks: {INT}", rf"CUDA blocks: {INT}", rf"cuda blocks: {INT}"),
     ),
 )
 

@@ -53,7 +53,8 @@ FitEngineName = Annotated[str, _registered(True), Field(description="An engine k
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are refused here (422), before the answer cache, whose key would write them as null
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelInput(_Body):

@@ -1,0 +1,96 @@
+"""Broken and hostile input (#11): no crash, no silently wrong number, no request that stalls."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import kvplan
+from kvplan import logs
+from kvplan.cli import main
+from kvplan.derivation import derivation
+from kvplan.engines import engine_names
+from kvplan.errors import KvplanError
+from kvplan.model.catalog import models
+
+
+def test_explain_over_the_whole_catalog_and_every_engine():
+    """#11.6: --explain (the derivation) never crashes: a catalog model under every engine, on a small and a
+    large GPU, plans or refuses with kvplan's own error."""
+    for entry in models():
+        for engine in engine_names():
+            for gpu in ("a10g", "h200"):
+                try:
+                    p = kvplan.plan(entry.alias, gpu=gpu, engine=engine)
+                except KvplanError:
+                    continue
+                assert derivation(p) and json.dumps(p.to_dict(), allow_nan=False)
+
+
+def test_every_log_pattern_starts_with_a_literal_and_long_lines_are_skipped():
+    """#11.1: a regex without a literal prefix scans every position of a line; a line longer than any real log
+    line is not matched at all."""
+    patterns = [p for w in logs._wordings() for p, _ in (*w.figures, *w.settings, *w.failures)]
+    patterns += [p for p, _ in logs._SETTING_RULES]
+    for p in patterns:
+        if p.pattern.startswith("^"):
+            continue  # anchored at the line's start: tried once per line
+        body = re.sub(r"^(\(\?<![^)]*\)|\\b)+", "", p.pattern)  # lookbehinds and \b match no character
+        assert re.match(r"[A-Za-z#'\"]|\\[(.]", body), p.pattern
+    assert logs.MAX_LINE >= 4096
+    assert logs.parse_log("Available KV cache memory: 1.0 GiB\n" + "9" * (logs.MAX_LINE + 1)).figures == {
+        "kv_available_gib": 1.0}
+
+
+@pytest.mark.parametrize("line", ["1" * 1600, "on NVIDIA " * 4000, "Load weight end. " * 4000,
+                                  "Model loading took " + "9" * 3000])
+def test_adversarial_lines_parse_in_linear_time(line):
+    start = time.perf_counter()
+    with contextlib.suppress(KvplanError):
+        logs.parse_log(line + "\nAvailable KV cache memory: 1.0 GiB")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_numbers_end_at_a_sentence_period():
+    """#11.8: 'gpu_memory_utilization=0.9.' (a period ending the sentence) is 0.9, not a crash."""
+    got = logs.parse_log("Initializing a V1 LLM engine (v0.19.0) with config: model='x', gpu_memory_utilization=0.9.\n"
+                         "Available KV cache memory: 3.5 GiB.")
+    assert got.settings["gpu_memory_utilization"] == 0.9 and got.figures["kv_available_gib"] == 3.5
+
+
+def test_json_output_never_holds_nan_or_infinity():
+    """#11.7: a price of inf is refused with one line; every JSON the CLI writes is strict JSON."""
+    r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "4", "--seq", "2048", "--gpu", "h100",
+                                  "--price", "h100=inf", "--json"])
+    assert r.exit_code == 2 and r.output.startswith("kvplan: error:") and len(r.output.strip().splitlines()) == 1
+    ok = CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "h100", "--json"])
+    json.loads(ok.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+
+def test_a_csv_with_nan_figures_skips_the_row(tmp_path):
+    csv = tmp_path / "x.csv"
+    csv.write_text("engine,model,gpu,kv_available_gib,kv_tokens,config\nvLLM V1,meta-llama/Llama-3.1-8B,H100,nan,"
+                   "inf,\n")
+    r = CliRunner().invoke(main, ["validate", str(csv), "--json"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert data["rows"][0]["modelled"] is False and "not a number" in data["rows"][0]["reason"]
+
+
+def test_the_web_cache_never_answers_an_invalid_body():
+    """#11.3: util Infinity was written as null in the cache key and got a cached valid answer."""
+    from fastapi.testclient import TestClient
+
+    from kvplan.web.app import create_app
+
+    client = TestClient(create_app())
+    body = {"model": "falcon-7b", "gpu": "a10g", "seq": 1000}
+    assert client.post("/api/plan", json=body).status_code == 200
+    raw = '{"model": "falcon-7b", "gpu": "a10g", "seq": 1000, "util": Infinity}'
+    r = client.post("/api/plan", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "util" in r.json()["detail"]
