@@ -94,3 +94,53 @@ def test_the_web_cache_never_answers_an_invalid_body():
     raw = '{"model": "falcon-7b", "gpu": "a10g", "seq": 1000, "util": Infinity}'
     r = client.post("/api/plan", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422 and "util" in r.json()["detail"]
+
+
+JUNK = [0, -1, 1, 3, 10**6, 10**9, 2**63, 1e300, -1e300, 0.5, -0.5, float("nan"), float("inf"), None, True, "x",
+        "8x", "", [], [1], {}, {"a": 1}, "auto"]
+
+
+def _configs() -> list[dict]:
+    from kvplan.model.catalog import DATA_PATH
+
+    return [json.loads((DATA_PATH / f"{e.config}.json").read_text(encoding="utf-8")) for e in models()]
+
+
+def test_mutated_configs_end_in_a_plan_or_one_of_kvplans_errors():
+    """#11.2 / #11.5: a seeded fuzz over the catalog's configs (one to three fields replaced by junk, nested
+    ones too) under every engine: every call ends in a plan with finite, non-negative byte counts, or in a
+    KvplanError; none runs longer than 2 s (the layer, head, vocabulary and expert counts are bounded first)."""
+    import copy
+    import random
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    configs = _configs()
+
+    @settings(max_examples=1000, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 2**32))
+    def check(seed: int) -> None:
+        rng = random.Random(seed)
+        cfg = copy.deepcopy(rng.choice(configs))
+        for _ in range(rng.randint(1, 3)):
+            node = cfg
+            while True:
+                key = rng.choice(list(node))
+                if isinstance(node[key], dict) and node[key] and rng.random() < 0.3:
+                    node = node[key]
+                    continue
+                node[key] = rng.choice(JUNK)
+                break
+        start = time.perf_counter()
+        try:
+            p = kvplan.plan(cfg, gpu=rng.choice(["a10g", "h100"]), engine=rng.choice(engine_names()),
+                            tp=rng.choice([1, 2]))
+            derivation(p)
+            data = json.loads(json.dumps(p.to_dict(), allow_nan=False))
+            assert data["weights_bytes"] >= 0 and data["kv_bytes_per_token"] >= 0
+        except KvplanError:
+            pass
+        assert time.perf_counter() - start < 2.0
+
+    check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,29 @@ def read_json(path: Path, what: str = "config") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} holds a JSON {type(data).__name__}, not an object: is it a config.json?")
     return data
+
+
+# Upper bounds of the counts a config states, far above every real model (Llama-3.1-405B: 126 layers, 16,384
+# wide; DeepSeek-V3: 256 experts; Gemma: 262,144 vocabulary). MAX_INT bounds every other integer.
+MAXIMA = {
+    **dict.fromkeys(("num_hidden_layers", "n_layer", "num_layers", "n_layers"), 1_024),
+    **dict.fromkeys(("hidden_size", "n_embd", "d_model", "dim"), 131_072),
+    **dict.fromkeys(("num_attention_heads", "n_head", "n_heads", "num_key_value_heads", "num_kv_heads",
+                     "n_head_kv"), 4_096),
+    **dict.fromkeys(("head_dim", "attention_head_dim", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim",
+                     "qk_nope_head_dim", "v_head_dim"), 65_536),
+    **dict.fromkeys(("intermediate_size", "moe_intermediate_size", "ffn_hidden_size", "n_inner",
+                     "shared_expert_intermediate_size"), 4_194_304),
+    **dict.fromkeys(("vocab_size", "padded_vocab_size"), 16_777_216),
+    **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts",
+                     "num_experts_per_tok", "n_shared_experts"), 16_384),
+}
+MAX_INT = 1 << 40
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Config:
@@ -59,10 +83,16 @@ class Config:
         value = self.raw(*keys, default=default)
         if value is None:
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ConfigError(f"{self.where} field {keys[0]!r} must be an integer (got {value!r})")
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
+            raise ConfigError(f"{self.where} field {keys[0]!r} must be an integer (got {_short(value)})")
         if value < minimum:
             raise ConfigError(f"{self.where} field {keys[0]!r} must be at least {minimum} (got {value!r})")
+        found = next((k for k in keys if k in self.data), keys[0])
+        limit = MAXIMA.get(found, MAX_INT)
+        if value > limit:  # bounded before any work: a pasted config cannot ask for 10^8 layers
+            raise ConfigError(f"{self.where} field {found!r} is {int(value):,}, more than kvplan models (at most "
+                              f"{limit:,}): check the config")
         return int(value)
 
     def opt_int(self, *keys: str, minimum: int = 1) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from kvplan.errors import ConfigError
@@ -57,6 +58,21 @@ def context_length(cfg: Config, default: int | None = None) -> int | None:
     return cfg.int("max_position_embeddings", "n_positions", "seq_length", "max_seq_len", default=default)
 
 
+def _fraction(value: object, what: str, most: float) -> float:
+    """A positive finite number no larger than `most` (a rope scaling factor, a rotary fraction)."""
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or not 0 < value <= most):
+        raise ConfigError(f"{what} must be a number in (0, {most:g}] (got {str(value)[:40]!r})")
+    return float(value)
+
+
+def _count(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 1 << 31:
+        raise ConfigError(f"{where} original_max_position_embeddings must be a positive integer (got "
+                          f"{str(value)[:40]!r})")
+    return value
+
+
 def rope_tables(cfg: Config, head_dim: int, rotary_dim: int | None = None, fp32: bool = False,
                 local_base: bool = False) -> tuple[RopeTable, ...]:
     """The RoPE cos/sin tables an engine precomputes: [positions, rotary_dim] per distinct rope.
@@ -66,19 +82,20 @@ def rope_tables(cfg: Config, head_dim: int, rotary_dim: int | None = None, fp32:
     tables for Phi-3 LongRoPE. `local_base`: Gemma-3's second, unscaled table for its sliding layers.
     """
     positions = cfg.int("max_position_embeddings", "n_positions", default=2048)
-    dim = rotary_dim or int(head_dim * float(cfg.raw("partial_rotary_factor", default=1.0)))
+    partial = _fraction(cfg.raw("partial_rotary_factor", default=1.0), f"{cfg.where} partial_rotary_factor", 1.0)
+    dim = rotary_dim or int(head_dim * partial)
     scaling = cfg.raw("rope_scaling", default=None) or {}
     if not isinstance(scaling, dict):
         scaling = {}
     kind = str(scaling.get("rope_type", scaling.get("type", "default")))
-    factor = float(scaling.get("factor", 1.0))
+    factor = _fraction(scaling.get("factor", 1.0), f"{cfg.where} rope_scaling factor", 1_000_000.0)
     if kind in ("linear", "dynamic"):
         positions = int(positions * factor)
     elif kind in ("yarn", "deepseek_yarn"):
-        positions = int(int(scaling.get("original_max_position_embeddings", positions)) * factor)
+        positions = int(_count(scaling.get("original_max_position_embeddings", positions), cfg.where) * factor)
     elif kind in ("longrope", "su"):
-        positions += int(scaling.get("original_max_position_embeddings", cfg.raw("original_max_position_embeddings",
-                                                                                default=positions)))
+        positions += _count(scaling.get("original_max_position_embeddings",
+                                        cfg.raw("original_max_position_embeddings", default=positions)), cfg.where)
     tables = [RopeTable(positions, dim, fp32)]
     if local_base:
         tables.append(RopeTable(cfg.int("max_position_embeddings", default=positions), dim, fp32))
