@@ -144,3 +144,26 @@ def test_mutated_configs_end_in_a_plan_or_one_of_kvplans_errors():
         assert time.perf_counter() - start < 2.0
 
     check()
+
+
+def test_the_web_api_answers_hostile_bodies_with_one_line_422s():
+    """#11.2 / #11.4: a config nested 300 levels (in a key kvplan never reads), 300 GPUs x 300 utilizations,
+    a size of 1e400 GiB: each a 422 with one line, none a 500 or a 150 MB answer."""
+    from fastapi.testclient import TestClient
+
+    from kvplan.model.catalog import DATA_PATH
+    from kvplan.web.app import create_app
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    deep: dict = {}
+    node = deep
+    for _ in range(300):
+        node["x"] = {}
+        node = node["x"]
+    cfg = json.loads((DATA_PATH / "meta-llama--Llama-3.1-8B.json").read_text())
+    cfg["junk"] = deep
+    for body in ({"config": cfg, "gpu": "h100"},
+                 {"model": "falcon-7b", "gpu": ["a10g"] * 300, "util": [0.5] * 300},
+                 {"model": "falcon-7b", "gpu": "a10g", "reserve": "1e400GiB"}):
+        r = client.post("/api/plan", json=body)
+        assert r.status_code == 422 and "\n" not in r.json()["detail"] and len(r.content) < 1000

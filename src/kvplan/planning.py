@@ -24,6 +24,7 @@ from kvplan.model.spec import ModelSpec
 from kvplan.units import parse_size
 
 DEFAULT_SEQ = 2048
+MAX_SCENARIOS = 256
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,9 @@ def plan(
         notes.append("no GPU given: weights and KV sizes only (give --gpu, --gpu-memory or --kv-memory for capacity)")
 
     pairs = list(itertools.product(devices, utils if pool is None else utils[:1]))
+    if len(pairs) > MAX_SCENARIOS:  # bounded before any work: one column per GPU x utilization
+        raise InputError(f"{len(devices)} GPU(s) x {len(utils)} utilization(s) = {len(pairs):,} scenarios: at most "
+                         f"{MAX_SCENARIOS} in one plan")
     scenarios = [scenario(settings, dep, device, u, seq, batch, replicas, reserve_bytes, pool) for device, u in pairs]
     if auto:
         seq, scenarios = _auto_max_model_len(settings, dep, pairs, scenarios, seq, batch, replicas, reserve_bytes,

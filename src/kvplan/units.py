@@ -5,6 +5,7 @@ GiB = 2**30 bytes and GB = 10**9 bytes are never mixed: parsing requires the uni
 
 from __future__ import annotations
 
+import math
 import re
 
 from kvplan.errors import InputError
@@ -35,7 +36,10 @@ def parse_size(text: str, what: str = "size", allow_zero: bool = False) -> int:
     number, unit = float(m.group(1)), m.group(2).lower()
     if unit not in _SIZE_UNITS:
         raise InputError(f"{what} {text!r} has an unknown unit {m.group(2)!r}: use B, KiB, MiB, GiB, KB, MB or GB")
-    value = round(number * _SIZE_UNITS[unit])
+    scaled = number * _SIZE_UNITS[unit]
+    if not math.isfinite(scaled) or scaled > 1 << 60:
+        raise InputError(f"{what} {text!r} is larger than any device: give a size below 1 EiB")
+    value = round(scaled)
     if value < 0 or (value == 0 and not allow_zero):
         raise InputError(f"{what} must be positive (got {text!r})")
     return value

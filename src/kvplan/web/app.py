@@ -57,9 +57,36 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+MAX_CONFIG_DEPTH = 32  # a config.json nests a few levels (text_config / quantization_config / rope_scaling)
+MAX_CONFIG_ITEMS = 200_000
+
+
+def _bounded(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A pasted config, refused (422) when nested deeper or larger than any real config.json: walked without
+    recursion, before anything else reads it."""
+    if config is None:
+        return None
+    stack, items = [(config, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise ValueError(f"the config is nested deeper than {MAX_CONFIG_DEPTH} levels: paste the model's "
+                             "config.json")
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            items += 1
+            if items > MAX_CONFIG_ITEMS:
+                raise ValueError(f"the config holds more than {MAX_CONFIG_ITEMS:,} values: paste the model's "
+                                 "config.json")
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return config
+
+
 class ModelInput(_Body):
     model: str | None = Field(default=None, description="Catalog alias or HF id (Hub ids need --allow-hub).")
-    config: dict[str, Any] | None = Field(default=None, description="A pasted config.json, as an object.")
+    config: Annotated[dict[str, Any] | None, AfterValidator(_bounded)] = Field(
+        default=None, description="A pasted config.json, as an object (at most 32 levels deep).")
 
     def source(self) -> Any:
         if (self.model is None) == (self.config is None):
