@@ -167,3 +167,16 @@ def test_the_web_api_answers_hostile_bodies_with_one_line_422s():
                  {"model": "falcon-7b", "gpu": "a10g", "reserve": "1e400GiB"}):
         r = client.post("/api/plan", json=body)
         assert r.status_code == 422 and "\n" not in r.json()["detail"] and len(r.content) < 1000
+
+
+def test_a_fit_answer_is_bounded():
+    """#11.2: every GPU x up to 16 GPUs ranks thousands of candidates; the answer carries the best 200."""
+    from fastapi.testclient import TestClient
+
+    from kvplan.hardware import gpus
+    from kvplan.web.app import FIT_TOP, create_app
+
+    client = TestClient(create_app())
+    r = client.post("/api/fit", json={"model": "llama-3.1-8b", "users": 8, "seq": 2048, "max_gpus": 16,
+                                      "gpu": [g.alias for g in gpus()]})
+    assert r.status_code == 200 and len(r.json()["candidates"]) <= FIT_TOP and len(r.content) < 1_000_000

@@ -30,6 +30,8 @@ TEXT_LIMIT = 5 * MB  # bytes of a request body holding a startup log or a CSV
 SLACK = 64 * 1024  # the other fields of such a body
 TEXT_PATHS = ("/api/explain", "/api/validate")
 CACHE_ENTRIES = 512  # answers kept
+CACHE_BYTES = 64 * MB  # ... and their bytes at most (answers larger than a quarter of it are not kept)
+FIT_TOP = 200  # fit candidates an answer carries at most (the ranking is best first)
 CACHE_KEY_LIMIT = 64 * 1024  # bodies larger than this (pasted logs, CSVs, big configs) are not kept
 STATIC = ("index.html", "app.js", "app.css")
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
@@ -134,7 +136,8 @@ class FitRequest(ModelInput):
     allow_fp8_kv: bool = False
     engine: FitEngineName = DEFAULT_ENGINE
     price: list[str] = Field(default_factory=list, description='Overrides as on the CLI: ["h100=2.49"].')
-    top: int | None = Field(default=None, ge=1, description="Candidates returned (default: the whole ranking).")
+    top: int = Field(default=FIT_TOP, ge=1, le=FIT_TOP,
+                     description=f"Candidates returned, best first (at most {FIT_TOP}, the default).")
 
 
 class ConcurrencyRequest(ModelInput):
@@ -264,8 +267,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         content = await run_in_threadpool(compute)
         if key is not None:
-            answers[key] = content
-            while len(answers) > CACHE_ENTRIES:
+            if len(content) <= CACHE_BYTES // 4:
+                answers[key] = content
+            while len(answers) > CACHE_ENTRIES or sum(map(len, answers.values())) > CACHE_BYTES:
                 answers.popitem(last=False)
         return Response(content, media_type="application/json")
 
