@@ -180,3 +180,35 @@ def test_a_fit_answer_is_bounded():
     r = client.post("/api/fit", json={"model": "llama-3.1-8b", "users": 8, "seq": 2048, "max_gpus": 16,
                                       "gpu": [g.alias for g in gpus()]})
     assert r.status_code == 200 and len(r.json()["candidates"]) <= FIT_TOP and len(r.content) < 1_000_000
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("bits", None), ("bits", "four"), ("bits", -4), ("group_size", 0), ("modules_to_not_convert", [1]),
+    ("modules_to_not_convert", [["x"]])])
+def test_awq_quantization_config_fields_are_checked(field, value):
+    """#11.5: each was a crash or a negative weight size; now one line naming the field."""
+    from kvplan.errors import ConfigError
+    from kvplan.model.catalog import DATA_PATH
+
+    cfg = json.loads((DATA_PATH / "PatronusAI--Llama-3.1-70B-Instruct-AWQ-INT4.json").read_text())
+    cfg["quantization_config"][field] = value
+    with pytest.raises(ConfigError, match=field):
+        kvplan.plan(cfg, gpu="h100")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("weight_block_size", [0, 0]), ("weight_block_size", [128]), ("ignored_layers", 5), ("ignored_layers", ["re:(["])])
+def test_fp8_quantization_config_fields_are_checked(field, value):
+    from kvplan.errors import ConfigError
+    from kvplan.model.catalog import DATA_PATH
+
+    cfg = json.loads((DATA_PATH / "Qwen--Qwen3-30B-A3B-FP8.json").read_text())
+    cfg["quantization_config"][field] = value
+    with pytest.raises(ConfigError, match=field):
+        kvplan.plan(cfg, gpu="h100")
+
+
+def test_explicit_head_dim_wider_than_the_model_is_refused():
+    r = CliRunner().invoke(main, ["plan", "--layers", "32", "--hidden", "4096", "--params", "8B", "--head-dim",
+                                  "8192", "--gpu", "h100"])
+    assert r.exit_code == 2 and "--head-dim 8192 exceeds --hidden 4096" in r.output

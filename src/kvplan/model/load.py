@@ -178,6 +178,8 @@ def model_from_dims(layers: int, hidden: int, params: int, heads: int | None = N
         if heads and hidden % heads:
             raise InputError(f"--hidden {hidden} is not divisible by --heads {heads}: give --head-dim")
         head_dim = hidden // heads if heads else hidden
+    if head_dim > hidden and not heads:
+        raise InputError(f"--head-dim {head_dim} exceeds --hidden {hidden}: give --heads too, or a smaller --head-dim")
     q_heads = heads or (hidden // head_dim)
     kv = kv_heads or q_heads
     if heads is None and kv_heads is not None:

@@ -163,15 +163,49 @@ def scheme(name: str) -> WeightFormat:
 
 # ------------------------------------------------------------------------------------ from a checkpoint config
 
+_NAME_LISTS = ("modules_to_not_convert", "ignored_layers", "llm_int8_skip_modules", "ignore", "exclude_modules")
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list of module names or patterns ("re:..." must compile); None / absent: none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of module names (got {str(value)[:60]!r})")
+    for v in value:
+        if v.startswith("re:"):
+            try:
+                re.compile(v[3:])
+            except re.error as e:
+                raise ConfigError(f"{where} pattern {v[:60]!r} is not a regular expression ({e})") from None
+    return tuple(value)
+
+
+def _int(value: Any, where: str, lo: int, hi: int, allow: tuple[int, ...] = ()) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or int(value) != value:
+        raise ConfigError(f"{where} must be an integer (got {str(value)[:40]!r})")
+    if not (lo <= value <= hi or value in allow):
+        raise ConfigError(f"{where} must be between {lo} and {hi} (got {value!r})")
+    return int(value)
+
+
+def _block(value: Any, where: str) -> tuple[int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"{where} must be two block sizes, e.g. [128, 128] (got {str(value)[:40]!r})")
+    return _int(value[0], where, 1, 1 << 20), _int(value[1], where, 1, 1 << 20)
+
+
 def from_config(qc: dict[str, Any], where: str = "quantization_config") -> WeightFormat:
-    """The weight format a checkpoint's quantization config describes."""
+    """The weight format a checkpoint's quantization config describes; every field it reads is checked."""
+    qc = {**qc, **{k: _names(qc.get(k), f"{where} {k}") for k in _NAME_LISTS if k in qc}}
     method = str(qc.get("quant_method", "")).lower()
     if method == "fp8":
         return _fp8(qc)
     if method == "compressed-tensors":
         return _compressed_tensors(qc, where)
     if method in ("gptq", "awq"):
-        bits, group = int(qc.get("bits", 4)), int(qc.get("group_size", 128))
+        bits = _int(qc.get("bits", 4), f"{where} bits", 1, 16)
+        group = _int(qc.get("group_size", 128), f"{where} group_size", 1, 1 << 20, allow=(-1,))
         if method == "gptq":
             return _int_group(f"gptq int{bits} (group {group})", bits, group, zeros=True,
                               g_idx=bool(qc.get("desc_act", False)), lm_head=bool(qc.get("lm_head", False)),
@@ -205,13 +239,16 @@ def _fp8(qc: dict[str, Any]) -> WeightFormat:
     ignore = tuple(qc.get("modules_to_not_convert") or ()) + tuple(qc.get("ignored_layers") or ())
     block = qc.get("weight_block_size")
     if block:
-        bn, bk = int(block[0]), int(block[1])
+        bn, bk = _block(block, "quantization_config weight_block_size")
         return WeightFormat(f"fp8 ({bn}x{bk} block scales)", 8, ("block", bn, bk), 4, ignore=ignore)
     return WeightFormat("fp8 (per-tensor scale)", 8, "tensor", 4, extra_bytes=4 if static else 0, ignore=ignore)
 
 
 def _compressed_tensors(qc: dict[str, Any], where: str) -> WeightFormat:
-    groups = [g for g in (qc.get("config_groups") or {}).values() if isinstance(g, dict) and g.get("weights")]
+    config_groups = qc.get("config_groups") or {}
+    if not isinstance(config_groups, dict):
+        raise ConfigError(f"{where}: compressed-tensors config_groups must be an object")
+    groups = [g for g in config_groups.values() if isinstance(g, dict) and g.get("weights")]
     if not groups:
         raise ConfigError(f"{where}: compressed-tensors config has no config_groups with weights")
     schemes = {repr(sorted((g["weights"] or {}).items())) for g in groups}
@@ -221,7 +258,9 @@ def _compressed_tensors(qc: dict[str, Any], where: str) -> WeightFormat:
             "scheme per checkpoint"
         )
     w = groups[0]["weights"]
-    bits = int(w.get("num_bits", 8))
+    if not isinstance(w, dict):
+        raise ConfigError(f"{where}: compressed-tensors weights must be an object")
+    bits = _int(w.get("num_bits", 8), f"{where} num_bits", 1, 16)
     strategy = str(w.get("strategy", "tensor"))
     kind = str(w.get("type", "int"))
     act = groups[0].get("input_activations") or {}
@@ -229,12 +268,12 @@ def _compressed_tensors(qc: dict[str, Any], where: str) -> WeightFormat:
     ignore = tuple(qc.get("ignore") or ())
     sym = bool(w.get("symmetric", True))
     if strategy == "group":
-        group = int(w.get("group_size") or 128)
+        group = _int(w.get("group_size") or 128, f"{where} group_size", 1, 1 << 20)
         return WeightFormat(f"compressed-tensors {kind}{bits} (group {group})", bits, ("group", group), 2,
                             zeros=not sym, extra_bytes=16, ignore=ignore)
     if strategy == "block":
-        bn, bk = (w.get("block_structure") or [128, 128])[:2]
-        return WeightFormat(f"compressed-tensors {kind}{bits} ({bn}x{bk} blocks)", bits, ("block", int(bn), int(bk)),
+        bn, bk = _block(w.get("block_structure") or [128, 128], f"{where} block_structure")
+        return WeightFormat(f"compressed-tensors {kind}{bits} ({bn}x{bk} blocks)", bits, ("block", bn, bk),
                             4, ignore=ignore)
     if strategy in ("channel", "tensor"):
         return WeightFormat(f"compressed-tensors {kind}{bits} (per-{strategy})", bits, strategy, 4,
