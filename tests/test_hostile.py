@@ -212,3 +212,35 @@ def test_explicit_head_dim_wider_than_the_model_is_refused():
     r = CliRunner().invoke(main, ["plan", "--layers", "32", "--hidden", "4096", "--params", "8B", "--head-dim",
                                   "8192", "--gpu", "h100"])
     assert r.exit_code == 2 and "--head-dim 8192 exceeds --hidden 4096" in r.output
+
+
+def _safetensors(path, header: dict) -> None:
+    import struct
+
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+
+
+def test_local_folders_with_broken_files_give_one_line(tmp_path):
+    """#11.9: a non-UTF-8 config, an index that is not a map of shard names or names a missing shard, a header
+    with negative shapes or reversed offsets (it gave -820 TB of weights): each is one kvplan error."""
+    from kvplan.model.catalog import DATA_PATH
+
+    config = (DATA_PATH / "HuggingFaceTB--SmolLM2-135M-Instruct.json").read_text()
+    cases = {
+        "latin1": lambda d: (d / "config.json").write_bytes(b'{"model_type": "llama", "name": "\xe9\xff"}'),
+        "index map": lambda d: (d / "model.safetensors.index.json").write_text('{"weight_map": [1, 2]}'),
+        "missing shard": lambda d: (d / "model.safetensors.index.json").write_text(
+            '{"weight_map": {"a": "model-00001.safetensors"}}'),
+        "negative shape": lambda d: _safetensors(d / "model.safetensors", {
+            "w": {"dtype": "BF16", "shape": [-4, 4], "data_offsets": [0, 32]}}),
+        "reversed offsets": lambda d: _safetensors(d / "model.safetensors", {
+            "w": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [64, 0]}}),
+    }
+    for name, make in cases.items():
+        folder = tmp_path / name.replace(" ", "-")
+        folder.mkdir()
+        (folder / "config.json").write_text(config)
+        make(folder)
+        with pytest.raises(KvplanError):
+            kvplan.load_model(folder)

@@ -18,6 +18,8 @@ def read_json(path: Path, what: str = "config") -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text: is it a config.json?") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -11,6 +11,7 @@ their scales as stored. Two kinds of stored tensors are not loaded: a second cop
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -55,13 +56,15 @@ def parse_header(raw: bytes, where: str) -> list[StoredTensor]:
         if name == "__metadata__":
             continue
         try:
-            start, end = info["data_offsets"]
-            numel = 1
-            for d in info["shape"]:
-                numel *= int(d)
-            out.append(StoredTensor(name, str(info["dtype"]), numel, int(end) - int(start)))
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"{where}: tensor {name!r} has no valid dtype / shape / data_offsets") from None
+            start, end = (int(x) for x in info["data_offsets"])
+            shape = [int(d) for d in info["shape"]]
+            if start < 0 or end < start or any(d < 0 for d in shape) or len(shape) > 8:
+                raise ValueError
+            numel = math.prod(shape)
+            out.append(StoredTensor(name[:200], str(info["dtype"])[:20], numel, end - start))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InputError(f"{where}: tensor {name[:80]!r} has no valid dtype / shape / data_offsets (negative "
+                             "sizes and reversed offsets included)") from None
     return out
 
 
@@ -77,9 +80,16 @@ def local_tensors(folder: Path) -> list[StoredTensor] | None:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(f"{index} is not a valid safetensors index (no weight_map)") from None
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+                raise TypeError
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            raise InputError(f"{index} is not a valid safetensors index (weight_map must map tensor names to shard "
+                             "files)") from None
+        for shard in shards:
+            if Path(shard).name != shard or not (folder / shard).is_file():
+                raise InputError(f"{index} names the shard {shard[:80]!r}, which is not a file in {folder}")
         return [t for shard in shards for t in read_local(folder / shard)]
     single = folder / "model.safetensors"
     return read_local(single) if single.is_file() else None
