@@ -244,3 +244,32 @@ def test_local_folders_with_broken_files_give_one_line(tmp_path):
         make(folder)
         with pytest.raises(KvplanError):
             kvplan.load_model(folder)
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "/tmp/" + "a" * 5000, "x/" + "a" * 5000, "a\x00b",
+                                  "foo--bar/baz", "foo/b..ar", "-foo/bar", "foo/bar."])
+def test_model_names_the_file_system_or_the_hub_cannot_hold_give_one_line(name):
+    """#11.3: a name longer than the file system allows raised OSError; one the Hub refuses ('--', '..', a
+    part over 96 characters) raised the Hub library's validation error. Each is kvplan's error, and the
+    echoed name is clipped."""
+    with pytest.raises(KvplanError) as e:
+        kvplan.load_model(name)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 400
+
+
+def test_hub_ids_follow_the_hubs_rules():
+    from kvplan.model.sources.hub import is_repo_id
+
+    assert is_repo_id("meta-llama/Llama-3.1-8B") and is_repo_id("Qwen/Qwen2.5-7B-Instruct@main")
+    assert is_repo_id("a" * 96 + "/b")
+    assert not is_repo_id("a" * 97 + "/b")
+    assert not any(map(is_repo_id, ["foo--bar/baz", "foo/b..ar", "-foo/bar", "foo/bar.", "./x/y"]))
+
+
+def test_a_wrong_method_says_which_are_allowed():
+    from fastapi.testclient import TestClient
+
+    from kvplan.web.app import create_app
+
+    r = TestClient(create_app()).get("/api/plan")
+    assert r.status_code == 405 and "POST" in r.headers["allow"] and "\n" not in r.json()["detail"]

@@ -89,7 +89,7 @@ class Config:
                 or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
             raise ConfigError(f"{self.where} field {keys[0]!r} must be an integer (got {_short(value)})")
         if value < minimum:
-            raise ConfigError(f"{self.where} field {keys[0]!r} must be at least {minimum} (got {value!r})")
+            raise ConfigError(f"{self.where} field {keys[0]!r} must be at least {minimum} (got {_short(value)})")
         found = next((k for k in keys if k in self.data), keys[0])
         limit = MAXIMA.get(found, MAX_INT)
         if value > limit:  # bounded before any work: a pasted config cannot ask for 10^8 layers
@@ -103,19 +103,19 @@ class Config:
     def bool(self, *keys: str, default: Any = _MISSING) -> bool:
         value = self.raw(*keys, default=default)
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.where} field {keys[0]!r} must be true or false (got {value!r})")
+            raise ConfigError(f"{self.where} field {keys[0]!r} must be true or false (got {_short(value)})")
         return value
 
     def str(self, *keys: str, default: Any = _MISSING) -> str:
         value = self.raw(*keys, default=default)
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{self.where} field {keys[0]!r} must be a string (got {value!r})")
+            raise ConfigError(f"{self.where} field {keys[0]!r} must be a string (got {_short(value)})")
         return value
 
     def list(self, *keys: str, default: Any = _MISSING) -> list[Any]:
         value = self.raw(*keys, default=default)
         if value is not None and not isinstance(value, list):
-            raise ConfigError(f"{self.where} field {keys[0]!r} must be a list (got {value!r})")
+            raise ConfigError(f"{self.where} field {keys[0]!r} must be a list (got {_short(value)})")
         return value
 
     def section(self, key: str, defaults: Mapping[str, Any] = ()) -> Config:
@@ -123,5 +123,5 @@ class Config:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{self.where} field {key!r} must be an object (got {value!r})")
+            raise ConfigError(f"{self.where} field {key!r} must be an object (got {_short(value)})")
         return Config(value, f"{self.where} {key}", defaults)

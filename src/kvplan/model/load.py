@@ -47,6 +47,10 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
             raise InputError(f"{text!r}: local files are not read here; name a catalog model or paste the config")
         return _from_catalog_or_hub(text, hub_lookups)
     path = Path(text).expanduser()
+    try:
+        path.stat()
+    except (OSError, ValueError):  # absent, or a name the file system cannot hold (too long, a NUL byte)
+        return _missing_path(text, hub_lookups)
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
@@ -56,9 +60,17 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
         return with_checkpoint(spec, local_tensors(path), f"safetensors headers in {path}")
     if path.is_file():
         return from_config(read_json(path), name=path.stem, source=str(path))
+    return _missing_path(text, hub_lookups)
+
+
+def _missing_path(text: str, hub_lookups: bool) -> ModelSpec:
     if text.endswith(".json") or text.startswith((".", "/", "~")):
-        raise InputError(f"no such file: {text}")
+        raise InputError(f"no such file: {_clip(text)}")
     return _from_catalog_or_hub(text, hub_lookups)
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 @cache
@@ -84,8 +96,8 @@ def _from_catalog_or_hub(text: str, hub_lookups: bool) -> ModelSpec:
     if entry is not None:
         return _catalog_spec(entry.alias)
     raise InputError(
-        f"unknown model {text!r}: not a local config.json or folder, and not in the embedded catalog"
-        f"{suggest(text, catalog.names())}; `kvplan models` lists the catalog"
+        f"unknown model {_clip(text)!r}: not a local config.json or folder, and not in the embedded catalog"
+        f"{suggest(text, catalog.names()) if len(text) <= 200 else ''}; `kvplan models` lists the catalog"
     )
 
 

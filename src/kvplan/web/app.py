@@ -242,7 +242,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
         if e.status_code == 400:  # FastAPI could not parse the body (nested too deeply, bad encoding)
             return _error(422, "the body could not be read as JSON: send an object of the documented fields")
-        return _error(e.status_code, str(e.detail))
+        answer = _error(e.status_code, str(e.detail))
+        answer.headers.update(e.headers or {})  # 405 names the methods allowed
+        return answer
 
     @app.exception_handler(RecursionError)
     async def _deep(_: Request, e: RecursionError) -> JSONResponse:

@@ -28,7 +28,13 @@ GGUF_LIMIT = 256 << 20
 
 
 def is_repo_id(text: str) -> bool:
-    return bool(REPO_RE.match(text)) and not text.startswith((".", "/", "~"))
+    """Whether text names a Hub repository by the Hub's own rules (each part at most 96 characters of
+    letters, digits, '_', '-', '.', with no '--' or '..' and no '-' or '.' at either end)."""
+    match = REPO_RE.match(text)
+    if not match or text.startswith((".", "/", "~")):
+        return False
+    return all(len(part) <= 96 and "--" not in part and ".." not in part and not part.startswith(("-", "."))
+               and not part.endswith(("-", ".")) for part in match["repo"].split("/"))
 
 
 @dataclass(frozen=True)
