@@ -273,3 +273,20 @@ def test_a_wrong_method_says_which_are_allowed():
 
     r = TestClient(create_app()).get("/api/plan")
     assert r.status_code == 405 and "POST" in r.headers["allow"] and "\n" not in r.json()["detail"]
+
+
+def test_error_messages_quote_huge_or_deep_values_briefly():
+    """#11.10: a 300,000-element list was quoted whole; a value nested 100,000 levels overflowed repr."""
+    from kvplan.model.catalog import DATA_PATH
+
+    deep: dict = {}
+    node = deep
+    for _ in range(100_000):
+        node["x"] = {}
+        node = node["x"]
+    cfg = json.loads((DATA_PATH / "meta-llama--Llama-3.1-8B.json").read_text())
+    for junk in (deep, list(range(300_000)), "x" * 10_000):
+        cfg["num_hidden_layers"] = junk
+        with pytest.raises(KvplanError) as e:
+            kvplan.load_model(cfg)
+        assert len(str(e.value)) < 200

@@ -33,11 +33,12 @@ def server():
     import uvicorn
 
     from kvplan.web.app import create_app
+    from kvplan.web.server import config
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(config(create_app(), "127.0.0.1", port))  # the configuration `kvplan serve` runs
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(100):

@@ -471,9 +471,8 @@ def serve(host: str, port: int, allow_hub: bool) -> None:
     from kvplan.errors import InputError
 
     try:
-        import uvicorn
-
         from kvplan.web.app import create_app
+        from kvplan.web.server import serve as run_server
     except ImportError:
         raise InputError("the web app needs FastAPI and uvicorn: pip install 'kvplan[web]'") from None
     if not 0 < port < 65536:
@@ -487,7 +486,7 @@ def serve(host: str, port: int, allow_hub: bool) -> None:
         raise InputError(f"cannot serve on {host}:{port} ({e.strerror or e}): choose another --port or --host"
                          ) from None
     click.echo(f"kvplan: serving on http://{host}:{port}/ (Hub lookups {'on' if allow_hub else 'off'})")
-    uvicorn.run(create_app(allow_hub=allow_hub), host=host, port=port, log_level="warning")
+    run_server(create_app(allow_hub=allow_hub), host, port)
 
 
 # ------------------------------------------------------------------------------------------- catalogs

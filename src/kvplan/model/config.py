@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,13 @@ MAXIMA = {
 MAX_INT = 1 << 40
 
 
+_QUOTE = reprlib.Repr()  # (keyword arguments need Python 3.12)
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxstring, _QUOTE.maxother = 3, 8, 8, 60, 60
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A value quoted in an error message: at most 80 characters, however large or deeply nested."""
+    text = _QUOTE.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
