@@ -8,6 +8,7 @@ and the ratio of each doubling; a linear parser doubles (about 2x), a quadratic 
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import time
@@ -15,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from kvplan.errors import KvplanError  # noqa: E402
-from kvplan.logs import MAX_LINE, parse_log  # noqa: E402
+from kvplan.errors import KvplanError
+from kvplan.logs import MAX_LINE, parse_log
 
 SHAPES = {
     "digits": "1",
@@ -32,10 +33,8 @@ def seconds(line: str) -> float:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        try:
+        with contextlib.suppress(KvplanError):
             parse_log(line + "\nAvailable KV cache memory: 1.0 GiB")
-        except KvplanError:
-            pass
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

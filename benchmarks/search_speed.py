@@ -11,9 +11,9 @@ from __future__ import annotations
 import statistics
 import time
 
+from kvplan.fit import DEFAULT_GPUS, Workload, search
 from kvplan.hardware import gpus
 from kvplan.model.load import load_model
-from kvplan.fit import DEFAULT_GPUS, Workload, search
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "gemma-3-27b-it"]
 WORKLOAD = Workload(users=100, prompt=3072, output=1024, min_tokens_per_sec=20, max_ttft=2.0)

@@ -290,3 +290,36 @@ def test_error_messages_quote_huge_or_deep_values_briefly():
         with pytest.raises(KvplanError) as e:
             kvplan.load_model(cfg)
         assert len(str(e.value)) < 200
+
+
+def test_the_web_cache_tells_infinity_from_null_in_a_pasted_config():
+    """#11.3: pydantic's JSON writes Infinity as null, so a config refused for an infinite
+    partial_rotary_factor was answered from the cache of the same config with a null one (which plans)."""
+    from fastapi.testclient import TestClient
+
+    from kvplan.model.catalog import DATA_PATH
+    from kvplan.web.app import create_app
+
+    client = TestClient(create_app())
+    cfg = json.loads((DATA_PATH / "meta-llama--Llama-3.1-8B.json").read_text())
+    assert client.post("/api/plan", json={"config": {**cfg, "partial_rotary_factor": None},
+                                          "gpu": "h100"}).status_code == 200
+    body = json.dumps({"config": {**cfg, "partial_rotary_factor": float("inf")}, "gpu": "h100"})
+    r = client.post("/api/plan", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "partial_rotary_factor" in r.json()["detail"]
+
+
+def test_a_config_holding_python_infinity_plans_on_the_web():
+    """Nemotron-H's config.json holds `"time_step_limit": [0.0, Infinity]` (Python's JSON writer): the server
+    reads it as the CLI does (the page sends it back bare, see app.js parseConfig)."""
+    from fastapi.testclient import TestClient
+
+    from kvplan.model.catalog import DATA_PATH
+    from kvplan.web.app import create_app
+
+    text = (DATA_PATH / "nvidia--Nemotron-H-56B-Base-8K.json").read_text()
+    assert "Infinity" in text
+    body = '{"gpu": "h100", "config": ' + text + "}"
+    r = TestClient(create_app()).post("/api/plan", content=body, headers={"content-type": "application/json"})
+    want = kvplan.plan(json.loads(text), gpu="h100").to_dict()["scenarios"][0]["kv_pool_bytes"]
+    assert r.status_code == 200 and r.json()["scenarios"][0]["kv_pool_bytes"] == want

@@ -116,6 +116,14 @@ def test_pasted_config(page):
     settle(page, lambda: page.fill("#config", json.dumps(config)))
     s = plan(config, gpu="a10g", util=0.9, seq=2000, batch=18, max_model_len=2000).scenarios[0]
     assert shown(page, "a10g", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+    # a config.json written by Python may hold bare Infinity (Nemotron-H's time_step_limit): JSON.parse
+    # refuses it, the page must not
+    text = (ROOT / "src/kvplan/data/models/nvidia--Nemotron-H-56B-Base-8K.json").read_text()
+    assert "Infinity" in text
+    settle(page, lambda: page.fill("#config", text))
+    s = plan(json.loads(text), gpu="h100", util=0.9, seq=2000, batch=18, max_model_len=2000).scenarios[0]
+    assert page.is_hidden("#error")
+    assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
     page.fill("#config", "{not json")
     page.wait_for_selector("#error:not([hidden])")
     assert "not JSON" in page.inner_text("#error")

@@ -256,7 +256,10 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         """The library call with local files off and the Hub as the server was started, as JSON, in a worker
         thread; answers to small bodies are kept and given again from the event loop (the library is
         deterministic), errors never."""
-        key = f"{type(body).__name__}:{body.model_dump_json()}" if body is not None else None
+        # Python's JSON writer, not pydantic's: that one writes Infinity and NaN (real configs hold them in
+        # fields such as time_step_limit) as null, so two different configs would share an answer
+        key = (f"{type(body).__name__}:{json.dumps(body.model_dump(), separators=(',', ':'), default=str)}"
+               if body is not None else None)
         if key is not None and len(key) > CACHE_KEY_LIMIT:
             key = None
         if key is not None and key in answers:

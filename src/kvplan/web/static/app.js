@@ -12,18 +12,27 @@ let explained = 0;
 
 async function api(path, body) {
   const init = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    method: "POST", headers: { "Content-Type": "application/json" }, body: restoreBare(JSON.stringify(body)) };
   const response = await fetch(path, init);
   const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
   return data;
 }
 
+// config.json files written by Python may hold the bare tokens Infinity, -Infinity and NaN (Mamba's
+// time_step_limit: [0.0, Infinity]), which JSON.parse refuses and the server reads: outside strings they
+// become marked strings here and are written back bare into the request body.
+const BARE = /("(?:[^"\\]|\\.)*")|(-?Infinity|NaN)/g;
+const MARK = "\u0001kvplan-bare:";
+const MARKED = /"\\u0001kvplan-bare:(-?Infinity|NaN)"/g;
+const parseConfig = (text) => JSON.parse(text.replace(BARE, (m, str, bare) => str ?? JSON.stringify(MARK + bare)));
+const restoreBare = (json) => json.replace(MARKED, "$1");
+
 function modelInput() {
   const text = $("config").value.trim();
   if (!text) return { model: $("model").value };
   let config;
-  try { config = JSON.parse(text); } catch (e) { throw new Error(`the pasted config is not JSON: ${e.message}`); }
+  try { config = parseConfig(text); } catch (e) { throw new Error(`the pasted config is not JSON: ${e.message}`); }
   if (typeof config !== "object" || Array.isArray(config) || config === null)
     throw new Error("the pasted config must be a JSON object");
   return { config };
