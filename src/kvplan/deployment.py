@@ -65,6 +65,26 @@ def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
     return tuple(s.request_bytes(seq, dep.kv_bytes, dep.tp) for s in dep.stages)
 
 
+@derived
+def _stage_tensors(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float,
+                   pp: int) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
+    """Deployment.stage_tensors, shared like _tensor_sizes by deployments that agree on what decides it."""
+    ranges = pp_partition(model.num_layers, pp) if model.layers else [range(0)]
+    last = len(ranges) - 1
+    owner: dict[int, int] = {i: s for s, r in enumerate(ranges) for i in r}
+    held: list[list[tuple[Tensor, float]]] = [[] for _ in ranges]
+    for t, size in zip(model.tensors, _tensor_sizes(model, tp, fmt, dense_bytes, scale), strict=True):
+        if t.layer is not None:
+            held[owner[t.layer]].append((t, size))
+        elif t.role in ("embedding", *TOWER_ROLES):
+            held[0].append((t, size))
+            if t.role == "embedding" and model.tie_word_embeddings and last > 0:
+                held[last].append((t, size))
+        else:  # final norm, lm_head
+            held[last].append((t, size))
+    return tuple(tuple(ts) for ts in held)
+
+
 @dataclass(frozen=True, eq=False)
 class Deployment:
     """How a model is served: parallelism and precision; checked when made. Compared and hashed by identity:
@@ -188,20 +208,8 @@ class Deployment:
     def stage_tensors(self) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
         """(tensor, bytes per GPU) each pipeline stage holds: its layers; the embedding and towers on the first,
         the final norm and lm_head on the last (tied embeddings: the last stage holds its own copy as lm_head)."""
-        m, ranges = self.model, self._ranges
-        last = len(ranges) - 1
-        owner: dict[int, int] = {i: s for s, r in enumerate(ranges) for i in r}
-        held: list[list[tuple[Tensor, float]]] = [[] for _ in ranges]
-        for t, size in zip(m.tensors, self.tensor_sizes, strict=True):
-            if t.layer is not None:
-                held[owner[t.layer]].append((t, size))
-            elif t.role in ("embedding", *TOWER_ROLES):
-                held[0].append((t, size))
-                if t.role == "embedding" and m.tie_word_embeddings and last > 0:
-                    held[last].append((t, size))
-            else:  # final norm, lm_head
-                held[last].append((t, size))
-        return tuple(tuple(ts) for ts in held)
+        return _stage_tensors(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale,
+                              self.pp)
 
     @cached_property
     def stages(self) -> tuple[Stage, ...]:

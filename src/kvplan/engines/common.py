@@ -20,7 +20,7 @@ from importlib import resources
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import SELF_ATTENTION
+from kvplan.model.spec import SELF_ATTENTION, ModelSpec
 from kvplan.units import GiB
 
 VOCAB_PADDING = 64
@@ -103,21 +103,24 @@ def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
 
 # ----------------------------------------------------------------------------------------------- activations
 
-@derived
 def activation_width(dep: Deployment) -> int:
     """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
     the widest layer: the up-projection output (gate + up, or routed experts x top-k + shared experts), the
     activated half of it, and the residual stream (input, output, residual: 3 x hidden); an attention layer
     holds its q/k/v output instead when that is wider."""
-    m = dep.model
-    hidden = dep.model.hidden_size
+    return _activation_width(dep.model, dep.tp)
+
+
+@derived
+def _activation_width(m: ModelSpec, tp: int) -> int:  # a function of the model and TP only: kept per model
+    hidden = m.hidden_size
     widest = 0.0
     per_layer: dict[int, dict[str, float]] = {}
     for t in m.tensors:
         if t.layer is None or not t.linear or t.split != (len(t.shape) - 2):
             continue
         w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0})
-        out = t.shard_shape(dep.tp)[-2]
+        out = t.shard_shape(tp)[-2]
         if t.role == "attention":
             w["attention"] += out
         elif t.role == "experts":

@@ -488,15 +488,20 @@ class ModelSpec:
         return replace(self, notes=self.notes + notes)
 
     # ------------------------------------------------------------------ parameters
-    @property
+    # (sums over the tensors, cached: a spec is immutable, and catalog specs live as long as the process)
+    @cached_property
     def params(self) -> int:
-        return sum(t.numel for t in self.tensors)
+        return sum(self._role_params.values())
 
     def params_by_role(self) -> dict[str, int]:
+        return {r: self._role_params[r] for r in ROLES if r in self._role_params}
+
+    @cached_property
+    def _role_params(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.tensors:
             out[t.role] = out.get(t.role, 0) + t.numel
-        return {r: out[r] for r in ROLES if r in out}
+        return out
 
     @cached_property
     def hidden_size(self) -> int:
@@ -512,20 +517,20 @@ class ModelSpec:
         table = head or [t for t in self.tensors if t.role == "embedding"]
         return table[-1].shape[0] if table else 0
 
-    @property
+    @cached_property
     def language_params(self) -> int:
-        return sum(t.numel for t in self.tensors if t.role not in TOWER_ROLES)
+        return sum(n for role, n in self._role_params.items() if role not in TOWER_ROLES)
 
     @property
     def tower_params(self) -> int:
         return self.params - self.language_params
 
-    @property
+    @cached_property
     def active_params(self) -> int:
         """Parameters one token touches: routed experts count top-k of E."""
         if self.moe is None:
             return self.params
-        routed = sum(t.numel for t in self.tensors if t.role == "experts")
+        routed = self._role_params.get("experts", 0)
         active = routed * self.moe.experts_per_token // self.moe.num_experts
         return self.params - routed + active
 
