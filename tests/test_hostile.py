@@ -323,3 +323,34 @@ def test_a_config_holding_python_infinity_plans_on_the_web():
     r = TestClient(create_app()).post("/api/plan", content=body, headers={"content-type": "application/json"})
     want = kvplan.plan(json.loads(text), gpu="h100").to_dict()["scenarios"][0]["kv_pool_bytes"]
     assert r.status_code == 200 and r.json()["scenarios"][0]["kv_pool_bytes"] == want
+
+
+def test_more_heads_than_the_hidden_size_is_refused():
+    """Found by benchmarks/fuzz.py: falcon-40b with hidden_size 3 gave heads 0 wide, then a ZeroDivisionError
+    in vLLM's page sizes."""
+    from kvplan.model.catalog import DATA_PATH
+
+    cfg = json.loads((DATA_PATH / "tiiuae--falcon-40b.json").read_text())
+    cfg["hidden_size"] = 3
+    with pytest.raises(kvplan.ConfigError, match="0 wide"):
+        kvplan.plan(cfg, gpu="a10g")
+
+
+@pytest.mark.parametrize("engine", ["none", "vllm", "sglang"])
+def test_the_derivation_of_a_config_without_a_context_length(engine):
+    """Found by benchmarks/fuzz.py: no max_position_embeddings made --explain format a None context; the
+    derivation now says what the JSON says, the longest context the pool allows, capped by nothing kvplan set."""
+    from kvplan.model.catalog import DATA_PATH
+
+    cfg = json.loads((DATA_PATH / "meta-llama--Llama-3.2-1B-Instruct.json").read_text())
+    cfg["max_position_embeddings"] = None
+    p = kvplan.plan(cfg, gpu="a10g", engine=engine)
+    line = next(x for x in derivation(p) if "max context" in x)
+    longest = p.to_dict()["scenarios"][0]["max_seq_len"]
+    assert f"= {longest:,} tokens" in line and "capped" not in line and "max_model_len" not in line
+
+
+def test_fit_refuses_a_top_below_one():
+    """Found by benchmarks/fuzz.py: `--top -1` printed every candidate but the last."""
+    r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "8", "--top", "-1"])
+    assert r.exit_code == 2 and "--top" in r.output

@@ -284,7 +284,7 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
                                "also SGLang).")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
 @click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
-@click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Candidates to show.")
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,

@@ -93,8 +93,9 @@ def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
         out.append(f"  max context at batch {c.batch} = largest L with {batch} x request(L) <= pool = "
                    f"{c.max_seq_len_memory:,} tokens"
                    + (f", capped at the model's {p.model.max_context:,}"
-                      if c.max_seq_len_limited_by == LimitedBy.MODEL_CONTEXT else "")
-                   + (" (= max_model_len)" if c.max_seq_len_limited_by == LimitedBy.MAX_MODEL_LEN else ""))
+                      if c.max_seq_len_limited_by == LimitedBy.MODEL_CONTEXT and not p.context_assumed else "")
+                   + (" (= max_model_len)" if c.max_seq_len_limited_by == LimitedBy.MAX_MODEL_LEN
+                      and not p.context_assumed else ""))
     verdict = "fits" if c.fits else f"does not fit: short by {fmt_gib(c.shortfall_bytes)} per GPU"
     out.append(f"  {c.batch:,} x {c.seq:,} tokens need {_b(c.kv_cache_bytes)} of {_b(c.kv_pool_bytes)}: {verdict}")
     if s.startup.modelled:

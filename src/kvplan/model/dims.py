@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from kvplan.errors import ConfigError
 from kvplan.model.config import Config
 from kvplan.model.families import falcon
 from kvplan.model.families.decoder import TRAITS
@@ -187,7 +188,11 @@ def from_config(cfg: Config) -> Dims:
     if rule in _TEXT:
         key, defaults, rule = _TEXT[rule]
         cfg = cfg.section(key, defaults)
-    return _RULES.get(rule, _none)(cfg, generic(cfg))
+    dims = _RULES.get(rule, _none)(cfg, generic(cfg))
+    if dims.heads and dims.head_dim == 0:  # hidden // heads with more heads than the hidden size
+        raise ConfigError(f"{cfg.where}: attention heads 0 wide ({dims.heads:,} heads over a hidden size of "
+                          f"{dims.hidden:,}, or head_dim 0): fix hidden_size, the head count or head_dim")
+    return dims
 
 
 def explicit(layers: int, hidden: int, heads: int | None = None, kv_heads: int | None = None,
