@@ -19,7 +19,7 @@ from importlib import resources
 
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
-from kvplan.model.quant import DTYPE_BYTES
+from kvplan.model.quant import DTYPE_BYTES, WeightFormat
 from kvplan.model.spec import SELF_ATTENTION, ModelSpec
 from kvplan.units import GiB
 
@@ -60,7 +60,8 @@ def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
             rows, hidden = t.shape
             padded = pad(rows, VOCAB_PADDING) // dep.tp
             extra += (padded - t.shard_shape(dep.tp)[0]) * hidden * dep.dense_bytes
-    padding = _mxfp4_padding(dep, stage)
+    padding = _mxfp4_padding(dep.model, dep.tp, dep.weight_format, dep.dense_bytes,
+                             frozenset(layer.index for layer in stage.layers))
     rope = 0.0
     if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
         rope = sum(r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope)
@@ -75,18 +76,19 @@ def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     return round(total), " + ".join(parts) + " B"
 
 
-def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
+@derived
+def _mxfp4_padding(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float,
+                   layers: frozenset[int]) -> float:
     """mxfp4 experts as the Marlin MoE kernel stores them on Hopper (model_executor/layers/fused_moe/oracle/
-    mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256."""
-    fmt = dep.weight_format
+    mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256. (Kept per model:
+    deployments that agree on TP, format and the stage's layers share it.)"""
     if not (fmt.experts_only and fmt.bits == 4):
         return 0.0
-    layers = {layer.index for layer in stage.layers}
     extra = 0.0
-    for t in dep.model.tensors:
+    for t in model.tensors:
         if t.role != "experts" or t.layer not in layers:
             continue
-        shape = list(t.shard_shape(dep.tp))
+        shape = list(t.shard_shape(tp))
         padded = list(shape)
         if t.name.endswith("gate_up_proj") or t.name.endswith("gate_up_proj_bias"):
             padded[1] = 2 * pad(shape[1] // 2, 128)
@@ -96,8 +98,7 @@ def _mxfp4_padding(dep: Deployment, stage: Stage) -> float:
             padded[1] = pad(shape[1], 256)
             if len(shape) == 3:
                 padded[2] = pad(shape[2], 128)
-        extra += fmt.tensor_bytes(t, tuple(padded), dep.dense_bytes) - fmt.tensor_bytes(t, tuple(shape),
-                                                                                        dep.dense_bytes)
+        extra += fmt.tensor_bytes(t, tuple(padded), dense_bytes) - fmt.tensor_bytes(t, tuple(shape), dense_bytes)
     return extra
 
 

@@ -355,11 +355,14 @@ class KVLayout:
 @derived
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
               group_ratio: float) -> KVLayout:
-    counts: dict[Page, int] = {}
+    layers_by_kv: dict[Any, int] = {}  # layers share a handful of KV specs: map each distinct one once
     for layer in stage.layers:
-        spec = page_of(layer.kv, dep)
+        layers_by_kv[layer.kv] = layers_by_kv.get(layer.kv, 0) + 1
+    counts: dict[Page, int] = {}
+    for kv, n in layers_by_kv.items():
+        spec = page_of(kv, dep)
         if spec is not None:
-            counts[spec] = counts.get(spec, 0) + 1
+            counts[spec] = counts.get(spec, 0) + n
     if not counts:
         raise UnsupportedModelError("this stage holds no layer with a KV cache: vLLM would allocate nothing")
     bs = block_size or DEFAULT_BLOCK_SIZE
