@@ -347,7 +347,7 @@ def main() -> int:
         print(f"  {name:8s} {agg['count']:7,} inputs: {agg['tally']['ok']:,} answers, "
               f"{agg['tally']['kvplan error']:,} kvplan errors, slowest {agg['slowest']:.2f} s, "
               f"problems {dict(problems) or 0}")
-        outcomes = sorted((k, v) for k, v in agg["tally"].items() if k.startswith(("exit", "HTTP")))
+        outcomes = sorted((k, v) for k, v in agg["tally"].items() if k.startswith(("exit", "HTTP", "untimed")) and v)
         if outcomes:
             print("      " + ", ".join(f"{k}: {v:,}" for k, v in outcomes))
         for example in agg["examples"]:

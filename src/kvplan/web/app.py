@@ -32,6 +32,7 @@ TEXT_PATHS = ("/api/explain", "/api/validate")
 CACHE_ENTRIES = 512  # answers kept
 CACHE_BYTES = 64 * MB  # ... and their bytes at most (answers larger than a quarter of it are not kept)
 FIT_TOP = 200  # fit candidates an answer carries at most (the ranking is best first)
+INLINE_SCENARIOS = 8  # plans of a catalog model over at most this many GPU x utilization scenarios run inline
 CACHE_KEY_LIMIT = 64 * 1024  # bodies larger than this (pasted logs, CSVs, big configs) are not kept
 STATIC = ("index.html", "app.js", "app.css")
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
@@ -252,10 +253,11 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
     answers: OrderedDict[str, bytes] = OrderedDict()  # the latest answers by request: the page re-asks them
 
-    async def run(call: Any, body: BaseModel | None = None) -> Response:
+    async def run(call: Any, body: BaseModel | None = None, inline: bool = False) -> Response:
         """The library call with local files off and the Hub as the server was started, as JSON, in a worker
-        thread; answers to small bodies are kept and given again from the event loop (the library is
-        deterministic), errors never."""
+        thread (on the event loop when `inline`: a call known to be about a millisecond, which the thread hop
+        and the GIL's hand-offs would double); answers to small bodies are kept and given again from the event
+        loop (the library is deterministic), errors never."""
         # Python's JSON writer, not pydantic's: that one writes Infinity and NaN (real configs hold them in
         # fields such as time_step_limit) as null, so two different configs would share an answer
         key = (f"{type(body).__name__}:{json.dumps(body.model_dump(), separators=(',', ':'), default=str)}"
@@ -270,7 +272,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             with model_sources(local_files=False, hub_lookups=allow_hub):
                 return json.dumps(call()).encode()
 
-        content = await run_in_threadpool(compute)
+        content = compute() if inline else await run_in_threadpool(compute)
         if key is not None:
             if len(content) <= CACHE_BYTES // 4:
                 answers[key] = content
@@ -301,9 +303,10 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         from kvplan.derivation import derivation
         from kvplan.planning import plan
 
+        gpus = [body.gpu] if isinstance(body.gpu, str) else body.gpu
+        utils = [body.util] if isinstance(body.util, float | int) else body.util
+
         def call() -> dict[str, Any]:
-            gpus = [body.gpu] if isinstance(body.gpu, str) else body.gpu
-            utils = [body.util] if isinstance(body.util, float | int) else body.util
             result = plan(body.source(), gpu=gpus, gpu_memory=body.gpu_memory, gpus=body.gpus, tp=body.tp,
                           pp=body.pp, util=utils or None, seq=body.seq, batch=body.batch, dtype=body.dtype,
                           kv_dtype=body.kv_dtype, quant=body.quant, reserve=body.reserve,
@@ -316,7 +319,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                 data["derivation"] = derivation(result)
             return data
 
-        return await run(call, body)
+        # a catalog model over a few scenarios costs about a millisecond: computed on the event loop
+        few = body.config is None and max(1, len(gpus)) * max(1, len(utils or [])) <= INLINE_SCENARIOS
+        return await run(call, body, inline=few)
 
     @app.post("/api/inspect", responses=ERRORS, summary="kvplan inspect --json")
     async def api_inspect(body: DeploymentInput) -> Response:
