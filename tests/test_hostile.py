@@ -354,3 +354,26 @@ def test_fit_refuses_a_top_below_one():
     """Found by benchmarks/fuzz.py: `--top -1` printed every candidate but the last."""
     r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "8", "--top", "-1"])
     assert r.exit_code == 2 and "--top" in r.output
+
+
+@pytest.mark.parametrize("family", ["cli", "logs", "csvs", "web"])
+def test_the_long_fuzz_families_hold_on_a_seeded_sample(family, monkeypatch):
+    """The fast slice of benchmarks/fuzz.py (the long run: 100,000 inputs) for the families the config fuzz
+    above does not cover: 150 seeded inputs each, every one an answer with strict, non-negative figures, or
+    one of kvplan's errors; the seeds are the long run's, so a failure here replays there."""
+    import importlib.util
+    import random
+    from pathlib import Path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("kvplan_fuzz", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    cases = fuzz.Family()
+    case = getattr(cases, f"{family}_case")
+    problems = []
+    for seed in range(150):
+        with contextlib.suppress(KvplanError):
+            problems += [f"seed {seed}: {p}" for p in case(random.Random(f"{family}-{seed}"))]
+    assert problems == []
