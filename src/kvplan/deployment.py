@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from kvplan.caching import derived
 from kvplan.errors import InputError
@@ -49,8 +50,20 @@ class Stage:
 
     def request_bytes(self, seq: int, kv_bytes: float, tp: int) -> float:
         """Bytes one request of `seq` tokens holds on one GPU of this stage."""
-        per_token = sum(layer.kv.bytes_per_token(kv_bytes, tp) * layer.kv.tokens_held(seq) for layer in self.layers)
+        per_token = sum(kv.bytes_per_token(kv_bytes, tp) * kv.tokens_held(seq) * n for kv, n in self.kv_kinds)
         return per_token + self.state_bytes
+
+    @cached_property
+    def kv_kinds(self) -> tuple[tuple[Any, int], ...]:
+        """The stage's distinct KV specs, each with its number of layers (layers share a handful)."""
+        return kv_kinds(self.layers)
+
+
+def kv_kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[Any, int], ...]:
+    counts: dict[Any, int] = {}
+    for layer in layers:
+        counts[layer.kv] = counts.get(layer.kv, 0) + 1
+    return tuple(counts.items())
 
 
 @derived
@@ -83,6 +96,13 @@ def _stage_tensors(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: fl
         else:  # final norm, lm_head
             held[last].append((t, size))
     return tuple(tuple(ts) for ts in held)
+
+
+@derived
+def _stage_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float,
+                   pp: int) -> tuple[int, ...]:
+    return tuple(round(sum(size for _, size in held))
+                 for held in _stage_tensors(model, tp, fmt, dense_bytes, scale, pp))
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,13 +234,15 @@ class Deployment:
     @cached_property
     def stages(self) -> tuple[Stage, ...]:
         m = self.model
+        weights = _stage_weights(m, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale, self.pp)
         out = []
         for s, r in enumerate(self._ranges):
             layers = tuple(m.layers[i] for i in r)
+            kinds = kv_kinds(layers)
             out.append(Stage(
-                index=s, layers=layers, weights_bytes=round(sum(size for _, size in self.stage_tensors[s])),
-                kv_bytes_per_token=sum(layer.kv.bytes_per_token(self.kv_bytes, self.tp) for layer in layers),
-                state_bytes=sum(layer.kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) for layer in layers),
+                index=s, layers=layers, weights_bytes=weights[s],
+                kv_bytes_per_token=sum(kv.bytes_per_token(self.kv_bytes, self.tp) * n for kv, n in kinds),
+                state_bytes=sum(kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) * n for kv, n in kinds),
             ))
         return tuple(out)
 
