@@ -47,23 +47,24 @@ class Stage:
     weights_bytes: int
     kv_bytes_per_token: float  # growth per cached token (all attention layers, on one GPU)
     state_bytes: int  # constant per request (Mamba state, cross-attention image K/V)
+    kv_specs: tuple[tuple[Any, int], ...]  # the layers' distinct KV specs, each with its number of layers
 
     def request_bytes(self, seq: int, kv_bytes: float, tp: int) -> float:
         """Bytes one request of `seq` tokens holds on one GPU of this stage."""
-        per_token = sum(kv.bytes_per_token(kv_bytes, tp) * kv.tokens_held(seq) * n for kv, n in self.kv_kinds)
+        per_token = sum(kv.bytes_per_token(kv_bytes, tp) * kv.tokens_held(seq) * n for kv, n in self.kv_specs)
         return per_token + self.state_bytes
 
-    @cached_property
-    def kv_kinds(self) -> tuple[tuple[Any, int], ...]:
-        """The stage's distinct KV specs, each with its number of layers (layers share a handful)."""
-        return kv_kinds(self.layers)
 
-
-def kv_kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[Any, int], ...]:
-    counts: dict[Any, int] = {}
-    for layer in layers:
-        counts[layer.kv] = counts.get(layer.kv, 0) + 1
-    return tuple(counts.items())
+@derived
+def _stage_kv_specs(model: ModelSpec, pp: int) -> tuple[tuple[tuple[Any, int], ...], ...]:
+    """Each stage's distinct KV specs with their numbers of layers (layers share a handful), per model and PP."""
+    out = []
+    for r in pp_partition(model.num_layers, pp) if model.layers else [range(0)]:
+        counts: dict[Any, int] = {}
+        for i in r:
+            counts[model.layers[i].kv] = counts.get(model.layers[i].kv, 0) + 1
+        out.append(tuple(counts.items()))
+    return tuple(out)
 
 
 @derived
@@ -235,14 +236,16 @@ class Deployment:
     def stages(self) -> tuple[Stage, ...]:
         m = self.model
         weights = _stage_weights(m, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale, self.pp)
+        kv_specs = _stage_kv_specs(m, self.pp)
         out = []
         for s, r in enumerate(self._ranges):
             layers = tuple(m.layers[i] for i in r)
-            kinds = kv_kinds(layers)
+            kinds = kv_specs[s]
             out.append(Stage(
                 index=s, layers=layers, weights_bytes=weights[s],
                 kv_bytes_per_token=sum(kv.bytes_per_token(self.kv_bytes, self.tp) * n for kv, n in kinds),
                 state_bytes=sum(kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) * n for kv, n in kinds),
+                kv_specs=kinds,
             ))
         return tuple(out)
 

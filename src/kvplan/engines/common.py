@@ -48,18 +48,8 @@ def fitted_constants() -> dict:
 def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
     plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
-    extra = 0
-    for t in dep.model.tensors:
-        if t.role not in ("embedding", "lm_head") or len(t.shape) != 2:
-            continue
-        on_stage = (t.role == "embedding" and stage.index == 0) or (
-            t.role == "lm_head" and stage.index == len(dep.stages) - 1)
-        if dep.model.tie_word_embeddings and t.role == "embedding" and stage.index == len(dep.stages) - 1:
-            on_stage = True
-        if on_stage:
-            rows, hidden = t.shape
-            padded = pad(rows, VOCAB_PADDING) // dep.tp
-            extra += (padded - t.shard_shape(dep.tp)[0]) * hidden * dep.dense_bytes
+    extra = _vocab_padding(dep.model, dep.tp, dep.dense_bytes, stage.index == 0,
+                           stage.index == len(dep.stages) - 1)
     padding = _mxfp4_padding(dep.model, dep.tp, dep.weight_format, dep.dense_bytes,
                              frozenset(layer.index for layer in stage.layers))
     rope = 0.0
@@ -74,6 +64,24 @@ def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     if rope:
         parts.append(f"RoPE tables {rope:,.0f}")
     return round(total), " + ".join(parts) + " B"
+
+
+@derived
+def _vocab_padding(model: ModelSpec, tp: int, dense_bytes: float, first: bool, last: bool) -> float:
+    """Bytes the vocabulary's padding to VOCAB_PADDING rows adds to a stage's embedding and lm_head shards
+    (kept per model: a function of TP, the dtype and where the stage sits)."""
+    extra = 0
+    for t in model.tensors:
+        if t.role not in ("embedding", "lm_head") or len(t.shape) != 2:
+            continue
+        on_stage = (t.role == "embedding" and first) or (t.role == "lm_head" and last)
+        if model.tie_word_embeddings and t.role == "embedding" and last:
+            on_stage = True
+        if on_stage:
+            rows, hidden = t.shape
+            padded = pad(rows, VOCAB_PADDING) // tp
+            extra += (padded - t.shard_shape(tp)[0]) * hidden * dense_bytes
+    return extra
 
 
 @derived

@@ -355,11 +355,8 @@ class KVLayout:
 @derived
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
               group_ratio: float) -> KVLayout:
-    layers_by_kv: dict[Any, int] = {}  # layers share a handful of KV specs: map each distinct one once
-    for layer in stage.layers:
-        layers_by_kv[layer.kv] = layers_by_kv.get(layer.kv, 0) + 1
     counts: dict[Page, int] = {}
-    for kv, n in layers_by_kv.items():
+    for kv, n in stage.kv_specs:  # layers share a handful of KV specs: map each distinct one once
         spec = page_of(kv, dep)
         if spec is not None:
             counts[spec] = counts.get(spec, 0) + n
