@@ -37,6 +37,11 @@ def pp_partition(num_layers: int, pp: int) -> list[range]:
     return out
 
 
+def stage_ranges(model: ModelSpec, pp: int) -> list[range]:
+    """The layers each pipeline stage holds (one empty stage for a model without layers)."""
+    return pp_partition(model.num_layers, pp) if model.layers else [range(0)]
+
+
 @dataclass(frozen=True, eq=False)
 class Stage:
     """One pipeline stage; each of its `tp` GPUs holds the figures below. Compared and hashed by identity (one
@@ -59,7 +64,7 @@ class Stage:
 def _stage_kv_specs(model: ModelSpec, pp: int) -> tuple[tuple[tuple[Any, int], ...], ...]:
     """Each stage's distinct KV specs with their numbers of layers (layers share a handful), per model and PP."""
     out = []
-    for r in pp_partition(model.num_layers, pp) if model.layers else [range(0)]:
+    for r in stage_ranges(model, pp):
         counts: dict[Any, int] = {}
         for i in r:
             counts[model.layers[i].kv] = counts.get(model.layers[i].kv, 0) + 1
@@ -83,7 +88,7 @@ def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
 def _stage_tensors(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float,
                    pp: int) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
     """Deployment.stage_tensors, shared like _tensor_sizes by deployments that agree on what decides it."""
-    ranges = pp_partition(model.num_layers, pp) if model.layers else [range(0)]
+    ranges = stage_ranges(model, pp)
     last = len(ranges) - 1
     owner: dict[int, int] = {i: s for s, r in enumerate(ranges) for i in r}
     held: list[list[tuple[Tensor, float]]] = [[] for _ in ranges]
@@ -218,7 +223,7 @@ class Deployment:
 
     @cached_property
     def _ranges(self) -> list[range]:
-        return pp_partition(self.model.num_layers, self.pp) if self.model.layers else [range(0)]
+        return stage_ranges(self.model, self.pp)
 
     @cached_property
     def tensor_sizes(self) -> tuple[float, ...]:
