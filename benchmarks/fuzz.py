@@ -116,6 +116,21 @@ def _strict(data) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- families
+def mutate(config: dict, rng: random.Random, junk: list) -> dict:
+    """A copy of config with one to three fields (nested ones too) replaced by a value from junk."""
+    cfg = copy.deepcopy(config)
+    for _ in range(rng.randint(1, 3)):
+        node = cfg
+        while True:
+            key = rng.choice(list(node))
+            if isinstance(node[key], dict) and node[key] and rng.random() < 0.3:
+                node = node[key]
+                continue
+            node[key] = copy.deepcopy(rng.choice(junk))
+            break
+    return cfg
+
+
 class Family:
     def __init__(self) -> None:
         import kvplan
@@ -136,16 +151,7 @@ class Family:
     def configs_case(self, rng: random.Random) -> list[str]:
         from kvplan.derivation import derivation
 
-        cfg = copy.deepcopy(rng.choice(self.configs))
-        for _ in range(rng.randint(1, 3)):
-            node = cfg
-            while True:
-                key = rng.choice(list(node))
-                if isinstance(node[key], dict) and node[key] and rng.random() < 0.3:
-                    node = node[key]
-                    continue
-                node[key] = copy.deepcopy(rng.choice(JUNK))
-                break
+        cfg = mutate(rng.choice(self.configs), rng, JUNK)
         p = self.kvplan.plan(cfg, gpu=rng.choice(["a10g", "h100", "l4"]), engine=rng.choice(self.engines),
                              tp=rng.choice([1, 2, 4]), seq=rng.choice([None, 1000, 32768]))
         derivation(p)

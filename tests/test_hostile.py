@@ -110,28 +110,20 @@ def test_mutated_configs_end_in_a_plan_or_one_of_kvplans_errors():
     """#11.2 / #11.5: a seeded fuzz over the catalog's configs (one to three fields replaced by junk, nested
     ones too) under every engine: every call ends in a plan with finite, non-negative byte counts, or in a
     KvplanError; none runs longer than 2 s (the layer, head, vocabulary and expert counts are bounded first)."""
-    import copy
     import random
 
+    from conftest import fuzz_module
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     configs = _configs()
+    mutate = fuzz_module().mutate  # the long fuzz's mutation (benchmarks/fuzz.py), on this test's junk
 
     @settings(max_examples=1000, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.integers(0, 2**32))
     def check(seed: int) -> None:
         rng = random.Random(seed)
-        cfg = copy.deepcopy(rng.choice(configs))
-        for _ in range(rng.randint(1, 3)):
-            node = cfg
-            while True:
-                key = rng.choice(list(node))
-                if isinstance(node[key], dict) and node[key] and rng.random() < 0.3:
-                    node = node[key]
-                    continue
-                node[key] = rng.choice(JUNK)
-                break
+        cfg = mutate(rng.choice(configs), rng, JUNK)
         start = time.perf_counter()
         try:
             p = kvplan.plan(cfg, gpu=rng.choice(["a10g", "h100"]), engine=rng.choice(engine_names()),
@@ -361,16 +353,12 @@ def test_the_long_fuzz_families_hold_on_a_seeded_sample(family, monkeypatch):
     """The fast slice of benchmarks/fuzz.py (the long run: 100,000 inputs) for the families the config fuzz
     above does not cover: 150 seeded inputs each, every one an answer with strict, non-negative figures, or
     one of kvplan's errors; the seeds are the long run's, so a failure here replays there."""
-    import importlib.util
     import random
-    from pathlib import Path
+
+    from conftest import fuzz_module
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
-    spec = importlib.util.spec_from_file_location("kvplan_fuzz", path)
-    fuzz = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fuzz)
-    cases = fuzz.Family()
+    cases = fuzz_module().Family()
     case = getattr(cases, f"{family}_case")
     problems = []
     for seed in range(150):

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
+from conftest import live_server
 
 from kvplan.web import server
-from kvplan.web.app import create_app
 
 
 @pytest.fixture(scope="module")
 def address():
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    running = uvicorn.Server(server.config(create_app(), "127.0.0.1", port))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if running.started:
-            break
-        time.sleep(0.05)
-    yield ("127.0.0.1", port)
-    running.should_exit = True
-    thread.join(5)
+    with live_server() as where:
+        yield where
 
 
 def _exchange(address, data: bytes, timeout: float = 5.0) -> bytes:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from conftest import live_server
 
 from kvplan.explain import diagnose
 from kvplan.planning import plan
@@ -30,24 +28,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
-    from kvplan.web.app import create_app
-    from kvplan.web.server import config
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(config(create_app(), "127.0.0.1", port))  # the configuration `kvplan serve` runs
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(timeout=5)
+    with live_server() as (host, port):  # the configuration `kvplan serve` runs
+        yield f"http://{host}:{port}/"
 
 
 @pytest.fixture(scope="module")
