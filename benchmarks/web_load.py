@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import socket
@@ -64,6 +65,8 @@ async def run(port: int, clients: int, total: int, fresh: bool) -> tuple[list[fl
             await run_one(port, body)
         plans = itertools.cycle(base)
     left = [total]
+    gc.collect()
+    gc.freeze()  # the load generator's own collections would stall every connection and count as latency
     await asyncio.gather(*(one_connection(port, plans, left, latencies, errors) for _ in range(clients)))
     return latencies, errors[0]
 

@@ -45,7 +45,8 @@ def stage_ranges(model: ModelSpec, pp: int) -> list[range]:
 @dataclass(frozen=True, eq=False)
 class Stage:
     """One pipeline stage; each of its `tp` GPUs holds the figures below. Compared and hashed by identity (one
-    object per deployment and stage), as caches keyed on it need."""
+    object per model, layout and precision: deployments that agree on those share it), as caches keyed on it
+    need."""
 
     index: int
     layers: tuple[LayerSpec, ...]
@@ -109,6 +110,25 @@ def _stage_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: fl
                    pp: int) -> tuple[int, ...]:
     return tuple(round(sum(size for _, size in held))
                  for held in _stage_tensors(model, tp, fmt, dense_bytes, scale, pp))
+
+
+@derived
+def _stages(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float, pp: int,
+            kv_bytes: float, state_bytes: float) -> tuple[Stage, ...]:
+    """Deployment.stages, one tuple shared by the deployments that agree on every figure a stage holds (a
+    server's requests for the same model and layout), kept as long as the model spec lives."""
+    weights = _stage_weights(model, tp, fmt, dense_bytes, scale, pp)
+    kv_specs = _stage_kv_specs(model, pp)
+    out = []
+    for s, r in enumerate(stage_ranges(model, pp)):
+        kinds = kv_specs[s]
+        out.append(Stage(
+            index=s, layers=tuple(model.layers[i] for i in r), weights_bytes=weights[s],
+            kv_bytes_per_token=sum(kv.bytes_per_token(kv_bytes, tp) * n for kv, n in kinds),
+            state_bytes=sum(kv.state_bytes(kv_bytes, state_bytes, tp) * n for kv, n in kinds),
+            kv_specs=kinds,
+        ))
+    return tuple(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,10 +242,6 @@ class Deployment:
         return parts
 
     @cached_property
-    def _ranges(self) -> list[range]:
-        return stage_ranges(self.model, self.pp)
-
-    @cached_property
     def tensor_sizes(self) -> tuple[float, ...]:
         """Bytes per GPU of each of the model's tensors, in order."""
         return _tensor_sizes(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale)
@@ -239,20 +255,8 @@ class Deployment:
 
     @cached_property
     def stages(self) -> tuple[Stage, ...]:
-        m = self.model
-        weights = _stage_weights(m, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale, self.pp)
-        kv_specs = _stage_kv_specs(m, self.pp)
-        out = []
-        for s, r in enumerate(self._ranges):
-            layers = tuple(m.layers[i] for i in r)
-            kinds = kv_specs[s]
-            out.append(Stage(
-                index=s, layers=layers, weights_bytes=weights[s],
-                kv_bytes_per_token=sum(kv.bytes_per_token(self.kv_bytes, self.tp) * n for kv, n in kinds),
-                state_bytes=sum(kv.state_bytes(self.kv_bytes, self.state_bytes, self.tp) * n for kv, n in kinds),
-                kv_specs=kinds,
-            ))
-        return tuple(out)
+        return _stages(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale, self.pp,
+                       self.kv_bytes, self.state_bytes)
 
     @property
     def gpus_per_replica(self) -> int:

@@ -11,7 +11,7 @@ import io
 import re
 import tomllib
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from kvplan.errors import InputError, suggest
@@ -175,6 +175,11 @@ _CAPABILITY = (
 
 def compute_capability(gpu: GPU) -> int | None:
     """An NVIDIA GPU's compute capability x 10 (Turing T4 = 75, Hopper H100 = 90); None for other devices."""
-    if not gpu.name.startswith("NVIDIA"):
+    return _capability(gpu.name)
+
+
+@lru_cache(maxsize=256)  # bounded: custom devices' names come from users
+def _capability(name: str) -> int | None:
+    if not name.startswith("NVIDIA"):
         return None
-    return next((cap for pattern, cap in _CAPABILITY if re.search(pattern, gpu.name)), None)
+    return next((cap for pattern, cap in _CAPABILITY if re.search(pattern, name)), None)

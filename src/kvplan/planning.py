@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ def _scenario_dict(s: Scenario, context_assumed: bool = False) -> dict[str, Any]
         "starts": s.startup.starts if s.startup.modelled else None,
         "start_error": s.startup.reason,
         "largest_max_model_len_that_starts": s.startup.longest_context if s.startup.modelled else None,
-        "engine": None if s.printed is None else asdict(s.printed),
+        "engine": None if s.printed is None else s.printed.to_dict(),
     }
 
 

@@ -159,6 +159,10 @@ class Printed:
     max_num_batched_tokens: int | None = None
     notes: tuple[str, ...] = field(default=())
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values (a shallow copy: every field is a number, a string or the notes)."""
+        return {**self.__dict__, "notes": list(self.notes)}
+
 
 @dataclass(frozen=True)
 class Startup:

@@ -44,17 +44,22 @@ def fitted_constants() -> dict:
 
 # -------------------------------------------------------------------------------------------------- weights
 
-@derived
 def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
     plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
-    extra = _vocab_padding(dep.model, dep.tp, dep.dense_bytes, stage.index == 0,
-                           stage.index == len(dep.stages) - 1)
-    padding = _mxfp4_padding(dep.model, dep.tp, dep.weight_format, dep.dense_bytes,
-                             frozenset(layer.index for layer in stage.layers))
+    return _loaded_weights(dep.model, dep.tp, dep.weight_format, dep.dense_bytes, len(dep.stages), stage)
+
+
+@derived
+def _loaded_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, pp: int,
+                    stage: Stage) -> tuple[int, str]:
+    """loaded_weights, kept per model: a function of TP, the format and the stage (shared by the deployments
+    that agree on those)."""
+    extra = _vocab_padding(model, tp, dense_bytes, stage.index == 0, stage.index == pp - 1)
+    padding = _mxfp4_padding(model, tp, fmt, dense_bytes, frozenset(layer.index for layer in stage.layers))
     rope = 0.0
     if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
-        rope = sum(r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope)
+        rope = sum(r.positions * r.dim * (4 if r.fp32 else dense_bytes) for r in model.rope)
     total = stage.weights_bytes + extra + padding + rope
     parts = [f"tensors {stage.weights_bytes:,}"]
     if extra:

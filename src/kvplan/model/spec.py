@@ -540,6 +540,11 @@ class ModelSpec:
         return len(self.layers)
 
     def kv_kinds(self) -> dict[str, int]:
+        """Layers by KV kind, in first-seen order (a fresh dict: callers may change it)."""
+        return dict(self._kv_kinds)
+
+    @cached_property
+    def _kv_kinds(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for layer in self.layers:
             out[layer.kv.kind] = out.get(layer.kv.kind, 0) + 1
