@@ -412,13 +412,21 @@ def plot(kind: str, model: str, out: str, gpu: tuple[str, ...], util: tuple[floa
 # ----------------------------------------------------------------------------------- logs and validation
 @main.command()
 @click.argument("csv_file", metavar="CSV")
-@click.option("--json", "as_json", is_flag=True, help='{"rows": [...], "summary": {...}} (schema in the README).')
-def validate(csv_file: str, as_json: bool) -> None:
-    """Predict the figures of real engine startup logs (a CSV like shared/bench/engine_logs.csv) and report
-    the errors. Exits 0 whenever the file could be read."""
+@click.option("--leave-one-version-out", "by_version", is_flag=True,
+              help="Also score every release band on constants refitted without its rows (held out).")
+@click.option("--leave-one-source-out", "by_source", is_flag=True,
+              help="Also score every source (issue, PR, sweep) on constants refitted without its rows.")
+@click.option("--json", "as_json", is_flag=True,
+              help='{"rows", "summary", "by_band", "held_out"} (schema in the README).')
+def validate(csv_file: str, by_version: bool, by_source: bool, as_json: bool) -> None:
+    """Predict the figures of real engine startup logs (a CSV like benchmarks/engine_logs.csv) and report the
+    errors, overall and per engine release band. Exits 0 whenever the file could be read."""
+    from kvplan.errors import InputError
     from kvplan.validate import validate as run_validate
 
-    report = run_validate(csv_file)
+    if by_version and by_source:
+        raise InputError("give --leave-one-version-out or --leave-one-source-out, not both")
+    report = run_validate(csv_file, "version" if by_version else "source" if by_source else None)
     if as_json:
         _emit_json(report.to_dict())
         return

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from kvplan.explain import Diagnosis
     from kvplan.fit import FitResult
     from kvplan.inventory import Inventory, LayerRow
-    from kvplan.validate import ValidationReport
+    from kvplan.validate import Group, ValidationReport
 
 
 def _both(n: float | None) -> str:
@@ -210,11 +210,44 @@ def validation_table(console: Console, report: ValidationReport) -> None:
     for name, s in report.summary.items():
         summary.add_row(name, str(s.n), _pct(s.median_abs_rel_err), _pct(s.p90_abs_rel_err))
     console.print(summary)
+    _band_table(console, "per release band (in sample: the shipped constants)", report.by_band)
+    if report.held_out is not None:
+        title = f"held out: each {'release band' if report.held_out.by == 'version' else 'source'} on constants " \
+                "refitted without its rows"
+        _band_table(console, title, report.held_out.groups)
+        console.print("held out, all rows: " + ", ".join(
+            f"{name} n {s.n} median {_pct(s.median_abs_rel_err)} p90 {_pct(s.p90_abs_rel_err)}"
+            for name, s in report.held_out.summary.items() if s.n and name in BAND_FIGURES), soft_wrap=True)
     c = report.counts
     console.print(f"rows read {c.read}, modelled {c.modelled}, skipped {c.skipped}")
     for r in report.rows:
         if not r.modelled:
             console.print(f"  skipped row {r.index} ({r.model}): {r.reason}", soft_wrap=True)
+
+
+BAND_FIGURES = ("weights", "kv_pool", "kv_tokens", "max_concurrency", "non_torch", "activation_peak",
+                "free_after_weights")
+
+
+def _band_table(console: Console, title: str, groups: dict[str, Group]) -> None:
+    """One line per group: its row counts and each figure's n / median / p90."""
+    table = Table(header_style="bold", title=title)
+    for col in ("band", "rows (fitted)", "weights", "KV pool", "KV tokens", "concurrency", "non-torch", "activation",
+                "free after weights"):
+        table.add_column(col, overflow="fold")
+    for name, g in groups.items():
+        cells = []
+        for figure in BAND_FIGURES:
+            s = g.summary.get(figure)
+            cells.append("-" if s is None or not s.n else
+                         f"{_pct1(s.median_abs_rel_err)} / {_pct1(s.p90_abs_rel_err)} ({s.n})")
+        table.add_row(name, f"{g.rows} ({g.fitted_rows})" + (f": {g.unscored}" if g.unscored else ""), *cells)
+    console.print(table)
+    console.print("cells: median / p90 absolute relative error (rows with the figure)")
+
+
+def _pct1(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
 
 
 def _pct(x: float | None) -> str:

@@ -5,8 +5,13 @@ For each row kvplan can model it predicts, with every setting the row states:
 - `kv_tokens_given_pool`: KV tokens from the logged kv_available_gib (isolates the KV spec and block rules),
 - `kv_pool`: kv_available_gib end to end,
 - `kv_tokens`: KV tokens end to end,
-- `max_concurrency`: "Maximum concurrency for max_model_len tokens per request".
-Relative errors are |predicted - logged| / |logged|; a summary gives the count, median and p90 per figure.
+- `max_concurrency`: "Maximum concurrency for max_model_len tokens per request",
+and, where the log prints the budget's terms, each term, so a miss is located: `non_torch` and `activation_peak`
+(vLLM's profile lines), `free_before_weights` and `free_after_weights` (SGLang's "Load weight begin / end ...
+avail mem").
+Relative errors are |predicted - logged| / |logged|; a summary gives the count, median and p90 per figure, for all
+rows and per engine release band (`Engine.band`: the releases between two rule changes). `hold_out` scores every
+band (or source) on constants refitted without its rows (kvplan.engines.vllm_fit): the held-out figures.
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ from kvplan.model.load import load_model
 from kvplan.model.quant import scheme_for_checkpoint
 from kvplan.units import GiB
 
-FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency")
+FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency", "non_torch",
+           "activation_peak", "free_before_weights", "free_after_weights")
+TERM_COLUMNS = {"non_torch": ("non_torch_gib", TermKind.NON_TORCH),
+                "activation_peak": ("activation_peak_gib", TermKind.ACTIVATION)}
 REQUIRED_COLUMNS = ("engine", "model", "gpu", "kv_available_gib", "kv_tokens", "config")
 
 
-class Skip(Exception):
+class Skip(KvplanError):
     """This row (or figure) cannot be modelled; the message says why."""
 
 
@@ -50,6 +58,7 @@ class RowResult:
     reason: str | None = None  # why the whole row was skipped
     assumptions: list[str] = field(default_factory=list)
     gpu: str = ""  # as the row states it
+    band: str = ""  # the engine's release band (Engine.band) the row's version falls in
 
     @property
     def modelled(self) -> bool:
@@ -57,8 +66,8 @@ class RowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "source": self.source, "model": self.model, "engine": self.engine,
-                "gpu": self.gpu, "modelled": self.modelled, "reason": self.reason, "figures": self.figures,
-                "not_predicted": self.skipped, "assumptions": self.assumptions}
+                "band": self.band, "gpu": self.gpu, "modelled": self.modelled, "reason": self.reason,
+                "figures": self.figures, "not_predicted": self.skipped, "assumptions": self.assumptions}
 
 
 def _num(row: dict[str, str], key: str) -> float | None:
@@ -204,6 +213,15 @@ def _record(result: RowResult, row: dict[str, str], s: Scenario) -> None:
     predicted = {"weights": None if weights is None else weights / GiB, "kv_pool": first.kv_pool / GiB,
                  "kv_tokens": s.printed.kv_tokens if s.printed else None,
                  "max_concurrency": s.printed.max_concurrency if s.printed else None}
+    for name, (column, kind) in TERM_COLUMNS.items():
+        logged[name] = _num(row, column)
+        term = first.term(kind)
+        predicted[name] = None if term is None else term / GiB
+    for name, column in (("free_before_weights", "avail_before_load_gib"),
+                         ("free_after_weights", "avail_after_load_gib")):
+        logged[name] = _num(row, column)
+        value = getattr(s.printed, f"{name}_bytes", None) if s.printed else None
+        predicted[name] = None if value is None else value / GiB
     for name, value in logged.items():
         if value is None:
             continue
@@ -228,9 +246,24 @@ def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) 
     result.figures["kv_tokens_given_pool"] = _entry(s.printed.kv_tokens, tokens)
 
 
+def band_of(row: dict[str, str]) -> str:
+    found = by_csv_name(row.get("engine") or "")
+    if found is None:
+        return f"{(row.get('engine') or '').strip() or 'no engine'} (not modelled)"
+    return found.band((row.get("engine_version") or "").strip() or None)
+
+
+def source_of(row: dict[str, str]) -> str:
+    """The row's source without its comment: 'vllm-project/vllm#10517', a URL, a file."""
+    text = (row.get("source") or "").strip()
+    if m := re.match(r"(?:github\.com/)?([\w.-]+/[\w.-]+)\s*(?:PR\s*)?#(\d+)", text):
+        return f"{m.group(1)}#{m.group(2)}"
+    return re.split(r"\s+\(|,\s", text, maxsplit=1)[0] or "no source"
+
+
 def validate_row(index: int, row: dict[str, str], base: Path | None) -> RowResult:
     result = RowResult(index, row.get("source", ""), row.get("model", ""), row.get("engine", ""),
-                       gpu=(row.get("gpu") or "").strip())
+                       gpu=(row.get("gpu") or "").strip(), band=band_of(row))
     try:
         setup = row_setup(row, base)
         result.assumptions = setup.assumptions
@@ -270,15 +303,52 @@ class Counts:
 
 
 @dataclass
+class Group:
+    """The rows of one band (or source) and their errors; in a hold-out, on constants fitted without them."""
+
+    rows: int
+    modelled: int
+    fitted_rows: int  # rows of the group some constant is fitted on (0: its figures are held out already)
+    summary: dict[str, FigureSummary]
+    unscored: str | None = None  # a hold-out that could not refit without this group: why
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"rows": self.rows, "modelled": self.modelled, "fitted_rows": self.fitted_rows,
+               "summary": {name: s.to_dict() for name, s in self.summary.items() if s.n}}
+        if self.unscored:
+            out["unscored"] = self.unscored
+        return out
+
+
+@dataclass
+class HoldOut:
+    """Every group scored on constants refitted without its own rows (kvplan.engines.vllm_fit.fit, `exclude`)."""
+
+    by: str  # "version" (release bands) or "source"
+    groups: dict[str, Group]
+    summary: dict[str, FigureSummary]  # all rows, each scored held out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "summary": {name: s.to_dict() for name, s in self.summary.items()},
+                "groups": {name: g.to_dict() for name, g in self.groups.items()}}
+
+
+@dataclass
 class ValidationReport:
     rows: list[RowResult]
     summary: dict[str, FigureSummary]  # figure name (FIGURES order) -> its errors
     counts: Counts
+    by_band: dict[str, Group] = field(default_factory=dict)  # in sample: the shipped constants
+    held_out: HoldOut | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": [r.to_dict() for r in self.rows],
-                "summary": {name: s.to_dict() for name, s in self.summary.items()},
-                "counts": self.counts.to_dict()}
+        out = {"rows": [r.to_dict() for r in self.rows],
+               "summary": {name: s.to_dict() for name, s in self.summary.items()},
+               "counts": self.counts.to_dict(),
+               "by_band": {name: g.to_dict() for name, g in self.by_band.items()}}
+        if self.held_out is not None:
+            out["held_out"] = self.held_out.to_dict()
+        return out
 
 
 def summarize(results: list[RowResult]) -> dict[str, FigureSummary]:
@@ -291,6 +361,14 @@ def summarize(results: list[RowResult]) -> dict[str, FigureSummary]:
         else:
             out[name] = FigureSummary(0, None, None)
     return out
+
+
+def _groups(results: list[RowResult], key: Any, fitted: set[int]) -> dict[str, Group]:
+    members: dict[str, list[RowResult]] = {}
+    for r in results:
+        members.setdefault(key(r), []).append(r)
+    return {name: Group(len(rs), sum(r.modelled for r in rs), sum(r.index in fitted for r in rs), summarize(rs))
+            for name, rs in sorted(members.items())}
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -315,18 +393,61 @@ def parse_rows(text: str, name: str = "the CSV") -> list[dict[str, str]]:
         raise InputError(f"{name} is not a readable CSV: {e}") from None
 
 
-def validate(path: str | Path) -> ValidationReport:
+HOLD_OUT = {"version": band_of, "source": source_of}
+
+
+def validate(path: str | Path, hold_out: str | None = None) -> ValidationReport:
+    """`hold_out`: "version" (leave one release band out) or "source" (leave one source out)."""
     path = Path(path)
-    return report(read_rows(path), path.parent)
+    return report(read_rows(path), path.parent, hold_out)
 
 
-def validate_text(text: str) -> ValidationReport:
+def validate_text(text: str, hold_out: str | None = None) -> ValidationReport:
     """CSV given as text: configs come from the embedded catalog only."""
-    return report(parse_rows(text), None)
+    return report(parse_rows(text), None, hold_out)
 
 
-def report(rows: list[dict[str, str]], base: Path | None) -> ValidationReport:
+def report(rows: list[dict[str, str]], base: Path | None, hold_out: str | None = None) -> ValidationReport:
+    from kvplan.engines.vllm_fit import fitted_rows
+
+    if hold_out is not None and hold_out not in HOLD_OUT:
+        raise InputError(f"hold out by {hold_out!r}: use one of {', '.join(HOLD_OUT)}")
     results = [validate_row(i, row, base) for i, row in enumerate(rows)]
     counts = Counts(read=len(results), modelled=sum(r.modelled for r in results),
                     skipped=sum(not r.modelled for r in results))
-    return ValidationReport(results, summarize(results), counts)
+    fitted = fitted_rows(rows)
+    by_band = _groups(results, lambda r: r.band, fitted)
+    held = _hold_out(rows, base, hold_out, fitted) if hold_out else None
+    return ValidationReport(results, summarize(results), counts, by_band, held)
+
+
+def _hold_out(rows: list[dict[str, str]], base: Path | None, by: str, fitted: set[int]) -> HoldOut:
+    """Each group's rows scored on constants fitted without them; a group none of whose rows is fitted on keeps
+    the shipped constants (its figures are held out already)."""
+    from kvplan.engines.common import constants_from
+    from kvplan.engines.vllm_fit import fit
+
+    key = HOLD_OUT[by]
+    members: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        members.setdefault(key(row), []).append(i)
+    results: list[RowResult] = []
+    unscored: dict[str, str] = {}
+    for name, ids in members.items():
+        left_out = frozenset(ids) & fitted
+        if not left_out:
+            results += [validate_row(i, rows[i], base) for i in ids]
+            continue
+        try:
+            constants = fit(rows, lambda r: row_setup(r, base), left_out)
+        except KvplanError as e:  # the group holds every row some constant needs: no honest held-out figure
+            unscored[name] = f"not scored held out: without these rows {e}"
+            continue
+        with constants_from(constants):
+            results += [validate_row(i, rows[i], base) for i in ids]
+    group_of = {i: name for name, ids in members.items() for i in ids}
+    groups = _groups(results, lambda r: group_of[r.index], fitted)
+    for name, why in unscored.items():
+        ids = members[name]
+        groups[name] = Group(len(ids), 0, len(frozenset(ids) & fitted), summarize([]), why)
+    return HoldOut(by, dict(sorted(groups.items())), summarize(results))

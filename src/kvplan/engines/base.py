@@ -112,6 +112,13 @@ class RuleTable(Generic[R]):
                 return self.values(**merged)
         return self._cache[version]
 
+    def band(self, version: Version) -> tuple[Version, Version | None]:
+        """The releases `version` shares its rules with: from the row at or before it to the next row's release
+        (None: no later row)."""
+        starts = [r.since for r in self.rows]
+        lo = max((s for s in starts if s <= version), default=starts[0])
+        return lo, next((s for s in starts if s > version), None)
+
 
 # ------------------------------------------------------------------------------------------ settings and results
 
@@ -158,6 +165,9 @@ class Printed:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     notes: tuple[str, ...] = field(default=())
+    # SGLang's "Load weight begin / end ... avail mem": free memory on the first GPU before and after the weights
+    free_before_weights_bytes: int | None = None
+    free_after_weights_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a shallow copy: every field is a number, a string or the notes)."""
@@ -317,6 +327,20 @@ class Engine(ABC):
                 "max_model_len_from_seq": self.max_model_len_from_seq}
 
     # ---------------------------------------------------------------- declared
+    def band(self, version: str | None) -> str:
+        """The release band `version` falls in, named by its bounds: the releases between two of the engine's
+        rule changes, which kvplan predicts alike ("vLLM 0.9.1 to <0.16.0"); accuracy is reported per band."""
+        if not version:
+            return f"{self.label}, version not stated"
+        if self.rule_table is None:
+            return f"{self.label}, every release"
+        lo, hi = self.rule_table.band(parse_version(version, self.default_version))
+        if hi is None:
+            return f"{self.label} >={version_text(lo)}"
+        if lo == (0, 0, 0):
+            return f"{self.label} <{version_text(hi)}"
+        return f"{self.label} {version_text(lo)} to <{version_text(hi)}"
+
     def version(self, settings: EngineSettings) -> Version:
         return parse_version(settings.version, self.default_version)
 

@@ -13,6 +13,9 @@ the memory in use before an engine measures what is free. Engines take these fro
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -36,10 +39,29 @@ def pad(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-@cache
 def fitted_constants() -> dict:
-    """Fitted constants (data/vllm-constants.toml), written by benchmarks/fit_vllm_constants.py."""
+    """Fitted constants (data/vllm-constants.toml, written by benchmarks/fit_vllm_constants.py), or the ones a
+    `constants_from` block sets (a leave-one-out refit)."""
+    return _OVERRIDE.get() or _shipped_constants()
+
+
+@cache
+def _shipped_constants() -> dict:
     return tomllib.loads((resources.files("kvplan") / "data" / "vllm-constants.toml").read_text(encoding="utf-8"))
+
+
+_OVERRIDE: ContextVar[dict | None] = ContextVar("fitted_constants", default=None)
+
+
+@contextmanager
+def constants_from(constants: dict) -> Iterator[None]:
+    """Inside the block, engines read `constants` instead of the shipped ones (kvplan.engines.vllm_fit's
+    refits). Figures are cached per deployment: make the deployments inside the block."""
+    token = _OVERRIDE.set(constants)
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(token)
 
 
 # -------------------------------------------------------------------------------------------------- weights

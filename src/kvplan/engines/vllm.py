@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, ClassVar
 
 from kvplan.budget import Budget, Term, TermKind
@@ -217,7 +216,6 @@ def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------------------ overheads
 
-@lru_cache(maxsize=256)
 def non_torch(constant: str, tp: int, pp: int, nvlink: bool = True) -> tuple[int, str]:
     """NCCL / cuBLAS / all-reduce workspace memory that appears during profiling (fitted per setup).
 

@@ -1,0 +1,163 @@
+"""The fitted constants of vLLM's memory profile, fitted on logged startup rows (a validation CSV's rows).
+
+What a release's source cannot give is fitted here, and only that (each constant's `source` says on which
+rows): the non-torch memory (CUDA context, NCCL and cuBLAS workspaces) per setup, and the two factors of the
+profiling run's activation peak (engines/common.py activation_peak). `fit(rows, base)` returns the constants as
+data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kvplan validate
+--leave-one-version-out` (and `--leave-one-source-out`) score every band on constants fitted without it.
+
+- non-torch: the median per setup (TP 1 in >= 0.18, TP 1 before 0.18, PP with TP 1) and a least-squares line
+  a + b x TP over the TP >= 2 rows (all on NVLink H100s); a setup left with no row keeps the shipped value.
+- activation: peak = max(forward_factor x F, sampler_bytes_per_logit x S + H), F, S, H the features kvplan
+  computes (engines/common.py ActivationFeatures); the two factors minimise the summed absolute log error over
+  the >= 0.17 rows on a grid; the 0.16 rows' excess per batched token x vocabulary entry gives
+  v016_bytes_per_token_logit; V0's sampler factor is a grid fit on the V0 rows (forward factor 1, not fitted).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kvplan.engines import by_csv_name, get_engine, parse_version
+from kvplan.engines.common import ActivationFeatures, activation_features, fitted_constants
+from kvplan.errors import KvplanError
+from kvplan.units import GiB
+
+Rows = list[tuple[int, dict[str, str]]]  # (0-based data row of the CSV, the row)
+SetupOf = Callable[[dict[str, str]], Any]  # a row -> its setup (.dep, .gpu, .settings); KvplanError: cannot be
+
+
+def _with(rows: Iterable[tuple[int, dict[str, str]]], column: str, engine: str, exclude: frozenset[int]) -> Rows:
+    return [(i, r) for i, r in rows if r.get("engine") == engine and (r.get(column) or "").strip()
+            and i not in exclude]
+
+
+def label(ids: Iterable[int]) -> str:
+    """'rows 10-21, 26' (0-based data rows of the CSV)."""
+    ordered = sorted(ids)
+    spans, start = [], None
+    for k, i in enumerate(ordered):
+        start = i if start is None else start
+        if k + 1 == len(ordered) or ordered[k + 1] != i + 1:
+            spans.append(f"{start}" if start == i else f"{start}-{i}")
+            start = None
+    return "rows " + ", ".join(spans) if spans else "no rows"
+
+
+def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    default = get_engine("vllm").default_version
+    groups: dict[str, Rows] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
+    for i, r in _with(rows, "non_torch_gib", "vLLM V1", exclude):
+        version = parse_version(r.get("engine_version") or None, default)
+        tp = int(r.get("tensor_parallel") or 1)
+        gpus = int(r.get("gpu_count") or 1)
+        key = "tp" if tp > 1 else "pp" if gpus > tp else "tp1" if version >= (0, 18) else "tp1_old"
+        groups[key].append((i, r))
+    out: dict[str, Any] = {}
+    for key in ("tp1", "tp1_old", "pp"):
+        values = [float(r["non_torch_gib"]) for _, r in groups[key]]
+        if values:
+            out[f"{key}_gib"] = round(statistics.median(values), 3)
+            out[f"{key}_source"] = f"median of {len(values)} public V1 logs, {label(i for i, _ in groups[key])}"
+    # a setup left without rows (a held-out band) borrows its nearest setup's value, never the shipped one,
+    # which was fitted on the rows held out
+    for key, nearest in (("tp1", "tp1_old"), ("tp1_old", "tp1"), ("pp", "tp1"), ("pp", "tp1_old")):
+        if f"{key}_gib" not in out and f"{nearest}_gib" in out:
+            out[f"{key}_gib"], out[f"{key}_source"] = out[f"{nearest}_gib"], f"no row: the {nearest} value"
+    if "tp1_gib" not in out:
+        raise KvplanError("no vLLM V1 row logs non-torch memory at TP 1: nothing to fit")
+    xs = [int(r["tensor_parallel"]) for _, r in groups["tp"]]
+    ys = [float(r["non_torch_gib"]) for _, r in groups["tp"]]
+    if len(set(xs)) >= 2:
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        out["tp_base_gib"], out["tp_per_rank_gib"] = round(my - slope * mx, 3), round(slope, 4)
+        out["tp_source"] = (f"least squares over {len(xs)} TP>=2 public V1 logs on NVLink H100s, "
+                            f"{label(i for i, _ in groups['tp'])}")
+    else:  # no line to fit: the TP 1 value at every TP (as without NVLink)
+        out["tp_base_gib"], out["tp_per_rank_gib"] = out["tp1_gib"], 0.0
+        out["tp_source"] = "fewer than two TP sizes: the TP 1 value"
+    out["v0_tp1_gib"] = out["tp1_gib"]
+    out["v0_tp1_source"] = "V1 TP 1 value (the V0 logs disagree too much to fit: 0.03-1.79 GiB)"
+    return out
+
+
+Point = tuple[int, tuple[int, int, int], ActivationFeatures, float]
+
+
+def activation_points(rows: Rows, setup_of: SetupOf, engine: str = "vLLM V1",
+                      exclude: frozenset[int] = frozenset()) -> list[Point]:
+    """(row, version, features, logged peak in bytes) of every row that logs an activation peak kvplan can set up."""
+    eng = by_csv_name(engine)
+    assert eng is not None
+    points = []
+    for i, r in _with(rows, "activation_peak_gib", engine, exclude):
+        if "multimodal" in (r.get("notes") or ""):  # the encoder's image profiling dominates: not this model
+            continue
+        try:
+            setup = setup_of(r)
+        except KvplanError:
+            continue
+        known = setup.settings.total_bytes or setup.gpu  # no device: the scheduler defaults of a small GPU
+        o = eng.prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0).options
+        stage = setup.dep.stages[0]  # the logged rank is rank 0
+        points.append((i, parse_version(r.get("engine_version") or None, eng.default_version),
+                       activation_features(setup.dep, stage, o.max_num_batched_tokens, o.max_num_seqs),
+                       float(r["activation_peak_gib"]) * GiB))
+    return points
+
+
+def _predict(kf: float, ks: float, f: ActivationFeatures) -> float:
+    peak = kf * f.forward
+    return max(peak, ks * f.logits + f.hidden) if f.last_stage else peak
+
+
+def fit_activation(rows: Rows, setup_of: SetupOf, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    points = activation_points(rows, setup_of, exclude=exclude)
+    sample = [p for p in points if p[1] >= (0, 17)]
+
+    def loss(kf: float, ks: float) -> float:
+        return sum(abs(math.log(_predict(kf, ks, f) / logged)) for _, _, f, logged in sample)
+
+    old = [p for p in points if p[1] < (0, 17)]
+    sample = sample or old  # a held-out >= 0.17 band: the factors from the older rows
+    if not sample:
+        raise KvplanError("no vLLM V1 row logs an activation peak kvplan can set up: nothing to fit")
+    grid = [(kf / 20, ks / 4) for kf in range(10, 101) for ks in range(20, 101)]
+    kf, ks = min(grid, key=lambda g: loss(*g))
+    # 0.16's excess over the model, per batched token x vocabulary entry (none left: no excess)
+    v016 = (round(statistics.median((logged - _predict(kf, ks, f)) / (f.tokens * f.vocab)
+                                    for _, _, f, logged in old), 3) if old and sample is not old else 0.0)
+    v0 = activation_points(rows, setup_of, "vLLM V0", exclude)
+    ks0 = (min((k / 4 for k in range(20, 401)),
+               key=lambda k: sum(abs(math.log(_predict(1.0, k, f) / logged)) for _, _, f, logged in v0))
+           if v0 else ks)  # no V0 row left: V1's sampler factor
+    return {
+        "activation": {"forward_factor": kf, "sampler_bytes_per_logit": ks, "v016_bytes_per_token_logit": v016,
+                       "source": f"grid fit on {len(sample)} public V1 {'< 0.17' if sample is old else '>= 0.17'} logs "
+                                 f"({label(p[0] for p in sample)}); "
+                                 f"0.16 excess from {label(p[0] for p in old)}"},
+        "activation_v0": {"forward_factor": 1.0, "sampler_bytes_per_logit": ks0, "v016_bytes_per_token_logit": 0.0,
+                          "source": "V0 forward factor 1 (eager count, not fitted); sampler grid fit on "
+                                    f"{label(p[0] for p in v0)}" if v0 else "no V0 row: V1's sampler factor"},
+    }
+
+
+def fit(rows: list[dict[str, str]], setup_of: SetupOf, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """Every fitted constant from `rows` (a validation CSV's; `setup_of` turns a row into its deployment, GPU and
+    settings: kvplan.validate.row_setup) without the rows numbered in `exclude`; what no row can fit (the
+    CUDA-graph estimate) keeps its shipped value."""
+    numbered = list(enumerate(rows))
+    return {**fitted_constants(), "non_torch": fit_non_torch(numbered, exclude),
+            **fit_activation(numbered, setup_of, exclude)}
+
+
+def fitted_rows(rows: list[dict[str, str]]) -> set[int]:
+    """The rows some constant is fitted on (they log non-torch memory or an activation peak)."""
+    numbered, none = list(enumerate(rows)), frozenset[int]()
+    used = (_with(numbered, "non_torch_gib", "vLLM V1", none) + _with(numbered, "activation_peak_gib", "vLLM V1", none)
+            + _with(numbered, "activation_peak_gib", "vLLM V0", none))
+    return {i for i, _ in used}
