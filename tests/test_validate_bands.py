@@ -165,3 +165,32 @@ def test_versions_in_the_csv_parse():
         text = (row.get("engine_version") or "").strip()
         if text:
             parse_version(text, "0.0.0")
+
+
+def test_plan_says_which_release_it_assumed():
+    from kvplan.planning import plan
+
+    assumed = plan("llama-3.1-8b", gpu="h100")
+    assert any("release not given: 0.19.0's rules" in n for n in assumed.notes)
+    stated = plan("llama-3.1-8b", gpu="h100", engine_version="0.10.1")
+    assert not any("release not given" in n for n in stated.notes)
+    plain = plan("llama-3.1-8b", gpu="h100", engine="none")  # no release rules: nothing to assume
+    assert not any("release not given" in n for n in plain.notes)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "tgi"])
+def test_explain_shows_the_pool_across_release_bands(engine):
+    """--explain's spread line brackets the pool of every release band (one release per rule row)."""
+    import re
+
+    from kvplan.derivation import derivation
+    from kvplan.planning import plan
+
+    p = plan("llama-3.1-8b", gpu="h100", engine=engine)
+    line = next(x for x in derivation(p) if "release bands of" in x)
+    low, high = (int(x.replace(",", "")) for x in re.findall(r"from ([\d,]+) B .*? to ([\d,]+) B", line)[0])
+    pools = [min(b.kv_pool for b in plan("llama-3.1-8b", gpu="h100", engine=engine,
+                                          engine_version=".".join(map(str, r.since))).scenarios[0].budgets)
+             for r in get_engine(engine).rule_table.rows]
+    assert (low, high) == (min(pools), max(pools))
+    assert low <= p.scenarios[0].capacity.kv_pool_bytes <= high

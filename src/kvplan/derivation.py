@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kvplan.capacity import LimitedBy
 from kvplan.deployment import Deployment
-from kvplan.engines import get_engine
+from kvplan.engines import get_engine, scenario, version_text
+from kvplan.errors import KvplanError
 from kvplan.model.spec import LayerSpec
 from kvplan.planning import Plan, Scenario
 from kvplan.units import fmt_bytes, fmt_count, fmt_gib
@@ -101,4 +104,29 @@ def _scenario_steps(p: Plan, s: Scenario) -> list[str]:
     if s.startup.modelled:
         out.append(f"  startup: {s.startup.reason}" if not s.startup.starts else
                    f"  startup: starts (one request of max_model_len {s.startup.longest_context:,} fits)")
+    spread = _release_spread(p, s)
+    if spread:
+        out.append(spread)
     return out
+
+
+def _release_spread(p: Plan, s: Scenario) -> str | None:
+    """How far the KV pool moves across the engine's release bands (one release per rule row), the rest of the
+    plan unchanged: the smallest and the largest, with their bands."""
+    eng = get_engine(p.engine.engine)
+    if eng.rule_table is None or s.budgets[0].pool_given:
+        return None
+    pools = []
+    for rule in eng.rule_table.rows:
+        version = version_text(rule.since)
+        try:
+            alt = scenario(replace(p.engine, version=version), p.deployment, s.gpu, s.util_requested, p.seq,
+                           p.batch, p.replicas, p.reserve)
+        except KvplanError:  # that release refuses this deployment: no pool to compare
+            continue
+        pools.append((min(b.kv_pool for b in alt.budgets), eng.band(version)))
+    if len(pools) < 2:
+        return None
+    (lo, lo_band), (hi, hi_band) = min(pools), max(pools)
+    return (f"  across {len(pools)} release bands of {eng.label}: KV pool from {_b(lo)} ({lo_band}) to {_b(hi)} "
+            f"({hi_band}); --engine-version picks one")

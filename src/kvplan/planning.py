@@ -225,6 +225,10 @@ def plan(
         max_model_len = max(seq, DEFAULT_SEQ) if seq != AUTO_SEQ else DEFAULT_SEQ
         notes.append(f"the model states no context length: the engines' max_model_len is set to {max_model_len:,} "
                      "(not a model limit; the longest context shown is what the KV pool allows)")
+    eng = get_engine(engine)
+    if engine_version is None and eng.rule_table is not None:
+        notes.append(f"{eng.label} release not given: {eng.default_version}'s rules (--engine-version for another "
+                     "release; --explain shows how far the pool moves across releases)")
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager)

@@ -140,13 +140,15 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     spec = load_model(source)
     gpus = _int(row, "gpu_count")
     tp = _int(row, "tensor_parallel")
+    pp = _int(row, "pipeline_parallel")
     if tp is None:
-        if gpus and gpus > 1:
+        if gpus and gpus > (pp or 1):
             raise Skip("the tensor/pipeline-parallel split of the GPUs is not stated")
         tp = 1
-    pp = (gpus // tp) if gpus and gpus > tp else 1
-    if pp > 1:
-        assumptions.append(f"{gpus} GPUs at TP {tp}: pipeline parallel {pp}")
+    if pp is None:
+        pp = (gpus // tp) if gpus and gpus > tp else 1
+        if pp > 1:
+            assumptions.append(f"{gpus} GPUs at TP {tp}: pipeline parallel {pp}")
     quant = None
     if spec.quant is None:
         quant = scheme_for_checkpoint(row.get("quantization"), row.get("weight_scheme"), row.get("model", ""))
@@ -168,8 +170,10 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         assumptions.append("utilization not stated: the engine's default")
     settings = EngineSettings(
         engine=engine, version=version, max_model_len=_int(row, "max_model_len"),
-        max_num_batched_tokens=_note_int(notes, r"max[_-]num[_-]batched[_-]tokens[ =]+([\d,]+)"),
-        max_num_seqs=_note_int(notes, r"max[_-]num[_-]seqs[ =]+([\d,]+)"),
+        max_num_batched_tokens=_int(row, "max_num_batched_tokens") or _note_int(
+            notes, r"max[_-]num[_-]batched[_-]tokens[ =]+([\d,]+)"),
+        max_num_seqs=_int(row, "max_num_seqs") or _int(row, "max_running_requests") or _note_int(
+            notes, r"max[_-]num[_-]seqs[ =]+([\d,]+)"),
         block_size=_int(row, "block_size"),
         enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
         total_bytes=round(total_gib * GiB) if total_gib else None,

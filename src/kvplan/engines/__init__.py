@@ -19,6 +19,7 @@ from kvplan.engines.base import (
     Scenario,
     Startup,
     parse_version,
+    version_text,
 )
 from kvplan.errors import InputError
 
@@ -129,4 +130,5 @@ __all__ = [
     "register",
     "scenario",
     "unregister",
+    "version_text",
 ]

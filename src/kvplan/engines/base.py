@@ -194,6 +194,7 @@ class Scenario:
     capacity: Capacity
     printed: Printed | None = None
     startup: Startup = Startup()
+    util_requested: float | None = None  # the utilization asked for (None: the engine's default was applied)
 
 
 @dataclass
@@ -370,7 +371,7 @@ class Engine(ABC):
                                  refuses_longer)
         startup = self.startup(setup, pool, budgets, context)  # before printed: it may add notes
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
-        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup)
+        return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup, util)
 
     def prepare(self, dep: Deployment, gpu: GPU | None, settings: EngineSettings, seq: int = 1, batch: int = 1,
                 replicas: int = 1, reserve: int = 0, kv_memory: int | None = None) -> Setup:
