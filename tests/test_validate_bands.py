@@ -72,7 +72,7 @@ def test_the_shipped_constants_are_the_fit_of_the_canonical_csv():
 
 def test_a_refit_without_rows_never_names_them():
     rows = read_rows(CSV)
-    fitted = sorted(fitted_rows(rows))
+    fitted = sorted(fitted_rows(rows, lambda r: row_setup(r, CSV.parent)))
     left_out = frozenset(fitted[: len(fitted) // 2])
     constants = fit(rows, lambda r: row_setup(r, CSV.parent), left_out)
     sources = " ".join(str(v) for section in constants.values() if isinstance(section, dict)
@@ -97,9 +97,13 @@ def test_held_out_is_worse_where_only_that_band_fits_a_constant():
 
 
 def test_a_source_holding_every_row_of_a_fit_is_left_unscored():
-    r = validate(CSV, "source")
+    """With only one source's rows to fit on, leaving that source out leaves nothing to fit: no held-out score
+    is invented for it (no fallback to the shipped constants, which were fitted on it)."""
+    rows = [r for r in read_rows(CSV) if source_of(r) == "llm-d-incubation/llm-d-planner#205"]
+    r = report(rows, CSV.parent, "source")
     sweep = r.held_out.groups["llm-d-incubation/llm-d-planner#205"]
     assert sweep.unscored and "nothing to fit" in sweep.unscored and sweep.modelled == 0
+    assert all(s.n == 0 for s in r.held_out.summary.values())
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -419,7 +419,7 @@ def report(rows: list[dict[str, str]], base: Path | None, hold_out: str | None =
     results = [validate_row(i, row, base) for i, row in enumerate(rows)]
     counts = Counts(read=len(results), modelled=sum(r.modelled for r in results),
                     skipped=sum(not r.modelled for r in results))
-    fitted = fitted_rows(rows)
+    fitted = fitted_rows(rows, lambda r: row_setup(r, base))
     by_band = _groups(results, lambda r: r.band, fitted)
     held = _hold_out(rows, base, hold_out, fitted) if hold_out else None
     return ValidationReport(results, summarize(results), counts, by_band, held)

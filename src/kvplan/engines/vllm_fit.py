@@ -7,7 +7,8 @@ data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kv
 --leave-one-version-out` (and `--leave-one-source-out`) score every band on constants fitted without it.
 
 - non-torch: the median per setup (TP 1 in >= 0.18, TP 1 before 0.18, PP with TP 1) and a least-squares line
-  a + b x TP over the TP >= 2 rows (all on NVLink H100s); a setup left with no row keeps the shipped value.
+  a + b x TP over the >= 0.18 TP >= 2 rows on NVLink GPUs; a setup left with no row borrows its nearest setup's
+  value. V1 rows that do not state their release are scored, never fitted (the constants split by release).
 - activation: peak = max(forward_factor x F, sampler_bytes_per_logit x S + H), F, S, H the features kvplan
   computes (engines/common.py ActivationFeatures); the two factors minimise the summed absolute log error over
   the >= 0.17 rows on a grid; the 0.16 rows' excess per batched token x vocabulary entry gives
@@ -24,6 +25,7 @@ from typing import Any
 from kvplan.engines import by_csv_name, get_engine, parse_version
 from kvplan.engines.common import ActivationFeatures, activation_features, fitted_constants
 from kvplan.errors import KvplanError
+from kvplan.hardware import find_gpu
 from kvplan.units import GiB
 
 Rows = list[tuple[int, dict[str, str]]]  # (0-based data row of the CSV, the row)
@@ -31,8 +33,31 @@ SetupOf = Callable[[dict[str, str]], Any]  # a row -> its setup (.dep, .gpu, .se
 
 
 def _with(rows: Iterable[tuple[int, dict[str, str]]], column: str, engine: str, exclude: frozenset[int]) -> Rows:
-    return [(i, r) for i, r in rows if r.get("engine") == engine and (r.get(column) or "").strip()
-            and i not in exclude]
+    """The rows of `engine` whose `column` holds a number, whose counts are whole numbers and whose version (if
+    any) reads: the others are scored by validate (which says what is wrong with them), never fitted on."""
+    return [(i, r) for i, r in rows if r.get("engine") == engine and i not in exclude and _number(r.get(column))
+            is not None and all(_count(r.get(c)) for c in ("tensor_parallel", "gpu_count")) and _version_ok(r)]
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _count(text: str | None) -> bool:
+    text = (text or "").strip()
+    return not text or (text.isdigit() and 0 < int(text) <= 4096)
+
+
+def _version_ok(row: dict[str, str]) -> bool:
+    text = (row.get("engine_version") or "").strip()
+    try:
+        return not text or bool(parse_version(text, text))
+    except KvplanError:
+        return False
 
 
 def label(ids: Iterable[int]) -> str:
@@ -47,15 +72,25 @@ def label(ids: Iterable[int]) -> str:
     return "rows " + ", ".join(spans) if spans else "no rows"
 
 
-def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
+    """The rows each non-torch constant is fitted on."""
     default = get_engine("vllm").default_version
     groups: dict[str, Rows] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
     for i, r in _with(rows, "non_torch_gib", "vLLM V1", exclude):
-        version = parse_version(r.get("engine_version") or None, default)
+        if not (r.get("engine_version") or "").strip():
+            continue  # the constants are split by release: a row without one is scored, never fitted
+        version = parse_version(r["engine_version"], default)
         tp = int(r.get("tensor_parallel") or 1)
         gpus = int(r.get("gpu_count") or 1)
         key = "tp" if tp > 1 else "pp" if gpus > tp else "tp1" if version >= (0, 18) else "tp1_old"
+        if key == "tp" and (version < (0, 18) or not _nvlink(r.get("gpu") or "")):
+            continue  # the TP line is 0.18+'s NVLink buffers; elsewhere kvplan uses the TP 1 value (vllm.non_torch)
         groups[key].append((i, r))
+    return groups
+
+
+def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    groups = _non_torch_groups(rows, exclude)
     out: dict[str, Any] = {}
     for key in ("tp1", "tp1_old", "pp"):
         values = [float(r["non_torch_gib"]) for _, r in groups[key]]
@@ -75,7 +110,7 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
         mx, my = statistics.mean(xs), statistics.mean(ys)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
         out["tp_base_gib"], out["tp_per_rank_gib"] = round(my - slope * mx, 3), round(slope, 4)
-        out["tp_source"] = (f"least squares over {len(xs)} TP>=2 public V1 logs on NVLink H100s, "
+        out["tp_source"] = (f"least squares over {len(xs)} TP>=2 public V1 logs on NVLink GPUs, "
                             f"{label(i for i, _ in groups['tp'])}")
     else:  # no line to fit: the TP 1 value at every TP (as without NVLink)
         out["tp_base_gib"], out["tp_per_rank_gib"] = out["tp1_gib"], 0.0
@@ -83,6 +118,11 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
     out["v0_tp1_gib"] = out["tp1_gib"]
     out["v0_tp1_source"] = "V1 TP 1 value (the V0 logs disagree too much to fit: 0.03-1.79 GiB)"
     return out
+
+
+def _nvlink(gpu: str) -> bool:
+    found = find_gpu(gpu)
+    return bool(found and found.interconnect and found.nvlink)
 
 
 Point = tuple[int, tuple[int, int, int], ActivationFeatures, float]
@@ -97,6 +137,8 @@ def activation_points(rows: Rows, setup_of: SetupOf, engine: str = "vLLM V1",
     for i, r in _with(rows, "activation_peak_gib", engine, exclude):
         if "multimodal" in (r.get("notes") or ""):  # the encoder's image profiling dominates: not this model
             continue
+        if engine == "vLLM V1" and not (r.get("engine_version") or "").strip():
+            continue  # V1's factors are fitted per release range: a row without a release is scored, not fitted
         try:
             setup = setup_of(r)
         except KvplanError:
@@ -122,22 +164,23 @@ def fit_activation(rows: Rows, setup_of: SetupOf, exclude: frozenset[int] = froz
     def loss(kf: float, ks: float) -> float:
         return sum(abs(math.log(_predict(kf, ks, f) / logged)) for _, _, f, logged in sample)
 
-    old = [p for p in points if p[1] < (0, 17)]
-    sample = sample or old  # a held-out >= 0.17 band: the factors from the older rows
+    old = [p for p in points if (0, 16) <= p[1] < (0, 17)]  # the release with whole-batch logits (V1_RULES)
+    sample = sample or [p for p in points if p[1] < (0, 17)]  # a held-out >= 0.17 band: the older rows
     if not sample:
         raise KvplanError("no vLLM V1 row logs an activation peak kvplan can set up: nothing to fit")
     grid = [(kf / 20, ks / 4) for kf in range(10, 101) for ks in range(20, 101)]
     kf, ks = min(grid, key=lambda g: loss(*g))
     # 0.16's excess over the model, per batched token x vocabulary entry (none left: no excess)
     v016 = (round(statistics.median((logged - _predict(kf, ks, f)) / (f.tokens * f.vocab)
-                                    for _, _, f, logged in old), 3) if old and sample is not old else 0.0)
+                                    for _, _, f, logged in old), 3) if old and sample[0][1] >= (0, 17) else 0.0)
     v0 = activation_points(rows, setup_of, "vLLM V0", exclude)
     ks0 = (min((k / 4 for k in range(20, 401)),
                key=lambda k: sum(abs(math.log(_predict(1.0, k, f) / logged)) for _, _, f, logged in v0))
            if v0 else ks)  # no V0 row left: V1's sampler factor
+    which = ">= 0.17" if sample[0][1] >= (0, 17) else "< 0.17"
     return {
         "activation": {"forward_factor": kf, "sampler_bytes_per_logit": ks, "v016_bytes_per_token_logit": v016,
-                       "source": f"grid fit on {len(sample)} public V1 {'< 0.17' if sample is old else '>= 0.17'} logs "
+                       "source": f"grid fit on {len(sample)} public V1 {which} logs "
                                  f"({label(p[0] for p in sample)}); "
                                  f"0.16 excess from {label(p[0] for p in old)}"},
         "activation_v0": {"forward_factor": 1.0, "sampler_bytes_per_logit": ks0, "v016_bytes_per_token_logit": 0.0,
@@ -155,9 +198,10 @@ def fit(rows: list[dict[str, str]], setup_of: SetupOf, exclude: frozenset[int] =
             **fit_activation(numbered, setup_of, exclude)}
 
 
-def fitted_rows(rows: list[dict[str, str]]) -> set[int]:
-    """The rows some constant is fitted on (they log non-torch memory or an activation peak)."""
+def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
+    """The rows some constant is fitted on (a held-out score leaves exactly these out)."""
     numbered, none = list(enumerate(rows)), frozenset[int]()
-    used = (_with(numbered, "non_torch_gib", "vLLM V1", none) + _with(numbered, "activation_peak_gib", "vLLM V1", none)
-            + _with(numbered, "activation_peak_gib", "vLLM V0", none))
-    return {i for i, _ in used}
+    used = {i for group in _non_torch_groups(numbered, none).values() for i, _ in group}
+    for engine in ("vLLM V1", "vLLM V0"):
+        used |= {p[0] for p in activation_points(numbered, setup_of, engine, none)}
+    return used
