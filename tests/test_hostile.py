@@ -37,6 +37,7 @@ def test_every_log_pattern_starts_with_a_literal_and_long_lines_are_skipped():
     line is not matched at all."""
     patterns = [p for w in logs._wordings() for p, _ in (*w.figures, *w.settings, *w.failures)]
     patterns += [p for p, _ in logs._SETTING_RULES]
+    patterns += [p for w in logs._wordings() for c in w.release_clues for p in (c.pattern, c.absent_after) if p]
     for p in patterns:
         if p.pattern.startswith("^"):
             continue  # anchored at the line's start: tried once per line

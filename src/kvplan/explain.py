@@ -15,7 +15,7 @@ from typing import Any
 from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Scenario, by_log_name, get_engine, scenario
-from kvplan.engines.base import Change
+from kvplan.engines.base import Change, Engine
 from kvplan.engines.logwords import FAILURES
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, find_gpu, get_gpu
@@ -130,19 +130,40 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         util = s.get(eng.log_util_key or "gpu_memory_utilization")
         if util is None:
             assumptions.append("utilization not in the log: the engine's default assumed; give --util")
-    if log.engine_version is None and eng.version_assumed_note:
-        assumptions.append(f"{eng.label} version not in the log: {eng.default_version.removesuffix('.0')} rules "
-                           "assumed")
+    version, note = release_of(log, eng)
+    if note:
+        assumptions.append(note)
     # "Maximum concurrency for L tokens per request" names max_model_len when the config line is missing
     max_model_len = s.get("max_model_len") or log.figures.get("max_concurrency_len")
     settings = EngineSettings(
-        engine=engine, version=log.engine_version,
+        engine=engine, version=version,
         max_model_len=int(max_model_len) if max_model_len else None,
         max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
         block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
     )
     return Setup(dep, device, None if util is None else float(util), settings)
+
+
+def release_of(log: ParsedLog, eng: Engine) -> tuple[str | None, str | None]:
+    """The release whose rules explain uses for `log`, and what to tell the user about it: the printed version
+    as is; a range dated from the log's wording (kvplan.logs release clues) with its evidence; else the default."""
+    if log.engine_version is not None:
+        note = f"{eng.label} {log.engine_version}: " + "; ".join(log.release_evidence) if log.release_evidence else None
+        return log.engine_version, note
+    if log.release_range is not None:
+        since, until = log.release_range
+        version = eng.release_in(since, until)
+        span = f"{since} to <{until}" if since and until else f">={since}" if since else f"<{until}"
+        bands = eng.bands_between(since, until)
+        spans = (f"; the range spans {len(bands)} release bands ({', '.join(bands)}): --engine-version picks one"
+                 if len(bands) > 1 else "")
+        return version, (f"{eng.label} version not in the log: its wording dates it to {span} ("
+                         + "; ".join(log.release_evidence) + f"): {version} rules used{spans}")
+    if not eng.version_assumed_note:
+        return None, None
+    why = f" ({'; '.join(log.release_evidence)})" if log.release_evidence else ""
+    return None, f"{eng.label} version not in the log: {eng.default_version.removesuffix('.0')} rules assumed{why}"
 
 
 def _figures(sc: Scenario) -> dict[str, float]:
@@ -251,7 +272,9 @@ def diagnose(text: str, model: str | None = None, gpu: str | None = None, util: 
             if diff > TOLERANCE[name]:
                 flags.append(f"{name}: logged {value:g}, predicted {predicted[name]:g} ({diff:.1%} off, beyond "
                              f"{TOLERANCE[name]:.0%}): likely {CAUSES[name]}")
-    parsed = {"engine": log.engine, "engine_version": log.engine_version, "model": log.model or setup.dep.model.name,
+    parsed = {"engine": log.engine, "engine_version": log.engine_version,
+              "release_range": list(log.release_range) if log.release_range else None,
+              "release_evidence": list(log.release_evidence), "model": log.model or setup.dep.model.name,
               "gpu": setup.gpu.alias, "util": setup.util, **log.settings}
     parsed["util"] = base.util
     options = suggestions(setup, base, target_concurrency, target_len)

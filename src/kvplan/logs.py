@@ -58,6 +58,9 @@ class ParsedLog:
     lines: dict[str, str]  # figure/setting name -> the log line it came from
     failure: str | None = None  # the kind of failed startup the log shows (kvplan.engines.logwords.FAILURES)
     failure_line: str | None = None
+    # no version printed: the releases the log's wordings allow, [since, until) (None: unbounded), and why
+    release_range: tuple[str | None, str | None] | None = None
+    release_evidence: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- line cleaning
@@ -298,6 +301,10 @@ def parse_log(text: str) -> ParsedLog:
     settings, setting_lines = _apply([r for w in _wordings() for r in w.settings] + _SETTING_RULES, lines)
     failure, failure_line = _failure(lines, figures)
     engine, version = _engine(lines)
+    release: tuple[str | None, str | None] | None = None
+    evidence: tuple[str, ...] = ()
+    if version is None and engine is not None:
+        version, release, evidence = _release(lines, engine)
     model, model_line = _model(lines)
     _check_usable(lines, engine, bool(figures), bool(figures or settings or model or version))
     sources = {**setting_lines, **figure_lines}
@@ -312,7 +319,56 @@ def parse_log(text: str) -> ParsedLog:
         lines=sources,
         failure=failure,
         failure_line=failure_line,
+        release_range=release,
+        release_evidence=evidence,
     )
+
+
+def _release(lines: list[str], engine: str) -> tuple[str | None, tuple[str | None, str | None] | None,
+                                                     tuple[str, ...]]:
+    """(version, release range, evidence) of a log that does not print its version: an official build's commit
+    gives the release itself; else every release clue seen (or, for block clues, missing) narrows the range."""
+    from kvplan.engines.base import parse_version
+
+    wording = next(w for w in _wordings() if w.name == engine)
+    if wording.commit_line is not None:
+        for line in lines:
+            if m := wording.commit_line.search(line):
+                sha = m.group(1).lower()
+                for prefix, release in wording.commits:
+                    if sha[:7] == prefix[:7]:
+                        return release, (release, release), (f"commit {sha[:7]}: the official {release} build",)
+    def seen(pattern: re.Pattern[str]) -> bool:
+        return any(pattern.search(line) for line in lines)
+
+    lo: str | None = None
+    hi: str | None = None
+    evidence: list[tuple[str, str | None, str | None]] = []  # (what was seen, its since, its until)
+    for c in wording.release_clues:
+        if c.absent_after is not None:
+            if not seen(c.absent_after) or seen(c.pattern):
+                continue
+            since, until, what = None, c.since, f"no {c.what} (printed from {c.since})"
+        elif seen(c.pattern):
+            since, until = c.since, c.until
+            what = c.what + (f" (printed {since} to <{until})" if since and until else f" (printed from {since})"
+                             if since else f" (printed before {until})")
+        else:
+            continue
+        evidence.append((what, since, until))
+        if since is not None and (lo is None or parse_version(since, since) > parse_version(lo, lo)):
+            lo = since
+        if until is not None and (hi is None or parse_version(until, until) < parse_version(hi, hi)):
+            hi = until
+    if not evidence:
+        return None, None, ()
+    if lo is not None and hi is not None and parse_version(lo, lo) >= parse_version(hi, hi):
+        return None, None, (*(e for e, _, _ in evidence),
+                            "these wordings never appear together in a release: a patched build")
+    # the clues that set the bounds (the others agree with them)
+    binding = [e for e, since, until in evidence if (since is not None and since == lo)
+               or (until is not None and until == hi)]
+    return None, (lo, hi), tuple(dict.fromkeys(binding))
 
 
 def _failure(lines: list[str], figures: dict) -> tuple[str | None, str | None]:

@@ -342,6 +342,32 @@ class Engine(ABC):
             return f"{self.label} <{version_text(hi)}"
         return f"{self.label} {version_text(lo)} to <{version_text(hi)}"
 
+    def bands_between(self, since: str | None, until: str | None) -> list[str]:
+        """The release bands a range [since, until) of releases overlaps, oldest first."""
+        if self.rule_table is None:
+            return [self.band(since or self.default_version)]
+        lo = parse_version(since, since) if since else (0, 0, 0)
+        hi = parse_version(until, until) if until else None
+        starts = [r.since for r in self.rule_table.rows if r.since > lo and (hi is None or r.since < hi)]
+        return [self.band(version_text(v)) for v in (lo, *starts)]
+
+    def release_in(self, since: str | None, until: str | None) -> str:
+        """The release whose rules stand for a range [since, until) a log was dated to: the default when it lies
+        inside, else the newest rule row inside the range, else its first release."""
+        default = parse_version(self.default_version, self.default_version)
+        lo = parse_version(since, since) if since else None
+        hi = parse_version(until, until) if until else None
+        if (lo is None or lo <= default) and (hi is None or default < hi):
+            return self.default_version
+        starts = [r.since for r in self.rule_table.rows] if self.rule_table is not None else []
+        inside = [v for v in starts if (lo is None or lo <= v) and (hi is None or v < hi)]
+        if inside:
+            return version_text(max(inside))
+        if lo is not None:
+            return since  # type: ignore[return-value]
+        below = [v for v in starts if hi is not None and v < hi]
+        return version_text(max(below)) if below else self.default_version
+
     def version(self, settings: EngineSettings) -> Version:
         return parse_version(settings.version, self.default_version)
 

@@ -42,6 +42,26 @@ def rules(name: str, conv: Callable[[str], Value], *patterns: str) -> list[Rule]
 
 
 @dataclass(frozen=True)
+class ReleaseClue:
+    """A wording only some releases print, read from each release's source: seen in a log, the release is in
+    [since, until). With `absent_after` the clue is the wording's absence: where `absent_after` matches (a block
+    that prints every field, such as TGI's launcher Args) but the wording does not, the release is before
+    `since`."""
+
+    pattern: re.Pattern[str]
+    since: str | None  # the first release that prints it (None: every release read)
+    until: str | None  # the first release that no longer prints it (None: the newest read still does)
+    what: str  # how explain names it
+    absent_after: re.Pattern[str] | None = None
+
+
+def clue(pattern: str, since: str | None, until: str | None, what: str, absent_after: str | None = None
+         ) -> ReleaseClue:
+    return ReleaseClue(re.compile(pattern), since, until, what,
+                       re.compile(absent_after) if absent_after else None)
+
+
+@dataclass(frozen=True)
 class LogWording:
     name: str  # what kvplan.logs reports as the engine of a log written this way
     markers: re.Pattern[str]  # wordings only this engine's logs use
@@ -51,6 +71,9 @@ class LogWording:
     recognized: re.Pattern[str] | None = None  # lines that show this engine even without memory figures
     failures: tuple[tuple[re.Pattern[str], str], ...] = ()  # a failed startup's line -> its kind (FAILURES)
     settings: tuple[Rule, ...] = ()  # settings only this engine prints that way
+    release_clues: tuple[ReleaseClue, ...] = ()  # wordings that date a log which does not print its version
+    commit_line: re.Pattern[str] | None = None  # group 1: the build's commit, looked up in `commits`
+    commits: tuple[tuple[str, str], ...] = ()  # (commit prefix, release) of official builds
 
 
 # Kinds of failed startup kvplan recognises, and what each means.

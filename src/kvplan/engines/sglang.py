@@ -47,7 +47,7 @@ from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
 from kvplan.engines.common import loaded_weights, startup_in_use
-from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, rules, to_float, to_int
+from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
 from kvplan.units import MiB
@@ -66,6 +66,53 @@ LOG = LogWording(
         r"KV Cache is allocated|Load weight (?:begin|end)|server_args=ServerArgs\(|max_total_num_tokens="
         r"|Memory pool end|Capture cuda graph (?:begin|end)|^\[\d{4}-\d\d-\d\d [\d:]+ TP\d+\]"),
     recognized=re.compile(r"server_args=ServerArgs\("),
+    # SGLang prints no version at startup: its wordings date a log (read in every PyPI release 0.3.0-0.5.23:
+    # srt/model_executor/model_runner.py, srt/mem_cache/memory_pool.py, srt/managers/scheduler.py,
+    # srt/entrypoints/engine.py). Bounds are releases without their .postN: a wording that starts or ends at a
+    # post release is dated from that release's base or to the next release (the range widens, never narrows).
+    release_clues=(
+        clue(r"server_args=ServerArgs\(", "0.3.0", "0.5.19", "server_args printed as ServerArgs(...)"),
+        clue(r"server_args=\{'", "0.5.19", None, "server_args printed as a dict"),
+        clue(r"Init torch distributed ends\. mem usage=", "0.4.3", "0.5.9",
+             "\"Init torch distributed ends. mem usage\""),
+        clue(r"Init torch distributed ends\. elapsed=", "0.5.9", "0.5.21", "\"Init torch distributed ends. elapsed\""),
+        clue(r"Memory baseline taken\.|Init parallel begin\.", "0.5.21", None,
+             "\"Init parallel\" / \"Memory baseline\""),
+        clue(r"Load weight end\. type=[^,\n]+, dtype=[^,\n]+, avail mem=[\d.]+ GB\.?$", "0.3.0", "0.4.4",
+             "\"Load weight end\" without mem usage"),
+        clue(r"Load weight end\. type=[^,\n]+, dtype=[^,\n]+, avail mem=[\d.]+ GB, mem usage=", "0.4.3", "0.5.9",
+             "\"Load weight end. type=..., mem usage\""),
+        clue(r"Load weight end\. elapsed=[^,\n]+, type=[^,\n]+, dtype=", "0.5.9", "0.5.10",
+             "\"Load weight end. elapsed=..., dtype=\""),
+        clue(r"Load weight end\. elapsed=[^,\n]+, type=[^,\n]+, (?:quant=|avail mem=)", "0.5.10", None,
+             "\"Load weight end. elapsed=...\" without dtype"),
+        clue(r"KV Cache is allocated\. K size: ", "0.4.1", "0.4.4",
+             "\"KV Cache is allocated. K size\" without #tokens"),
+        clue(r"KV Cache is allocated\. #tokens: ", "0.4.3", "0.5.13", "\"KV Cache is allocated. #tokens\""),
+        clue(r"KV Cache is allocated\. dtype: ", "0.5.13", None, "\"KV Cache is allocated. dtype\""),
+        clue(r"Mamba Cache is allocated\. conv_state size", "0.5.2", "0.5.4",
+             "\"Mamba Cache is allocated. conv_state\""),
+        clue(r"Mamba Cache is allocated\. max_mamba_cache_size", "0.5.3", None, "\"max_mamba_cache_size\""),
+        clue(r"Using KV cache dtype: ", "0.5.3", "0.5.13", "\"Using KV cache dtype\""),
+        clue(r"max_total_num_tokens=\d+, max_prefill_tokens=", "0.3.0", "0.4.2",
+             "\"max_total_num_tokens\" without chunked_prefill_size"),
+        clue(r"max_total_num_tokens=\d+, chunked_prefill_size=[^\n]*context_len=\d+$", "0.4.2", "0.4.7",
+             "\"max_total_num_tokens\" without available_gpu_mem"),
+        clue(r"max_total_num_tokens=\d+, [^\n]*available_gpu_mem=", "0.4.7", None, "available_gpu_mem"),
+        clue(r"Capture cuda graph begin\. This can take up to several minutes\.$", "0.3.0", "0.4.4",
+             "\"Capture cuda graph begin\" without avail mem"),
+        clue(r"Capture cuda graph begin\. This can take up to several minutes\. avail mem=", "0.4.3", "0.5.14",
+             "\"Capture cuda graph begin ... avail mem\""),
+        clue(r"Capture cuda graph end\. Time elapsed: [\d.]+ s\.?$", "0.4.0", "0.4.4",
+             "\"Capture cuda graph end\" without memory"),
+        clue(r"Capture cuda graph end\. Time elapsed: [\d.]+ s\. avail mem=", "0.4.3", "0.4.7",
+             "\"Capture cuda graph end\" with avail mem first"),
+        clue(r"Capture cuda graph end\. Time elapsed: [\d.]+ s\. mem usage=", "0.4.6", "0.5.14",
+             "\"Capture cuda graph end\" with mem usage first"),
+        clue(r"Capture target decode CUDA graph", "0.5.14", None, "\"Capture target decode CUDA graph\""),
+        clue(r"Not enough memory\. Please try to increase --mem-fraction-static", "0.3.0", None,
+             "\"Not enough memory. Please try to increase --mem-fraction-static\" (every release read)"),
+    ),
     failures=((re.compile(r"Not enough memory\. Please try to increase --mem-fraction-static"), "no_kv_memory"),
               CUDA_OOM),
     figures=(

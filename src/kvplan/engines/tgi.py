@@ -43,12 +43,26 @@ from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, Startup, row
 from kvplan.engines.common import activation_peak, startup_in_use
-from kvplan.engines.logwords import CUDA_OOM, DEC, INT, LogWording, rules, to_int
+from kvplan.engines.logwords import CUDA_OOM, DEC, INT, LogWording, clue, rules, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention, heads_per_rank
 
 DEFAULT_MEMORY_FRACTION = 1.0  # CUDA_MEMORY_FRACTION / --cuda-memory-fraction
+
+# Official builds by the commit the launcher prints ("Commit sha:"), read from the repository's tags.
+TGI_COMMITS = {
+    "3ef5ffb": "1.0.0", "09eca64": "1.0.1", "c4422e5": "1.0.2", "5485c14": "1.0.3", "7a6fad6": "1.1.0",
+    "8acdc1f": "1.1.1", "ccd5725": "1.2.0", "d0841cc": "1.3.0", "ec6d459": "1.3.1", "88aae25": "1.3.2",
+    "f3aea78": "1.3.3", "630800e": "1.3.4", "c2d4a3b": "1.4.0", "4139054": "1.4.1", "9c1cb81": "1.4.2",
+    "e6bb3ff": "1.4.3", "6c4496a": "1.4.4", "4ee0a0c": "1.4.5", "c38a7d7": "2.0.0", "2d0a717": "2.0.1",
+    "6073ece": "2.0.2", "40213c9": "2.0.3", "8f22cb9": "2.0.4", "192d49a": "2.1.0", "4dfdb48": "2.1.1",
+    "db7e043": "2.2.0", "169178b": "2.3.0", "a094729": "2.3.1", "0a655a0": "2.4.0", "d2ed52f": "2.4.1",
+    "8f326c9": "3.0.0", "bb9095a": "3.0.1", "b70f29d": "3.0.2", "463228e": "3.1.0", "c34bd9d": "3.1.1",
+    "411a282": "3.2.0", "4d28897": "3.2.1", "c67546f": "3.2.2", "a1f3ebe": "3.2.3", "03a8b8d": "3.3.0",
+    "767a652": "3.3.1", "8e41da9": "3.3.2", "1754b79": "3.3.3", "d4bd5ca": "3.3.4", "8d029d2": "3.3.5",
+    "efb94e0": "3.3.6", "dfb3fbe": "3.3.7",
+}
 
 # TGI's launcher and router logs: `Args { model_id: "...", num_shard: Some(2), ... }`, the router's "Setting max
 # batch total tokens to N" (backends/v3/src/lib.rs), and the failures of warmup (flash_causal_lm.py) and of the
@@ -62,6 +76,39 @@ LOG = LogWording(
         (re.compile(r"Not enough memory to handle (\d+) prefill tokens"), "warmup_oom"),
         (re.compile(r"Not enough memory to handle `max_total_tokens=(\d+)`"), "max_model_len"),
         CUDA_OOM,
+    ),
+    # TGI prints no version: the launcher's "Commit sha:" names an official build; else the wordings date it
+    # (each read from the tag's source: launcher/src/main.rs, env_runtime.rs, server/.../flash_causal_lm.py,
+    # models/globals.py, backends/v3/src/lib.rs; the launcher's Debug print of Args lists every field it has)
+    commit_line=re.compile(r"Commit sha: ([0-9a-f]{7,40})"),
+    commits=tuple(TGI_COMMITS.items()),
+    release_clues=(
+        clue(r"Args \{ model_id:", None, "2.0.2", "the launcher's Args on one line"),
+        clue(r"Args \{$", "2.0.2", None, "the launcher's Args one field per line"),
+        clue(r"Model supports up to \d+ but tgi will now set its default", "2.0.0", "2.4.1",
+             "\"Model supports up to N but tgi will now set its default\""),
+        clue(r"Default `max_batch_prefill_tokens` to", "2.0.0", None, "\"Default `max_batch_prefill_tokens` to\""),
+        clue(r"Reducing the max batch prefill from", "3.0.0", None, "\"Reducing the max batch prefill\""),
+        clue(r"Using default cuda graphs", "2.0.0", None, "\"Using default cuda graphs\""),
+        clue(r"Cuda Graphs are disabled", "2.0.2", None, "\"Cuda Graphs are disabled\""),
+        clue(r"Using prefix caching = |Using Attention = |Using attention \w+ - Prefix caching", "2.3.0", None,
+             "the prefix-caching / attention backend line"),
+        clue(r"Forcing attention to '", "2.3.1", None, "\"Forcing attention to\""),
+        clue(r"Using backend V3", "2.3.0", None, "\"Using backend V3\""),
+        clue(r"KV-cache blocks: \d+, size: \d+", "2.4.0", None, "\"KV-cache blocks: N, size: B\""),
+        clue(r"Using prefill chunking = ", "3.0.0", None, "\"Using prefill chunking\""),
+        clue(r"Starting check and download process for", "2.1.1", None, "\"Starting check and download process\""),
+        clue(r"Not enough memory to handle \d+ prefill tokens", "0.9.0", None,
+             "\"Not enough memory to handle N prefill tokens\" (every tag from 0.9.0)"),
+        clue(r"\benable_cuda_graphs: ", "1.4.1", "2.0.0", "Args field enable_cuda_graphs"),
+        clue(r"\bdisable_usage_stats: ", "2.2.0", "2.3.0", "Args field disable_usage_stats"),
+        *(clue(rf"\b{field}: ", since, None, f"Args field {field}", absent_after=r"Args \{")
+          for field, since in (("rope_scaling", "1.0.1"), ("max_top_n_tokens", "1.0.3"), ("speculate", "1.3.0"),
+                               ("tokenizer_config_path", "1.4.0"), ("max_batch_size", "1.4.1"),
+                               ("max_input_tokens", "2.0.0"), ("max_client_batch_size", "2.0.1"),
+                               ("lora_adapters", "2.1.0"), ("api_key", "2.3.0"), ("kv_cache_dtype", "2.4.0"),
+                               ("payload_limit", "2.4.1"), ("enable_prefill_logprobs", "3.0.0"),
+                               ("graceful_termination_timeout", "3.2.2"), ("prometheus_port", "3.3.0"))),
     ),
     settings=(
         *rules("tensor_parallel", int, r"\bnum_shard: Some\((\d+)\)"),

@@ -40,7 +40,7 @@ from kvplan.engines.base import (
     row,
 )
 from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_peak, fitted_constants, loaded_weights
-from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, rules, to_float, to_int
+from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability
 from kvplan.model.spec import TOWER_ROLES, Retention
@@ -63,8 +63,80 @@ def _concurrency(m: re.Match[str]) -> dict[str, object]:
     return {"max_concurrency_len": to_int(m.group(1)), "max_concurrency_x": to_float(m.group(2))}
 
 
+# Wordings that date a vLLM log which does not print its version, each read in every PyPI release from 0.4.0 to
+# 0.33.0 (the files named: entrypoints/openai/api_server.py, v1/worker/gpu_worker.py, v1/worker/gpu_model_runner.py,
+# v1/core/kv_cache_utils.py, v1/engine/core.py, worker/worker.py, worker/model_runner.py, executor/*.py,
+# platforms/__init__.py, compilation/monitor.py). Bounds are releases without their .postN.
+_PREFIX = r"^(?:\(\w+ pid=\d+\) )?(?:INFO|WARNING|DEBUG|ERROR) \d\d-\d\d \d\d:\d\d:\d\d "
+COMMON_CLUES = (
+    clue(_PREFIX + r"\w+\.py:\d+\] ", "0.4.0", "0.8.0", "the log prefix without a bracket (file.py:N])"),
+    clue(_PREFIX + r"\[\w+\.py:\d+\] ", "0.8.0", None, "the log prefix [file.py:N]"),
+    clue(r"Automatically detected platform \w+\.", "0.7.0", "0.11.1", "\"Automatically detected platform\" at INFO"),
+    clue(r"Chunked prefill is enabled with max_num_batched_tokens=", "0.5.3", None, "\"Chunked prefill is enabled\""),
+    clue(r"Starting to load model ", "0.5.3", None, "\"Starting to load model\""),
+    clue(r"Graph capturing finished in \d+ secs?\.", "0.4.0", "0.6.4", "\"Graph capturing finished\" without GiB"),
+    clue(r"Graph capturing finished in \d+ secs?, took ", "0.6.4", None, "\"Graph capturing finished ... took\""),
+    clue(r"init engine \(profile, create kv cache, warmup model\) took [\d.]+ seconds", "0.6.5", "0.20.0",
+         "\"init engine ... took N seconds\""),
+    clue(r"init engine \(profile, create kv cache, warmup model\) took [\d.]+ s\b(?! *econds)", "0.20.0", None,
+         "\"init engine ... took N s\""),
+    clue(r"Model loading took [\d.]+ GB and", "0.8.0", "0.8.3", "\"Model loading took X GB and\""),
+    clue(r"torch\.compile takes [\d.]+ s in total", "0.6.5", "0.18.0", "\"torch.compile takes ... in total\""),
+)
+V1_CLUES = (
+    *COMMON_CLUES,
+    clue(r"non-default args: \{", "0.9.0", None, "\"non-default args\""),
+    clue(r"Using max model len \d+", "0.9.2", None, "\"Using max model len\""),
+    clue(r"Loading weights took [\d.]+ seconds", "0.8.0", None, "\"Loading weights took\""),
+    clue(r"Loading model weights took [\d.]+ GB", "0.6.4", "0.8.0", "\"Loading model weights took X GB\""),
+    clue(r"Model loading took \d+\.\d{4} GiB and", "0.8.3", "0.11.1", "\"Model loading took X.XXXX GiB and\""),
+    clue(r"Model loading took \d+\.\d{4} GiB memory and", "0.11.1", "0.14.0",
+         "\"Model loading took X.XXXX GiB memory\""),
+    clue(r"Model loading took \d+(?:\.\d{1,2})? GiB memory and", "0.14.0", None,
+         "\"Model loading took X GiB memory\" with at most 2 decimals"),
+    clue(r"Memory profiling takes [\d.]+ seconds\. Total non KV cache memory", "0.9.1", None,
+         "the DEBUG \"Memory profiling takes ... Total non KV cache memory\""),
+    clue(r"non-torch forward increase memory: ", "0.9.1", "0.27.0", "\"non-torch forward increase memory\""),
+    clue(r"total consumed \(from mem_get_info\)", "0.27.0", None, "\"total consumed (from mem_get_info)\""),
+    clue(r"Available KV cache memory: ", "0.9.1", None, "\"Available KV cache memory\""),
+    clue(r"Available KV cache memory: \d+(?:\.\d)? GiB", "0.14.0", None,
+         "\"Available KV cache memory\" rounded to fewer than 2 decimals"),
+    clue(r"Free memory on device [^\n]{0,200}Actual usage is", "0.10.2", None,
+         "\"Free memory on device ... Actual usage\""),
+    clue(r"# GPU blocks: \d+$", "0.6.4", "0.8.0", "\"# GPU blocks\" (V1)"),
+    clue(r"GPU KV cache size: [\d,]+ tokens$", "0.8.0", "0.28.0", "\"GPU KV cache size\" on its own line"),
+    clue(r"KV cache size: [\d,]+ tokens, Maximum concurrency for", "0.28.0", None,
+         "\"KV cache size ..., Maximum concurrency\" on one line"),
+    clue(r"Maximum concurrency for \d{4,} tokens per request", "0.6.3", "0.8.0",
+         "\"Maximum concurrency for L tokens\" without thousands separators"),
+    clue(r"Maximum concurrency for \d{1,3}(?:,\d{3})+ tokens per request", "0.8.0", None,
+         "\"Maximum concurrency for L tokens\" with thousands separators"),
+    clue(r"Estimated CUDA graph memory: ", "0.18.0", None, "\"Estimated CUDA graph memory\""),
+    clue(r"CUDA graph pool memory: ", "0.18.0", None, "\"CUDA graph pool memory\""),
+    clue(r"Starting vLLM API server on http", "0.7.3", "0.9.1", "\"Starting vLLM API server on http\""),
+    clue(r"Starting vLLM API server \d+ on ", "0.9.1", "0.18.0", "\"Starting vLLM API server N on\""),
+    clue(r"\(EngineCore_\d+ pid=", "0.10.1", "0.10.2", "the (EngineCore_N pid=...) prefix"),
+    clue(r"\(EngineCore_DP\d+ pid=", "0.10.2", None, "the (EngineCore_DPN pid=...) prefix"),
+    clue(r"To serve at least one request with the models's max seq len", "0.7.0", "0.22.0",
+         "\"To serve at least one request with the models's max seq len\""),
+)
+V0_CLUES = (
+    *COMMON_CLUES,
+    clue(r"Loading model weights took [\d.]+ GB", "0.4.0", "0.8.0", "\"Loading model weights took X GB\""),
+    clue(r"Model loading took [\d.]+ GiB and", "0.8.3", "0.11.0", "\"Model loading took X GiB and\" (V0)"),
+    clue(r"Memory profiling results: total_gpu_memory=", "0.6.4", "0.6.5", "\"Memory profiling results\""),
+    clue(r"the current vLLM instance can use total_gpu_memory", "0.6.5", "0.11.0",
+         "\"the current vLLM instance can use total_gpu_memory\""),
+    clue(r"# GPU blocks: \d+, # CPU blocks: ", "0.4.0", "0.7.0", "\"# GPU blocks, # CPU blocks\""),
+    clue(r"# CUDA blocks: \d+, # CPU blocks: ", "0.7.0", "0.7.3", "\"# CUDA blocks\""),
+    clue(r"# cuda blocks: \d+, # CPU blocks: ", "0.7.3", "0.11.0", "\"# cuda blocks\""),
+    clue(r"Maximum concurrency for [\d,]+ tokens per request", "0.6.3", "0.11.0", "\"Maximum concurrency for\" (V0)"),
+)
+
+
 V1_LOG = LogWording(
     name="vLLM V1",
+    release_clues=V1_CLUES,
     config_line=re.compile(r"Initializing a V1 LLM engine \(v([^)\s]+)\)"),
     version_lines=(re.compile(r"vLLM API server version (\S+)"), re.compile(r"█.*\bversion (\d[\w.+-]*)")),
     markers=re.compile(
@@ -98,6 +170,7 @@ V1_LOG = LogWording(
 
 V0_LOG = LogWording(
     name="vLLM V0",
+    release_clues=V0_CLUES,
     config_line=re.compile(r"Initializing an? (?:V0 )?LLM engine \(v([^)\s]+)\)"),
     markers=re.compile(
         r"VllmWorkerProcess|\bworker\.py:|\bmodel_runner\.py:|executor_base\.py|gpu_executor\.py"
