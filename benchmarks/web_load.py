@@ -15,6 +15,7 @@ import asyncio
 import gc
 import itertools
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -80,12 +81,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--fresh", action="store_true", help="every body new: no answer from the cache")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the OS place the server and the load generator (default: one core each)")
     args = parser.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = args.pin and len(cpus) >= 2
     server = subprocess.Popen([sys.executable, "-m", "kvplan.cli", "serve", "--port", str(port)],
-                              stdout=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL,
+                              preexec_fn=(lambda: os.sched_setaffinity(0, {cpus[0]})) if pin else None)
+    if pin:  # the server on one core, the load generator on the others: neither waits for the other's slice
+        os.sched_setaffinity(0, set(cpus[1:]))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):

@@ -80,3 +80,21 @@ def test_keep_alive_serves_several_requests(address):
             body = b""
             while len(body) < length:
                 body += s.recv(length - len(body))
+
+
+def test_the_answer_cache_is_bounded_in_entries_and_bytes():
+    from kvplan.web.app import AnswerCache
+
+    cache = AnswerCache(entries=3, limit=100)
+    for k in "abc":
+        cache.put(k, b"x" * 10)
+    assert cache.get("a") == b"x" * 10  # a is now the most recent
+    cache.put("d", b"y" * 10)  # four entries: the least recently asked (b) goes
+    assert cache.get("b") is None and len(cache) == 3 and cache.bytes == 30
+    cache.put("big", b"z" * 26)  # over a quarter of the bytes: not kept
+    assert cache.get("big") is None and cache.bytes == 30
+    cache.put("e", b"w" * 25)
+    cache.put("f", b"v" * 25)
+    cache.put("g", b"u" * 25)  # 3 x 25 + ... within 100 bytes and 3 entries
+    assert len(cache) == 3 and cache.bytes == 75 and cache.bytes == sum(
+        len(cache.get(k) or b"") for k in "efg")

@@ -8,17 +8,22 @@ refused in every request), Hub lookups happen only when the app is made with all
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from kvplan.engines import DEFAULT_ENGINE, canonical_name, engine_names, engines, fit_engines
 from kvplan.errors import InputError, KvplanError
@@ -39,6 +44,7 @@ CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; cha
                  "css": "text/css; charset=utf-8"}
 
 Positive = Field(default=None, ge=1)
+B = TypeVar("B", bound=BaseModel)
 
 
 def _registered(fit_only: bool) -> Any:
@@ -176,6 +182,56 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
 
+def _problems(errors: Any) -> JSONResponse:
+    """A 422 naming the first few invalid fields, one clause each."""
+    parts = []
+    for err in list(errors)[:5]:
+        if err.get("type") == "json_invalid":
+            why = str(err.get("ctx", {}).get("error", "decode error"))
+            parts.append("the body is nested too deeply to read: send a config of at most 32 levels"
+                         if "recursion limit" in why else f"the body is not valid JSON ({why})")
+            continue
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return _error(422, "; ".join(parts))
+
+
+def _documented(model: type[BaseModel]) -> Callable[..., Any]:
+    """An endpoint signature taking `model` as the JSON body: what the OpenAPI document describes."""
+    async def endpoint(body: Any) -> Response:  # never called: the route that serves is a plain one
+        raise NotImplementedError
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=model)],
+        return_annotation=Response)
+    return endpoint
+
+
+class AnswerCache:
+    """The latest answers by request key, bounded in entries and in bytes (an answer over a quarter of the
+    bytes is not kept); the least recently asked go first."""
+
+    def __init__(self, entries: int, limit: int) -> None:
+        self.entries, self.limit, self.bytes = entries, limit, 0
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, key: str) -> bytes | None:
+        content = self._kept.get(key)
+        if content is not None:
+            self._kept.move_to_end(key)
+        return content
+
+    def put(self, key: str, content: bytes) -> None:
+        if len(content) > self.limit // 4 or key in self._kept:
+            return
+        self._kept[key] = content
+        self.bytes += len(content)
+        while len(self._kept) > self.entries or self.bytes > self.limit:
+            self.bytes -= len(self._kept.popitem(last=False)[1])
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 class BodyLimit:
     """ASGI middleware: reads a request body up to its path's limit and answers 413 past it."""
 
@@ -230,14 +286,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in e.errors()[:5]:
-            if err.get("type") == "json_invalid":
-                parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
-                continue
-            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return _error(422, "; ".join(parts))
+        return _problems(e.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -251,7 +300,36 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     async def _deep(_: Request, e: RecursionError) -> JSONResponse:
         return _error(422, "input nested too deeply to read")
 
-    answers: OrderedDict[str, bytes] = OrderedDict()  # the latest answers by request: the page re-asks them
+    documented: list[APIRoute] = []
+
+    def post(path: str, model: type[B], summary: str) -> Callable[[Callable[[B], Awaitable[Response]]], Any]:
+        """A JSON POST endpoint: its body validated by pydantic straight from the bytes, then `handler(body)`.
+        It is served by a plain Starlette route (FastAPI's per-request dependency machinery cost about as much as
+        a plan itself under load) and documented in /openapi.json as FastAPI would document `handler(body:
+        model)`."""
+        def register(handler: Callable[[B], Awaitable[Response]]) -> Any:
+            async def endpoint(request: Request) -> Response:
+                try:
+                    body = model.model_validate_json(await request.body())
+                except ValidationError as e:
+                    return _problems(e.errors())
+                return await handler(body)
+
+            app.router.routes.append(Route(path, endpoint, methods=["POST"]))
+            documented.append(APIRoute(path, _documented(model), methods=["POST"], responses=ERRORS,
+                                       summary=summary, response_class=JSONResponse))
+            return handler
+        return register
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                             routes=[*app.routes, *documented])
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    answers = AnswerCache(CACHE_ENTRIES, CACHE_BYTES)  # the latest answers by request: the page re-asks them
 
     async def run(call: Any, body: BaseModel | None = None, inline: bool = False) -> Response:
         """The library call with local files off and the Hub as the server was started, as JSON, in a worker
@@ -264,9 +342,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                if body is not None else None)
         if key is not None and len(key) > CACHE_KEY_LIMIT:
             key = None
-        if key is not None and key in answers:
-            answers.move_to_end(key)
-            return Response(answers[key], media_type="application/json")
+        if key is not None and (kept := answers.get(key)) is not None:
+            return Response(kept, media_type="application/json")
 
         def compute() -> bytes:
             with model_sources(local_files=False, hub_lookups=allow_hub):
@@ -274,10 +351,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         content = compute() if inline else await run_in_threadpool(compute)
         if key is not None:
-            if len(content) <= CACHE_BYTES // 4:
-                answers[key] = content
-            while len(answers) > CACHE_ENTRIES or sum(map(len, answers.values())) > CACHE_BYTES:
-                answers.popitem(last=False)
+            answers.put(key, content)
         return Response(content, media_type="application/json")
 
     @app.get("/api/models", summary="The embedded model catalog (kvplan models --json)")
@@ -298,7 +372,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     async def api_engines() -> Response:
         return await run(lambda: {"default": DEFAULT_ENGINE, "engines": [e.describe() for e in engines()]})
 
-    @app.post("/api/plan", responses=ERRORS, summary="kvplan plan --json (with \"explain\": the derivation too)")
+    @post("/api/plan", PlanRequest, "kvplan plan --json (with \"explain\": the derivation too)")
     async def api_plan(body: PlanRequest) -> Response:
         from kvplan.derivation import derivation
         from kvplan.planning import plan
@@ -323,7 +397,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         few = body.config is None and max(1, len(gpus)) * max(1, len(utils or [])) <= INLINE_SCENARIOS
         return await run(call, body, inline=few)
 
-    @app.post("/api/inspect", responses=ERRORS, summary="kvplan inspect --json")
+    @post("/api/inspect", DeploymentInput, "kvplan inspect --json")
     async def api_inspect(body: DeploymentInput) -> Response:
         from kvplan.deployment import Deployment
         from kvplan.inventory import inventory
@@ -332,7 +406,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         return await run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
                                                 quant=body.quant, kv_dtype=body.kv_dtype)).to_dict(), body)
 
-    @app.post("/api/fit", responses=ERRORS, summary="kvplan fit --json")
+    @post("/api/fit", FitRequest, "kvplan fit --json")
     async def api_fit(body: FitRequest) -> Response:
         from kvplan.engines.base import serve_name
         from kvplan.fit import Workload, search
@@ -350,7 +424,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         return await run(call, body)
 
-    @app.post("/api/concurrency", responses=ERRORS, summary="Concurrency vs context length, and the article's line")
+    @post("/api/concurrency", ConcurrencyRequest, "Concurrency vs context length, and the article's line")
     async def api_concurrency(body: ConcurrencyRequest) -> Response:
         from kvplan.model.load import load_model
         from kvplan.plots import concurrency_series
@@ -358,7 +432,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         return await run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
                                               body.tp), body)
 
-    @app.post("/api/explain", responses=ERRORS, summary="kvplan explain --json: a startup log in \"log\"")
+    @post("/api/explain", ExplainRequest, "kvplan explain --json: a startup log in \"log\"")
     async def api_explain(body: ExplainRequest) -> Response:
         from kvplan.explain import diagnose
 
@@ -366,7 +440,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                                     target_concurrency=body.target_concurrency,
                                     target_len=body.target_len).to_dict())
 
-    @app.post("/api/validate", responses=ERRORS, summary="kvplan validate --json: a CSV of logged figures (in \"csv\")")
+    @post("/api/validate", ValidateRequest, "kvplan validate --json: a CSV of logged figures (in \"csv\")")
     async def api_validate(body: ValidateRequest) -> Response:
         from kvplan.validate import validate_text
 
