@@ -198,3 +198,19 @@ def test_explain_shows_the_pool_across_release_bands(engine):
              for r in get_engine(engine).rule_table.rows]
     assert (low, high) == (min(pools), max(pools))
     assert low <= p.scenarios[0].capacity.kv_pool_bytes <= high
+
+
+@pytest.mark.parametrize("version, formula", [("0.5.4", "v0_increase_gib"), ("0.6.3", "v0_increase_gib"),
+                                              ("0.6.4", "v0_all_gib"), ("0.6.4.post1", "v0_all_gib"),
+                                              ("0.6.5", "v0_increase_gib"), ("0.10.2", "v0_increase_gib")])
+def test_v0_subtracts_the_non_torch_memory_its_formula_counts(version, formula):
+    """worker/worker.py determine_num_available_blocks: up to 0.6.3 and from 0.6.5 only what the profile added
+    beyond the CUDA context; 0.6.4 every non-torch byte on the device (context included)."""
+    from kvplan.engines.common import fitted_constants
+    from kvplan.planning import plan
+
+    v0 = get_engine("vllm-v0")
+    assert v0.rules_for(parse_version(version, version)).non_torch == formula
+    p = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version=version, seq=4096, max_model_len=4096)
+    term = next(t for t in p.scenarios[0].budgets[0].terms if t.kind.value == "non-torch")
+    assert term.bytes == round(fitted_constants()["non_torch"][formula] * 2**30)

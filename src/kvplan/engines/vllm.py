@@ -246,21 +246,30 @@ class V0Rules:
     auto_chunked_prefill: bool  # chunked prefill switches itself on above 32K tokens of max_model_len
     auto_chunked_prefill_multimodal: bool  # ... for multimodal models too
     chunked_prefill_tokens: int  # max_num_batched_tokens default with chunked prefill on
+    non_torch: str  # the fitted non-torch constant its available-memory formula subtracts ([non_torch])
 
 
 V0_LONG_CONTEXT = 32768
 V0_RULES = RuleTable(
     V0Rules,
-    row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed",
-        auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512),
+    row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed; worker/worker.py "
+        "determine_num_available_blocks (0.4.0-0.6.3.post1): peak = free memory at worker init - free after the "
+        "profile run, so only what the profile added beyond the CUDA context counts (v0_increase_gib)",
+        auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512,
+        non_torch="v0_increase_gib"),
     row("0.5.4", "engine/arg_utils.py 0.5.4 EngineArgs.create_engine_config: enable_chunked_prefill unset and "
         "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
         "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
         auto_chunked_prefill=True, auto_chunked_prefill_multimodal=True),
     row("0.6.2", "engine/arg_utils.py 0.6.2: not for multimodal models (read: 0.6.0, 0.6.1 without the exclusion; "
         "0.6.2, 0.6.3, 0.6.4.post1 with it)", auto_chunked_prefill_multimodal=False),
-    row("0.6.5", "config.py 0.6.5 SchedulerConfig (PR #10544): 2048 tokens with chunked prefill",
-        chunked_prefill_tokens=2048),
+    row("0.6.4", "worker/worker.py 0.6.4 and 0.6.4.post1 determine_num_available_blocks: peak = torch's peak "
+        "allocation + every non-torch byte on the device (mem_get_info used - torch allocated: the CUDA context "
+        "included; v0_all_gib)", non_torch="v0_all_gib"),
+    row("0.6.5", "config.py 0.6.5 SchedulerConfig (PR #10544): 2048 tokens with chunked prefill; worker/worker.py "
+        "0.6.5-0.10.2 with utils.memory_profiling: weights + torch peak increase + non-torch increase since worker "
+        "init (the CUDA context excluded again; v0_increase_gib)", chunked_prefill_tokens=2048,
+        non_torch="v0_increase_gib"),
 )
 
 
@@ -721,7 +730,8 @@ class VLLMV0(VLLM):
 
     def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
         dep, o, gpu = setup.dep, setup.options, setup.gpu
-        nt, nt_source = non_torch("v0_tp1_gib", dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect else True)
+        nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect
+                                  else True)
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs, eager_v0=True)
         return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
 

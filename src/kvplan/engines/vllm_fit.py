@@ -9,6 +9,7 @@ data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kv
 - non-torch: the median per setup (TP 1 in >= 0.18, TP 1 before 0.18, PP with TP 1) and a least-squares line
   a + b x TP over the >= 0.18 TP >= 2 rows on NVLink GPUs; a setup left with no row borrows its nearest setup's
   value. V1 rows that do not state their release are scored, never fitted (the constants split by release).
+  V0: the median non-torch of the TP 1 rows of each of its two formulas (V0_RULES non_torch).
 - activation: peak = max(forward_factor x F, sampler_bytes_per_logit x S + H), F, S, H the features kvplan
   computes (engines/common.py ActivationFeatures); the two factors minimise the summed absolute log error over
   the >= 0.17 rows on a grid; the 0.16 rows' excess per batched token x vocabulary entry gives
@@ -115,9 +116,33 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
     else:  # no line to fit: the TP 1 value at every TP (as without NVLink)
         out["tp_base_gib"], out["tp_per_rank_gib"] = out["tp1_gib"], 0.0
         out["tp_source"] = "fewer than two TP sizes: the TP 1 value"
-    out["v0_tp1_gib"] = out["tp1_gib"]
-    out["v0_tp1_source"] = "V1 TP 1 value (the V0 logs disagree too much to fit: 0.03-1.79 GiB)"
+    # V0's two available-memory formulas (V0_RULES non_torch): what the profile added (<= 0.6.3, >= 0.6.5) and
+    # every non-torch byte on the device (0.6.4)
+    v0 = _v0_non_torch_groups(rows, exclude)
+    for key, what in (("v0_increase", "non-torch increase (0.6.5+ logs)"), ("v0_all", "all non-torch (0.6.4 logs)")):
+        values = [float(r["non_torch_gib"]) for _, r in v0[key]]
+        if values:
+            out[f"{key}_gib"] = round(statistics.median(values), 3)
+            out[f"{key}_source"] = (f"median {what} of {len(values)} public V0 logs at TP 1, "
+                                    f"{label(i for i, _ in v0[key])}")
+    for key, nearest in (("v0_increase", "v0_all"), ("v0_all", "v0_increase")):
+        if f"{key}_gib" not in out:
+            borrowed = out.get(f"{nearest}_gib", out["tp1_gib"])
+            out[f"{key}_gib"], out[f"{key}_source"] = borrowed, "no row: the nearest V0 (else V1 TP 1) value"
     return out
+
+
+def _v0_non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
+    """V0 rows at TP 1 (one GPU) that log non-torch memory and state their release, by V0_RULES' formula."""
+    v0 = get_engine("vllm-v0")
+    groups: dict[str, Rows] = {"v0_increase": [], "v0_all": []}
+    for i, r in _with(rows, "non_torch_gib", "vLLM V0", exclude):
+        if not (r.get("engine_version") or "").strip() or int(r.get("tensor_parallel") or 1) > 1 or int(
+                r.get("gpu_count") or 1) > 1:
+            continue
+        rule = v0.rules_for(parse_version(r["engine_version"], v0.default_version)).non_torch
+        groups[rule.removesuffix("_gib")].append((i, r))
+    return groups
 
 
 def _nvlink(gpu: str) -> bool:
@@ -202,6 +227,7 @@ def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
     """The rows some constant is fitted on (a held-out score leaves exactly these out)."""
     numbered, none = list(enumerate(rows)), frozenset[int]()
     used = {i for group in _non_torch_groups(numbered, none).values() for i, _ in group}
+    used |= {i for group in _v0_non_torch_groups(numbered, none).values() for i, _ in group}
     for engine in ("vLLM V1", "vLLM V0"):
         used |= {p[0] for p in activation_points(numbered, setup_of, engine, none)}
     return used
