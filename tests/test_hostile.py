@@ -366,3 +366,27 @@ def test_the_long_fuzz_families_hold_on_a_seeded_sample(family, monkeypatch):
         with contextlib.suppress(KvplanError):
             problems += [f"seed {seed}: {p}" for p in case(random.Random(f"{family}-{seed}"))]
     assert problems == []
+
+
+def test_validate_rows_with_a_nul_config_path_or_no_model_are_skipped_not_crashed(tmp_path):
+    """Found by the long fuzz (csvs seeds 3004303, 3009966): row_setup, which the fit of the constants also calls,
+    raised ValueError on a config name holding a NUL byte and IndexError on an empty model."""
+    from kvplan.validate import validate
+
+    header = ("source,engine,engine_version,model,gpu,kv_available_gib,kv_tokens,non_torch_gib,activation_peak_gib,"
+              "config")
+    text = "\n".join([header, "s,vLLM V1,0.19.0,x,h100,1,1,0.2,1.0,a\x00b.json",
+                      "s,vLLM V1,0.19.0,,h100,1,1,0.2,1.0,"])
+    (tmp_path / "rows.csv").write_text(text, encoding="utf-8")
+    report = validate(tmp_path / "rows.csv")  # a file: configs are resolved next to it
+    assert [r.modelled for r in report.rows] == [False, False]
+    assert "not found" in report.rows[0].reason and "no model named" in report.rows[1].reason
+
+
+def test_sglang_prints_no_free_memory_after_weights_that_do_not_fit():
+    """Found by the long fuzz (configs seed 3000166): free memory after the weights went negative in the JSON;
+    SGLang never gets to print that line when the weights do not fit."""
+    from kvplan.planning import plan
+
+    s = plan("llama-3.1-70b", gpu="l4", engine="sglang").scenarios[0]
+    assert s.printed.free_before_weights_bytes > 0 and s.printed.free_after_weights_bytes is None

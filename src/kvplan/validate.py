@@ -126,14 +126,21 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
             raise Skip(f"config {config} is not in the embedded catalog")
         source: Any = entry.alias
     elif config:
-        path = (base / config).resolve()
-        if not path.is_file():  # a copy of the CSV away from its configs: the embedded file of that name
-            path = catalog.DATA_PATH / Path(config).name
-        if not path.is_file():
-            raise Skip(f"config {config} not found next to the CSV nor in the embedded catalog")
+        try:
+            path = (base / config).resolve()
+            if not path.is_file():  # a copy of the CSV away from its configs: the embedded file of that name
+                path = catalog.DATA_PATH / Path(config).name
+            exists = path.is_file()
+        except (OSError, ValueError):  # a name the file system cannot hold (a NUL byte, too long)
+            exists = False
+        if not exists:
+            raise Skip(f"config {config[:80]!r} not found next to the CSV nor in the embedded catalog")
         source = path
     else:
-        entry = catalog.lookup(row["model"].split()[0])
+        words = (row.get("model") or "").split()
+        if not words:
+            raise Skip("no model named and no config given")
+        entry = catalog.lookup(words[0])
         if entry is None:
             raise Skip("no config.json for this model (config column empty, HF id not in the embedded catalog)")
         source = entry.alias

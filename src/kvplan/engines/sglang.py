@@ -339,13 +339,14 @@ class SGLang(Engine):
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)
         free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp)[0]
+        after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
             max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
             max_num_batched_tokens=o.chunked_prefill_size or (chunked_prefill_size(smi, setup.dep.tp) if smi else None),
             notes=tuple(setup.notes), free_before_weights_bytes=free,
-            free_after_weights_bytes=free - loaded_weights(setup.dep, setup.dep.stages[0])[0],
+            free_after_weights_bytes=after if after >= 0 else None,  # weights beyond free memory: never printed
         )
 
     def launch_command(self, launch: Launch) -> str:
