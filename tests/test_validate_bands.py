@@ -201,7 +201,7 @@ def test_explain_shows_the_pool_across_release_bands(engine):
 
 
 @pytest.mark.parametrize("version, formula", [("0.5.4", "v0_increase_gib"), ("0.6.3", "v0_increase_gib"),
-                                              ("0.6.4", "v0_all_gib"), ("0.6.4.post1", "v0_all_gib"),
+                                              ("0.6.4", "all_tp1_gib"), ("0.6.4.post1", "all_tp1_gib"),
                                               ("0.6.5", "v0_increase_gib"), ("0.10.2", "v0_increase_gib")])
 def test_v0_subtracts_the_non_torch_memory_its_formula_counts(version, formula):
     """worker/worker.py determine_num_available_blocks: up to 0.6.3 and from 0.6.5 only what the profile added
@@ -214,3 +214,18 @@ def test_v0_subtracts_the_non_torch_memory_its_formula_counts(version, formula):
     p = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version=version, seq=4096, max_model_len=4096)
     term = next(t for t in p.scenarios[0].budgets[0].terms if t.kind.value == "non-torch")
     assert term.bytes == round(fitted_constants()["non_torch"][formula] * 2**30)
+
+
+@pytest.mark.parametrize("version, constant", [("0.8.5", "all_tp1_gib"), ("0.9.0.1", "all_tp1_gib"),
+                                               ("0.9.1", "tp1_old_gib"), ("0.17.0", "tp1_old_gib"),
+                                               ("0.18.0", "tp1_gib")])
+def test_v1_subtracts_the_non_torch_memory_its_formula_counts(version, constant):
+    """v1/worker/gpu_worker.py determine_available_memory: 0.8.0-0.9.0.1 subtract torch's peak and every
+    non-torch byte on the device (as V0 0.6.4); from 0.9.1 memory_profiling's increase since the init snapshot."""
+    from kvplan.engines.common import fitted_constants
+    from kvplan.planning import plan
+
+    assert get_engine("vllm").rules_for(parse_version(version, version)).non_torch_tp1 == constant
+    p = plan("llama-3.1-8b", gpu="h100", engine_version=version, max_model_len=8192)
+    term = next(t for t in p.scenarios[0].budgets[0].terms if t.kind.value == "non-torch")
+    assert term.bytes == round(fitted_constants()["non_torch"][constant] * 2**30)

@@ -223,12 +223,15 @@ V1_RULES = RuleTable(
     row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read); "
         "min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not read (FlashAttention and "
         "FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks were not read)",
-        hybrid_group_ratio=1.25, non_torch_tp1="tp1_old_gib", sampler_whole_batch_logits=False,
+        hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler_whole_batch_logits=False,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80),
     row("0.9.1", "v1/worker/utils.py request_memory (read in 0.19.0; from 0.9.1 per PRs #18974, #19312 in "
-        "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError",
-        free_memory_check=True),
+        "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError; "
+        "v1/worker/gpu_worker.py 0.9.1 determine_available_memory: requested memory - memory_profiling's non-KV "
+        "memory, the non-torch part an increase since the init snapshot (tp1_old_gib; 0.8.0-0.9.0.1 subtracted "
+        "torch's peak + every non-torch byte on the device, the CUDA context included: all_tp1_gib)",
+        free_memory_check=True, non_torch_tp1="tp1_old_gib"),
     row("0.16.0", "fitted: 0.16's one public log shows logits held for the whole profile batch "
         "(v016_bytes_per_token_logit)", sampler_whole_batch_logits=True),
     row("0.17.0", "0.17.0 and later public logs show no whole-batch logits", sampler_whole_batch_logits=False),
@@ -265,7 +268,7 @@ V0_RULES = RuleTable(
         "0.6.2, 0.6.3, 0.6.4.post1 with it)", auto_chunked_prefill_multimodal=False),
     row("0.6.4", "worker/worker.py 0.6.4 and 0.6.4.post1 determine_num_available_blocks: peak = torch's peak "
         "allocation + every non-torch byte on the device (mem_get_info used - torch allocated: the CUDA context "
-        "included; v0_all_gib)", non_torch="v0_all_gib"),
+        "included; all_tp1_gib)", non_torch="all_tp1_gib"),
     row("0.6.5", "config.py 0.6.5 SchedulerConfig (PR #10544): 2048 tokens with chunked prefill; worker/worker.py "
         "0.6.5-0.10.2 with utils.memory_profiling: weights + torch peak increase + non-torch increase since worker "
         "init (the CUDA context excluded again; v0_increase_gib)", chunked_prefill_tokens=2048,

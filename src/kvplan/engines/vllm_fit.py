@@ -75,7 +75,8 @@ def label(ids: Iterable[int]) -> str:
 
 def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
     """The rows each non-torch constant is fitted on."""
-    default = get_engine("vllm").default_version
+    v1 = get_engine("vllm")
+    default = v1.default_version
     groups: dict[str, Rows] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
     for i, r in _with(rows, "non_torch_gib", "vLLM V1", exclude):
         if not (r.get("engine_version") or "").strip():
@@ -83,10 +84,12 @@ def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
         version = parse_version(r["engine_version"], default)
         tp = int(r.get("tensor_parallel") or 1)
         gpus = int(r.get("gpu_count") or 1)
-        key = "tp" if tp > 1 else "pp" if gpus > tp else "tp1" if version >= (0, 18) else "tp1_old"
+        # TP 1: the constant the release's formula subtracts (V1_RULES non_torch_tp1)
+        key = "tp" if tp > 1 else "pp" if gpus > tp else v1.rules_for(version).non_torch_tp1.removesuffix("_gib")
         if key == "tp" and (version < (0, 18) or not _nvlink(r.get("gpu") or "")):
             continue  # the TP line is 0.18+'s NVLink buffers; elsewhere kvplan uses the TP 1 value (vllm.non_torch)
-        groups[key].append((i, r))
+        if key in groups:  # all_tp1 (before 0.9.1) is fitted with V0 0.6.4's rows
+            groups[key].append((i, r))
     return groups
 
 
@@ -119,13 +122,14 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
     # V0's two available-memory formulas (V0_RULES non_torch): what the profile added (<= 0.6.3, >= 0.6.5) and
     # every non-torch byte on the device (0.6.4)
     v0 = _v0_non_torch_groups(rows, exclude)
-    for key, what in (("v0_increase", "non-torch increase (0.6.5+ logs)"), ("v0_all", "all non-torch (0.6.4 logs)")):
+    for key, what in (("v0_increase", "non-torch increase (V0 <= 0.6.3, >= 0.6.5)"),
+                      ("all_tp1", "non-torch with the CUDA context (V0 0.6.4, V1 < 0.9.1)")):
         values = [float(r["non_torch_gib"]) for _, r in v0[key]]
         if values:
             out[f"{key}_gib"] = round(statistics.median(values), 3)
-            out[f"{key}_source"] = (f"median {what} of {len(values)} public V0 logs at TP 1, "
+            out[f"{key}_source"] = (f"median {what} of {len(values)} public logs at TP 1, "
                                     f"{label(i for i, _ in v0[key])}")
-    for key, nearest in (("v0_increase", "v0_all"), ("v0_all", "v0_increase")):
+    for key, nearest in (("v0_increase", "all_tp1"), ("all_tp1", "v0_increase")):
         if f"{key}_gib" not in out:
             borrowed = out.get(f"{nearest}_gib", out["tp1_gib"])
             out[f"{key}_gib"], out[f"{key}_source"] = borrowed, "no row: the nearest V0 (else V1 TP 1) value"
@@ -133,15 +137,19 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
 
 
 def _v0_non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
-    """V0 rows at TP 1 (one GPU) that log non-torch memory and state their release, by V0_RULES' formula."""
-    v0 = get_engine("vllm-v0")
-    groups: dict[str, Rows] = {"v0_increase": [], "v0_all": []}
-    for i, r in _with(rows, "non_torch_gib", "vLLM V0", exclude):
-        if not (r.get("engine_version") or "").strip() or int(r.get("tensor_parallel") or 1) > 1 or int(
-                r.get("gpu_count") or 1) > 1:
-            continue
-        rule = v0.rules_for(parse_version(r["engine_version"], v0.default_version)).non_torch
-        groups[rule.removesuffix("_gib")].append((i, r))
+    """Rows at TP 1 (one GPU) that log non-torch memory and state their release, by their formula's constant:
+    V0's (V0_RULES non_torch) and V1's before 0.9.1 (V1_RULES non_torch_tp1 all_tp1_gib)."""
+    groups: dict[str, Rows] = {"v0_increase": [], "all_tp1": []}
+    for engine, field in (("vLLM V0", "non_torch"), ("vLLM V1", "non_torch_tp1")):
+        eng = by_csv_name(engine)
+        assert eng is not None
+        for i, r in _with(rows, "non_torch_gib", engine, exclude):
+            if not (r.get("engine_version") or "").strip() or int(r.get("tensor_parallel") or 1) > 1 or int(
+                    r.get("gpu_count") or 1) > 1:
+                continue
+            rule = getattr(eng.rules_for(parse_version(r["engine_version"], eng.default_version)), field)
+            if rule.removesuffix("_gib") in groups:
+                groups[rule.removesuffix("_gib")].append((i, r))
     return groups
 
 
