@@ -229,3 +229,25 @@ def test_v1_subtracts_the_non_torch_memory_its_formula_counts(version, constant)
     p = plan("llama-3.1-8b", gpu="h100", engine_version=version, max_model_len=8192)
     term = next(t for t in p.scenarios[0].budgets[0].terms if t.kind.value == "non-torch")
     assert term.bytes == round(fitted_constants()["non_torch"][constant] * 2**30)
+
+
+@pytest.mark.parametrize("version, gpu, expected", [
+    ("0.8.3", "l4", (2048, 1024)), ("0.8.3", "h100", (8192, 1024)), ("0.8.3", "h200", (8192, 1024)),
+    ("0.8.4", "l4", (2048, 256)), ("0.8.4", "a100-80g", (2048, 256)),
+    ("0.8.5", "a100-80g", (8192, 1024)), ("0.8.5", "l40s", (2048, 256)),
+    ("0.9.0", "a100-80g", (2048, 256)), ("0.9.0", "h100", (8192, 1024)), ("0.19.0", "b200", (8192, 1024))])
+def test_vllm_serve_scheduler_defaults_by_release(version, gpu, expected):
+    """engine/arg_utils.py _set_default_args_v1: up to 0.8.3 the large defaults on devices named H100 / H200 and
+    1024 sequences everywhere; 0.8.4 256 sequences elsewhere; 0.8.5 by memory (>= 70 GiB); 0.9.0 not on A100s."""
+    from kvplan.planning import plan
+
+    e = plan("llama-3.1-8b", gpu=gpu, engine_version=version, max_model_len=8192).scenarios[0].printed
+    assert (e.max_num_batched_tokens, e.max_num_seqs) == expected
+
+
+def test_vllm_v0_schedules_256_sequences():
+    """V0's EngineArgs default max_num_seqs is 256 on every device (V1 raised it to 1024 on large GPUs)."""
+    from kvplan.planning import plan
+
+    e = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version="0.6.6", max_model_len=8192)
+    assert e.scenarios[0].printed.max_num_seqs == 256

@@ -204,6 +204,7 @@ class V1Rules:
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
     free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
+    scheduler: str  # how `vllm serve` picks its defaults (scheduler_defaults): by device name, or by memory
     # (weight format name prefix, vLLM quantization method, its get_min_capability()), first match wins
     min_capability: tuple[tuple[str, str, int], ...]
     kv_fp8_min_capability: int  # an fp8 KV cache (assumed, see the row)
@@ -225,7 +226,12 @@ V1_RULES = RuleTable(
         "FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks were not read)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler_whole_batch_logits=False,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
-        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80),
+        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name"),
+    row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
+        scheduler="h100_name_256"),
+    row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
+        scheduler="memory"),
+    row("0.9.0", "engine/arg_utils.py 0.9.0 _set_default_args_v1: ... and not an A100", scheduler="memory_not_a100"),
     row("0.9.1", "v1/worker/utils.py request_memory (read in 0.19.0; from 0.9.1 per PRs #18974, #19312 in "
         "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError; "
         "v1/worker/gpu_worker.py 0.9.1 determine_available_memory: requested memory - memory_profiling's non-KV "
@@ -290,13 +296,19 @@ class VllmOptions:
     chunked_prefill: bool = True
 
 
-def scheduler_defaults(total_bytes: int, gpu: GPU | None) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) of `vllm serve` (engine/arg_utils.py get_batch_defaults):
-    8192 / 1024 on GPUs with >= 70 GiB that are not A100s, else 2048 / 256."""
+def scheduler_defaults(total_bytes: int, gpu: GPU | None, rule: str = "memory_not_a100") -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) of `vllm serve` (engine/arg_utils.py _set_default_args_v1, later
+    get_batch_defaults), by V1_RULES' `scheduler`: up to 0.8.3 8192 tokens on a device named H100 / H200, else
+    2048, and 1024 sequences everywhere; 0.8.4 256 sequences off H100 / H200; 0.8.5 the large defaults by
+    memory (>= 70 GiB); from 0.9.0 by memory and not an A100."""
     name = f"{gpu.alias} {gpu.name}".lower() if gpu else ""
-    if total_bytes >= 70 * GiB and "a100" not in name:
+    if rule.startswith("h100_name"):
+        large = "h100" in name or "h200" in name
+    else:
+        large = total_bytes >= 70 * GiB and (rule == "memory" or "a100" not in name)
+    if large:
         return 8192, 1024
-    return 2048, 256
+    return 2048, 1024 if rule == "h100_name" else 256
 
 
 # ------------------------------------------------------------------------------------------------ overheads
@@ -549,12 +561,15 @@ class VLLM(Engine):
     def resolve(self, setup: Setup) -> None:
         dep, s = setup.dep, setup.settings
         max_model_len = model_context(dep, s, self.label)
-        mnbt_default, seqs_default = scheduler_defaults(setup.total, setup.gpu)
+        mnbt_default, seqs_default = self.scheduler_defaults(setup)
         max_num_seqs = s.max_num_seqs or seqs_default
         chunked = self.chunked_prefill(setup, max_model_len)
         mnbt = s.max_num_batched_tokens or self.default_batched_tokens(setup, max_model_len, mnbt_default,
                                                                        max_num_seqs, chunked)
         setup.options = VllmOptions(max_model_len, mnbt, max_num_seqs, s.block_size, s.enforce_eager, chunked)
+
+    def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
+        return scheduler_defaults(setup.total, setup.gpu, setup.rules.scheduler)
 
     def chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
         """V1 always schedules with chunked prefill."""
@@ -712,6 +727,11 @@ class VLLMV0(VLLM):
     version_assumed_note = False
     # kvplan models V0 without fp8 KV caches
     flags: ClassVar[dict[str, str]] = {k: v for k, v in VLLM.flags.items() if k != "kv_fp8"}
+
+    def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
+        """V0's EngineArgs: max_num_seqs 256 (engine/arg_utils.py: a field default to 0.6.5, then set when unset,
+        256 for V0 through 0.10.2) and the 2048-token floor of SchedulerConfig (_DEFAULT_MAX_NUM_BATCHED_TOKENS)."""
+        return 2048, 256
 
     def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
                                chunked: bool) -> int:
