@@ -251,3 +251,16 @@ def test_vllm_v0_schedules_256_sequences():
 
     e = plan("llama-3.1-8b", gpu="h100", engine="vllm-v0", engine_version="0.6.6", max_model_len=8192)
     assert e.scenarios[0].printed.max_num_seqs == 256
+
+
+@pytest.mark.parametrize("engine, newer", [("vllm", "0.40.0"), ("sglang", "0.6.0"), ("tgi", "4.0.0"),
+                                           ("vllm-v0", "0.11.0")])
+def test_a_release_newer_than_any_read_uses_the_newest_rules_and_says_so(engine, newer):
+    from kvplan.planning import plan
+
+    eng = get_engine(engine)
+    future = plan("llama-3.1-8b", gpu="h100", engine=engine, engine_version=newer, max_model_len=8192)
+    newest = plan("llama-3.1-8b", gpu="h100", engine=engine, engine_version=eng.newest_read, max_model_len=8192)
+    assert any("newer than the newest release kvplan has read" in n for n in future.scenarios[0].printed.notes)
+    assert not any("newer than" in n for n in newest.scenarios[0].printed.notes)
+    assert future.scenarios[0].capacity.kv_pool_bytes == newest.scenarios[0].capacity.kv_pool_bytes

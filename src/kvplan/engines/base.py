@@ -320,6 +320,7 @@ class Engine(ABC):
     prints_startup: ClassVar[bool] = True  # it has startup figures to predict (Printed)
     max_model_len_from_seq: ClassVar[bool] = False  # the page sets max_model_len to the request length
     flags: ClassVar[dict[str, str]] = {}  # the engine's spelling of what explain suggests (see suggestions)
+    newest_read: ClassVar[str | None] = None  # the newest release whose source kvplan's rules were checked against
 
     def describe(self) -> dict[str, Any]:
         """What GET /api/engines says of the engine."""
@@ -408,6 +409,9 @@ class Engine(ABC):
         total, total_source = self.device_total(gpu, settings, kv_memory)
         setup = Setup(dep, gpu, settings, self.options(settings), version, self.rules_for(version), total,
                       total_source, reserve, kv_memory is not None, seq, batch, replicas)
+        if self.newest_read and version > parse_version(self.newest_read, self.newest_read):
+            setup.notes.append(f"{self.label} {version_text(version)} is newer than the newest release kvplan has "
+                               f"read ({self.newest_read}): kvplan's newest rules apply, unchecked")
         self.resolve(setup)
         return setup
 

@@ -256,6 +256,7 @@ class SGLang(Engine):
     name = "sglang"
     label = "SGLang"
     default_version = "0.5.23"
+    newest_read = "0.5.23"
     options_class = SglangOptions
     rule_table = SGLANG_RULES
     csv_names = ("sglang",)

@@ -231,6 +231,7 @@ class TGI(Engine):
     name = "tgi"
     label = "TGI"
     default_version = "3.3.7"
+    newest_read = "3.3.7"
     default_util = DEFAULT_MEMORY_FRACTION
     options_class = TgiOptions
     rule_table = TGI_RULES

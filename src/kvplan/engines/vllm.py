@@ -537,6 +537,7 @@ class VLLM(Engine):
     name = "vllm"
     label = "vLLM"
     default_version = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
+    newest_read = "0.33.0"  # docs/vllm-rules.md; the log wordings were read in every release up to it
     options_class = VllmOptions
     rule_table = V1_RULES
     csv_names = ("vllm v1",)
@@ -720,6 +721,7 @@ class VLLMV0(VLLM):
     name = "vllm-v0"
     label = "vLLM V0"
     default_version = "0.6.4"  # a V0 release of the public V0 logs (vllm-project/vllm#10517)
+    newest_read = "0.10.2"  # V0 was removed in 0.11.0
     rule_table = V0_RULES  # type: ignore[assignment]
     csv_names = ("vllm v0",)
     log_wordings = (V0_LOG,)
