@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kvplan.engines import by_csv_name, get_engine, parse_version
+from kvplan.engines import by_csv_name, parse_version
 from kvplan.engines.common import ActivationFeatures, activation_features, fitted_constants
 from kvplan.errors import KvplanError
 from kvplan.hardware import find_gpu
@@ -73,41 +73,58 @@ def label(ids: Iterable[int]) -> str:
     return "rows " + ", ".join(spans) if spans else "no rows"
 
 
+# The non-torch constants at TP 1 ([non_torch] in data/vllm-constants.toml), each the one some releases'
+# available-memory formula subtracts (V1_RULES non_torch_tp1, V0_RULES non_torch), with what it measures; a
+# constant left without rows (a held-out band) borrows the first of its neighbours that has a value, never the
+# shipped one, which was fitted on the rows held out.
+TP1_CONSTANTS = {
+    "tp1": ("V1 >= 0.18", ("tp1_old",)),
+    "tp1_old": ("V1 0.9.1-0.17", ("tp1",)),
+    "all_tp1": ("with the CUDA context: V0 0.6.4, V1 < 0.9.1", ("v0_increase", "tp1")),
+    "v0_increase": ("V0 <= 0.6.3 and >= 0.6.5", ("all_tp1", "tp1")),
+    "pp": ("V1 with PP and TP 1", ("tp1", "tp1_old")),
+}
+
+
 def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
-    """The rows each non-torch constant is fitted on."""
-    v1 = get_engine("vllm")
-    default = v1.default_version
-    groups: dict[str, Rows] = {"tp1": [], "tp1_old": [], "pp": [], "tp": []}
-    for i, r in _with(rows, "non_torch_gib", "vLLM V1", exclude):
-        if not (r.get("engine_version") or "").strip():
-            continue  # the constants are split by release: a row without one is scored, never fitted
-        version = parse_version(r["engine_version"], default)
-        tp = int(r.get("tensor_parallel") or 1)
-        gpus = int(r.get("gpu_count") or 1)
-        # TP 1: the constant the release's formula subtracts (V1_RULES non_torch_tp1)
-        key = "tp" if tp > 1 else "pp" if gpus > tp else v1.rules_for(version).non_torch_tp1.removesuffix("_gib")
-        if key == "tp" and (version < (0, 18) or not _nvlink(r.get("gpu") or "")):
-            continue  # the TP line is 0.18+'s NVLink buffers; elsewhere kvplan uses the TP 1 value (vllm.non_torch)
-        if key in groups:  # all_tp1 (before 0.9.1) is fitted with V0 0.6.4's rows
-            groups[key].append((i, r))
+    """The rows each non-torch constant is fitted on: at TP 1 the constant of the release's formula, `pp` V1 with
+    PP, `tp` V1 >= 0.18 at TP >= 2 on NVLink GPUs (the line's buffers; elsewhere vllm.non_torch uses the TP 1
+    value). Rows that do not state their release are scored, never fitted (the constants split by release)."""
+    groups: dict[str, Rows] = {key: [] for key in (*TP1_CONSTANTS, "tp")}
+    for engine, field in (("vLLM V1", "non_torch_tp1"), ("vLLM V0", "non_torch")):
+        eng = by_csv_name(engine)
+        assert eng is not None
+        for i, r in _with(rows, "non_torch_gib", engine, exclude):
+            if not (r.get("engine_version") or "").strip():
+                continue
+            version = parse_version(r["engine_version"], eng.default_version)
+            tp, gpus = int(r.get("tensor_parallel") or 1), int(r.get("gpu_count") or 1)
+            v1 = engine == "vLLM V1"
+            if tp > 1:
+                if v1 and version >= (0, 18) and _nvlink(r.get("gpu") or ""):
+                    groups["tp"].append((i, r))
+            elif gpus > tp:
+                if v1:
+                    groups["pp"].append((i, r))
+            else:
+                groups[getattr(eng.rules_for(version), field).removesuffix("_gib")].append((i, r))
     return groups
 
 
 def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
     groups = _non_torch_groups(rows, exclude)
     out: dict[str, Any] = {}
-    for key in ("tp1", "tp1_old", "pp"):
+    for key, (what, _) in TP1_CONSTANTS.items():
         values = [float(r["non_torch_gib"]) for _, r in groups[key]]
         if values:
             out[f"{key}_gib"] = round(statistics.median(values), 3)
-            out[f"{key}_source"] = f"median of {len(values)} public V1 logs, {label(i for i, _ in groups[key])}"
-    # a setup left without rows (a held-out band) borrows its nearest setup's value, never the shipped one,
-    # which was fitted on the rows held out
-    for key, nearest in (("tp1", "tp1_old"), ("tp1_old", "tp1"), ("pp", "tp1"), ("pp", "tp1_old")):
-        if f"{key}_gib" not in out and f"{nearest}_gib" in out:
-            out[f"{key}_gib"], out[f"{key}_source"] = out[f"{nearest}_gib"], f"no row: the {nearest} value"
-    if "tp1_gib" not in out:
-        raise KvplanError("no vLLM V1 row logs non-torch memory at TP 1: nothing to fit")
+            out[f"{key}_source"] = f"median of {len(values)} public logs ({what}), {label(i for i, _ in groups[key])}"
+    for key, (_, neighbours) in TP1_CONSTANTS.items():
+        if f"{key}_gib" not in out:
+            near = next((n for n in neighbours if f"{n}_gib" in out), None)
+            if near is None:
+                raise KvplanError(f"no log of non-torch memory for {key} nor its neighbours: nothing to fit")
+            out[f"{key}_gib"], out[f"{key}_source"] = out[f"{near}_gib"], f"no row: the {near} value"
     xs = [int(r["tensor_parallel"]) for _, r in groups["tp"]]
     ys = [float(r["non_torch_gib"]) for _, r in groups["tp"]]
     if len(set(xs)) >= 2:
@@ -119,38 +136,7 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
     else:  # no line to fit: the TP 1 value at every TP (as without NVLink)
         out["tp_base_gib"], out["tp_per_rank_gib"] = out["tp1_gib"], 0.0
         out["tp_source"] = "fewer than two TP sizes: the TP 1 value"
-    # V0's two available-memory formulas (V0_RULES non_torch): what the profile added (<= 0.6.3, >= 0.6.5) and
-    # every non-torch byte on the device (0.6.4)
-    v0 = _v0_non_torch_groups(rows, exclude)
-    for key, what in (("v0_increase", "non-torch increase (V0 <= 0.6.3, >= 0.6.5)"),
-                      ("all_tp1", "non-torch with the CUDA context (V0 0.6.4, V1 < 0.9.1)")):
-        values = [float(r["non_torch_gib"]) for _, r in v0[key]]
-        if values:
-            out[f"{key}_gib"] = round(statistics.median(values), 3)
-            out[f"{key}_source"] = (f"median {what} of {len(values)} public logs at TP 1, "
-                                    f"{label(i for i, _ in v0[key])}")
-    for key, nearest in (("v0_increase", "all_tp1"), ("all_tp1", "v0_increase")):
-        if f"{key}_gib" not in out:
-            borrowed = out.get(f"{nearest}_gib", out["tp1_gib"])
-            out[f"{key}_gib"], out[f"{key}_source"] = borrowed, "no row: the nearest V0 (else V1 TP 1) value"
     return out
-
-
-def _v0_non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
-    """Rows at TP 1 (one GPU) that log non-torch memory and state their release, by their formula's constant:
-    V0's (V0_RULES non_torch) and V1's before 0.9.1 (V1_RULES non_torch_tp1 all_tp1_gib)."""
-    groups: dict[str, Rows] = {"v0_increase": [], "all_tp1": []}
-    for engine, field in (("vLLM V0", "non_torch"), ("vLLM V1", "non_torch_tp1")):
-        eng = by_csv_name(engine)
-        assert eng is not None
-        for i, r in _with(rows, "non_torch_gib", engine, exclude):
-            if not (r.get("engine_version") or "").strip() or int(r.get("tensor_parallel") or 1) > 1 or int(
-                    r.get("gpu_count") or 1) > 1:
-                continue
-            rule = getattr(eng.rules_for(parse_version(r["engine_version"], eng.default_version)), field)
-            if rule.removesuffix("_gib") in groups:
-                groups[rule.removesuffix("_gib")].append((i, r))
-    return groups
 
 
 def _nvlink(gpu: str) -> bool:
@@ -235,7 +221,6 @@ def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
     """The rows some constant is fitted on (a held-out score leaves exactly these out)."""
     numbered, none = list(enumerate(rows)), frozenset[int]()
     used = {i for group in _non_torch_groups(numbered, none).values() for i, _ in group}
-    used |= {i for group in _v0_non_torch_groups(numbered, none).values() for i, _ in group}
     for engine in ("vLLM V1", "vLLM V0"):
         used |= {p[0] for p in activation_points(numbered, setup_of, engine, none)}
     return used
