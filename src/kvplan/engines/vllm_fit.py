@@ -208,19 +208,40 @@ def fit_activation(rows: Rows, setup_of: SetupOf, exclude: frozenset[int] = froz
     }
 
 
+CUDAGRAPH_PRIOR_GIB = 0.5  # without a row: a typical "Graph capturing finished ... took 0.50 GiB" of an 8B model
+
+
+def _cudagraph_rows(rows: Rows, exclude: frozenset[int]) -> Rows:
+    return [(i, r) for i, r in _with(rows, "cuda_graph_gib", "vLLM V1", exclude)
+            if (r.get("engine_version") or "").strip() and parse_version(r["engine_version"], "0") >= (0, 20)]
+
+
+def fit_cudagraph(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The CUDA-graph estimate vLLM >= 0.20 subtracts before sizing the pool (V1_RULES cudagraph_estimate): the
+    median graph memory of the >= 0.20 logs that state their release (the size depends on the model and the
+    capture sizes, which kvplan does not model: a constant, fitted)."""
+    used = _cudagraph_rows(rows, exclude)
+    if not used:
+        return {"estimate_gib": CUDAGRAPH_PRIOR_GIB,
+                "source": "no >= 0.20 log left: 0.5 GiB, a typical 8B model's graph capture"}
+    return {"estimate_gib": round(statistics.median(float(r["cuda_graph_gib"]) for _, r in used), 3),
+            "source": f"median graph memory of {len(used)} public >= 0.20 logs, {label(i for i, _ in used)}"}
+
+
 def fit(rows: list[dict[str, str]], setup_of: SetupOf, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
     """Every fitted constant from `rows` (a validation CSV's; `setup_of` turns a row into its deployment, GPU and
     settings: kvplan.validate.row_setup) without the rows numbered in `exclude`; what no row can fit (the
     CUDA-graph estimate) keeps its shipped value."""
     numbered = list(enumerate(rows))
     return {**fitted_constants(), "non_torch": fit_non_torch(numbered, exclude),
-            **fit_activation(numbered, setup_of, exclude)}
+            **fit_activation(numbered, setup_of, exclude), "cudagraph": fit_cudagraph(numbered, exclude)}
 
 
 def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
     """The rows some constant is fitted on (a held-out score leaves exactly these out)."""
     numbered, none = list(enumerate(rows)), frozenset[int]()
     used = {i for group in _non_torch_groups(numbered, none).values() for i, _ in group}
+    used |= {i for i, _ in _cudagraph_rows(numbered, none)}
     for engine in ("vLLM V1", "vLLM V0"):
         used |= {p[0] for p in activation_points(numbered, setup_of, engine, none)}
     return used
