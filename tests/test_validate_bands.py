@@ -65,7 +65,7 @@ def test_the_shipped_constants_are_the_fit_of_the_canonical_csv():
     benchmarks/fit_vllm_constants.py --write whenever the CSV changes."""
     shipped = tomllib.loads(SHIPPED.read_text(encoding="utf-8"))
     fitted = fit(read_rows(CSV), lambda r: row_setup(r, CSV.parent))
-    for section in ("non_torch", "activation", "activation_v0"):
+    for section in ("non_torch", "activation", "activation_v0", "cudagraph"):
         for key, value in shipped[section].items():
             assert fitted[section][key] == value, (section, key)
 
@@ -264,3 +264,19 @@ def test_a_release_newer_than_any_read_uses_the_newest_rules_and_says_so(engine,
     assert any("newer than the newest release kvplan has read" in n for n in future.scenarios[0].printed.notes)
     assert not any("newer than" in n for n in newest.scenarios[0].printed.notes)
     assert future.scenarios[0].capacity.kv_pool_bytes == newest.scenarios[0].capacity.kv_pool_bytes
+
+
+def test_the_cuda_graph_estimate_is_the_median_of_the_newer_logs_and_a_prior_without_them():
+    """vLLM >= 0.20 subtracts its CUDA-graph estimate: fitted as the median graph memory of the >= 0.20 logs that
+    print one; with them left out (held out), the 0.5 GiB prior, never the value fitted on them."""
+    from statistics import median
+
+    from kvplan.engines.vllm_fit import CUDAGRAPH_PRIOR_GIB, fit_cudagraph
+
+    rows = read_rows(CSV)
+    newer = [i for i, r in enumerate(rows) if r["engine"] == "vLLM V1" and r["cuda_graph_gib"].strip()
+             and r["engine_version"].strip() and parse_version(r["engine_version"], "0") >= (0, 20)]
+    assert newer
+    fitted = fit_cudagraph(list(enumerate(rows)))
+    assert fitted["estimate_gib"] == round(median(float(rows[i]["cuda_graph_gib"]) for i in newer), 3)
+    assert fit_cudagraph(list(enumerate(rows)), frozenset(newer))["estimate_gib"] == CUDAGRAPH_PRIOR_GIB
