@@ -536,7 +536,7 @@ class VLLM(Engine):
 
     name = "vllm"
     label = "vLLM"
-    default_version = "0.19.0"  # the newest release with public startup logs in shared/bench (validated)
+    default_version = "0.33.0"  # the newest release whose rules kvplan has read
     newest_read = "0.33.0"  # docs/vllm-rules.md; the log wordings were read in every release up to it
     options_class = VllmOptions
     rule_table = V1_RULES
