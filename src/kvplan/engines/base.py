@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kvplan.budget import Budget, check_util
@@ -40,7 +41,12 @@ Version = tuple[int, int, int]
 
 def parse_version(text: str | None, default: str) -> Version:
     """'0.5.23' -> (0, 5, 23); '0.4.9.post2' -> (0, 4, 9); 'v3.3.7' -> (3, 3, 7)."""
-    value = (text or default).lstrip("v")
+    return _parse_version(text or default, default)
+
+
+@lru_cache(maxsize=1024)  # bounded: versions come from users and logs
+def _parse_version(text: str, default: str) -> Version:
+    value = text.lstrip("v")
     parts = []
     for piece in value.split(".")[:3]:
         digits = ""

@@ -347,7 +347,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
         def compute() -> bytes:
             with model_sources(local_files=False, hub_lookups=allow_hub):
-                return json.dumps(call()).encode()
+                return json.dumps(call(), separators=(",", ":")).encode()
 
         content = compute() if inline else await run_in_threadpool(compute)
         if key is not None:
