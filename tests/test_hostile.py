@@ -390,3 +390,24 @@ def test_sglang_prints_no_free_memory_after_weights_that_do_not_fit():
 
     s = plan("llama-3.1-70b", gpu="l4", engine="sglang").scenarios[0]
     assert s.printed.free_before_weights_bytes > 0 and s.printed.free_after_weights_bytes is None
+
+
+@pytest.mark.parametrize("model, path, junk", [
+    ("llama-3.2-11b-vision", ("text_config", "cross_attention_layers"), [["x"]]),
+    ("qwen3-30b-a3b", ("mlp_only_layers",), ["3", 1.5])])
+def test_layer_index_lists_must_hold_whole_numbers(model, path, junk):
+    """Found by the long fuzz (configs seed 5005928): a cross_attention_layers entry that was a list raised
+    TypeError; every list of layer indices kvplan reads is checked element by element."""
+    import json
+
+    from kvplan.errors import ConfigError
+    from kvplan.model import catalog
+
+    entry = catalog.entries()[model]
+    config = json.loads(entry.path().read_text(encoding="utf-8"))
+    target = config
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = junk
+    with pytest.raises(ConfigError, match="must list whole numbers"):
+        kvplan.plan(config, gpu="h100")

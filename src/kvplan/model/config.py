@@ -124,6 +124,14 @@ class Config:
             raise ConfigError(f"{self.where} field {keys[0]!r} must be a list (got {_short(value)})")
         return value
 
+    def int_list(self, *keys: str, default: Any = _MISSING) -> list[int]:
+        """A list of layer indices (or flags): every element a whole number."""
+        value = self.list(*keys, default=default)
+        if value is not None and any(isinstance(x, bool) or not isinstance(x, int) for x in value):
+            bad = next(x for x in value if isinstance(x, bool) or not isinstance(x, int))
+            raise ConfigError(f"{self.where} field {keys[0]!r} must list whole numbers (got {_short(bad)})")
+        return value
+
     def section(self, key: str, defaults: Mapping[str, Any] = ()) -> Config:
         value = self.data.get(key)
         if value is None:

@@ -87,7 +87,7 @@ def _qwen_moe(cfg: Config, d: Dims) -> Dims:
     """qwen2_moe / qwen3_moe / qwen3_next: `intermediate_size` is used only by `mlp_only_layers` and the layers
     off `decoder_sparse_step` (transformers' Qwen*MoeDecoderLayer)."""
     step = cfg.int("decoder_sparse_step", default=1)
-    only = cfg.list("mlp_only_layers", default=[])
+    only = cfg.int_list("mlp_only_layers", default=[])
     experts = cfg.int("num_experts", default=0, minimum=0)
     dense = _dense_layers(d.layers, lambda i: experts > 0 and i not in only and (i + 1) % step == 0)
     return replace(d, intermediate=d.intermediate if dense else None, moe_intermediate=d.moe_intermediate
@@ -139,7 +139,7 @@ def _qwen3_next(cfg: Config, d: Dims) -> Dims:
     """Qwen3-Next: like the Qwen MoEs, but its adapter makes every layer off `mlp_only_layers` / the sparse step
     a MoE layer whatever `num_experts` says."""
     step = cfg.int("decoder_sparse_step", default=1)
-    only = cfg.list("mlp_only_layers", default=[])
+    only = cfg.int_list("mlp_only_layers", default=[])
     dense = _dense_layers(d.layers, lambda i: i not in only and (i + 1) % step == 0)
     return replace(d, intermediate=d.intermediate if dense else None)
 

@@ -90,7 +90,7 @@ def _is_sparse(cfg: Config, t: Traits, i: int) -> bool:
         return True
     if t.moe in ("qwen2_moe", "qwen3_moe"):
         step = cfg.int("decoder_sparse_step", default=1)
-        only_mlp = cfg.list("mlp_only_layers", default=[])
+        only_mlp = cfg.int_list("mlp_only_layers", default=[])
         return cfg.int("num_experts", minimum=0) > 0 and i not in only_mlp and (i + 1) % step == 0
     return False
 

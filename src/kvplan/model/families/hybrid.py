@@ -146,7 +146,7 @@ def build_qwen3_next(cfg: Config) -> Built:
              else ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(n)])
     num, top_k = cfg.int("num_experts"), cfg.int("num_experts_per_tok")
     step = cfg.int("decoder_sparse_step", default=1)
-    dense_layers = cfg.list("mlp_only_layers", default=[])
+    dense_layers = cfg.int_list("mlp_only_layers", default=[])
 
     inv = Inventory()
     inv.embedding("model.embed_tokens.weight", vocab, hidden)

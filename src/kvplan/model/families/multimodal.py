@@ -131,7 +131,7 @@ def build_mllama(cfg: Config) -> Built:
     kv_heads = tc.int("num_key_value_heads", default=heads)
     head_dim = hidden // heads
     vocab = tc.int("vocab_size")
-    cross = set(tc.list("cross_attention_layers", default=[]))
+    cross = set(tc.int_list("cross_attention_layers", default=[]))
     d, patch, tiles = vc.int("hidden_size"), vc.int("patch_size"), vc.int("max_num_tiles")
     patches = (vc.int("image_size") // patch) ** 2 + 1  # + class token
     encoder_tokens = tiles * patches
@@ -204,7 +204,7 @@ def build_llama4(cfg: Config) -> Built:
     if "layer_types" in tc:
         types = layer_types(tc, n)
     else:  # no_rope_layers[i] == 1: RoPE layer, chunked when a chunk size is set; 0: global NoPE layer
-        rope = tc.list("no_rope_layers", default=None) or [int((i + 1) % 4 != 0) for i in range(n)]
+        rope = tc.int_list("no_rope_layers", default=None) or [int((i + 1) % 4 != 0) for i in range(n)]
         types = ["chunked_attention" if rope[i] and chunk else "full_attention" for i in range(n)]
 
     inv = Inventory()
