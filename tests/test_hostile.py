@@ -390,6 +390,9 @@ def test_sglang_prints_no_free_memory_after_weights_that_do_not_fit():
 
     s = plan("llama-3.1-70b", gpu="l4", engine="sglang").scenarios[0]
     assert s.printed.free_before_weights_bytes > 0 and s.printed.free_after_weights_bytes is None
+    # cli seed 6010296: a device smaller than the memory startup holds (CUDA context, distributed init)
+    tiny = plan("llama-3.2-1b", gpu_memory="1GiB", tp=2, engine="sglang").scenarios[0]
+    assert tiny.printed.free_before_weights_bytes is None and tiny.printed.free_after_weights_bytes is None
 
 
 @pytest.mark.parametrize("model, path, junk", [

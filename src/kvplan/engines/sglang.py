@@ -346,8 +346,9 @@ class SGLang(Engine):
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
             max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
             max_num_batched_tokens=o.chunked_prefill_size or (chunked_prefill_size(smi, setup.dep.tp) if smi else None),
-            notes=tuple(setup.notes), free_before_weights_bytes=free,
-            free_after_weights_bytes=after if after >= 0 else None,  # weights beyond free memory: never printed
+            # a device smaller than what startup holds, or weights beyond its free memory: never printed
+            notes=tuple(setup.notes), free_before_weights_bytes=free if free >= 0 else None,
+            free_after_weights_bytes=after if after >= 0 else None,
         )
 
     def launch_command(self, launch: Launch) -> str:
