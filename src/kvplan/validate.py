@@ -428,13 +428,14 @@ def report(rows: list[dict[str, str]], base: Path | None, hold_out: str | None =
                     skipped=sum(not r.modelled for r in results))
     fitted = fitted_rows(rows, lambda r: row_setup(r, base))
     by_band = _groups(results, lambda r: r.band, fitted)
-    held = _hold_out(rows, base, hold_out, fitted) if hold_out else None
+    held = _hold_out(rows, base, hold_out, fitted, results) if hold_out else None
     return ValidationReport(results, summarize(results), counts, by_band, held)
 
 
-def _hold_out(rows: list[dict[str, str]], base: Path | None, by: str, fitted: set[int]) -> HoldOut:
+def _hold_out(rows: list[dict[str, str]], base: Path | None, by: str, fitted: set[int],
+              in_sample: list[RowResult]) -> HoldOut:
     """Each group's rows scored on constants fitted without them; a group none of whose rows is fitted on keeps
-    the shipped constants (its figures are held out already)."""
+    its in-sample results (its figures are held out already)."""
     from kvplan.engines.common import constants_from
     from kvplan.engines.vllm_fit import fit
 
@@ -447,7 +448,7 @@ def _hold_out(rows: list[dict[str, str]], base: Path | None, by: str, fitted: se
     for name, ids in members.items():
         left_out = frozenset(ids) & fitted
         if not left_out:
-            results += [validate_row(i, rows[i], base) for i in ids]
+            results += [in_sample[i] for i in ids]
             continue
         try:
             constants = fit(rows, lambda r: row_setup(r, base), left_out)

@@ -340,7 +340,7 @@ class SGLang(Engine):
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)
         free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp)[0]
-        after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]
+        after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
