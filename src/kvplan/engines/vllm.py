@@ -221,9 +221,12 @@ MIN_CAPABILITY_0_19 = (
 
 V1_RULES = RuleTable(
     V1Rules,
-    row("0.0.0", "v1/core/kv_cache_utils.py, v1/worker/gpu_worker.py as in 0.16.0 (older V1 releases not read); "
-        "min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not read (FlashAttention and "
-        "FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks were not read)",
+    row("0.0.0", "v1/core/kv_cache_utils.py as in 0.16.0 (its older releases not read); v1/worker/gpu_worker.py "
+        "0.8.0-0.9.0.1 determine_available_memory: torch's peak + every non-torch byte on the device "
+        "(all_tp1_gib); engine/arg_utils.py 0.8.0-0.8.3 _set_default_args_v1: 8192 tokens on devices named H100 / "
+        "H200, 1024 sequences everywhere; min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not "
+        "read (FlashAttention and FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks "
+        "were not read)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler_whole_batch_logits=False,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name"),
@@ -256,16 +259,19 @@ class V0Rules:
     auto_chunked_prefill_multimodal: bool  # ... for multimodal models too
     chunked_prefill_tokens: int  # max_num_batched_tokens default with chunked prefill on
     non_torch: str  # the fitted non-torch constant its available-memory formula subtracts ([non_torch])
+    max_num_seqs: int  # EngineArgs' default on every device
 
 
 V0_LONG_CONTEXT = 32768
 V0_RULES = RuleTable(
     V0Rules,
-    row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed; worker/worker.py "
+    row("0.0.0", "releases before 0.5.4 not read: no automatic chunked prefill assumed; engine/arg_utils.py "
+        "EngineArgs.max_num_seqs 256 (a field default through 0.6.5, set when unset for V0 from 0.6.6 to 0.10.2); "
+        "worker/worker.py "
         "determine_num_available_blocks (0.4.0-0.6.3.post1): peak = free memory at worker init - free after the "
         "profile run, so only what the profile added beyond the CUDA context counts (v0_increase_gib)",
         auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512,
-        non_torch="v0_increase_gib"),
+        non_torch="v0_increase_gib", max_num_seqs=256),
     row("0.5.4", "engine/arg_utils.py 0.5.4 EngineArgs.create_engine_config: enable_chunked_prefill unset and "
         "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
         "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
@@ -731,9 +737,9 @@ class VLLMV0(VLLM):
     flags: ClassVar[dict[str, str]] = {k: v for k, v in VLLM.flags.items() if k != "kv_fp8"}
 
     def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
-        """V0's EngineArgs: max_num_seqs 256 (engine/arg_utils.py: a field default to 0.6.5, then set when unset,
-        256 for V0 through 0.10.2) and the 2048-token floor of SchedulerConfig (_DEFAULT_MAX_NUM_BATCHED_TOKENS)."""
-        return 2048, 256
+        """V0's max_num_seqs (V0_RULES) and the 2048-token floor of SchedulerConfig
+        (_DEFAULT_MAX_NUM_BATCHED_TOKENS)."""
+        return 2048, setup.rules.max_num_seqs
 
     def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
                                chunked: bool) -> int:
