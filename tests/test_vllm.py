@@ -258,3 +258,40 @@ def test_longest_request_in_closed_form_equals_the_search(alias):
                 found = largest(lambda n, r=requests, b=blocks, kv=layout: r * kv.blocks_per_request(n) <= b)
                 assert layout.longest(requests, blocks) == (None if found == SEARCH_LIMIT else found), \
                     (alias, mnbt, requests, blocks)
+
+
+def test_llm_class_defaults_differ_from_serve():
+    """engine/arg_utils.py (0.8.0 _set_default_args_v1 ... 0.19.0 get_batch_defaults): UsageContext.LLM_CLASS takes
+    16384 batched tokens on the large class (8192 for OPENAI_API_SERVER) and 8192 off it (2048); max_num_seqs is
+    the same for both."""
+    h100, l4 = get_gpu("h100"), get_gpu("l4")
+    assert scheduler_defaults(h100.torch_total()[0], h100, entry_point="llm") == (16384, 1024)
+    assert scheduler_defaults(l4.torch_total()[0], l4, entry_point="llm") == (8192, 256)
+    assert scheduler_defaults(l4.torch_total()[0], l4, "h100_name", entry_point="llm") == (8192, 1024)
+
+    def printed(entry: str):
+        return plan("llama-3.1-8b", gpu="l4", seq=8192, entry_point=entry).scenarios[0].printed
+
+    assert (printed("serve").max_num_batched_tokens, printed("LLM()").max_num_batched_tokens) == (2048, 8192)
+    assert printed("llm").kv_tokens < printed("serve").kv_tokens  # the profile runs 4x the tokens
+
+
+def test_entry_point_spellings_and_refusals():
+    from kvplan.engines.base import entry_point_name
+    from kvplan.errors import InputError
+
+    for text in ("serve", "vllm serve", "API-server", "openai"):
+        assert entry_point_name(text) == "serve"
+    for text in ("llm", "LLM()", "llm-class", "LLM class", "offline"):
+        assert entry_point_name(text) == "llm"
+    with pytest.raises(InputError, match="unknown entry point 'jupyter'"):
+        EngineSettings(entry_point="jupyter")
+    with pytest.raises(InputError, match="applies to vLLM only"):
+        EngineSettings(engine="sglang", entry_point="llm")
+
+
+def test_llm_class_launch_is_a_python_call():
+    p = plan("llama-3.1-8b", gpu="h100", max_model_len=8192, entry_point="llm", max_num_seqs=64)
+    line = p.launch_command(p.scenarios[0])
+    assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=0.9, "
+                    "max_model_len=8192, max_num_seqs=64)")

@@ -161,6 +161,8 @@ def _engine_options(f):
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
         click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
         click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
+        click.option("--entry-point", default="serve", show_default=True,
+                     help="vLLM: serve (`vllm serve`) or llm (the offline LLM class: larger token budget)."),
     ]):
         f = option(f)
     return f
@@ -196,7 +198,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
          engine: str, engine_version: str | None, max_model_len: int | str | None,
          max_num_batched_tokens: int | None,
-         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool,
+         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, entry_point: str,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -223,7 +225,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine or DEFAULT_ENGINE,
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                       block_size=block_size, enforce_eager=enforce_eager)
+                       block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point)
     if as_json:
         data = result.to_dict()
         if explain:

@@ -50,7 +50,7 @@ class Plan:
         st = self.engine
         launch = Launch(self.model_id, d.tp, d.pp, self.replicas, s.util, e.max_model_len, st.max_num_seqs,
                         d.kv_dtype, d.quant, st.max_num_batched_tokens, st.block_size, st.enforce_eager,
-                        batch=-(-self.batch // self.replicas))
+                        batch=-(-self.batch // self.replicas), entry_point=st.entry_point)
         try:
             return get_engine(st.engine).launch_command(launch)
         except NotImplementedError:
@@ -187,6 +187,7 @@ def plan(
     max_num_seqs: int | None = None,
     block_size: int | None = None,
     enforce_eager: bool = False,
+    entry_point: str = "serve",
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -231,7 +232,7 @@ def plan(
                      "release; --explain shows how far the pool moves across releases)")
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                              block_size=block_size, enforce_eager=enforce_eager)
+                              block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
     utils: list[float | None] = [check_util(float(u)) for u in _as_list(util)] or [None]

@@ -184,8 +184,13 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         block_size=_int(row, "block_size"),
         enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
         total_bytes=round(total_gib * GiB) if total_gib else None,
+        entry_point="llm" if found.entry_points and OFFLINE.search(notes) else "serve",
     )
     return RowSetup(dep, gpu, util, settings, assumptions)
+
+
+# A row's notes saying it ran vLLM's offline LLM class (its scheduler defaults differ from `vllm serve`'s).
+OFFLINE = re.compile(r"\bLLM\(|LLM class|offline LLM|vllm bench throughput|benchmark_throughput", re.IGNORECASE)
 
 
 def _figures_end_to_end(result: RowResult, row: dict[str, str], setup: RowSetup) -> None:

@@ -21,6 +21,7 @@ the memory in use at startup) lives in `kvplan.engines.common`.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -142,16 +143,41 @@ class EngineSettings:
     block_size: int | None = None
     enforce_eager: bool = False
     total_bytes: int | None = None  # the device total as the engine sees it, when known (e.g. from a log)
+    entry_point: str = "serve"  # vLLM: `vllm serve` (the API server) or the `LLM` class; its defaults differ
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
 
-        object.__setattr__(self, "engine", get_engine(self.engine).name)  # refuses an unknown name; 'vllm-v1' -> vllm
+        engine = get_engine(self.engine)
+        object.__setattr__(self, "engine", engine.name)  # refuses an unknown name; 'vllm-v1' -> vllm
+        object.__setattr__(self, "entry_point", entry_point_name(self.entry_point))
+        if self.entry_point != "serve" and not engine.entry_points:
+            raise InputError(f"--entry-point {self.entry_point} applies to vLLM only; {engine.label} has one "
+                             "entry point (drop --entry-point)")
         for label, value in (("--max-model-len", self.max_model_len),
                              ("--max-num-batched-tokens", self.max_num_batched_tokens),
                              ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InputError(f"{label} must be a positive integer (got {value!r})")
+
+
+# How users name vLLM's two entry points: the OpenAI API server (`vllm serve`, UsageContext.OPENAI_API_SERVER)
+# and the offline `LLM` class (UsageContext.LLM_CLASS), whose scheduler defaults differ (engine/arg_utils.py).
+ENTRY_POINTS = {
+    "serve": "serve", "vllm serve": "serve", "api server": "serve", "api_server": "serve", "openai": "serve",
+    "openai_api_server": "serve", "server": "serve",
+    "llm": "llm", "llm()": "llm", "llm class": "llm", "llm_class": "llm", "offline": "llm", "python": "llm",
+}
+
+
+def entry_point_name(text: str) -> str:
+    """'serve' or 'llm' from the spellings users write ('vllm serve', 'LLM()', 'llm-class', 'offline', ...)."""
+    key = re.sub(r"[\s-]+", " ", str(text).strip().lower())
+    name = ENTRY_POINTS.get(key) or ENTRY_POINTS.get(key.replace(" ", "_"))
+    if name is None:
+        raise InputError(f"unknown entry point {text!r}: use serve (`vllm serve`, the API server) or llm (the "
+                         "offline LLM class)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -245,6 +271,7 @@ class Launch:
     block_size: int | None = None
     enforce_eager: bool = False
     batch: int = 1  # requests per replica the deployment is sized for (llama.cpp's slots)
+    entry_point: str = "serve"  # vLLM: a `vllm serve` line or an `LLM(...)` call
 
     def model(self, kind: str = "checkpoint") -> str:
         """The model argument: the repo, or an explicit placeholder where the repo itself would not serve: an int4
@@ -321,6 +348,7 @@ class Engine(ABC):
     log_wordings: ClassVar[tuple[LogWording, ...]] = ()  # how its startup logs are recognised and read
     log_util_key: ClassVar[str | None] = None  # the log setting that holds its memory fraction
     plans_fit: ClassVar[bool] = False  # kvplan fit sizes candidates under it (it has a launch line)
+    entry_points: ClassVar[bool] = False  # it has vLLM's two entry points (EngineSettings.entry_point)
     weights_printed: ClassVar[bool] = False  # it logs the weights as loaded ("Model loading took")
     version_assumed_note: ClassVar[bool] = False  # say so when a log / CSV row does not state the version
     prints_startup: ClassVar[bool] = True  # it has startup figures to predict (Printed)

@@ -302,19 +302,23 @@ class VllmOptions:
     chunked_prefill: bool = True
 
 
-def scheduler_defaults(total_bytes: int, gpu: GPU | None, rule: str = "memory_not_a100") -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) of `vllm serve` (engine/arg_utils.py _set_default_args_v1, later
-    get_batch_defaults), by V1_RULES' `scheduler`: up to 0.8.3 8192 tokens on a device named H100 / H200, else
-    2048, and 1024 sequences everywhere; 0.8.4 256 sequences off H100 / H200; 0.8.5 the large defaults by
-    memory (>= 70 GiB); from 0.9.0 by memory and not an A100."""
+def scheduler_defaults(total_bytes: int, gpu: GPU | None, rule: str = "memory_not_a100",
+                       entry_point: str = "serve") -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) of V1's defaults (engine/arg_utils.py _set_default_args_v1, later
+    get_batch_defaults), by V1_RULES' `scheduler`: up to 0.8.3 the large defaults on a device named H100 / H200
+    and 1024 sequences everywhere; 0.8.4 256 sequences off H100 / H200; 0.8.5 the large defaults by memory
+    (>= 70 GiB); from 0.9.0 by memory and not an A100. The token budget depends on the entry point: `vllm serve`
+    (OPENAI_API_SERVER) 8192 on the large class, 2048 off it; the `LLM` class (LLM_CLASS) 16384 and 8192 (read in
+    0.8.0, 0.8.4, 0.8.5, 0.10.1.1 and 0.19.0); max_num_seqs is the same for both."""
     name = f"{gpu.alias} {gpu.name}".lower() if gpu else ""
     if rule.startswith("h100_name"):
         large = "h100" in name or "h200" in name
     else:
         large = total_bytes >= 70 * GiB and (rule == "memory" or "a100" not in name)
+    tokens = (16384 if large else 8192) if entry_point == "llm" else (8192 if large else 2048)
     if large:
-        return 8192, 1024
-    return 2048, 1024 if rule == "h100_name" else 256
+        return tokens, 1024
+    return tokens, 1024 if rule == "h100_name" else 256
 
 
 # ------------------------------------------------------------------------------------------------ overheads
@@ -550,6 +554,7 @@ class VLLM(Engine):
     log_wordings = (V1_LOG,)
     log_util_key = "gpu_memory_utilization"
     plans_fit = True
+    entry_points = True
     weights_printed = True
     max_model_len_from_seq = True
     flags: ClassVar[dict[str, str]] = {
@@ -576,7 +581,7 @@ class VLLM(Engine):
         setup.options = VllmOptions(max_model_len, mnbt, max_num_seqs, s.block_size, s.enforce_eager, chunked)
 
     def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
-        return scheduler_defaults(setup.total, setup.gpu, setup.rules.scheduler)
+        return scheduler_defaults(setup.total, setup.gpu, setup.rules.scheduler, setup.settings.entry_point)
 
     def chunked_prefill(self, setup: Setup, max_model_len: int) -> bool:
         """V1 always schedules with chunked prefill."""
@@ -705,6 +710,8 @@ class VLLM(Engine):
         return block_derivation(scenario)
 
     def launch_command(self, launch: Launch) -> str:
+        if launch.entry_point == "llm":
+            return self.llm_call(launch)
         parts = [f"vllm serve {launch.model()}", f"--tensor-parallel-size {launch.tp}"]
         parts += [f"--pipeline-parallel-size {launch.pp}"] if launch.pp > 1 else []
         parts += [f"--data-parallel-size {launch.replicas}"] if launch.replicas > 1 else []
@@ -716,6 +723,20 @@ class VLLM(Engine):
         parts += ["--kv-cache-dtype fp8"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
         return " ".join(parts)
+
+    def llm_call(self, launch: Launch) -> str:
+        """The offline `LLM(...)` call with the same settings (one replica: the class runs one engine)."""
+        args = [f"model={launch.model()!r}", f"tensor_parallel_size={launch.tp}"]
+        args += [f"pipeline_parallel_size={launch.pp}"] if launch.pp > 1 else []
+        args += [f"gpu_memory_utilization={launch.util:g}", f"max_model_len={launch.max_model_len}"]
+        args += [f"max_num_seqs={launch.max_running}"] if launch.max_running else []
+        args += [f"max_num_batched_tokens={launch.max_batched_tokens}"] if launch.max_batched_tokens else []
+        args += [f"block_size={launch.block_size}"] if launch.block_size else []
+        args += ["enforce_eager=True"] if launch.enforce_eager else []
+        args += ["kv_cache_dtype='fp8'"] if launch.kv_dtype == "fp8" else []
+        args += ["quantization='fp8'"] if launch.quant == "fp8" else []
+        call = f"LLM({', '.join(args)})"
+        return call + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 else "")
 
 
 class VLLMV0(VLLM):
@@ -738,7 +759,8 @@ class VLLMV0(VLLM):
 
     def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
         """V0's max_num_seqs (V0_RULES) and the 2048-token floor of SchedulerConfig
-        (_DEFAULT_MAX_NUM_BATCHED_TOKENS)."""
+        (_DEFAULT_MAX_NUM_BATCHED_TOKENS); neither depends on the entry point (engine/arg_utils.py 0.8.5
+        _set_default_args_v0 reads no usage context)."""
         return 2048, setup.rules.max_num_seqs
 
     def default_batched_tokens(self, setup: Setup, max_model_len: int, default: int, max_num_seqs: int,
