@@ -25,7 +25,7 @@ HEADER = ["# Constants of vLLM's memory profile that a config cannot give. Writt
 
 def toml(constants: dict) -> str:
     lines = list(HEADER)
-    for section in ("non_torch", "activation", "activation_v0", "cudagraph"):
+    for section in ("non_torch", "activation", "cudagraph"):
         lines += ["", f"[{section}]"]
         for k, v in constants[section].items():
             lines.append(f"{k} = {v!r}" if isinstance(v, float) else f"{k} = {_quoted(v)}")
@@ -40,7 +40,7 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     path = Path(args[0] if args else ROOT / "benchmarks" / "engine_logs.csv")
     constants = fit(read_rows(path), lambda r: row_setup(r, path.parent))
-    for section in ("non_torch", "activation", "activation_v0"):
+    for section in ("non_torch", "activation", "cudagraph"):
         print(f"[{section}]", constants[section])
     if "--write" in sys.argv:
         OUT.write_text(toml(constants), encoding="utf-8")

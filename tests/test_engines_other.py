@@ -16,7 +16,7 @@ import pytest
 from kvplan.deployment import Deployment
 from kvplan.engines import EngineSettings, get_engine, parse_version
 from kvplan.engines import scenario as dispatch
-from kvplan.engines.common import activation_peak
+from kvplan.engines.common import SamplerPeak, activation_peak
 from kvplan.engines.llamacpp import context, kv_bytes, layer_cells
 from kvplan.engines.sglang import SGLANG_RULES, default_mem_fraction_static
 from kvplan.engines.sglang import cell_size as _cell_size
@@ -186,9 +186,13 @@ def test_parse_version():
 
 # ---------------------------------------------------------------------------------------------------- TGI
 
-def _tgi_used(dep: Deployment, prefill: int) -> tuple[int, int]:
-    act = activation_peak(dep, dep.stages[0], prefill, 1)[0]  # the one estimated piece: vLLM's fitted peak
-    return 536_870_912 + WEIGHTS + act, act  # CUDA context 0.5 GiB + weights + activation
+def _tgi_used(dep: Deployment, prefill: int, rows: int = 1, log_softmax_bytes: float = 0) -> tuple[int, int]:
+    """CUDA context 0.5 GiB + weights + the warmup's activation: vLLM's fitted forward factor (the one estimated
+    piece), or the logits of `rows` rows in the model dtype (at TP 1 nothing beyond them, but a log_softmax copy of
+    `log_softmax_bytes` per entry before 2.4.0: models/flash_causal_lm.py)."""
+    logits = SamplerPeak("hand", no_sort_from=1, no_sort=log_softmax_bytes, buffer=False)
+    act = activation_peak(dep, dep.stages[0], prefill, rows, logits)[0]
+    return 536_870_912 + WEIGHTS + act, act
 
 
 def test_tgi_v3_fraction_times_wiggle_room():
@@ -211,13 +215,14 @@ def test_tgi_v3_fraction_times_wiggle_room():
 
 def test_tgi_v2_wiggle_after_and_v1_paged_blocks():
     dep = tiny()
-    used, _ = _tgi_used(dep, 512)
+    used, _ = _tgi_used(dep, 512, rows=512)  # < 3.0: prefill logprobs, logits for all 512 prompt tokens
     s = tgi_scenario(dep, GPU2, None, settings("tgi", version="2.4.0", max_num_batched_tokens=512), 1000, 1, 1)
     warm = 512 * 1024  # the warmup batch's blocks, allocated while free memory is read
     rest = 2 * GiB - used - warm
     pool = 2 * GiB - used - math.ceil(0.1 * rest)  # 0.90 x (free - warm) + warm
     assert s.budgets[0].kv_pool == pool and s.printed.kv_tokens == pool // 1024
     s = tgi_scenario(dep, GPU2, None, settings("tgi", version="1.0.0", max_num_batched_tokens=512), 1000, 1, 1)
+    used, _ = _tgi_used(dep, 512, rows=512, log_softmax_bytes=2)  # 1.x: the log_softmax is a new bf16 tensor
     blocks = (2 * GiB - used) // (16 * 1024)  # paged attention, BLOCK_SIZE 16, no wiggle room
     assert (s.printed.num_blocks, s.printed.kv_tokens, s.printed.block_size) == (blocks, blocks * 16, 16)
     assert s.capacity.request_bytes == 1008 * 1024  # 1000 tokens take 63 blocks of 16

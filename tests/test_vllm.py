@@ -178,7 +178,6 @@ def test_fitted_constants_are_reproducible():
                          capture_output=True, text=True, check=True).stdout
     c = constants()
     assert f"'forward_factor': {c['activation']['forward_factor']}" in out
-    assert f"'sampler_bytes_per_logit': {c['activation']['sampler_bytes_per_logit']}" in out
     assert f"'tp1_gib': {c['non_torch']['tp1_gib']}" in out
     assert f"'tp_per_rank_gib': {c['non_torch']['tp_per_rank_gib']}" in out
 
@@ -295,3 +294,52 @@ def test_llm_class_launch_is_a_python_call():
     line = p.launch_command(p.scenarios[0])
     assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=0.9, "
                     "max_model_len=8192, max_num_seqs=64)")
+
+
+# --------------------------------------------------------------------------------------------- sampler peaks
+
+def test_sampler_peaks_by_path_hand_derived():
+    """Bytes alive at the sampler dummy run's peak (restated from v1/sample/ops/topk_topp_sampler.py and PyTorch's
+    SortStable.cu): bf16 logits at the padded vocabulary, then per entry of rows x vocabulary
+    - sort, 1 or >= 128 rows: fp32 copy 4 + sorted values 4 + int64 indices 8 + reverse index 8 + CUB spares 4 + 8;
+    - sort, 2-127 rows: fp32 4 + values 4 + indices 8 + two int2 buffers 16 + keys_out 4 + CUB spares 12;
+    - Triton: fp32 copy 4 + softmax 4 + noise q 4, and a buffer of min(next_pow2(min(SMs, rows)), SMs) rows x 4 B."""
+    from kvplan.engines.vllm import SORT, TRITON, TRITON_FROM_8, V0_SORT_MODEL_DTYPE
+
+    v, vp = 128_256, 128_256  # Llama-3's vocabulary is a multiple of 64
+    assert SORT.peak(1024, v, vp, 2, 132)[0] == 1024 * vp * 2 + (4 + 4 + 8 + 8 + 4 + 8) * 1024 * v
+    assert SORT.peak(64, v, vp, 2, 132)[0] == 64 * vp * 2 + (4 + 4 + 8 + 16 + 4 + 12) * 64 * v
+    assert TRITON.peak(1024, v, vp, 2, 132)[0] == 1024 * vp * 2 + 12 * 1024 * v + 132 * v * 4  # min(256, 132)
+    assert TRITON.peak(100, v, vp, 2, 132)[0] == 100 * vp * 2 + 12 * 100 * v + 128 * v * 4  # next_pow2(100)
+    assert TRITON_FROM_8.peak(4, v, vp, 2, 132)[0] == SORT.peak(4, v, vp, 2, 132)[0]  # below 8 rows: the sort
+    # V0 before 0.5.5 sorts in the model dtype: values d + indices 8 + reverse index 8 + CUB spares d + 8 (= 2d + 24)
+    assert V0_SORT_MODEL_DTYPE.peak(256, 32_000, 32_000, 2, None)[0] == 256 * 32_000 * (2 + 2 * 2 + 24)
+
+
+def test_model_runner_v2_by_release():
+    """config/vllm.py _is_default_v2_model_runner_model: 0.22 dense unquantized Qwen3, 0.23 also Llama / Mistral,
+    0.25 every model without MoE or hybrid layers, 0.29 every model."""
+    from kvplan.engines.vllm import uses_runner_v2
+
+    qwen3, llama, moe = load_model("qwen3-8b"), load_model("llama-3.1-8b"), load_model("qwen3-30b-a3b")
+
+    def v2(version: tuple[int, int, int], m) -> bool:
+        return uses_runner_v2(V1_RULES.rules_for(version).runner_v2, m)
+
+    assert [v2((0, 21, 0), qwen3), v2((0, 22, 0), qwen3), v2((0, 22, 0), llama), v2((0, 23, 0), llama)] == [
+        False, True, False, True]
+    assert [v2((0, 25, 0), moe), v2((0, 29, 0), moe)] == [False, True]
+
+
+def test_activation_term_is_the_forward_or_the_derived_sampler():
+    """Llama-3.1-8B on an H100 under 0.19 (8192 tokens, 1024 sequences): the Triton sampler's peak plus the hidden
+    states of every profiled token, against the fitted forward factor x the eager count."""
+    from kvplan.engines.common import activation_features, forward_factor
+
+    p = plan("llama-3.1-8b", gpu="h100", engine_version="0.19.0")
+    term = next(t for t in p.scenarios[0].budgets[0].terms if t.kind == TermKind.ACTIVATION)
+    dep = p.deployment
+    f = activation_features(dep, dep.stages[0], 8192, 1024)
+    sampler = 1024 * 128_256 * 2 + 12 * 1024 * 128_256 + 132 * 128_256 * 4 + 8192 * 4096 * 2
+    assert term.bytes == round(max(forward_factor(False)[0] * f.forward, sampler))
+    assert "Triton top-k/top-p" in term.source

@@ -178,6 +178,25 @@ def compute_capability(gpu: GPU) -> int | None:
     return _capability(gpu.name)
 
 
+# Streaming multiprocessors (NVIDIA) / compute units (AMD) as torch's multi_processor_count reports them, from the
+# vendors' architecture whitepapers and datasheets (Turing, Volta, Ampere GA100 / GA102, Ada, Hopper, Blackwell;
+# CDNA 2 / 3 / 4): what vLLM's Triton top-k/top-p sampler sizes its buffer by (num_compute_units). Most specific
+# pattern first; an MI250X shows torch one GCD (110 of its 220 CUs).
+_COMPUTE_UNITS = (
+    (r"\bV100\b", 80), (r"\bT4\b", 40), (r"\bA100\b", 108), (r"\bA10G\b", 80), (r"\bA10\b", 72), (r"\bA40\b", 84),
+    (r"\bL4\b", 58), (r"\bL40S?\b", 142), (r"\bH100 PCIe\b", 114), (r"\b(H100|H200|GH200)\b", 132),
+    (r"\b(B200|GB200)\b", 148), (r"\b(B300|GB300)\b", 160), (r"\bRTX 3090\b", 82), (r"\bRTX 4090\b", 128),
+    (r"\bRTX 5090\b", 170), (r"\bRTX 6000 Ada\b", 142), (r"\bRTX PRO 6000 Blackwell\b", 188),
+    (r"\bJetson AGX Orin\b", 16), (r"\bMI210\b", 104), (r"\bMI250X\b", 110), (r"\bMI3(00|25)X\b", 304),
+    (r"\bMI355X\b", 256),
+)
+
+
+def compute_units(gpu: GPU) -> int | None:
+    """The device's SMs (NVIDIA) or CUs (AMD) as torch counts them; None where the catalog does not know."""
+    return next((n for pattern, n in _COMPUTE_UNITS if re.search(pattern, gpu.name)), None)
+
+
 @lru_cache(maxsize=256)  # bounded: custom devices' names come from users
 def _capability(name: str) -> int | None:
     if not name.startswith("NVIDIA"):

@@ -4,9 +4,10 @@ the memory in use before an engine measures what is free. Engines take these fro
 - Weights as loaded (vLLM "Model loading took", SGLang "Load weight end"): the shard's tensors, vocab rows padded
   to 64 (`VocabParallelEmbedding`), mxfp4 experts padded as the Marlin MoE kernel stores them, plus the RoPE
   cos/sin tables (one per distinct rope, in the model dtype unless kept in fp32).
-- The activation peak of a profiling forward pass at a token budget, and the sampler's dummy run over a number
-  of requests x the padded vocabulary: factors fitted on public vLLM startup logs by
-  `benchmarks/fit_vllm_constants.py` (data/vllm-constants.toml); TGI's warmup borrows the forward model.
+- The activation peak of a profiling forward pass at a token budget (a factor over the eager count fitted on public
+  vLLM startup logs by `benchmarks/fit_vllm_constants.py`, data/vllm-constants.toml), and the sampler's dummy run
+  over a number of requests x the vocabulary, whose bytes each engine release's rules read from its source
+  (SamplerPeak); TGI's warmup borrows the forward model.
 - Memory in use at startup (CUDA context, torch.distributed / NCCL buffers): read off a public SGLang log.
 """
 
@@ -169,50 +170,99 @@ def _activation_width(m: ModelSpec, tp: int) -> int:  # a function of the model 
 
 
 @dataclass(frozen=True)
+class SamplerPeak:
+    """What a sampler's dummy run holds at its peak, read from a release's source, per logits row: the model-dtype
+    logits at the padded vocabulary stay alive (the runner still references them), plus, per vocabulary entry,
+    - on PyTorch's sort path (top-k / top-p by `logits.sort`): the fp32 copy 4 B, sorted values 4 B and int64
+      indices 8 B, and the sort's own buffers (aten/src/ATen/native/cuda/SortStable.cu: with 1 or >= 128 rows
+      segmented_sort_pairs, a reverse index 8 B + CUB's spare keys 4 B and values 8 B; with 2-127 rows
+      segmented_sort_pairs_by_full_sort, 8 + 8 + 4 + 12 B): `sort` and `sort_small` bytes;
+    - without a sort (the Triton top-k / top-p kernel of vLLM >= 0.17, in place; FlashInfer; a plain softmax):
+      `no_sort` bytes (Triton: the fp32 copy, softmax probabilities and the exponential noise q, 4 B each), plus
+      the Triton kernel's cached buffer of min(next_pow2(min(SMs, rows)), SMs) rows x vocabulary x 4 B
+      (v1/sample/ops/topk_topp_triton.py, never freed; `buffer`)."""
+
+    label: str
+    sort: int = 36  # bytes per entry beyond the logits on the sort path, at 1 or >= 128 rows
+    sort_small: int = 48  # ... at 2-127 rows
+    sort_in_model_dtype: tuple[int, int] = (0, 0)  # further entries kept in the model dtype (V0 < 0.5.5), x dtype
+    no_sort_from: int | None = None  # rows from which no sort runs (None: the sort path at any size)
+    no_sort: float = 12  # bytes per entry beyond the logits without a sort (Triton, FlashInfer, a plain softmax)
+    buffer: bool = True  # the Triton kernel's cached buffer (not on Model Runner V2's paths)
+
+    def peak(self, rows: int, vocab: int, padded: int, dtype: float, units: int | None) -> tuple[float, str]:
+        """(bytes, how) of the sampler's peak on `rows` requests."""
+        logits = rows * padded * dtype
+        if self.no_sort_from is not None and rows >= self.no_sort_from:
+            how = f"{self.label}: logits {rows} x {padded:,} x {dtype:g} B + {self.no_sort} B x {rows} x {vocab:,}"
+            if not self.buffer:
+                return logits + rows * vocab * self.no_sort, how
+            sms = units or ASSUMED_UNITS
+            buffer_rows = min(1 << (min(sms, rows) - 1).bit_length(), sms)
+            how += f" + Triton buffer {buffer_rows} x {vocab:,} x 4 B" + ("" if units else
+                                                                         f" ({ASSUMED_UNITS} SMs assumed)")
+            return logits + rows * vocab * self.no_sort + buffer_rows * vocab * 4, how
+        small = 2 <= rows < 128
+        per_entry = (self.sort_small if small else self.sort) + dtype * self.sort_in_model_dtype[small]
+        how = (f"{self.label}: logits {rows} x {padded:,} x {dtype:g} B + sort {per_entry:g} B x {rows} x {vocab:,}"
+               + (" (2-127 rows: the full-sort branch)" if small else ""))
+        return logits + per_entry * rows * vocab, how
+
+
+ASSUMED_UNITS = 132  # an H100's SMs, where the catalog does not know the device's
+
+
+@dataclass(frozen=True)
 class ActivationFeatures:
-    """What the profiling run's peak scales with (bytes, before the fitted factors)."""
+    """What the profiling run's peak scales with (bytes, before the fitted forward factor)."""
 
     forward: float  # tokens x activation dtype x widest per-token activation
-    logits: float  # sampler requests x padded vocabulary (fp32 logits and their sorted copies follow it)
-    hidden: float  # the forward's hidden states, still alive while the sampler runs
+    hidden: float  # the forward's hidden states still alive while the sampler runs
     last_stage: bool
     width: int
     tokens: int
     requests: int
-    vocab: int
+    vocab: int  # the vocabulary
+    padded_vocab: int  # ... padded to VOCAB_PADDING rows (the lm_head output's width)
+    dtype: float
 
 
-def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int) -> ActivationFeatures:
+def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int,
+                        hidden_rows: str = "tokens") -> ActivationFeatures:
+    """`hidden_rows`: the hidden states alive during the sampler, of every token ("tokens") or of the sampled
+    rows only ("rows")."""
     dtype = DTYPE_BYTES[dep.activation_dtype]
     width = activation_width(dep)
     requests = min(max_num_seqs, tokens)
-    vocab = pad(dep.model.vocab_size, VOCAB_PADDING)
-    return ActivationFeatures(tokens * dtype * width, requests * vocab, tokens * dep.model.hidden_size * dtype,
-                              stage.index == len(dep.stages) - 1, width, tokens, requests, vocab)
+    hidden = (tokens if hidden_rows == "tokens" else requests) * dep.model.hidden_size * dtype
+    return ActivationFeatures(tokens * dtype * width, hidden, stage.index == len(dep.stages) - 1, width, tokens,
+                              requests, dep.model.vocab_size, pad(dep.model.vocab_size, VOCAB_PADDING), dtype)
+
+
+def forward_factor(eager: bool) -> tuple[float, str]:
+    """The forward's peak over the eager count: 1 for an eager engine (vLLM V0), else fitted on the public logs."""
+    if eager:
+        return 1.0, "eager: the widest activation as counted"
+    c = fitted_constants()["activation"]
+    return c["forward_factor"], f"fitted ({c['source']})"
 
 
 @derived
-def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, *, eager_v0: bool = False,
-                    whole_batch_logits: bool = False) -> tuple[int, str]:
-    """Peak of a profiling run: a forward pass of `tokens`, then (last stage only) the sampler on
-    `max_num_seqs` dummy requests over the padded vocabulary.
-
-    V1's two factors are fitted; `eager_v0` (vLLM V0: eager, no compiled graphs) takes the forward width as
-    counted, and its own fitted sampler factor. `whole_batch_logits`: the profile holds logits for every token
-    of the batch too (vLLM 0.16, fitted on its one public log)."""
-    c = fitted_constants()["activation_v0" if eager_v0 else "activation"]
-    f = activation_features(dep, stage, tokens, max_num_seqs)
-    factor = 1.0 if eager_v0 else c["forward_factor"]
+def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, sampler: SamplerPeak, *,
+                    eager: bool = False, hidden_rows: str = "tokens", units: int | None = None) -> tuple[int, str]:
+    """Peak of a profiling run: a forward pass of `tokens` (the fitted factor over the eager count, or 1 when
+    `eager`), then (last stage only) the sampler's dummy run on min(max_num_seqs, tokens) requests as `sampler`
+    reads from the release's source, with the forward's hidden states alive (`hidden_rows`). `units`: the
+    device's SMs (the Triton sampler's buffer)."""
+    f = activation_features(dep, stage, tokens, max_num_seqs, hidden_rows)
+    factor, factor_source = forward_factor(eager)
     peak = factor * f.forward
-    source = f"forward {factor} x {tokens} tokens x width {f.width:,} x dtype"
+    source = f"forward {factor} x {tokens} tokens x width {f.width:,} x dtype ({factor_source})"
     if f.last_stage:
-        sampler = c["sampler_bytes_per_logit"] * f.logits + f.hidden
-        if whole_batch_logits:
-            sampler += c["v016_bytes_per_token_logit"] * tokens * f.vocab
-        source = (f"max({source}, sampler {c['sampler_bytes_per_logit']} B x {f.requests} requests x "
-                  f"vocab {f.vocab:,})")
-        peak = max(peak, sampler)
-    return round(peak), f"fitted: {source} ({c['source']})"
+        sampled, how = sampler.peak(f.requests, f.vocab, f.padded_vocab, f.dtype, units)
+        source = f"max({source}, {how} + hidden states {f.hidden:,.0f} B)"
+        peak = max(peak, sampled + f.hidden)
+    return round(peak), source
 
 
 # -------------------------------------------------------------------------------------------------- startup

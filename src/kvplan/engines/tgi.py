@@ -22,7 +22,8 @@ BLOCK_SIZE (models/globals.py): 16 for `paged` attention (TGI < 2.3, or GPUs bel
 other head sizes, falcon, deepseek_v2; launcher/src/main.rs resolve_attention).
 Default max_batch_prefill_tokens (launcher/src/main.rs, >= 3.0): card FLOPs / model FLOPs on the cards TGI
 knows (compute_optimal), else 4096, capped by max_position_embeddings and by what the VRAM allows
-(vram_maximum); 4096 before 3.0.
+(vram_maximum); before 3.0 the launcher's fixed defaults (launcher_tokens). The warmup's logits phase
+(warmup_logits): every prompt token's logits before 3.0 (prefill logprobs), the last token's from 3.0.
 
 Not derivable from a config, so estimated: the CUDA context and NCCL buffers (the figures SGLang's startup log
 shows, kvplan.engines.common.startup_in_use) and the warmup activation peak (vLLM's fitted forward-pass peak at
@@ -42,10 +43,11 @@ from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.capacity import LimitedBy, Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Scenario, Setup, Startup, row
-from kvplan.engines.common import activation_peak, startup_in_use
+from kvplan.engines.common import SamplerPeak, activation_peak, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, DEC, INT, LogWording, clue, rules, to_int
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.hardware import GPU
+from kvplan.hardware import GPU, compute_capability
+from kvplan.model.quant import DTYPE_BYTES
 from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention, heads_per_rank
 
 DEFAULT_MEMORY_FRACTION = 1.0  # CUDA_MEMORY_FRACTION / --cuda-memory-fraction
@@ -131,22 +133,40 @@ class TgiRules:
     wiggle: str  # how memory is kept back: "none", "after" (x W after the free memory), "fraction" (in the formula)
     wiggle_room: float  # TGI_WIGGLE_ROOM
     attention_backends: bool  # flashinfer / flashdecoding block sizes (else paged attention, BLOCK_SIZE 16)
-    prefill_from_flops: bool  # the launcher's default max_batch_prefill_tokens from card / model FLOPs
+    flashdecoding_types: tuple[str, ...]  # model types forced to flashdecoding (BLOCK_SIZE 256)
+    paged_below_ampere: bool  # compute capability < 8: paged attention (BLOCK_SIZE 16)
+    launcher: str  # the launcher's token defaults (default_tokens): "1.0", "2.0", "2.4.1" or "3.0"
     max_input_from_tokens: bool  # max input + total tokens default to what the cache holds
+    prefill_logprobs: bool  # the warmup asks prefill logprobs: logits for every prompt token
+    log_softmax_copy: bool  # ... and their log_softmax is a new tensor (in place from 2.4.0)
 
 
 TGI_RULES = RuleTable(
     TgiRules,
     row("0.0.0", "server/text_generation_server/models/flash_causal_lm.py warmup before v1.4.1: no wiggle room",
-        wiggle="none", wiggle_room=1.0, attention_backends=False, prefill_from_flops=False,
-        max_input_from_tokens=False),
+        wiggle="none", wiggle_room=1.0, attention_backends=False, flashdecoding_types=(), paged_below_ampere=False,
+        launcher="1.0", max_input_from_tokens=False,
+        prefill_logprobs=True, log_softmax_copy=True),
     row("1.4.1", "utils/import_utils.py v1.4.1: free x 0.95 after warmup", wiggle="after", wiggle_room=0.95),
-    row("2.3.0", "models/globals.py + launcher/src/main.rs resolve_attention v2.3.0: flashinfer / flashdecoding",
-        attention_backends=True),
-    row("2.4.0", "utils/import_utils.py v2.4.0: TGI_WIGGLE_ROOM 0.90", wiggle_room=0.90),
+    row("2.0.0", "launcher/src/main.rs v2.0.0 main: max_input_tokens = max_position_embeddings - 1 and "
+        "max_total_tokens = max_position_embeddings (both capped at 4096), max_batch_prefill_tokens = "
+        "max_input_tokens + 50", launcher="2.0"),
+    row("2.2.0", "launcher/src/main.rs v2.2.0: FLASH_DECODING=1 for gemma2 (models/globals.py v2.1.1: BLOCK_SIZE "
+        "256 under it)", flashdecoding_types=("gemma2",)),
+    row("2.3.0", "models/globals.py + launcher/src/main.rs resolve_attention v2.3.0: flashinfer by default, "
+        "flashdecoding for other head sizes and for gemma2, falcon, deepseek_v2", attention_backends=True,
+        flashdecoding_types=("gemma2", "falcon", "deepseek_v2")),
+    row("2.3.1", "launcher/src/main.rs v2.3.1 resolve_attention: paged attention below compute capability 8",
+        paged_below_ampere=True),
+    row("2.4.0", "utils/import_utils.py v2.4.0: TGI_WIGGLE_ROOM 0.90; models/flash_causal_lm.py v2.4.0: the prefill "
+        "log_softmax in place (out=); launcher/src/main.rs v2.4.0: gemma2 off the forced list", wiggle_room=0.90,
+        log_softmax_copy=False, flashdecoding_types=("falcon", "deepseek_v2")),
+    row("2.4.1", "launcher/src/main.rs v2.4.1: max_batch_prefill_tokens = min(4096, max_position_embeddings); input "
+        "and total tokens left unset (the warmup batch: the prefill tokens)", launcher="2.4.1"),
     row("3.0.0", "models/flash_causal_lm.py v3.0.0: free = mem free - (1 - f x W) x total, W 0.95; launcher "
-        "compute_optimal prefill tokens and max_input_tokens from the cache", wiggle="fraction", wiggle_room=0.95,
-        prefill_from_flops=True, max_input_from_tokens=True),
+        "compute_optimal prefill tokens and max_input_tokens from the cache; models/flash_causal_lm.py v3.0.0 "
+        "FlashCausalLMBatch.from_pb: prefill logprobs off (REQUEST_LOGPROBS 0), logits for the last token only",
+        wiggle="fraction", wiggle_room=0.95, launcher="3.0", max_input_from_tokens=True, prefill_logprobs=False),
     row("3.1.0", "utils/import_utils.py v3.1.0: W 0.93", wiggle_room=0.93),
     row("3.3.0", "utils/import_utils.py v3.3.0: W 0.90", wiggle_room=0.90),
 )
@@ -162,12 +182,16 @@ class TgiOptions:
     block_size: int | None = None  # BLOCK_SIZE, set by the attention backend
 
 
-def block_size(dep: Deployment, rules: TgiRules) -> tuple[int, str]:
-    if not rules.attention_backends:
+def block_size(dep: Deployment, rules: TgiRules, gpu: GPU | None = None) -> tuple[int, str]:
+    """BLOCK_SIZE and the attention backend (models/globals.py, launcher/src/main.rs resolve_attention)."""
+    cap = compute_capability(gpu) if gpu is not None else None
+    if dep.model.model_type in rules.flashdecoding_types and not (rules.paged_below_ampere and cap and cap < 80):
+        return 256, "flashdecoding"
+    if not rules.attention_backends or (rules.paged_below_ampere and cap is not None and cap < 80):
         return 16, "paged"
     head_dims = {layer.kv.head_dim for layer in dep.model.layers if layer.kv.retention in SELF_ATTENTION
                  and layer.kv.kind != MLAKV.kind}
-    if dep.model.model_type in ("falcon", "deepseek_v2") or not head_dims <= set(FLASHINFER_HEAD_DIMS):
+    if not head_dims <= set(FLASHINFER_HEAD_DIMS):
         return 256, "flashdecoding"
     return 1, "flashinfer"
 
@@ -175,8 +199,8 @@ def block_size(dep: Deployment, rules: TgiRules) -> tuple[int, str]:
 def default_prefill_tokens(dep: Deployment, gpu: GPU | None, rules: TgiRules, fraction: float) -> tuple[int, str]:
     """TGI's default --max-batch-prefill-tokens (launcher/src/main.rs, see the module docstring)."""
     m = dep.model
-    if not rules.prefill_from_flops:
-        return 4096, "TGI < 3.0 default"
+    if rules.launcher != "3.0":
+        return launcher_tokens(dep, rules)[1], f"TGI {rules.launcher} launcher default"
     default, how = 4096, "default 4096"
     if m.model_type in ("qwen2_vl", "qwen2_5_vl"):
         default, how = 10_000, "default 10000 for Qwen2-VL"
@@ -208,6 +232,30 @@ def default_prefill_tokens(dep: Deployment, gpu: GPU | None, rules: TgiRules, fr
         if available > model and (available - model) // per_token < value:
             value, how = (available - model) // per_token, f"{how}, capped by vram_maximum"
     return value, how
+
+
+def launcher_tokens(dep: Deployment, rules: TgiRules) -> tuple[int | None, int]:
+    """(max_total_tokens, max_batch_prefill_tokens) the launcher sets when neither is given, before 3.0
+    (launcher/src/main.rs): 1.x clap defaults 2048 and 4096; 2.0-2.4.0 the model's max_position_embeddings capped
+    at 4096 (4096 when the config has none), prefill = max_input_tokens + 50; 2.4.1 no total (the shard infers it)
+    and prefill min(4096, max_position_embeddings)."""
+    positions = min(dep.model.max_context or 4096, 4096)
+    if rules.launcher == "1.0":
+        return 2048, 4096
+    if rules.launcher == "2.0":
+        return positions, positions - 1 + 50
+    return None, positions
+
+
+def warmup_logits(dep: Deployment, rules: TgiRules) -> SamplerPeak:
+    """The warmup's logits phase (models/flash_causal_lm.py, layers/tensor_parallel.py TensorParallelHead): with
+    prefill logprobs (< 3.0) the lm_head runs on every prompt token; under TP each shard's [vocab / TP, tokens]
+    output is all-gathered into [vocab, tokens], in the model dtype; their log_softmax is a new tensor before
+    2.4.0. From 3.0 the last token's logits only (the sampler's B x vocab is small)."""
+    d = DTYPE_BYTES[dep.activation_dtype]
+    per_entry = (d / dep.tp if dep.tp > 1 else 0.0) + (d if rules.log_softmax_copy else 0.0)
+    return SamplerPeak("TGI warmup logits" + (" with prefill logprobs" if rules.prefill_logprobs else ""),
+                       no_sort_from=1, no_sort=per_entry, buffer=False)
 
 
 def cache_block_bytes(dep: Deployment, stage: Stage, block: int) -> int:
@@ -263,7 +311,7 @@ class TGI(Engine):
         launcher's default prefill tokens depend on the fraction (vram_maximum)."""
         fraction = DEFAULT_MEMORY_FRACTION if util is None else check_util(util)
         o = setup.options
-        block, attention = block_size(setup.dep, setup.rules)
+        block, attention = block_size(setup.dep, setup.rules, setup.gpu)
         if o.max_batch_prefill_tokens:
             prefill, source = o.max_batch_prefill_tokens, "--max-batch-prefill-tokens"
         else:
@@ -279,7 +327,9 @@ class TGI(Engine):
         return cache_block_bytes(setup.dep, stage, setup.options.block_size)
 
     def _context(self, setup: Setup) -> int:
-        context = setup.options.max_total_tokens or setup.dep.model.max_context
+        r = setup.rules
+        defaults = launcher_tokens(setup.dep, r)[0] if r.launcher in ("1.0", "2.0") else None
+        context = setup.options.max_total_tokens or defaults or setup.dep.model.max_context
         if not context:
             raise InputError("the config states no context length: give --max-model-len")
         return context
@@ -290,11 +340,12 @@ class TGI(Engine):
         context = self._context(setup)
         in_use, in_use_source = startup_in_use(dep.tp, 1)
         requests = max(1, -(-prefill // max(1, context - 1)))
-        act, act_source = activation_peak(dep, stage, prefill, requests)
+        rows = prefill if r.prefill_logprobs else requests  # logits rows: every prompt token, or one per request
+        act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r))
         terms = [Term(TermKind.STARTUP, in_use, in_use_source, "CUDA context + NCCL"),
                  Term(TermKind.WEIGHTS, stage.weights_bytes, "tensor inventory x bytes per element (this shard)"),
-                 Term(TermKind.ACTIVATION, act, f"estimate, vLLM's fitted forward peak at {prefill:,} prefill "
-                      f"tokens: {act_source}", "warmup activation peak")]
+                 Term(TermKind.ACTIVATION, act, f"estimate, vLLM's fitted forward factor at {prefill:,} prefill "
+                      f"tokens, the logits from source: {act_source}", "warmup activation peak")]
         if setup.reserve:
             terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
         if r.wiggle == "fraction":

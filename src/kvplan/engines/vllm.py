@@ -39,11 +39,11 @@ from kvplan.engines.base import (
     model_context,
     row,
 )
-from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_peak, fitted_constants, loaded_weights
+from kvplan.engines.common import CUDA_CONTEXT_GIB, SamplerPeak, activation_peak, fitted_constants, loaded_weights
 from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import UnsupportedModelError
-from kvplan.hardware import GPU, compute_capability
-from kvplan.model.spec import TOWER_ROLES, Retention
+from kvplan.hardware import GPU, compute_capability, compute_units
+from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention
 from kvplan.units import GiB, fmt_gib
 
 DEFAULT_BLOCK_SIZE = 16
@@ -200,7 +200,10 @@ V0_LOG = LogWording(
 class V1Rules:
     hybrid_group_ratio: float  # layers of two KV kinds share one group size when max < min x ratio
     non_torch_tp1: str  # the fitted TP 1 non-torch constant (data/vllm-constants.toml [non_torch])
-    sampler_whole_batch_logits: bool  # the profile also holds logits for every token of the batch
+    sampler: SamplerPeak  # the sampler dummy run's peak (v1/worker/gpu_model_runner.py _dummy_sampler_run)
+    hidden_rows: str  # the hidden states alive during it: of every profiled token, or of the sampled rows
+    runner_v2: str  # which models run on Model Runner V2 by default (uses_runner_v2); "none" before 0.22
+    sampler_v2: SamplerPeak  # ... and its dummy sampler's peak
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
     free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
@@ -219,6 +222,30 @@ MIN_CAPABILITY_0_19 = (
     ("bitsandbytes", "bitsandbytes", 70), ("mxfp4", "mxfp4", 80),
 )
 
+# The sampler dummy runs, read from each release (v1/sample/sampler.py, v1/sample/ops/topk_topp_sampler.py,
+# topk_topp_triton.py; V0 model_executor/layers/sampler.py): with top-k = vocab - 1 and top-p 0.9 (V0 0.99) set,
+# every release before 0.17 sorts the fp32 logits; 0.17 runs the Triton kernel from 8 rows, 0.30 at every size.
+# FlashInfer's sampler (14 B per entry, as the Triton path without q) is the default only where flashinfer >= 0.2.3
+# is importable in 0.9.0-0.11.0 (an optional extra: pip installs run the sort) and opt-in in 0.11.1-0.20; in 0.21+
+# a second, native pass follows it, so the Triton path still sets the peak.
+SORT = SamplerPeak("PyTorch sort (topk_topp_sampler.py apply_top_k_top_p)")
+FLASHINFER = SamplerPeak("FlashInfer top-k/top-p (flashinfer installed, as in the vllm/vllm-openai images)",
+                         no_sort_from=1, no_sort=12, buffer=False)
+TRITON_FROM_8 = SamplerPeak("Triton top-k/top-p from 8 rows (topk_topp_triton.py)", no_sort_from=8)
+TRITON = SamplerPeak("Triton top-k/top-p (topk_topp_triton.py)", no_sort_from=1)
+# Model Runner V2 (v1/worker/gpu/model_runner.py, gpu/sample/sampler.py): its dummy requests set no top-k / top-p
+V2_FP32 = SamplerPeak("Model Runner V2: logits + fp32 copy, no top-k/top-p", no_sort_from=1, no_sort=4,
+                      buffer=False)
+V2_LOGITS = SamplerPeak("Model Runner V2: the logits only", no_sort_from=1, no_sort=0, buffer=False)
+V2_WARMUP = SamplerPeak("Model Runner V2 warmup pass (for_sampler_warmup: FlashInfer top-k/top-p)",
+                        no_sort_from=1, no_sort=12, buffer=False)
+# V0 (model_executor/layers/sampler.py _apply_top_k_top_p): the sort in the model dtype before 0.5.5 (values,
+# re-sort by inverse index and gather), on an fp32 copy from 0.5.5, re-sorted by scatter_ from 0.6.2
+V0_SORT_MODEL_DTYPE = SamplerPeak("V0 sort in the model dtype (sampler.py _apply_top_k_top_p, < 0.5.5)", sort=24,
+                                  sort_small=32, sort_in_model_dtype=(2, 3))
+V0_SORT_GATHER = SamplerPeak("V0 fp32 sort, gather re-sort (sampler.py, 0.5.5-0.6.1)", sort=38, sort_small=48)
+V0_SORT_SCATTER = SamplerPeak("V0 fp32 sort, scatter_ re-sort (sampler.py, >= 0.6.2)", sort=36, sort_small=48)
+
 V1_RULES = RuleTable(
     V1Rules,
     row("0.0.0", "v1/core/kv_cache_utils.py as in 0.16.0 (its older releases not read); v1/worker/gpu_worker.py "
@@ -227,7 +254,8 @@ V1_RULES = RuleTable(
         "H200, 1024 sequences everywhere; min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not "
         "read (FlashAttention and FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks "
         "were not read)",
-        hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler_whole_batch_logits=False,
+        hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
+        runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
@@ -235,22 +263,57 @@ V1_RULES = RuleTable(
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
         scheduler="memory"),
     row("0.9.0", "engine/arg_utils.py 0.9.0 _set_default_args_v1: ... and not an A100", scheduler="memory_not_a100"),
+    row("0.9.0", "v1/sample/ops/topk_topp_sampler.py 0.9.0 TopKTopPSampler: FlashInfer's sampler by default where "
+        "flashinfer >= 0.2.3 imports (an optional extra, in the vllm/vllm-openai images; a plain pip install "
+        "sorts: --engine-version cannot tell, kvplan assumes the image)", sampler=FLASHINFER),
     row("0.9.1", "v1/worker/utils.py request_memory (read in 0.19.0; from 0.9.1 per PRs #18974, #19312 in "
         "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError; "
         "v1/worker/gpu_worker.py 0.9.1 determine_available_memory: requested memory - memory_profiling's non-KV "
         "memory, the non-torch part an increase since the init snapshot (tp1_old_gib; 0.8.0-0.9.0.1 subtracted "
         "torch's peak + every non-torch byte on the device, the CUDA context included: all_tp1_gib)",
         free_memory_check=True, non_torch_tp1="tp1_old_gib"),
-    row("0.16.0", "fitted: 0.16's one public log shows logits held for the whole profile batch "
-        "(v016_bytes_per_token_logit)", sampler_whole_batch_logits=True),
-    row("0.17.0", "0.17.0 and later public logs show no whole-batch logits", sampler_whole_batch_logits=False),
+    row("0.9.2", "v1/worker/gpu_model_runner.py 0.9.2 profile_run: the hidden states of every profiled token stay "
+        "alive during the sampler dummy run (before: the sampled rows')", hidden_rows="tokens"),
+    row("0.11.1", "v1/sample/ops/topk_topp_sampler.py 0.11.1: FlashInfer's sampler opt-in only "
+        "(VLLM_USE_FLASHINFER_SAMPLER=1): the sort", sampler=SORT),
+    row("0.17.0", "v1/sample/ops/topk_topp_sampler.py 0.17.0 apply_top_k_top_p: the Triton kernel from 8 rows "
+        "(topk_topp_triton.py, its buffer cached), the sort below", sampler=TRITON_FROM_8),
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
         "fitted non-torch of 0.18+ logs", hybrid_group_ratio=1.5, non_torch_tp1="tp1_gib"),
     row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1",
         cudagraph_estimate=True),
-    row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency",
+    row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency; "
+        "gpu_model_runner.py 0.21.0 _dummy_sampler_run: a FlashInfer pass, then a native one (the peak)",
         tokens_from_concurrency=True),
+    row("0.22.0", "config/vllm.py 0.22.0 use_v2_model_runner: Model Runner V2 by default for dense, unquantized "
+        "Qwen3ForCausalLM; its dummy sampler (gpu/sample/sampler.py) keeps the logits and an fp32 copy",
+        runner_v2="qwen3"),
+    row("0.23.0", "config/vllm.py 0.23.0: and Llama, Mistral (0.24.0's architecture list is taken as this one, "
+        "not read in full)", runner_v2="qwen3_llama_mistral"),
+    row("0.25.0", "config/vllm.py 0.25.0: every generative model without MoE or hybrid layers", runner_v2="dense"),
+    row("0.26.0", "gpu/sample/sampler.py 0.26.0: no fp32 copy (in place)", sampler_v2=V2_LOGITS),
+    row("0.29.0", "config/vllm.py 0.29.0: every model (unless a feature V2 lacks is on)", runner_v2="all"),
+    row("0.30.0", "v1/sample/ops/topk_topp_sampler.py 0.30.0: the Triton kernel at every batch size",
+        sampler=TRITON),
+    row("0.33.0", "gpu/model_runner.py 0.33.0: a second dummy pass with SamplingParams.for_sampler_warmup "
+        "(top-k 50, top-p 0.9: FlashInfer)", sampler_v2=V2_WARMUP),
 )
+
+
+def uses_runner_v2(rule: str, model: ModelSpec) -> bool:
+    """Whether the release runs `model` on Model Runner V2 by default (V1_RULES runner_v2, config/vllm.py
+    _is_default_v2_model_runner_model); VLLM_USE_V2_MODEL_RUNNER=0 is not modelled."""
+    hybrid = any(layer.kv.retention == Retention.STATE for layer in model.layers)
+    if rule == "all":
+        return True
+    if rule == "dense":
+        return model.moe is None and not hybrid
+    plain = model.moe is None and model.quant is None and not hybrid
+    if rule == "qwen3":
+        return plain and model.model_type == "qwen3"
+    if rule == "qwen3_llama_mistral":
+        return plain and model.model_type in ("qwen3", "llama", "mistral")
+    return False
 
 
 @dataclass(frozen=True)
@@ -260,6 +323,7 @@ class V0Rules:
     chunked_prefill_tokens: int  # max_num_batched_tokens default with chunked prefill on
     non_torch: str  # the fitted non-torch constant its available-memory formula subtracts ([non_torch])
     max_num_seqs: int  # EngineArgs' default on every device
+    sampler: SamplerPeak  # the profile's sampler (model_executor/layers/sampler.py)
 
 
 V0_LONG_CONTEXT = 32768
@@ -271,13 +335,16 @@ V0_RULES = RuleTable(
         "determine_num_available_blocks (0.4.0-0.6.3.post1): peak = free memory at worker init - free after the "
         "profile run, so only what the profile added beyond the CUDA context counts (v0_increase_gib)",
         auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512,
-        non_torch="v0_increase_gib", max_num_seqs=256),
+        non_torch="v0_increase_gib", max_num_seqs=256, sampler=V0_SORT_MODEL_DTYPE),
     row("0.5.4", "engine/arg_utils.py 0.5.4 EngineArgs.create_engine_config: enable_chunked_prefill unset and "
         "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
         "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
         auto_chunked_prefill=True, auto_chunked_prefill_multimodal=True),
+    row("0.5.5", "model_executor/layers/sampler.py 0.5.5 Sampler.forward: logits.to(torch.float) before the sort",
+        sampler=V0_SORT_GATHER),
     row("0.6.2", "engine/arg_utils.py 0.6.2: not for multimodal models (read: 0.6.0, 0.6.1 without the exclusion; "
-        "0.6.2, 0.6.3, 0.6.4.post1 with it)", auto_chunked_prefill_multimodal=False),
+        "0.6.2, 0.6.3, 0.6.4.post1 with it); sampler.py 0.6.2 _apply_top_k_top_p: re-sort by scatter_",
+        auto_chunked_prefill_multimodal=False, sampler=V0_SORT_SCATTER),
     row("0.6.4", "worker/worker.py 0.6.4 and 0.6.4.post1 determine_num_available_blocks: peak = torch's peak "
         "allocation + every non-torch byte on the device (mem_get_info used - torch allocated: the CUDA context "
         "included; all_tp1_gib)", non_torch="all_tp1_gib"),
@@ -603,12 +670,18 @@ class VLLM(Engine):
         nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp,
                                   gpu.nvlink if gpu and gpu.interconnect else True)
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
-                                          whole_batch_logits=setup.rules.sampler_whole_batch_logits)
+                                          self.sampler_for(setup), hidden_rows=setup.rules.hidden_rows,
+                                          units=compute_units(gpu) if gpu else None)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
         if cg:
             terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
         return terms
+
+    def sampler_for(self, setup: Setup) -> SamplerPeak:
+        """The release's sampler dummy run for this model (Model Runner V2's where the release runs it)."""
+        r = setup.rules
+        return r.sampler_v2 if uses_runner_v2(r.runner_v2, setup.dep.model) else r.sampler
 
     def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
         weights, w_source = loaded_weights(setup.dep, stage)
@@ -785,8 +858,12 @@ class VLLMV0(VLLM):
         dep, o, gpu = setup.dep, setup.options, setup.gpu
         nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect
                                   else True)
-        act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs, eager_v0=True)
+        act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
+                                          self.sampler_for(setup), eager=True, hidden_rows="rows")
         return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
+
+    def sampler_for(self, setup: Setup) -> SamplerPeak:
+        return setup.rules.sampler
 
     def printed_tokens(self, setup: Setup, pool: BlockPool) -> tuple[int, float]:
         tokens = pool.blocks * pool.layout.block_size

@@ -10,10 +10,10 @@ data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kv
   a + b x TP over the >= 0.18 TP >= 2 rows on NVLink GPUs; a setup left with no row borrows its nearest setup's
   value. V1 rows that do not state their release are scored, never fitted (the constants split by release).
   V0: the median non-torch of the TP 1 rows of each of its two formulas (V0_RULES non_torch).
-- activation: peak = max(forward_factor x F, sampler_bytes_per_logit x S + H), F, S, H the features kvplan
-  computes (engines/common.py ActivationFeatures); the two factors minimise the summed absolute log error over
-  the >= 0.17 rows on a grid; the 0.16 rows' excess per batched token x vocabulary entry gives
-  v016_bytes_per_token_logit; V0's sampler factor is a grid fit on the V0 rows (forward factor 1, not fitted).
+- activation: peak = max(forward_factor x F, S + H), F the forward's eager count, S the sampler's peak as the
+  release's rules read it from source (engines/common.py SamplerPeak), H the hidden states alive; only
+  forward_factor is fitted (a compiled forward's peak over the eager count), on the V1 rows that state their
+  release. V0 is eager: its factor is 1, not fitted, and its sampler comes from source too.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kvplan.engines import by_csv_name, parse_version
-from kvplan.engines.common import ActivationFeatures, activation_features, fitted_constants
+from kvplan.engines.common import activation_features
 from kvplan.errors import KvplanError
-from kvplan.hardware import find_gpu
+from kvplan.hardware import compute_units, find_gpu
 from kvplan.units import GiB
 
 Rows = list[tuple[int, dict[str, str]]]  # (0-based data row of the CSV, the row)
@@ -144,68 +144,54 @@ def _nvlink(gpu: str) -> bool:
     return bool(found and found.interconnect and found.nvlink)
 
 
-Point = tuple[int, tuple[int, int, int], ActivationFeatures, float]
+Point = tuple[int, tuple[int, int, int], float, float, float]  # row, version, forward, sampler + hidden, logged
 
 
 def activation_points(rows: Rows, setup_of: SetupOf, engine: str = "vLLM V1",
                       exclude: frozenset[int] = frozenset()) -> list[Point]:
-    """(row, version, features, logged peak in bytes) of every row that logs an activation peak kvplan can set up."""
+    """(row, version, the forward's eager count F, the sampler's peak S from the release's source + the hidden
+    states, the logged peak) in bytes, of every row that logs an activation peak kvplan can set up."""
     eng = by_csv_name(engine)
     assert eng is not None
     points = []
     for i, r in _with(rows, "activation_peak_gib", engine, exclude):
         if "multimodal" in (r.get("notes") or ""):  # the encoder's image profiling dominates: not this model
             continue
-        if engine == "vLLM V1" and not (r.get("engine_version") or "").strip():
-            continue  # V1's factors are fitted per release range: a row without a release is scored, not fitted
+        if not (r.get("engine_version") or "").strip():
+            continue  # the sampler depends on the release: a row without one is scored, not fitted
         try:
             setup = setup_of(r)
         except KvplanError:
             continue
         known = setup.settings.total_bytes or setup.gpu  # no device: the scheduler defaults of a small GPU
-        o = eng.prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0).options
+        prepared = eng.prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0)
+        o, rules = prepared.options, prepared.rules
         stage = setup.dep.stages[0]  # the logged rank is rank 0
-        points.append((i, parse_version(r.get("engine_version") or None, eng.default_version),
-                       activation_features(setup.dep, stage, o.max_num_batched_tokens, o.max_num_seqs),
+        f = activation_features(setup.dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
+                                getattr(rules, "hidden_rows", "rows"))
+        sampler = eng.sampler_for(prepared)  # type: ignore[attr-defined]
+        s = (sampler.peak(f.requests, f.vocab, f.padded_vocab, f.dtype,
+                          compute_units(setup.gpu) if setup.gpu else None)[0] + f.hidden) if f.last_stage else 0.0
+        points.append((i, parse_version(r.get("engine_version") or None, eng.default_version), f.forward, s,
                        float(r["activation_peak_gib"]) * GiB))
     return points
 
 
-def _predict(kf: float, ks: float, f: ActivationFeatures) -> float:
-    peak = kf * f.forward
-    return max(peak, ks * f.logits + f.hidden) if f.last_stage else peak
-
-
 def fit_activation(rows: Rows, setup_of: SetupOf, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The forward factor, the one activation constant the source cannot give (a compiled forward's peak over
+    the eager count): minimises the summed absolute log error of max(k x F, S) over the V1 rows that log a
+    peak; the sampler's S comes from each release's rules, never fitted."""
     points = activation_points(rows, setup_of, exclude=exclude)
-    sample = [p for p in points if p[1] >= (0, 17)]
-
-    def loss(kf: float, ks: float) -> float:
-        return sum(abs(math.log(_predict(kf, ks, f) / logged)) for _, _, f, logged in sample)
-
-    old = [p for p in points if (0, 16) <= p[1] < (0, 17)]  # the release with whole-batch logits (V1_RULES)
-    sample = sample or [p for p in points if p[1] < (0, 17)]  # a held-out >= 0.17 band: the older rows
-    if not sample:
+    if not points:
         raise KvplanError("no vLLM V1 row logs an activation peak kvplan can set up: nothing to fit")
-    grid = [(kf / 20, ks / 4) for kf in range(10, 101) for ks in range(20, 101)]
-    kf, ks = min(grid, key=lambda g: loss(*g))
-    # 0.16's excess over the model, per batched token x vocabulary entry (none left: no excess)
-    v016 = (round(statistics.median((logged - _predict(kf, ks, f)) / (f.tokens * f.vocab)
-                                    for _, _, f, logged in old), 3) if old and sample[0][1] >= (0, 17) else 0.0)
-    v0 = activation_points(rows, setup_of, "vLLM V0", exclude)
-    ks0 = (min((k / 4 for k in range(20, 401)),
-               key=lambda k: sum(abs(math.log(_predict(1.0, k, f) / logged)) for _, _, f, logged in v0))
-           if v0 else ks)  # no V0 row left: V1's sampler factor
-    which = ">= 0.17" if sample[0][1] >= (0, 17) else "< 0.17"
-    return {
-        "activation": {"forward_factor": kf, "sampler_bytes_per_logit": ks, "v016_bytes_per_token_logit": v016,
-                       "source": f"grid fit on {len(sample)} public V1 {which} logs "
-                                 f"({label(p[0] for p in sample)}); "
-                                 f"0.16 excess from {label(p[0] for p in old)}"},
-        "activation_v0": {"forward_factor": 1.0, "sampler_bytes_per_logit": ks0, "v016_bytes_per_token_logit": 0.0,
-                          "source": "V0 forward factor 1 (eager count, not fitted); sampler grid fit on "
-                                    f"{label(p[0] for p in v0)}" if v0 else "no V0 row: V1's sampler factor"},
-    }
+
+    def loss(k: float) -> float:
+        return sum(abs(math.log(max(k * forward, sampler) / logged)) for _, _, forward, sampler, logged in points)
+
+    k = min((k / 20 for k in range(10, 101)), key=loss)
+    return {"activation": {"forward_factor": k,
+                           "source": f"grid fit on {len(points)} public V1 logs ({label(p[0] for p in points)}), "
+                                     "the sampler's peak from each release's source"}}
 
 
 CUDAGRAPH_PRIOR_GIB = 0.5  # without a row: a typical "Graph capturing finished ... took 0.50 GiB" of an 8B model
@@ -230,11 +216,11 @@ def fit_cudagraph(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
 
 def fit(rows: list[dict[str, str]], setup_of: SetupOf, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
     """Every fitted constant from `rows` (a validation CSV's; `setup_of` turns a row into its deployment, GPU and
-    settings: kvplan.validate.row_setup) without the rows numbered in `exclude`; what no row can fit (the
-    CUDA-graph estimate) keeps its shipped value."""
+    settings: kvplan.validate.row_setup) without the rows numbered in `exclude` (the CUDA-graph estimate falls
+    back to a prior when no row is left)."""
     numbered = list(enumerate(rows))
-    return {**fitted_constants(), "non_torch": fit_non_torch(numbered, exclude),
-            **fit_activation(numbered, setup_of, exclude), "cudagraph": fit_cudagraph(numbered, exclude)}
+    return {"non_torch": fit_non_torch(numbered, exclude), **fit_activation(numbered, setup_of, exclude),
+            "cudagraph": fit_cudagraph(numbered, exclude)}
 
 
 def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
@@ -242,6 +228,5 @@ def fitted_rows(rows: list[dict[str, str]], setup_of: SetupOf) -> set[int]:
     numbered, none = list(enumerate(rows)), frozenset[int]()
     used = {i for group in _non_torch_groups(numbered, none).values() for i, _ in group}
     used |= {i for i, _ in _cudagraph_rows(numbered, none)}
-    for engine in ("vLLM V1", "vLLM V0"):
-        used |= {p[0] for p in activation_points(numbered, setup_of, engine, none)}
+    used |= {p[0] for p in activation_points(numbered, setup_of, "vLLM V1", none)}
     return used
