@@ -137,6 +137,42 @@ def test_sglang_default_mem_fraction_static():
     assert default_mem_fraction_static(h100, 1, rules=v049, multimodal=True) == pytest.approx(0.874 * 0.9)
 
 
+def test_sglang_default_fraction_rules_by_release():
+    """The seven rules of srt/server_args.py, restated (release: rule) and evaluated by hand."""
+    h100, h200 = 81_559 * MiB, 143_771 * MiB  # nvidia-smi totals
+
+    def f(total: int, version: tuple[int, int, int], tp: int = 1, **kw) -> float:
+        return default_mem_fraction_static(total, tp, rules=SGLANG_RULES.rules_for(version), **kw)
+
+    # 0.4.0-0.4.4: by TP size only
+    assert [f(h200, (0, 4, 3), tp) for tp in (1, 2, 4, 8, 16)] == [0.88, 0.87, 0.85, 0.81, 0.79]
+    # 0.4.5.post3: above 81,920 MiB, (g - 13 GiB) / g, not rounded
+    assert f(h100, (0, 4, 5), 4) == 0.85 and f(h200, (0, 4, 5)) == (143_771 - 13_312) / 143_771
+    # 0.4.6.post2: above 96 GiB min(0.88 + 48 GiB x 0.12 / g, (g - 18 GiB) / g)
+    assert f(h200, (0, 4, 6)) == min(0.88 + 49_152 * 0.12 / 143_771, (143_771 - 18_432) / 143_771)
+    assert f(h100, (0, 4, 6), 2, pp=2) == 0.85  # the TP table by TP x PP
+    # 0.5.3-0.5.9: 0.5.23's reserve without the prefill graphs: 512 + 12,288 + 128 + 512 = 13,440 MiB
+    assert f(h100, (0, 5, 8)) == round((81_559 - 13_440) / 81_559, 3) == 0.835
+    # below 35 GiB at TP 1: 0.5.3 chunk 2048 and max_bs 16, 0.5.4.post1 max_bs 24 (no 10 GiB floor below 60 GiB)
+    l4 = 23_034 * MiB
+    assert f(l4, (0, 5, 3)) == round((23_034 - (512 + 3_072 + 128 + 32)) / 23_034, 3)
+    assert f(l4, (0, 5, 4)) == round((23_034 - (512 + 3_072 + 128 + 48)) / 23_034, 3)
+
+
+def test_sglang_multimodal_factor_applies_to_a_given_fraction_before_0_4_9():
+    """srt/model_executor/model_runner.py 0.4.0-0.4.8: a multimodal model's fraction is scaled, given or not."""
+    from kvplan.engines.sglang import SGLang
+
+    def fraction(version: str) -> float:
+        dep = Deployment(load_model("gemma-3-4b"))
+        setup = SGLang().prepare(dep, get_gpu("h100"), settings("sglang", version=version))
+        return SGLang().fraction(setup, 0.8)
+
+    assert fraction("0.4.3") == pytest.approx(0.8 * 0.95)
+    assert fraction("0.4.8") == pytest.approx(0.8 * 0.90)
+    assert fraction("0.4.9") == 0.8
+
+
 def test_sglang_without_util_uses_sglang_default():
     gpu = custom_gpu(16 * GiB, "16GiB")
     s = sglang_scenario(tiny(), gpu, None, settings("sglang"), 1024, 1, 1)

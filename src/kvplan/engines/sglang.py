@@ -132,16 +132,42 @@ HYBRID_SWA_MODEL_TYPES = frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3
 
 @dataclass(frozen=True)
 class SglangRules:
-    default_fraction: str  # which default --mem-fraction-static rule: "0.4" or "0.5" (see the docstring)
+    default_fraction: str  # the default --mem-fraction-static rule (default_mem_fraction_static)
     hybrid_swa_pool: bool  # hybrid-SWA architectures get their own pools (kvplan refuses them)
+    small_gpu_defaults: tuple[int, int]  # (chunked_prefill_size, cuda_graph_max_bs at TP < 4) below 35 GiB (0.5.x)
+    prefill_graphs: bool  # piecewise prefill CUDA graphs on by default: their reserve enters the default fraction
+    multimodal_factor: float  # ModelRunner scales any fraction by it for multimodal models (even one given)
 
 
 SGLANG_RULES = RuleTable(
     SglangRules,
-    row("0.0.0", "srt/server_args.py 0.4.9.post2 __post_init__ (older releases not read)",
-        default_fraction="0.4", hybrid_swa_pool=False),
-    row("0.5.0", "srt/arg_groups/memory_hook.py 0.5.23 handle_gpu_memory_settings; srt/configs/model_config.py "
-        "is_hybrid_swa_model (0.5.0-0.5.22 not all read)", default_fraction="0.5", hybrid_swa_pool=True),
+    row("0.0.0", "srt/server_args.py 0.4.0 __post_init__: by TP size, 0.88 / 0.87 / 0.85 / 0.81 / 0.79 at TP 1 / 2 / "
+        "4 / 8 / 16; srt/model_executor/model_runner.py 0.4.0: x 0.95 for multimodal models, given or not (rules "
+        "that begin at a .postN release apply from its base release: kvplan's versions drop .postN)",
+        default_fraction="tp_table", hybrid_swa_pool=False, small_gpu_defaults=(2048, 16), prefill_graphs=False,
+        multimodal_factor=0.95),
+    row("0.4.4", "srt/model_executor/model_runner.py 0.4.4.post4: x 0.90 for multimodal models",
+        multimodal_factor=0.90),
+    row("0.4.5", "srt/server_args.py 0.4.5.post3: above 80 GiB (81920 MiB) (g - 13 GiB) / g",
+        default_fraction="large_13"),
+    row("0.4.6", "srt/server_args.py 0.4.6.post2: the TP table by TP x PP up to 80 GiB, else 0.88, then above 96 GiB "
+        "min(f + 48 GiB x (1 - f) / g, (g - 18 GiB) / g) (0.4.7's 0.79 above 180000 MiB is taken by the next rule)",
+        default_fraction="large_18"),
+    row("0.4.7", "srt/server_args.py 0.4.7.post1-0.5.2 __post_init__ (read in 0.4.9.post2): reserved (2.8 + TP x PP / "
+        "10) GiB below 35 GiB, (9.5 + TP x PP / 2) below 90, (12 + TP x PP / 2) below 160, else 32 GiB",
+        default_fraction="reserve_0.4"),
+    row("0.4.9", "srt/server_args.py 0.4.9: the multimodal factor moves to the default (x 0.90; the ViT-size formula "
+        "from 0.4.9.post3 is not applied)", multimodal_factor=1.0),
+    row("0.5.0", "srt/configs/model_config.py is_hybrid_swa_model (0.5.x)", hybrid_swa_pool=True),
+    row("0.5.3", "srt/server_args.py 0.5.3 _handle_gpu_memory_settings: reserved 512 + 1.5 x max(chunked_prefill_size, "
+        "2048) + 2 x cuda_graph_max_bs + TP x PP / 8 GiB (MiB), at least 10 GiB above 60 GiB",
+        default_fraction="reserve_0.5"),
+    row("0.5.4", "srt/server_args.py 0.5.4.post1: cuda_graph_max_bs 24 below 35 GiB at TP < 4",
+        small_gpu_defaults=(2048, 24)),
+    row("0.5.10", "srt/server_args.py 0.5.10: piecewise prefill CUDA graphs on by default (their reserve, 8 MiB per "
+        "captured size, 1.5 GiB with MLA; off with PP or for multimodal models)", prefill_graphs=True),
+    row("0.5.20", "srt/server_args.py 0.5.20: chunked_prefill_size 4096 and cuda_graph_max_bs 48 below 35 GiB",
+        small_gpu_defaults=(4096, 48)),
 )
 
 
@@ -157,12 +183,13 @@ class SglangOptions:
 
 # --------------------------------------------------------------------------------------- default fraction
 
-def _gpu_defaults(gpu_mem_mib: float, tp: int) -> tuple[int, int]:
-    """(chunked_prefill_size, decode cuda graph max_bs) of SGLang 0.5.23 for a GPU of `gpu_mem_mib` MiB."""
+def _gpu_defaults(gpu_mem_mib: float, tp: int, small: tuple[int, int] = (4096, 48)) -> tuple[int, int]:
+    """(chunked_prefill_size, decode cuda graph max_bs) of SGLang 0.5.3+ for a GPU of `gpu_mem_mib` MiB; `small`:
+    the release's values below 35 GiB at TP < 4 (SglangRules.small_gpu_defaults; 0.5.23's by default)."""
     if gpu_mem_mib < 20 * 1024:
         return 2048, 8
     if gpu_mem_mib < 35 * 1024:
-        return 4096, 48 if tp < 4 else 160
+        return small[0], small[1] if tp < 4 else 160
     if gpu_mem_mib < 60 * 1024:
         return 4096, 32 if tp < 4 else 160
     if gpu_mem_mib < 160 * 1024:
@@ -177,23 +204,42 @@ def prefill_graph_sizes(max_bs: int) -> list[int]:
     return [s for s in sizes if s <= max_bs]
 
 
-def chunked_prefill_size(total_bytes: int, tp: int) -> int:
-    return _gpu_defaults(total_bytes / MiB, tp)[0]
+def chunked_prefill_size(total_bytes: int, tp: int, rules: SglangRules | None = None) -> int:
+    """The default --chunked-prefill-size: 0.5.3+ by memory (_gpu_defaults); before, 2048 below 35 GiB (25000 MiB
+    before 0.4.7), 8192 below 160 GiB, else 16384."""
+    gpu_mem = total_bytes / MiB
+    if rules is not None and rules.default_fraction != "reserve_0.5":
+        return 2048 if gpu_mem < 35 * 1024 else 8192 if gpu_mem < 160 * 1024 else 16384
+    return _gpu_defaults(gpu_mem, tp, rules.small_gpu_defaults if rules else (4096, 48))[0]
+
+
+def _tp_table(parallel: int) -> float:
+    """SGLang 0.4.0-0.4.5's default fraction by TP (x PP from 0.4.6) size."""
+    return 0.79 if parallel >= 16 else 0.81 if parallel >= 8 else 0.85 if parallel >= 4 else (
+        0.87 if parallel >= 2 else 0.88)
 
 
 def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: bool = False,
                                 multimodal: bool = False, rules: SglangRules | None = None) -> float:
-    """SGLang's --mem-fraction-static when none is given, for a GPU whose nvidia-smi total is `total_bytes`.
-
-    0.5.x: the 0.5.23 rule; 0.4.x: the 0.4.9.post2 rule (see the module docstring). The 0.5.x adjustment for
-    vision-language models (which depends on the ViT's size) is not applied.
-    """
+    """SGLang's --mem-fraction-static when none is given, for a GPU whose nvidia-smi total is `total_bytes`, by the
+    release's rule (SGLANG_RULES). The 0.4.9.post3+ adjustment for vision-language models (by the ViT's size) is not
+    applied."""
     gpu_mem = total_bytes / MiB
     if gpu_mem <= 0:
         raise InputError("the GPU memory must be positive")
     parallel = tp * pp
     rules = rules or SGLANG_RULES.rules_for(parse_version(None, SGLang.default_version))
-    if rules.default_fraction == "0.4":
+    rule = rules.default_fraction
+    if rule == "tp_table":
+        return _tp_table(tp)
+    if rule == "large_13":
+        return _tp_table(tp) if gpu_mem <= 81920 else (gpu_mem - 13 * 1024) / gpu_mem
+    if rule == "large_18":
+        fraction = _tp_table(parallel) if gpu_mem <= 81920 else 0.88
+        if gpu_mem > 96 * 1024:
+            fraction = min(fraction + 48 * 1024 * (1 - fraction) / gpu_mem, (gpu_mem - 18 * 1024) / gpu_mem)
+        return fraction
+    if rule == "reserve_0.4":
         if gpu_mem < 35 * 1024:
             reserved = (2.8 + parallel / 10) * 1024
         elif gpu_mem < 90 * 1024:
@@ -203,10 +249,10 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
         else:
             reserved = 32 * 1024
         fraction = round((gpu_mem - reserved) / gpu_mem, 3)
-        return fraction * 0.90 if multimodal else fraction
-    chunk, max_bs = _gpu_defaults(gpu_mem, tp)
+        return fraction * 0.90 if multimodal and rules.multimodal_factor == 1.0 else fraction
+    chunk, max_bs = _gpu_defaults(gpu_mem, tp, rules.small_gpu_defaults)
     reserved = 512 + max(chunk, 2048) * 1.5 + parallel / 8 * 1024 + max_bs * 2
-    if pp == 1:  # breakable prefill CUDA graphs are on by default on CUDA, off with PP
+    if rules.prefill_graphs and pp == 1 and not multimodal:  # piecewise prefill graphs: off with PP, for VLMs
         reserved += 1.5 * 1024 if mla else len(prefill_graph_sizes(min(chunk, 8192) if mla else chunk)) * 8
     if gpu_mem > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
@@ -285,18 +331,22 @@ class SGLang(Engine):
         return setup.gpu.memory_bytes if setup.gpu is not None else setup.total
 
     def fraction(self, setup: Setup, util: float | None) -> float:
-        if util is not None or not self._smi_total(setup):
-            return super().fraction(setup, util)
-        dep, smi = setup.dep, self._smi_total(setup)
+        dep, smi, r = setup.dep, self._smi_total(setup), setup.rules
         multimodal = any(t.role in TOWER_ROLES for t in dep.model.tensors)
-        mla = any(layer.kv.kind == MLAKV.kind for layer in dep.model.layers)
-        fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal,
-                                               rules=setup.rules)
-        setup.notes.append(f"--mem-fraction-static {fraction} is SGLang {setup.version_text}'s default for "
-                           f"{smi / MiB:,.0f} MiB at TP {dep.tp}")
-        if multimodal and setup.rules.default_fraction == "0.5":
-            setup.notes.append("SGLang 0.5.x lowers the default fraction further for vision models (by ViT size): "
-                               "not applied")
+        if util is not None or not smi:
+            fraction = super().fraction(setup, util)
+        else:
+            mla = any(layer.kv.kind == MLAKV.kind for layer in dep.model.layers)
+            fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal, rules=r)
+            setup.notes.append(f"--mem-fraction-static {fraction:.3f} is SGLang {setup.version_text}'s default for "
+                               f"{smi / MiB:,.0f} MiB at TP {dep.tp}")
+            if multimodal and r.default_fraction == "reserve_0.5":
+                setup.notes.append("SGLang 0.5.x lowers the default fraction further for vision models (by ViT "
+                                   "size): not applied")
+        if multimodal and r.multimodal_factor != 1.0:
+            fraction *= r.multimodal_factor
+            setup.notes.append(f"SGLang {setup.version_text} scales the fraction by {r.multimodal_factor} for "
+                               "multimodal models (srt/model_executor/model_runner.py)")
         return fraction
 
     def stage_layout(self, setup: Setup, stage: Stage) -> int:
@@ -345,7 +395,8 @@ class SGLang(Engine):
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
             max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
-            max_num_batched_tokens=o.chunked_prefill_size or (chunked_prefill_size(smi, setup.dep.tp) if smi else None),
+            max_num_batched_tokens=o.chunked_prefill_size or (
+                chunked_prefill_size(smi, setup.dep.tp, setup.rules) if smi else None),
             # a device smaller than what startup holds, or weights beyond its free memory: never printed
             notes=tuple(setup.notes), free_before_weights_bytes=free if free >= 0 else None,
             free_after_weights_bytes=after if after >= 0 else None,
