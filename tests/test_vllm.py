@@ -157,6 +157,8 @@ def test_non_torch_grows_with_tp_only_on_nvlink():
 
     assert non_torch("h100", 2) == round((c["tp_base_gib"] + 2 * c["tp_per_rank_gib"]) * GiB)
     assert non_torch("l40s", 2) == non_torch("l40s", 1) == round(c["tp1_gib"] * GiB)
+    # A100s have NVLink but no NVLS (NVSwitch + Hopper): no line either (rows 79-81, 111 of the canonical CSV)
+    assert non_torch("a100", 2) == non_torch("a100", 1)
 
 
 def test_mllama_needs_v0():

@@ -45,6 +45,13 @@ class GPU:
     def nvlink(self) -> bool:
         return "nvlink" in self.interconnect.lower() and "no nvlink" not in self.interconnect.lower()
 
+    @property
+    def nvswitch(self) -> bool:
+        """NVSwitch-connected Hopper or newer (HGX H100 / H200 / B200, NVL72), where NCCL's NVLink SHARP (NVLS)
+        buffers exist; A100 NVLink, bridged pairs and PCIe cards have none (vLLM's TP non-torch line)."""
+        return (self.nvlink and "bridge" not in self.interconnect.lower()
+                and (compute_capability(self) or 0) >= 90)
+
     def torch_total(self) -> tuple[int, str]:
         """Total memory as torch sees it (`cudaMemGetInfo`), the figure engines multiply by utilization.
 

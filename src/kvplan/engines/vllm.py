@@ -390,14 +390,15 @@ def scheduler_defaults(total_bytes: int, gpu: GPU | None, rule: str = "memory_no
 
 # ------------------------------------------------------------------------------------------------ overheads
 
-def non_torch(constant: str, tp: int, pp: int, nvlink: bool = True) -> tuple[int, str]:
-    """NCCL / cuBLAS / all-reduce workspace memory that appears during profiling (fitted per setup).
+def non_torch(constant: str, tp: int, pp: int, nvls: bool = True) -> tuple[int, str]:
+    """NCCL / cuBLAS / all-reduce workspace memory that appears during profiling (fitted per setup: the source
+    cannot give the NCCL buffers' size).
 
-    The ~2 GiB at TP >= 2 was measured on NVLink GPUs (H100 SXM), where vLLM's symmetric-memory and NCCL
-    NVLink buffers exist; without NVLink no public log shows it, so the TP 1 figure (`constant`) is used.
-    """
+    The ~2 GiB at TP >= 2 was measured on NVSwitch Hopper GPUs (hardware.GPU.nvswitch); elsewhere (A100 NVLink,
+    bridged pairs, PCIe, devices of unknown interconnect) no public log shows it, so the TP 1 figure (`constant`)
+    is used."""
     c = fitted_constants()["non_torch"]
-    if tp > 1 and nvlink:
+    if tp > 1 and nvls:
         gib = c["tp_base_gib"] + c["tp_per_rank_gib"] * tp
         return round(gib * GiB), f"fitted: {c['tp_base_gib']} + {c['tp_per_rank_gib']} x TP GiB ({c['tp_source']})"
     if pp > 1:
@@ -667,8 +668,7 @@ class VLLM(Engine):
     def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
         """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate."""
         dep, o, gpu = setup.dep, setup.options, setup.gpu
-        nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp,
-                                  gpu.nvlink if gpu and gpu.interconnect else True)
+        nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), hidden_rows=setup.rules.hidden_rows,
                                           units=compute_units(gpu) if gpu else None)
@@ -856,8 +856,7 @@ class VLLMV0(VLLM):
 
     def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
         dep, o, gpu = setup.dep, setup.options, setup.gpu
-        nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, gpu.nvlink if gpu and gpu.interconnect
-                                  else True)
+        nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), eager=True, hidden_rows="rows")
         return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]

@@ -88,8 +88,9 @@ TP1_CONSTANTS = {
 
 def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
     """The rows each non-torch constant is fitted on: at TP 1 the constant of the release's formula, `pp` V1 with
-    PP, `tp` V1 >= 0.18 at TP >= 2 on NVLink GPUs (the line's buffers; elsewhere vllm.non_torch uses the TP 1
-    value). Rows that do not state their release are scored, never fitted (the constants split by release)."""
+    PP, `tp` V1 at TP >= 2 on NVSwitch Hopper GPUs (hardware.GPU.nvswitch: the line's buffers; elsewhere
+    vllm.non_torch uses the TP 1 value). Rows that do not state their release are scored, never fitted (the
+    constants split by release)."""
     groups: dict[str, Rows] = {key: [] for key in (*TP1_CONSTANTS, "tp")}
     for engine, field in (("vLLM V1", "non_torch_tp1"), ("vLLM V0", "non_torch")):
         eng = by_csv_name(engine)
@@ -101,7 +102,7 @@ def _non_torch_groups(rows: Rows, exclude: frozenset[int]) -> dict[str, Rows]:
             tp, gpus = int(r.get("tensor_parallel") or 1), int(r.get("gpu_count") or 1)
             v1 = engine == "vLLM V1"
             if tp > 1:
-                if v1 and version >= (0, 18) and _nvlink(r.get("gpu") or ""):
+                if v1 and _nvswitch(r.get("gpu") or ""):
                     groups["tp"].append((i, r))
             elif gpus > tp:
                 if v1:
@@ -131,7 +132,7 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
         mx, my = statistics.mean(xs), statistics.mean(ys)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
         out["tp_base_gib"], out["tp_per_rank_gib"] = round(my - slope * mx, 3), round(slope, 4)
-        out["tp_source"] = (f"least squares over {len(xs)} TP>=2 public V1 logs on NVLink GPUs, "
+        out["tp_source"] = (f"least squares over {len(xs)} TP>=2 public V1 logs on NVSwitch Hopper GPUs, "
                             f"{label(i for i, _ in groups['tp'])}")
     else:  # no line to fit: the TP 1 value at every TP (as without NVLink)
         out["tp_base_gib"], out["tp_per_rank_gib"] = out["tp1_gib"], 0.0
@@ -139,9 +140,9 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
     return out
 
 
-def _nvlink(gpu: str) -> bool:
+def _nvswitch(gpu: str) -> bool:
     found = find_gpu(gpu)
-    return bool(found and found.interconnect and found.nvlink)
+    return bool(found and found.nvswitch)
 
 
 Point = tuple[int, tuple[int, int, int], float, float, float]  # row, version, forward, sampler + hidden, logged
