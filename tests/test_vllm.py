@@ -345,3 +345,12 @@ def test_activation_term_is_the_forward_or_the_derived_sampler():
     sampler = 1024 * 128_256 * 2 + 12 * 1024 * 128_256 + 132 * 128_256 * 4 + 8192 * 4096 * 2
     assert term.bytes == round(max(forward_factor(False)[0] * f.forward, sampler))
     assert "Triton top-k/top-p" in term.source
+
+
+def test_moe_activation_width_is_the_fused_moe_buffers():
+    """fused_moe.py fused_experts_impl: cache1 / cache3 share M x top-k x max(N, hidden), cache2 is M x top-k x N/2.
+    Qwen3-30B-A3B: hidden 2048, moe_intermediate 768 (N = 2 x 768 gate_up), top-k 8, no shared experts:
+    8 x (max(1536, 2048) + 768) = 22,528, + the residual stream 3 x 2048 = 28,672 per token."""
+    from kvplan.engines.common import activation_width
+
+    assert activation_width(Deployment(load_model("qwen3-30b-a3b"))) == 8 * (2048 + 768) + 3 * 2048 == 28_672

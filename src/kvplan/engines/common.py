@@ -142,9 +142,11 @@ def _mxfp4_padding(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: fl
 
 def activation_width(dep: Deployment) -> int:
     """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
-    the widest layer: the up-projection output (gate + up, or routed experts x top-k + shared experts), the
-    activated half of it, and the residual stream (input, output, residual: 3 x hidden); an attention layer
-    holds its q/k/v output instead when that is wider."""
+    the widest layer: the up-projection output (gate + up), the activated half of it, and the residual stream
+    (input, output, residual: 3 x hidden); an attention layer holds its q/k/v output instead when that is wider.
+    Routed experts run as vLLM's fused MoE (model_executor/layers/fused_moe/fused_moe.py fused_experts_impl, read
+    in 0.8.5, 0.10.1.1 and 0.19.0): per token top-k x max(gate_up width N, hidden) for cache1 / cache3, which
+    share one buffer, + top-k x N / 2 for the activated cache2; shared experts' own up-projection adds to it."""
     return _activation_width(dep.model, dep.tp)
 
 
@@ -156,16 +158,18 @@ def _activation_width(m: ModelSpec, tp: int) -> int:  # a function of the model 
     for t in m.tensors:
         if t.layer is None or not t.linear or t.split != (len(t.shape) - 2):
             continue
-        w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0})
+        w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0, "experts": 0})
         out = t.shard_shape(tp)[-2]
         if t.role == "attention":
             w["attention"] += out
         elif t.role == "experts":
-            w["up"] += out * (m.moe.experts_per_token if m.moe else 1)
+            w["experts"] += out  # gate_up (and, in some layouts, its parts) per expert: N
         elif t.role in ("mlp", "shared_experts", "ssm"):
             w["up"] += out
+    top_k = m.moe.experts_per_token if m.moe else 1
     for w in per_layer.values():
-        widest = max(widest, 1.5 * w["up"], w["attention"])
+        routed = top_k * (max(w["experts"], hidden) + w["experts"] / 2) if w["experts"] else 0.0
+        widest = max(widest, 1.5 * w["up"] + routed, w["attention"])
     return round(widest + 3 * hidden)
 
 
