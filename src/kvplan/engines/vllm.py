@@ -669,8 +669,11 @@ class VLLM(Engine):
         """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate."""
         dep, o, gpu = setup.dep, setup.options, setup.gpu
         nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
+        # --enforce-eager also turns torch.compile off (config/__init__.py 0.10.1.1 __post_init__: NO_COMPILATION;
+        # config/vllm.py 0.19.0: CompilationMode.NONE): the forward runs eager, as counted
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
-                                          self.sampler_for(setup), hidden_rows=setup.rules.hidden_rows,
+                                          self.sampler_for(setup), eager=o.enforce_eager,
+                                          hidden_rows=setup.rules.hidden_rows,
                                           units=compute_units(gpu) if gpu else None)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
