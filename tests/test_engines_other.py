@@ -35,7 +35,7 @@ tgi_scenario = get_engine("tgi").scenario
 
 def cell_size(dep, stage, version):
     """SGLang's cell size under the rules of `version`."""
-    return _cell_size(dep, stage, SGLANG_RULES.rules_for(version).hybrid_swa_pool)
+    return _cell_size(dep, stage, SGLANG_RULES.rules_for(version))
 
 
 def wiggle(version):
@@ -185,13 +185,43 @@ def test_sglang_mla_cell_and_unsupported_models():
     dep = Deployment(load_model("deepseek-v2-lite"), tp=2)
     # 27 layers x (kv_lora_rank 512 + rope 64) x 2 B, the latent replicated on every rank
     assert cell_size(dep, dep.stages[0], (0, 5, 23)) == 27 * 576 * 2 == 31_104
-    with pytest.raises(UnsupportedModelError, match="Mamba"):
+    with pytest.raises(UnsupportedModelError, match=r"before 0\.5\.2"):
         sglang_scenario(Deployment(load_model("qwen3-next-80b-a3b-instruct")), get_gpu("h200"), 0.9,
-                        settings("sglang"), 1024, 1, 1)
-    with pytest.raises(UnsupportedModelError, match="sliding-window"):
-        sglang_scenario(Deployment(load_model("gpt-oss-20b")), get_gpu("h100"), 0.9, settings("sglang"), 1024, 1, 1)
+                        settings("sglang", version="0.5.1"), 1024, 1, 1)
     with pytest.raises(InputError, match="int8"):
         sglang_scenario(tiny(kv_dtype="int8"), GPU2, 0.8, settings("sglang"), 1024, 1, 1)
+
+
+def test_sglang_hybrid_sliding_window_pool_gpt_oss():
+    """mem_cache/pool_configurator.py 0.5.11 HybridSWAPoolConfigurator, restated: gpt-oss-20b has 12 full and 12
+    sliding (window 128) layers of 8 KV heads x 64 x (K + V) x 2 B = 2,048 B per token each; cell = 12 x 2,048 +
+    0.8 x 12 x 2,048 = 44,236.8 -> 44,237 B; full tokens = rest // cell, SWA tokens = int(full x 0.8)."""
+    s = sglang_scenario(Deployment(load_model("gpt-oss-20b")), get_gpu("h100"), 0.9, settings("sglang"), 1024, 1, 1)
+    rest = s.budgets[0].kv_pool
+    full = rest // 44_237
+    assert s.printed.kv_tokens == full
+    assert f"{int(full * 0.8):,} sliding-window tokens" in " ".join(s.printed.notes)
+    # a 1,024-token request holds 1,024 full tokens and 128 windowed ones (under the running-request cap)
+    assert s.capacity.max_concurrent_requests == min(full // 1024, int(full * 0.8) // 128, s.printed.max_num_seqs)
+    # 0.5.1-0.5.7: GPT-OSS's sliding-window pool is off: every layer at full length, 24 x 2,048 B per token
+    old = sglang_scenario(Deployment(load_model("gpt-oss-20b")), get_gpu("h100"), 0.9,
+                          settings("sglang", version="0.5.6"), 1024, 1, 1)
+    assert old.printed.kv_tokens == old.budgets[0].kv_pool // (24 * 2048)
+
+
+def test_sglang_mamba_state_pool_qwen3_next():
+    """kv_cache_configurator.py 0.5.17+ _handle_max_mamba_cache, restated: Qwen3-Next's 36 gated-DeltaNet layers
+    hold conv (2 x 16 x 128 + 32 x 128) x 3 in bf16 + SSM 32 x 128 x 128 in fp32 = 2,146,304 B each, 77,266,944 B
+    per request; states = (int(rest x 0.9 / 1.9) - state) // state, charged with one padding state; the 12
+    full-attention layers (2 KV heads x 256 x (K + V) x 2 B = 2,048 B each) take the rest: 24,576 B per token."""
+    s = sglang_scenario(Deployment(load_model("qwen3-next-80b-a3b-instruct"), tp=2), get_gpu("h200"), 0.9,
+                        settings("sglang"), 4096, 1, 1)
+    state = 36 * ((2 * 16 * 128 + 32 * 128) * 3 * 2 + 32 * 128 * 128 * 4) // 2  # heads split over TP 2
+    rest = s.budgets[0].kv_pool
+    states = (int(rest * 0.9 / 1.9) - state) // state
+    assert f"SGLang's Mamba pool: {states:,} states of {state:,} B" in " ".join(s.printed.notes)
+    assert s.printed.kv_tokens == (rest - (states + 1) * state) // (12 * 2048 // 2)
+    assert s.capacity.max_concurrent_requests <= states // 3  # the radix cache's three states per request
 
 
 def test_sglang_keeps_windowed_layers_at_full_length():

@@ -30,9 +30,11 @@ Default --mem-fraction-static (used when no --util is given):
   <90 GiB 8192/256 (512); <160 GiB 8192/256 (512); else 16384/512.
 - 0.4.9.post2 `srt/server_args.py` __post_init__: reserved = (2.8 + tp x pp / 10) GiB below 35 GiB, (9.5 + tp x pp / 2)
   below 90 GiB, (12 + tp x pp / 2) below 160 GiB, else 32 GiB; multimodal models x 0.90.
-Hybrid-SWA architectures (Llama-4, gpt-oss, ... in 0.5.x) and Mamba / linear-attention hybrids get separate pools
-whose default split kvplan does not model: those raise UnsupportedModelError. Other sliding-window models
-(Mistral, Gemma-2/3) get one full-length pool, as SGLang allocates it.
+Hybrid models (SGLANG_RULES rows): the model types a release gives a sliding-window pool split it into full and
+SWA tokens (cell = full + 0.8 x SWA bytes per token; max_total_num_tokens is the full tokens); Mamba / gated-
+DeltaNet hybrids (0.5.2+) charge a state pool first (0.9 / 1.9 of the rest, in states of conv bf16 + SSM fp32),
+then the full-attention layers take the rest; other sliding-window models (Mistral, Gemma-2/3 in 0.5.x) get one
+full-length pool, as SGLang allocates it. A model of Mamba layers only raises UnsupportedModelError.
 """
 
 from __future__ import annotations
@@ -125,18 +127,20 @@ LOG = LogWording(
     ),
 )
 
-# Architectures SGLang 0.5.x serves with its hybrid SWA pool (srt/configs/model_config.py is_hybrid_swa_model),
-# by config model_type.
-HYBRID_SWA_MODEL_TYPES = frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5", "gemma4", "gemma4_text"})
+GEMMA_SWA = frozenset({"gemma2", "gemma3", "gemma3_text", "gemma3n", "gemma3n_text"})
+SWA_FULL_TOKENS_RATIO = 0.8  # --swa-full-tokens-ratio (server_args.py from 0.4.9.post3)
+MAMBA_FULL_MEMORY_RATIO = 0.9  # --mamba-full-memory-ratio (0.5.3.post3+)
+MAMBA_RADIX_SLOTS = 3  # max_running_requests <= Mamba states // 3 with the radix cache (0.5.3.post2+)
 
 
 @dataclass(frozen=True)
 class SglangRules:
     default_fraction: str  # the default --mem-fraction-static rule (default_mem_fraction_static)
-    hybrid_swa_pool: bool  # hybrid-SWA architectures get their own pools (kvplan refuses them)
     small_gpu_defaults: tuple[int, int]  # (chunked_prefill_size, cuda_graph_max_bs at TP < 4) below 35 GiB (0.5.x)
     prefill_graphs: bool  # piecewise prefill CUDA graphs on by default: their reserve enters the default fraction
     multimodal_factor: float  # ModelRunner scales any fraction by it for multimodal models (even one given)
+    swa_pool_types: frozenset[str]  # model types given a hybrid sliding-window pool (full + SWA tokens)
+    mamba_pool: str  # Mamba / linear-attention hybrids: "none" (not served), "requests", "ratio", "ratio_padded"
 
 
 SGLANG_RULES = RuleTable(
@@ -144,8 +148,8 @@ SGLANG_RULES = RuleTable(
     row("0.0.0", "srt/server_args.py 0.4.0 __post_init__: by TP size, 0.88 / 0.87 / 0.85 / 0.81 / 0.79 at TP 1 / 2 / "
         "4 / 8 / 16; srt/model_executor/model_runner.py 0.4.0: x 0.95 for multimodal models, given or not (rules "
         "that begin at a .postN release apply from its base release: kvplan's versions drop .postN)",
-        default_fraction="tp_table", hybrid_swa_pool=False, small_gpu_defaults=(2048, 16), prefill_graphs=False,
-        multimodal_factor=0.95),
+        default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
+        multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none"),
     row("0.4.4", "srt/model_executor/model_runner.py 0.4.4.post4: x 0.90 for multimodal models",
         multimodal_factor=0.90),
     row("0.4.5", "srt/server_args.py 0.4.5.post3: above 80 GiB (81920 MiB) (g - 13 GiB) / g",
@@ -157,15 +161,36 @@ SGLANG_RULES = RuleTable(
         "10) GiB below 35 GiB, (9.5 + TP x PP / 2) below 90, (12 + TP x PP / 2) below 160, else 32 GiB",
         default_fraction="reserve_0.4"),
     row("0.4.9", "srt/server_args.py 0.4.9: the multimodal factor moves to the default (x 0.90; the ViT-size formula "
-        "from 0.4.9.post3 is not applied)", multimodal_factor=1.0),
-    row("0.5.0", "srt/configs/model_config.py is_hybrid_swa_model (0.5.x)", hybrid_swa_pool=True),
+        "from 0.4.9.post3 is not applied); srt/model_executor/model_runner.py 0.4.9.post3: a sliding-window pool for "
+        "models defining get_attention_sliding_window_size (Gemma 2 / 3 / 3n)", multimodal_factor=1.0,
+        swa_pool_types=frozenset(GEMMA_SWA)),
+    row("0.4.10", "srt/model_executor/model_runner.py 0.4.10.post2: not for Gemma 2",
+        swa_pool_types=frozenset(GEMMA_SWA - {"gemma2"})),
+    row("0.5.1", "srt/model_executor/model_runner.py 0.5.1: the sliding-window pool off for Gemma 2 / 3 / 3n and "
+        "GPT-OSS (Llama 4's needs --hybrid-kvcache-ratio)", swa_pool_types=frozenset()),
+    row("0.5.2", "srt/model_executor/model_runner.py 0.5.2 profile_max_num_token: a Mamba state pool of "
+        "--max-mamba-cache-size, else max_running_requests, else 512 states, before the KV tokens",
+        mamba_pool="requests"),
     row("0.5.3", "srt/server_args.py 0.5.3 _handle_gpu_memory_settings: reserved 512 + 1.5 x max(chunked_prefill_size, "
-        "2048) + 2 x cuda_graph_max_bs + TP x PP / 8 GiB (MiB), at least 10 GiB above 60 GiB",
-        default_fraction="reserve_0.5"),
+        "2048) + 2 x cuda_graph_max_bs + TP x PP / 8 GiB (MiB), at least 10 GiB above 60 GiB; model_runner.py "
+        "0.5.3.post3 handle_max_mamba_cache: with the radix cache, states = rest x 0.9 / 1.9 // state bytes "
+        "(mamba_full_memory_ratio 0.9; 0.5.3.post2's 0.2 is taken as 0.9)", default_fraction="reserve_0.5",
+        mamba_pool="ratio"),
+    row("0.5.7", "srt/configs/model_config.py 0.5.7: a sliding-window pool for MiMo-V2-Flash only",
+        swa_pool_types=frozenset({"mimo_v2_flash"})),
+    row("0.5.8", "srt/configs/model_config.py 0.5.8 is_hybrid_swa_model: Llama 4, GPT-OSS, MiMo-V2-Flash",
+        swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash"})),
+    row("0.5.9", "srt/configs/model_config.py 0.5.9: and Step-3.5",
+        swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5"})),
     row("0.5.4", "srt/server_args.py 0.5.4.post1: cuda_graph_max_bs 24 below 35 GiB at TP < 4",
         small_gpu_defaults=(2048, 24)),
     row("0.5.10", "srt/server_args.py 0.5.10: piecewise prefill CUDA graphs on by default (their reserve, 8 MiB per "
         "captured size, 1.5 GiB with MLA; off with PP or for multimodal models)", prefill_graphs=True),
+    row("0.5.11", "srt/configs/model_config.py 0.5.11: and Gemma 4; mem_cache/pool_configurator.py 0.5.11 "
+        "HybridSWAPoolConfigurator", swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5",
+                                                              "gemma4", "gemma4_text"})),
+    row("0.5.17", "mem_cache/kv_cache_configurator.py 0.5.17 _handle_max_mamba_cache: one padding state more",
+        mamba_pool="ratio_padded"),
     row("0.5.20", "srt/server_args.py 0.5.20: chunked_prefill_size 4096 and cuda_graph_max_bs 48 below 35 GiB",
         small_gpu_defaults=(4096, 48)),
 )
@@ -261,33 +286,115 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
 
 # ----------------------------------------------------------------------------------------------- the pool
 
-def cell_size(dep: Deployment, stage: Stage, hybrid_swa_pool: bool) -> int:
-    """Bytes one token takes on one GPU of `stage`, over all its attention layers (SGLang's cell_size): the
-    one mapping from kvplan's KV specs to SGLang's token pool."""
-    if hybrid_swa_pool and dep.model.model_type in HYBRID_SWA_MODEL_TYPES and any(
-            layer.kv.retention in (Retention.SLIDING, Retention.CHUNKED) for layer in dep.model.layers):
-        raise UnsupportedModelError(
-            f"SGLang serves {dep.model.model_type} with a hybrid sliding-window pool (swa_full_tokens_ratio) "
-            "that kvplan does not model")
-    cell = 0.0
+@dataclass(frozen=True)
+class Cells:
+    """One stage's cache in SGLang's terms, bytes on one GPU: per token over the layers of the full pool, per
+    token over the sliding-window layers where the release gives them their own pool (window: the largest), and
+    per request of the Mamba / linear-attention states."""
+
+    full: int
+    swa: int = 0
+    window: int = 0
+    state: int = 0
+
+
+def cells(dep: Deployment, stage: Stage, rules: SglangRules) -> Cells:
+    """The one mapping from kvplan's KV specs to SGLang's pools. Windowed layers are kept at full length unless
+    the model type gets the hybrid sliding-window pool (SglangRules.swa_pool_types); states take SGLang's dtypes
+    (srt/configs/mamba_utils.py mamba2_state_dtype: conv bf16, SSM fp32 unless the config says)."""
+    swa_pool = dep.model.model_type in rules.swa_pool_types
+    full = swa = state = 0.0
+    window = 0
     for layer in stage.layers:
         kv = layer.kv
         match kv.retention:
             case Retention.STATE:
-                raise UnsupportedModelError("SGLang sizes a separate Mamba / linear-attention state pool for "
-                                            "hybrid models (max_mamba_cache_size) by rules kvplan does not model")
+                if rules.mamba_pool == "none":
+                    raise UnsupportedModelError(f"SGLang {version_text_of(rules)}serves no Mamba / linear-attention "
+                                                "hybrid (0.5.2 and later do): give --engine-version")
+                conv, ssm = kv.elems(dep.tp)
+                state += conv * 2 + ssm * (getattr(kv, "ssm_bytes", None) or 4)
             case Retention.ENCODER:
                 raise UnsupportedModelError("kvplan does not model SGLang's encoder cache for cross-attention "
                                             "models")
             case Retention.NONE:
                 continue
+            case Retention.SLIDING | Retention.CHUNKED if swa_pool:
+                swa += kv.bytes_per_token(dep.kv_bytes, dep.tp)
+                window = max(window, kv.window or 0)
             case Retention.FULL | Retention.SLIDING | Retention.CHUNKED:  # windowed layers kept at full length
-                cell += kv.bytes_per_token(dep.kv_bytes, dep.tp)
+                full += kv.bytes_per_token(dep.kv_bytes, dep.tp)
             case _:
                 raise UnsupportedModelError(f"kvplan does not model SGLang's cache for {kv.kind} layers")
-    if cell <= 0:
+    if full + swa <= 0:
+        if state:
+            raise UnsupportedModelError("a model of Mamba layers only: SGLang serves it without a KV pool (states "
+                                        "only, the radix cache off), which kvplan does not model")
         raise UnsupportedModelError("this stage holds no attention layer: SGLang would allocate no KV pool")
-    return round(cell)
+    return Cells(round(full), round(swa), window, round(state))
+
+
+def version_text_of(rules: SglangRules) -> str:
+    return "before 0.5.2 " if rules.mamba_pool == "none" else ""
+
+
+def cell_size(dep: Deployment, stage: Stage, rules: SglangRules) -> int:
+    """Bytes one token takes on one GPU of `stage` in a single pool (SGLang's cell_size)."""
+    c = cells(dep, stage, rules)
+    return c.full + c.swa
+
+
+class HybridPool(TokenPool):
+    """SGLang's pools for hybrid models: `tokens` full-attention tokens (what it prints, max_total_num_tokens), a
+    sliding-window pool of `swa_tokens` of which a request holds at most its window, and `states` Mamba states of
+    which the radix cache lets a request use one of every MAMBA_RADIX_SLOTS."""
+
+    def __init__(self, budgets: list[Budget], tokens: int, layouts: list[Cells], page: int, swa_tokens: int,
+                 states: int | None) -> None:
+        super().__init__(budgets, tokens, [c.full + c.swa for c in layouts], page)
+        self.swa_tokens, self.states, self.layouts = swa_tokens, states, layouts
+        self.window = max(c.window for c in layouts)
+
+    def holds(self, requests: int, length: int) -> bool:
+        if requests * self.slots(length) > self.tokens:
+            return False
+        if self.window and requests * self.slots(min(length, self.window)) > self.swa_tokens:
+            return False
+        return self.states is None or requests <= self.states // MAMBA_RADIX_SLOTS
+
+    def max_requests(self, length: int) -> int:
+        n = self.tokens // self.slots(length) if self.slots(length) else 0
+        if self.window:
+            n = min(n, self.swa_tokens // self.slots(min(length, self.window)))
+        return n if self.states is None else min(n, self.states // MAMBA_RADIX_SLOTS)
+
+    def request_bytes(self, length: int) -> int:
+        c = max(self.layouts, key=lambda x: x.full + x.swa)
+        windowed = self.slots(min(length, self.window)) * c.swa if self.window else 0
+        return self.slots(length) * c.full + windowed + c.state
+
+
+def hybrid_split(rest: int, c: Cells, rules: SglangRules, page: int) -> tuple[int, int, int | None]:
+    """(full tokens, SWA tokens, Mamba states) from the bytes left after the weights (srt/mem_cache/
+    pool_configurator.py 0.5.11 HybridSWAPoolConfigurator: cell = full + ratio x SWA bytes per token, full =
+    rest // cell, SWA = full x ratio, both rounded down to the page; 0.4.9.post3-0.5.10 split T tokens of the
+    uniform cell by layer counts, the same when the layers' widths agree. Mamba (model_runner.py
+    handle_max_mamba_cache): states = rest x ratio / (1 + ratio) // state bytes, charged before the KV tokens,
+    one padding state more from 0.5.17; 0.5.2 charges 512 states)."""
+    states = None
+    if c.state:
+        if rules.mamba_pool == "requests":
+            states = 512
+        elif rules.mamba_pool == "ratio_padded":
+            budget = int(rest * MAMBA_FULL_MEMORY_RATIO / (1 + MAMBA_FULL_MEMORY_RATIO))
+            states = max(0, (budget - c.state) // c.state)
+        else:
+            states = int(rest * MAMBA_FULL_MEMORY_RATIO / (1 + MAMBA_FULL_MEMORY_RATIO) // c.state)
+        rest -= (states + (rules.mamba_pool == "ratio_padded")) * c.state
+    if c.swa:
+        full = max(0, rest) // round(c.full + SWA_FULL_TOKENS_RATIO * c.swa) // page * page
+        return full, int(full * SWA_FULL_TOKENS_RATIO) // page * page, states
+    return max(0, rest) // c.full // page * page, 0, states
 
 
 def max_running_requests(tokens: int, context: int, requested: int | None) -> int:
@@ -349,10 +456,10 @@ class SGLang(Engine):
                                "multimodal models (srt/model_executor/model_runner.py)")
         return fraction
 
-    def stage_layout(self, setup: Setup, stage: Stage) -> int:
-        return cell_size(setup.dep, stage, setup.rules.hybrid_swa_pool)
+    def stage_layout(self, setup: Setup, stage: Stage) -> Cells:
+        return cells(setup.dep, stage, setup.rules)
 
-    def budget(self, setup: Setup, stage: Stage, layout: int, fraction: float) -> Budget:
+    def budget(self, setup: Setup, stage: Stage, layout: Cells, fraction: float) -> Budget:
         in_use, in_use_source = startup_in_use(setup.dep.tp, setup.dep.pp)
         weights, w_source = loaded_weights(setup.dep, stage)
         terms = [Term(TermKind.STARTUP, round(in_use * fraction),
@@ -363,15 +470,30 @@ class SGLang(Engine):
             terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
         return Budget.of(setup.total, fraction, math.floor(setup.total * fraction), terms)
 
-    def pool(self, setup: Setup, layouts: list[int], budgets: list[Budget]) -> TokenPool:
+    def pool(self, setup: Setup, layouts: list[Cells], budgets: list[Budget]) -> TokenPool:
         page = setup.options.page_size
-        per_stage = [max(0, b.kv_pool) // c for b, c in zip(budgets, layouts, strict=True)]
-        return TokenPool(budgets, min(per_stage) // page * page, layouts, page)
+        if not any(c.swa or c.state for c in layouts):
+            per_stage = [max(0, b.kv_pool) // c.full for b, c in zip(budgets, layouts, strict=True)]
+            return TokenPool(budgets, min(per_stage) // page * page, [c.full for c in layouts], page)
+        splits = [hybrid_split(b.kv_pool, c, setup.rules, page) for b, c in zip(budgets, layouts, strict=True)]
+        full, swa, states = min(splits, key=lambda x: x[0])
+        pool = HybridPool(budgets, full, layouts, page, swa, states)
+        if swa:
+            setup.notes.append(f"SGLang's sliding-window pool: {full:,} full-attention tokens and {swa:,} "
+                               f"sliding-window tokens (--swa-full-tokens-ratio {SWA_FULL_TOKENS_RATIO}); a request "
+                               f"holds at most its window ({pool.window:,}) of the latter")
+        if states is not None:
+            setup.notes.append(f"SGLang's Mamba pool: {states:,} states of {layouts[0].state:,} B "
+                               f"(max_mamba_cache_size), at most {states // MAMBA_RADIX_SLOTS:,} running requests "
+                               "with the radix cache")
+        return pool
 
     def request_cap(self, setup: Setup, pool: Pool) -> int | None:
         assert isinstance(pool, TokenPool)
-        return max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1,
-                                    setup.options.max_running_requests)
+        cap = max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1, setup.options.max_running_requests)
+        if isinstance(pool, HybridPool) and pool.states is not None:  # 0.5.3.post2+: states // 3 (radix cache)
+            cap = min(cap, pool.states // MAMBA_RADIX_SLOTS)
+        return cap
 
     def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:
         """srt/model_executor/pool_configurator.py (0.5.23): no token in the pool is a RuntimeError; a pool smaller
