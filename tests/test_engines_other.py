@@ -411,3 +411,17 @@ def test_tgi_derivation_speaks_of_its_own_blocks():
     steps = derivation(plan("llama-3.1-8b", gpu="a10g", engine="tgi"))
     line = next(s for s in steps if s.strip().startswith("blocks ="))
     assert "131,072 B per block of 1 token(s)" in line and "None" not in "".join(steps)
+
+
+def test_sglang_max_running_requests_by_release():
+    """The estimate clamp(int(tokens / context x 512), 2048, 4096) in every release; unset, min(estimate, tokens // 2),
+    + 1 before 0.4.7. Row 133 of benchmarks/engine_logs.csv (SGLang 0.4.3.post4, 46,611 tokens at context 131,072)
+    printed max_running_requests=2049: int(46,611 / 131,072 x 512) = 182 -> 2048, + 1."""
+    from kvplan.engines.sglang import max_running_requests
+
+    assert max_running_requests(46_611, 131_072, None, "0.4.0") == 2049
+    assert max_running_requests(46_611, 131_072, None, "0.4.7") == 2048
+    assert max_running_requests(3_000, 1_024, None) == 1_500  # tokens // 2 binds
+    assert max_running_requests(1_000_000, 1_024, 8_000, "0.4.7") == 8_000  # given: as given before 0.5.10
+    assert max_running_requests(1_000_000, 1_024, 8_000, "0.5.10") == 4_096  # capped by the estimate
+    assert max_running_requests(10_000, 1_024, 8_000, "0.5.15") == 5_000  # capped by half the tokens

@@ -36,8 +36,8 @@ from kvplan.model.load import load_model
 from kvplan.model.quant import scheme_for_checkpoint
 from kvplan.units import GiB
 
-FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency", "non_torch",
-           "activation_peak", "free_before_weights", "free_after_weights")
+FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency", "max_running_requests",
+           "non_torch", "activation_peak", "free_before_weights", "free_after_weights")
 TERM_COLUMNS = {"non_torch": ("non_torch_gib", TermKind.NON_TORCH),
                 "activation_peak": ("activation_peak_gib", TermKind.ACTIVATION)}
 REQUIRED_COLUMNS = ("engine", "model", "gpu", "kv_available_gib", "kv_tokens", "config")
@@ -179,8 +179,9 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         engine=engine, version=version, max_model_len=_int(row, "max_model_len"),
         max_num_batched_tokens=_int(row, "max_num_batched_tokens") or _note_int(
             notes, r"max[_-]num[_-]batched[_-]tokens[ =]+([\d,]+)"),
-        max_num_seqs=_int(row, "max_num_seqs") or _int(row, "max_running_requests") or _note_int(
-            notes, r"max[_-]num[_-]seqs[ =]+([\d,]+)"),
+        # SGLang's max_running_requests column is what it printed (scored), not a setting
+        max_num_seqs=_int(row, "max_num_seqs") or _note_int(
+            notes, r"(?:max[_-]num[_-]seqs|--max-running-requests)[ =]+([\d,]+)"),
         block_size=_int(row, "block_size"),
         enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
         total_bytes=round(total_gib * GiB) if total_gib else None,
@@ -225,10 +226,13 @@ def _record(result: RowResult, row: dict[str, str], s: Scenario) -> None:
     first = s.budgets[0]
     weights = first.term(TermKind.WEIGHTS)
     logged = {"weights": _num(row, "weights_gib"), "kv_pool": _num(row, "kv_available_gib"),
-              "kv_tokens": _num(row, "kv_tokens"), "max_concurrency": _num(row, "max_concurrency_x")}
+              "kv_tokens": _num(row, "kv_tokens"), "max_concurrency": _num(row, "max_concurrency_x"),
+              "max_running_requests": _num(row, "max_running_requests")}
     predicted = {"weights": None if weights is None else weights / GiB, "kv_pool": first.kv_pool / GiB,
                  "kv_tokens": s.printed.kv_tokens if s.printed else None,
-                 "max_concurrency": s.printed.max_concurrency if s.printed else None}
+                 "max_concurrency": s.printed.max_concurrency if s.printed else None,
+                 "max_running_requests": s.printed.max_num_seqs if s.printed and s.printed.engine == "sglang"
+                 else None}
     for name, (column, kind) in TERM_COLUMNS.items():
         logged[name] = _num(row, column)
         term = first.term(kind)

@@ -141,6 +141,7 @@ class SglangRules:
     multimodal_factor: float  # ModelRunner scales any fraction by it for multimodal models (even one given)
     swa_pool_types: frozenset[str]  # model types given a hybrid sliding-window pool (full + SWA tokens)
     mamba_pool: str  # Mamba / linear-attention hybrids: "none" (not served), "requests", "ratio", "ratio_padded"
+    running: str  # how max_running_requests resolves (max_running_requests): "0.4.0", "0.4.7", "0.5.10", "0.5.15"
 
 
 SGLANG_RULES = RuleTable(
@@ -149,7 +150,7 @@ SGLANG_RULES = RuleTable(
         "4 / 8 / 16; srt/model_executor/model_runner.py 0.4.0: x 0.95 for multimodal models, given or not (rules "
         "that begin at a .postN release apply from its base release: kvplan's versions drop .postN)",
         default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
-        multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none"),
+        multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0"),
     row("0.4.4", "srt/model_executor/model_runner.py 0.4.4.post4: x 0.90 for multimodal models",
         multimodal_factor=0.90),
     row("0.4.5", "srt/server_args.py 0.4.5.post3: above 80 GiB (81920 MiB) (g - 13 GiB) / g",
@@ -159,7 +160,7 @@ SGLANG_RULES = RuleTable(
         default_fraction="large_18"),
     row("0.4.7", "srt/server_args.py 0.4.7.post1-0.5.2 __post_init__ (read in 0.4.9.post2): reserved (2.8 + TP x PP / "
         "10) GiB below 35 GiB, (9.5 + TP x PP / 2) below 90, (12 + TP x PP / 2) below 160, else 32 GiB",
-        default_fraction="reserve_0.4"),
+        default_fraction="reserve_0.4", running="0.4.7"),
     row("0.4.9", "srt/server_args.py 0.4.9: the multimodal factor moves to the default (x 0.90; the ViT-size formula "
         "from 0.4.9.post3 is not applied); srt/model_executor/model_runner.py 0.4.9.post3: a sliding-window pool for "
         "models defining get_attention_sliding_window_size (Gemma 2 / 3 / 3n)", multimodal_factor=1.0,
@@ -185,10 +186,14 @@ SGLANG_RULES = RuleTable(
     row("0.5.4", "srt/server_args.py 0.5.4.post1: cuda_graph_max_bs 24 below 35 GiB at TP < 4",
         small_gpu_defaults=(2048, 24)),
     row("0.5.10", "srt/server_args.py 0.5.10: piecewise prefill CUDA graphs on by default (their reserve, 8 MiB per "
-        "captured size, 1.5 GiB with MLA; off with PP or for multimodal models)", prefill_graphs=True),
+        "captured size, 1.5 GiB with MLA; off with PP or for multimodal models); model_runner_kv_cache_mixin.py "
+        "0.5.10 _resolve_max_num_reqs: a given --max-running-requests capped by the estimate", prefill_graphs=True,
+        running="0.5.10"),
     row("0.5.11", "srt/configs/model_config.py 0.5.11: and Gemma 4; mem_cache/pool_configurator.py 0.5.11 "
         "HybridSWAPoolConfigurator", swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5",
                                                               "gemma4", "gemma4_text"})),
+    row("0.5.15", "mem_cache/pool_configurator.py 0.5.15 resolve_max_num_reqs: a given --max-running-requests "
+        "capped by half the tokens", running="0.5.15"),
     row("0.5.17", "mem_cache/kv_cache_configurator.py 0.5.17 _handle_max_mamba_cache: one padding state more",
         mamba_pool="ratio_padded"),
     row("0.5.20", "srt/server_args.py 0.5.20: chunked_prefill_size 4096 and cuda_graph_max_bs 48 below 35 GiB",
@@ -397,12 +402,19 @@ def hybrid_split(rest: int, c: Cells, rules: SglangRules, page: int) -> tuple[in
     return max(0, rest) // c.full // page * page, 0, states
 
 
-def max_running_requests(tokens: int, context: int, requested: int | None) -> int:
-    """SGLang 0.5.23 resolve_max_num_reqs: clamp(tokens / context_len x 512, 2048, 4096), never above tokens // 2."""
-    if requested is not None:
-        return max(1, min(requested, tokens // 2))
+def max_running_requests(tokens: int, context: int, requested: int | None, rule: str = "0.5.15") -> int:
+    """What SGLang prints as max_running_requests (SglangRules.running). The estimate is the same in every release:
+    clamp(int(tokens / context_len x 512), 2048, 4096). Unset: min(estimate, tokens // 2), the estimate + 1 before
+    0.4.7 (tp_worker.py: the request pool's rows). Given: as given before 0.5.10; capped by the estimate in
+    0.5.10-0.5.14 (model_runner_kv_cache_mixin.py); by tokens // 2 from 0.5.15."""
     estimated = max(min(int(tokens / context * 512), 4096), 2048)
-    return max(0, min(estimated, tokens // 2))
+    if requested is None:
+        return max(0, min(estimated + (rule == "0.4.0"), tokens // 2))
+    if rule in ("0.4.0", "0.4.7"):
+        return requested
+    if rule == "0.5.10":
+        return min(requested, estimated)
+    return max(1, min(requested, tokens // 2))
 
 
 class SGLang(Engine):
@@ -490,7 +502,8 @@ class SGLang(Engine):
 
     def request_cap(self, setup: Setup, pool: Pool) -> int | None:
         assert isinstance(pool, TokenPool)
-        cap = max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1, setup.options.max_running_requests)
+        cap = max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1, setup.options.max_running_requests,
+                                   setup.rules.running)
         if isinstance(pool, HybridPool) and pool.states is not None:  # 0.5.3.post2+: states // 3 (radix cache)
             cap = min(cap, pool.states // MAMBA_RADIX_SLOTS)
         return cap
