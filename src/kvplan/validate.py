@@ -231,8 +231,7 @@ def _record(result: RowResult, row: dict[str, str], s: Scenario) -> None:
     predicted = {"weights": None if weights is None else weights / GiB, "kv_pool": first.kv_pool / GiB,
                  "kv_tokens": s.printed.kv_tokens if s.printed else None,
                  "max_concurrency": s.printed.max_concurrency if s.printed else None,
-                 "max_running_requests": s.printed.max_num_seqs if s.printed and s.printed.engine == "sglang"
-                 else None}
+                 "max_running_requests": s.printed.max_running_requests if s.printed else None}
     for name, (column, kind) in TERM_COLUMNS.items():
         logged[name] = _num(row, column)
         term = first.term(kind)

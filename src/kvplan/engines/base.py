@@ -197,6 +197,7 @@ class Printed:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     notes: tuple[str, ...] = field(default=())
+    max_running_requests: int | None = None  # SGLang's printed "max_running_requests=N"
     # SGLang's "Load weight begin / end ... avail mem": free memory on the first GPU before and after the weights
     free_before_weights_bytes: int | None = None
     free_after_weights_bytes: int | None = None

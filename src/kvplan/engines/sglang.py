@@ -530,6 +530,7 @@ class SGLang(Engine):
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
             max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
+            max_running_requests=self.request_cap(setup, pool),
             max_num_batched_tokens=o.chunked_prefill_size or (
                 chunked_prefill_size(smi, setup.dep.tp, setup.rules) if smi else None),
             # a device smaller than what startup holds, or weights beyond its free memory: never printed
