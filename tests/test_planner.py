@@ -55,8 +55,44 @@ def test_each_candidate_is_sized_by_the_vllm_accounting(llama8b):
         assert c.decode.context == 3072 + 1024 // 2  # a request decodes at the prompt plus half its output
 
 
-def test_ranking_is_cheapest_meeting_first(llama8b):
+def test_default_ranking_is_cost_per_token_meeting_first(llama8b):
     result = search(llama8b, Workload(64, 1024, 256, min_tokens_per_sec=30), ["l4", "a100-80g", "h100"])
+    meeting = [c for c in result.candidates if c.meets_targets]
+    per_token = [c.cost_per_million_tokens for c in meeting]
+    assert result.rank_by == "cost-per-token" and per_token == sorted(per_token)
+    # cost per million output tokens = cost per hour / (tokens per second x 3600) x 10^6
+    best = meeting[0]
+    assert best.cost_per_million_tokens == pytest.approx(best.cost_per_hour / (best.tokens_per_sec_total * 3600) * 1e6)
+
+
+def test_other_rankings(llama8b):
+    w = Workload(64, 1024, 256)
+    for rank_by, key in (("gpus", lambda c: c.gpus_total), ("latency", lambda c: c.latency_seconds)):
+        values = [key(c) for c in search(llama8b, w, ["l4", "h100"], rank_by=rank_by).candidates]
+        assert values == sorted(values)
+    with pytest.raises(InputError, match="--rank-by"):
+        search(llama8b, w, ["l4"], rank_by="vibes")
+
+
+def test_dominated_layouts_are_pruned_and_counted(llama8b):
+    """A 7B model that one A10G serves is not offered PP layouts: PP2 / PP3 cost more for the same tokens/s, TTFT
+    and users served. Every kept candidate is undominated within its GPU type and precision."""
+    result = search(llama8b, Workload(10, 1536, 512), ["a10g"])
+    assert result.pruned > 0 and all(c.pp == 1 for c in result.candidates)
+    assert not any(o.dominates(c) for c in result.candidates for o in result.candidates)
+
+
+def test_a_setting_that_saves_a_replica_is_named(llama8b):
+    """Users a little beyond two replicas' capacity: a higher memory fraction (or fp8 KV) serves them on two."""
+    one = search(llama8b, Workload(1, 1536, 512), ["l4"], max_gpus=1).candidates[0]
+    users = math.ceil(one.max_concurrent_requests * 2 * 1.05)
+    c = search(llama8b, Workload(users, 1536, 512), ["l4"], max_gpus=1).candidates[0]
+    assert c.replicas == 3 and c.closes_with and "instead of 3" in c.closes_with
+
+
+def test_ranking_by_cost_per_hour_is_cheapest_meeting_first(llama8b):
+    result = search(llama8b, Workload(64, 1024, 256, min_tokens_per_sec=30), ["l4", "a100-80g", "h100"],
+                    rank_by="cost-per-hour")
     meeting = [c for c in result.candidates if c.meets_targets]
     missing = [c for c in result.candidates if not c.meets_targets]
     assert meeting and result.candidates[: len(meeting)] == meeting
@@ -81,7 +117,7 @@ def test_speed_target_adds_replicas_and_is_met(llama8b):
 def test_missing_price_is_ranked_by_gpu_count_not_dropped(llama8b):
     # the catalog has no price for the L40 (it has one for the L40S)
     assert get_gpu("l40").price_per_hour is None
-    result = search(llama8b, Workload(40, 2048, 512), ["l40", "l40s"], max_gpus=4)
+    result = search(llama8b, Workload(40, 2048, 512), ["l40", "l40s"], max_gpus=4, rank_by="cost-per-hour")
     l40 = [c for c in result.candidates if c.gpu.alias == "l40"]
     assert l40 and all(c.cost_per_hour is None and c.cost_per_million_tokens is None for c in l40)
     priced = [c for c in result.candidates if c.cost_per_hour is not None]
@@ -93,9 +129,9 @@ def test_missing_price_is_ranked_by_gpu_count_not_dropped(llama8b):
 
 def test_price_override_changes_the_winner(llama8b):
     w = Workload(40, 2048, 512)
-    assert search(llama8b, w, ["a10g", "l4"], max_gpus=4).candidates[0].gpu.alias == "l4"
+    assert search(llama8b, w, ["a10g", "l4"], max_gpus=4, rank_by="cost-per-hour").candidates[0].gpu.alias == "l4"
     cheap = {"a10g": Price(0.01, "--price")}
-    result = search(llama8b, w, ["a10g", "l4"], max_gpus=4, prices=cheap)
+    result = search(llama8b, w, ["a10g", "l4"], max_gpus=4, prices=cheap, rank_by="cost-per-hour")
     assert result.candidates[0].gpu.alias == "a10g"
     assert result.candidates[0].cost_per_hour == pytest.approx(0.01 * result.candidates[0].gpus_total)
 
@@ -124,9 +160,9 @@ def test_fp8_and_int4_change_the_command_line(llama8b):
                     model_id="meta-llama/Llama-3.1-8B")
     by = {(c.weight_scheme, c.kv_dtype): c.vllm_command for c in result.candidates}
     assert set(by) == {(w, k) for w in ("bf16", "fp8", "int4-g128") for k in ("auto", "fp8")}
-    assert by[("bf16", "auto")] == ("vllm serve meta-llama/Llama-3.1-8B --tensor-parallel-size 1 "
-                                    "--gpu-memory-utilization 0.9 --max-model-len 1280 --max-num-seqs 8")
-    assert by[("fp8", "fp8")].endswith("--kv-cache-dtype fp8 --quantization fp8")
+    for (weights, kv), command in by.items():
+        assert command.startswith("vllm serve") and (("--quantization fp8" in command) == (weights == "fp8"))
+        assert ("--kv-cache-dtype fp8" in command) == (kv == "fp8")
     assert "int4" in by[("int4-g128", "auto")]
 
 
@@ -157,7 +193,8 @@ def test_unreachable_target_names_the_nearest_miss():
     r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "4", "--seq", "2048", "--gpu", "h100",
                                   "--min-tokens-per-sec", "100000"])
     assert r.exit_code == 0, r.output
-    assert "no candidate meets every target; nearest miss: 1 x h100" in r.output
+    # the nearest miss is the candidate closest to the target (the fastest), not the cheapest
+    assert "no candidate meets every target; nearest miss: 8 x h100" in r.output
     assert "tok/s per user even at batch 1 < 100000" in r.output
 
 

@@ -58,9 +58,10 @@ def test_inspect_fit_explain_validate_match_the_cli(client):
     assert client.post("/api/inspect", json={"model": "qwen3-30b-a3b", "tp": 2}).json() == \
         cli_json("inspect", "qwen3-30b-a3b", "--tp", "2")
     fit = client.post("/api/fit", json={"model": "llama-3.1-8b", "users": 50, "seq": 2048, "gpu": ["l4", "h100"],
-                                        "price": ["h100=2.5"]}).json()
+                                        "price": ["h100=2.5"], "rank_by": "latency", "top": 3}).json()
     cli = cli_json("fit", "llama-3.1-8b", "--users", "50", "--seq", "2048", "--gpu", "l4", "--gpu", "h100",
-                   "--price", "h100=2.5")
+                   "--price", "h100=2.5", "--rank-by", "latency", "--top", "3")
+    assert len(cli["candidates"]) == 3 and cli["rank_by"] == "latency"
     fit.pop("search_seconds"), cli.pop("search_seconds")
     assert fit == cli
     text = (ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log").read_text()

@@ -286,12 +286,17 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
                                "also SGLang).")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
 @click.option("--price-file", help="Prices from a TOML ([prices] h100 = 2.49) or CSV (gpu,usd_per_hour) file.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Candidates to show.")
+@click.option("--rank-by", type=click.Choice(["cost-per-token", "cost-per-hour", "gpus", "latency"]),
+              default="cost-per-token", show_default=True,
+              help="What ranks candidates that meet the targets: cost per million output tokens at the workload, "
+                   "cost per hour, GPUs, or one request's latency (TTFT + output at the decode speed).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Candidates to show (in the table and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
-        top: int, as_json: bool) -> None:
+        rank_by: str, top: int, as_json: bool) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -303,9 +308,9 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
-                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower())
+                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by)
     if as_json:
-        _emit_json(result.to_dict())
+        _emit_json(result.to_dict(top))
     else:
         from kvplan.render import fit_view
 

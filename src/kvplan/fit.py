@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kvplan import perf
@@ -26,6 +26,8 @@ from kvplan.pricing import Price, price
 
 # The common datacenter set, cheapest first in the catalog's prices.
 DEFAULT_GPUS = ("t4", "l4", "a10g", "l40s", "a100-40g", "a100-80g", "h100", "h200", "b200", "mi300x")
+# --rank-by: what the ranking minimises first (after meeting every target)
+RANKINGS = ("cost-per-token", "cost-per-hour", "gpus", "latency")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Candidate:
     max_model_len: int = 0
     engine: str = DEFAULT_ENGINE
     util: float = 0.9  # the memory fraction the engine's accounting applied
+    output_tokens: int = 0  # per request: what the latency figure adds to the TTFT
+    closes_with: str | None = None  # an engine setting that serves the users on one replica fewer
 
     @property
     def gpus_per_replica(self) -> int:
@@ -115,6 +119,23 @@ class Candidate:
         return None if cost is None else cost / (self.tokens_per_sec_total * 3600) * 1e6
 
     @property
+    def latency_seconds(self) -> float:
+        """One request end to end: the time to first token + its output at the per-user decode speed."""
+        return self.ttft_seconds + self.output_tokens / max(self.decode.tokens_per_sec_per_user, 1e-9)
+
+    @property
+    def served(self) -> int:
+        """Requests served at once (all replicas)."""
+        return self.replicas * self.batch
+
+    def dominates(self, other: Candidate) -> bool:
+        """At least as good on every axis (GPUs, which on one GPU type is the cost; total tokens/s, TTFT, users
+        served) and better on one."""
+        mine = (self.gpus_total, -self.tokens_per_sec_total, self.ttft_seconds, -self.served)
+        theirs = (other.gpus_total, -other.tokens_per_sec_total, other.ttft_seconds, -other.served)
+        return all(a <= b for a, b in zip(mine, theirs, strict=True)) and mine != theirs
+
+    @property
     def command(self) -> str:
         """The engine's launch line that realises this candidate."""
         launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len, self.batch,
@@ -136,6 +157,7 @@ class Candidate:
             "decode_tokens_per_sec_per_user": round(self.decode.tokens_per_sec_per_user, 2),
             "decode_tokens_per_sec_total": round(self.tokens_per_sec_total, 1),
             "decode_bound": self.decode.bound, "ttft_seconds": round(self.ttft_seconds, 4),
+            "latency_seconds": round(self.latency_seconds, 3), "closes_with": self.closes_with,
             "engine": self.engine, "gpu_memory_utilization": self.util, "command": self.command,
             "vllm_command": self.vllm_command,
         }
@@ -166,10 +188,19 @@ class FitResult:
     seconds: float
     engine: str = DEFAULT_ENGINE
     notes: list[str] = field(default_factory=list)
+    rank_by: str = RANKINGS[0]
+    pruned: int = 0  # candidates another of the same GPU type beats on every axis
 
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates and self.candidates[0].meets_targets else None
+
+    @property
+    def nearest_miss(self) -> Candidate | None:
+        """When none meets every target: the candidate whose worst target is missed by the least."""
+        if self.best is not None or not self.candidates:
+            return None
+        return min(self.candidates, key=lambda c: (_shortfall(c, self.workload), _rank(c, self.rank_by)))
 
     def to_dict(self, top: int | None = None) -> dict[str, Any]:
         w = self.workload
@@ -177,6 +208,8 @@ class FitResult:
             "workload": {"users": w.users, "prompt": w.prompt, "output": w.output, "seq": w.seq,
                          "min_tokens_per_sec": w.min_tokens_per_sec, "max_ttft": w.max_ttft},
             "candidates": [c.to_dict() for c in self.candidates[:top]],
+            "rank_by": self.rank_by, "pruned": self.pruned,
+            "nearest_miss": None if self.nearest_miss is None else self.nearest_miss.to_dict(),
             "engine": self.engine, "rejected": {r.family: r.reason for r in self.rejected},
             "skipped_layouts": self.skipped,
             "evaluated": self.evaluated,
@@ -232,16 +265,53 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
     ttft = perf.prefill(dep, gpu, w.prompt).seconds
     if w.max_ttft is not None and ttft > w.max_ttft:
         misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
-    return Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
-                     perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq, settings.engine,
-                     sc.util)
+    candidate = Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
+                          perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq,
+                          settings.engine, sc.util, w.output)
+    if replicas > 1 and not misses:
+        candidate.closes_with = _closing_setting(dep, gpu, w, settings, sc.util, replicas)
+    return candidate
+
+
+CLOSE_MARGIN = 0.15  # a replica fewer is worth a setting when the users fall short by at most this fraction
+
+
+def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, util: float,
+                     replicas: int) -> str | None:
+    """An engine setting under which one replica fewer serves the users, when they are within CLOSE_MARGIN of
+    its capacity: a higher memory fraction, an fp8 KV cache, then a larger running-request cap."""
+    need = math.ceil(w.users / (replicas - 1))
+    have = scenario(settings, dep, gpu, util, w.seq, 1, 1).capacity.max_concurrent_requests
+    if need > have * (1 + CLOSE_MARGIN):
+        return None
+    eng = get_engine(settings.engine)
+    tries: list[tuple[str, Deployment, float, EngineSettings]] = []
+    if util < 0.95:
+        tries.append((f"{eng.flags.get('util', '--util')} 0.95", dep, 0.95, settings))
+    if dep.kv_dtype != "fp8" and "kv_fp8" in eng.flags:
+        tries.append((eng.flags["kv_fp8"], Deployment(dep.model, tp=dep.tp, pp=dep.pp, quant=dep.quant,
+                                                      kv_dtype="fp8"), util, settings))
+    cap = scenario(settings, dep, gpu, util, w.seq, 1, 1).printed
+    if cap is not None and cap.max_num_seqs is not None and cap.max_num_seqs < need:
+        tries.append((f"--max-num-seqs {need}", dep, util, replace(settings, max_num_seqs=need)))
+    for label, d, u, st in tries:
+        try:
+            got = scenario(st, d, gpu, u, w.seq, 1, 1).capacity.max_concurrent_requests
+        except KvplanError:
+            continue
+        if got >= need:
+            return f"{label} serves the {w.users:,} users on {replicas - 1} replica(s) instead of {replicas}"
+    return None
 
 
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
-           model_id: str | None = None, engine: str = DEFAULT_ENGINE) -> FitResult:
-    """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked."""
+           model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0]) -> FitResult:
+    """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
+    candidates another of the same GPU type beats on every axis are pruned (and counted)."""
     start = time.perf_counter()
+    if rank_by not in RANKINGS:
+        raise InputError(f"--rank-by must be one of {', '.join(RANKINGS)} (got {rank_by!r})")
     engine = canonical_name(engine)
     if engine not in fit_engines():
         raise InputError(f"kvplan fit plans {' or '.join(fit_engines())} deployments, not {engine!r}: size one "
@@ -292,10 +362,36 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                         candidates.append(result)
                 if not found:
                     _reject(rejected, family, reason or "no valid layout")
-    candidates.sort(key=_rank)
+    kept = _prune(candidates)
+    kept.sort(key=lambda c: _rank(c, rank_by))
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
              "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
-    return FitResult(workload, candidates, rejected, skipped, evaluated, time.perf_counter() - start, engine, notes)
+    return FitResult(workload, kept, rejected, skipped, evaluated, time.perf_counter() - start, engine, notes,
+                     rank_by, len(candidates) - len(kept))
+
+
+def _prune(candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates no other layout of the same GPU type, weights and KV dtype (meeting at least the targets it
+    meets) dominates; precisions are a quality choice, never pruned against each other."""
+    by_gpu: dict[tuple[str, str, str], list[Candidate]] = {}
+    for c in candidates:
+        by_gpu.setdefault((c.gpu.alias, c.weight_scheme, c.kv_dtype), []).append(c)
+    kept = []
+    for group in by_gpu.values():
+        for c in group:
+            if not any(o is not c and len(o.misses) <= len(c.misses) and o.dominates(c) for o in group):
+                kept.append(c)
+    return kept
+
+
+def _shortfall(c: Candidate, w: Workload) -> float:
+    """How far the candidate's worst target is missed, as a fraction of the target (0: met)."""
+    gaps = [0.0]
+    if w.min_tokens_per_sec:
+        gaps.append(max(0.0, 1 - c.decode.tokens_per_sec_per_user / w.min_tokens_per_sec))
+    if w.max_ttft:
+        gaps.append(max(0.0, c.ttft_seconds / w.max_ttft - 1))
+    return max(gaps)
 
 
 def _reject(rejected: list[Rejection], family: str, reason: str) -> None:
@@ -307,7 +403,13 @@ def _reject(rejected: list[Rejection], family: str, reason: str) -> None:
     rejected.append(Rejection(family, reason))
 
 
-def _rank(c: Candidate) -> tuple:
-    cost = c.cost_per_hour
-    return (not c.meets_targets, len(c.misses), cost is None, cost if cost is not None else 0.0, c.gpus_total,
-            c.cost_per_million_tokens or math.inf, -c.decode.tokens_per_sec_per_user)
+def _rank(c: Candidate, rank_by: str = RANKINGS[0]) -> tuple:
+    """Targets met first; then `rank_by` (cost per million output tokens at the workload, cost per hour, GPUs,
+    end-to-end latency), unknown prices last; ties by the other axes."""
+    per_token = c.cost_per_million_tokens
+    per_hour = c.cost_per_hour
+    primary = {"cost-per-token": (per_token is None, per_token or 0.0),
+               "cost-per-hour": (per_hour is None, per_hour or 0.0),
+               "gpus": (False, c.gpus_total), "latency": (False, c.latency_seconds)}[rank_by]
+    return (not c.meets_targets, len(c.misses), *primary, per_token is None, per_token or 0.0, c.gpus_total,
+            -c.decode.tokens_per_sec_per_user)

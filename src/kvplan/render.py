@@ -308,10 +308,12 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
     console.print(f"[bold]{spec.name}[/bold]: {w.users:,} users x {w.seq:,} tokens ({w.prompt:,} prompt + "
                   f"{w.output:,} output)" + (f", targets {', '.join(targets)}" if targets else ""), soft_wrap=True)
     console.print(f"  {result.evaluated:,} candidates evaluated in {result.seconds:.2f} s, each sized with "
-                  f"{result.engine}'s accounting", soft_wrap=True)
+                  f"{result.engine}'s accounting; ranked by {result.rank_by}"
+                  + (f"; {result.pruned:,} pruned (another layout of the same GPU is at least as good on cost, "
+                     "tokens/s, TTFT and users served)" if result.pruned else ""), soft_wrap=True)
     best = [c for c in result.candidates if c.meets_targets][:top]
     if not best:
-        miss = result.candidates[0] if result.candidates else None
+        miss = result.nearest_miss
         console.print("[red]no candidate meets every target[/red]"
                       + (f"; nearest miss: {miss.gpus_total} x {miss.gpu.alias} (TP {miss.tp}, PP {miss.pp}): "
                          f"{'; '.join(miss.misses)}" if miss else ": nothing fits at all"), soft_wrap=True)
@@ -331,6 +333,8 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
     console.print(table)
     for i, c in enumerate(shown[:3], 1):
         console.print(f"  {i}. {c.command}", soft_wrap=True, markup=False)
+        if c.closes_with:
+            console.print(f"     setting: {c.closes_with}", soft_wrap=True, markup=False)
         console.print(f"     price {c.price.usd_per_hour if c.price.usd_per_hour is not None else '-'} USD per GPU-hour"
                       f" ({c.price.source})", soft_wrap=True, markup=False)
     if result.rejected:

@@ -147,6 +147,7 @@ class FitRequest(ModelInput):
     price: list[str] = Field(default_factory=list, description='Overrides as on the CLI: ["h100=2.49"].')
     top: int = Field(default=FIT_TOP, ge=1, le=FIT_TOP,
                      description=f"Candidates returned, best first (at most {FIT_TOP}, the default).")
+    rank_by: Literal["cost-per-token", "cost-per-hour", "gpus", "latency"] = "cost-per-token"
 
 
 class ConcurrencyRequest(ModelInput):
@@ -421,7 +422,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             spec = load_model(body.source())
             name = serve_name(body.model, spec) if body.model else spec.name
             result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
-                            parse_overrides(body.price), name, body.engine)
+                            parse_overrides(body.price), name, body.engine, body.rank_by)
             return result.to_dict(top=body.top)
 
         return await run(call, body)
