@@ -274,3 +274,27 @@ def test_price_file_on_the_command_line(tmp_path):
     c = data["candidates"][0]
     assert c["price_per_gpu_hour"] == 0.75 and c["price_source"] == str(f)
     assert c["cost_per_hour"] == pytest.approx(0.75 * c["gpus_per_replica"] * c["replicas"])
+
+
+def test_layouts_past_one_node_fill_nodes_and_keep_tp_inside():
+    assert layouts(16, 61, 8) == [(8, 2), (4, 4), (2, 8), (1, 16)]  # TP <= 8 GPUs of an HGX node
+    assert layouts(12, 61, 8) == []  # 1.5 nodes: not offered
+    assert layouts(8, 61, 8) == layouts(8, 61)  # within a node: every split
+
+
+def test_nothing_fits_names_the_smallest_deployment_that_would():
+    """DeepSeek-V3's 671B fp8 weights exceed one 8 x H100 node; two nodes (TP 8 x PP 2) hold them."""
+    r = CliRunner().invoke(main, ["fit", "deepseek-v3", "--users", "100", "--seq", "8192", "--gpu", "h100"])
+    assert "the smallest that would: 16 x h100 per replica (TP 8 x PP 2, 2 nodes of 8; --max-gpus 16)" in r.output
+
+
+def test_pipeline_hand_offs_between_nodes_use_the_network():
+    """16 x H100 as TP 8 x PP 2: the one hand-off crosses the nodes, over 50 GB/s per GPU (8 x 400 Gb/s
+    ConnectX-7, data/gpu-nodes.csv) instead of NVLink's 450 GB/s per direction."""
+    h100 = get_gpu("h100")
+    dep = Deployment(load_model("deepseek-v3"), tp=8, pp=2)
+    nbytes = 64 * 7168 * 2  # 64 tokens x hidden x bf16
+    latency = perf.constants()["comm"]["allreduce_latency_us"] * 1e-6
+    assert perf.pp_seconds(dep, h100, 64) == pytest.approx(nbytes / 50e9 + latency)
+    with pytest.raises(InputError, match="no network between a10 nodes"):
+        perf.pp_seconds(Deployment(load_model("llama-3.1-8b"), tp=4, pp=2), get_gpu("a10"), 64)

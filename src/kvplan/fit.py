@@ -217,9 +217,17 @@ class FitResult:
         }
 
 
-def layouts(n: int, layers: int) -> list[tuple[int, int]]:
-    """(TP, PP) pairs with TP x PP = n GPUs, PP <= layers."""
+def layouts(n: int, layers: int, per_node: int | None = None) -> list[tuple[int, int]]:
+    """(TP, PP) pairs with TP x PP = n GPUs, PP <= layers. With `per_node` GPUs per node, a replica larger than
+    a node fills whole nodes (n a multiple of the node) and keeps TP within one (PP spans the nodes)."""
+    if per_node is not None and n > per_node:
+        if n % per_node:
+            return []
+        return [(n // pp, pp) for pp in range(1, n + 1) if n % pp == 0 and pp <= layers and n // pp <= per_node]
     return [(n // pp, pp) for pp in range(1, n + 1) if n % pp == 0 and pp <= layers]
+
+
+SEARCH_LIMIT_GPUS = 64  # the most GPUs per replica fit searches (--max-gpus) or looks to when nothing fits
 
 
 def _schemes(spec: ModelSpec, allow_quant: bool) -> list[tuple[str | None, str]]:
@@ -316,8 +324,8 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     if engine not in fit_engines():
         raise InputError(f"kvplan fit plans {' or '.join(fit_engines())} deployments, not {engine!r}: size one "
                          f"layout under {engine} with kvplan plan --engine {engine}")
-    if not 1 <= max_gpus <= 64:
-        raise InputError(f"--max-gpus must be between 1 and 64 (got {max_gpus})")
+    if not 1 <= max_gpus <= SEARCH_LIMIT_GPUS:
+        raise InputError(f"--max-gpus must be between 1 and {SEARCH_LIMIT_GPUS} (got {max_gpus})")
     if spec.max_context and workload.seq > spec.max_context:
         raise InputError(f"prompt + output = {workload.seq:,} tokens exceeds the model's context of "
                          f"{spec.max_context:,}: shorten the requests")
@@ -329,39 +337,58 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     rejected: list[Rejection] = []
     skipped: dict[str, int] = {}
     evaluated = 0
+    def family(gpu: GPU, quant: str | None, label: str, kv: str, counts: range,
+               first_only: bool = False) -> tuple[list[Candidate], str | None]:
+        """The candidates of one (GPU, weights, KV) family over `counts` GPUs per replica, and the last reason a
+        layout failed; `first_only`: stop at the smallest count that serves the workload."""
+        nonlocal evaluated
+        found: list[Candidate] = []
+        reason = None
+        for n in counts:
+            for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus):
+                key = (tp, pp, quant, kv)
+                if key not in deployments:
+                    try:
+                        dep = Deployment(spec, tp=tp, pp=pp, quant=quant, kv_dtype=kv)
+                        dep.stages  # noqa: B018 - validates the split
+                        deployments[key] = dep
+                    except KvplanError as e:
+                        deployments[key] = str(e)
+                dep = deployments[key]
+                if isinstance(dep, str):
+                    if not first_only:
+                        skipped[dep] = skipped.get(dep, 0) + 1
+                    continue
+                evaluated += not first_only
+                try:
+                    result = _evaluate(dep, gpu, workload, settings, label, price(gpu, prices or {}),
+                                       model_id or spec.name)
+                except KvplanError as e:
+                    result = str(e)
+                if isinstance(result, str):
+                    reason = result
+                    continue
+                found.append(result)
+            if first_only and found:
+                break
+        return found, reason
+
     for gpu in devices:
         for quant, label in _schemes(spec, allow_quant):
             for kv in kv_dtypes:
-                family = f"{gpu.alias} / {label} / KV {kv}"
-                reason = None
-                found = False
-                for n in range(1, max_gpus + 1):
-                    for tp, pp in layouts(n, spec.num_layers):
-                        key = (tp, pp, quant, kv)
-                        if key not in deployments:
-                            try:
-                                dep = Deployment(spec, tp=tp, pp=pp, quant=quant, kv_dtype=kv)
-                                dep.stages  # noqa: B018 - validates the split
-                                deployments[key] = dep
-                            except KvplanError as e:
-                                deployments[key] = str(e)
-                        dep = deployments[key]
-                        if isinstance(dep, str):
-                            skipped[dep] = skipped.get(dep, 0) + 1
-                            continue
-                        evaluated += 1
-                        try:
-                            result = _evaluate(dep, gpu, workload, settings, label, price(gpu, prices or {}),
-                                               model_id or spec.name)
-                        except KvplanError as e:
-                            result = str(e)
-                        if isinstance(result, str):
-                            reason = result
-                            continue
-                        found = True
-                        candidates.append(result)
+                name = f"{gpu.alias} / {label} / KV {kv}"
+                found, reason = family(gpu, quant, label, kv, range(1, max_gpus + 1))
+                candidates += found
                 if not found:
-                    _reject(rejected, family, reason or "no valid layout")
+                    more, _ = family(gpu, quant, label, kv, range(max_gpus + 1, SEARCH_LIMIT_GPUS + 1), True)
+                    if more:
+                        c = min(more, key=lambda x: _rank(x, rank_by))
+                        nodes = -(-c.gpus_per_replica // gpu.node.gpus)
+                        reason = (f"{reason or 'no valid layout'}; the smallest that would: {c.gpus_per_replica} x "
+                                  f"{gpu.alias} per replica (TP {c.tp} x PP {c.pp}"
+                                  + (f", {nodes} nodes of {gpu.node.gpus}" if nodes > 1 else "")
+                                  + f"; --max-gpus {c.gpus_per_replica})")
+                    _reject(rejected, name, reason or "no valid layout")
     kept = _prune(candidates)
     kept.sort(key=lambda c: _rank(c, rank_by))
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "

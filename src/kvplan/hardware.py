@@ -24,6 +24,24 @@ CUDA_GAP_MIB = 642
 
 
 @dataclass(frozen=True)
+class Node:
+    """How the GPU comes in a server (data/gpu-nodes.csv, each row with its source): GPUs per node (one NVLink
+    domain for NVL72 racks), the link between GPUs of a node and the network between nodes, per GPU."""
+
+    system: str
+    gpus: int
+    intra_link: str
+    intra_gbps: float  # GB/s per GPU, both directions
+    inter_link: str
+    inter_gbps: float | None  # GB/s per GPU, per direction; None: not found
+    source: str
+
+
+# A device the catalog has no node row for (a custom one): one GPU per node, nothing known between nodes.
+LONE_NODE = Node("a single device", 1, "", 0.0, "", None, "no node row: one GPU per node assumed")
+
+
+@dataclass(frozen=True)
 class GPU:
     name: str
     alias: str
@@ -40,6 +58,7 @@ class GPU:
     cuda_bytes: int | None = None  # what CUDA / torch reports as total (smaller than nvidia-smi), when observed
     cuda_source: str = ""
     interconnect: str = ""
+    node: Node = LONE_NODE
 
     @property
     def nvlink(self) -> bool:
@@ -93,6 +112,13 @@ def _row_to_gpu(row: dict[str, str], alias: str) -> GPU | None:
     )
 
 
+def _nodes() -> dict[str, Node]:
+    rows = csv.DictReader(io.StringIO((DATA / "gpu-nodes.csv").read_text(encoding="utf-8")))
+    return {r["alias"]: Node(r["system"], int(r["gpus_per_node"]), r["intra_link"],
+                             float(r["intra_GBps_per_gpu_total"] or 0), r["inter_link"],
+                             _float(r["inter_GBps_per_gpu"]), r["source"]) for r in rows}
+
+
 def _cuda_totals() -> dict[str, tuple[int, str]]:
     rows = csv.DictReader(io.StringIO((DATA / "gpu-cuda-totals.csv").read_text(encoding="utf-8")))
     return {r["alias"]: (round(float(r["cuda_total_mib"]) * MiB), r["source"]) for r in rows}
@@ -104,6 +130,7 @@ def _catalog() -> tuple[dict[str, GPU], dict[str, str]]:
     aliases = tomllib.loads((DATA / "gpu-aliases.toml").read_text(encoding="utf-8"))
     rows = csv.DictReader(io.StringIO((DATA / "gpus.csv").read_text(encoding="utf-8")))
     cuda = _cuda_totals()
+    nodes = _nodes()
     gpus: dict[str, GPU] = {}
     index: dict[str, str] = {}
     for row in rows:
@@ -113,6 +140,8 @@ def _catalog() -> tuple[dict[str, GPU], dict[str, str]]:
             continue
         if names[0] in cuda:
             gpu = replace(gpu, cuda_bytes=cuda[names[0]][0], cuda_source=cuda[names[0]][1])
+        if names[0] in nodes:
+            gpu = replace(gpu, node=nodes[names[0]])
         gpus[names[0]] = gpu
         for n in (*names, row["name"].lower()):
             index[n] = names[0]

@@ -12,7 +12,8 @@ Prefill of `prompt` tokens (time to first token of one request):
     (2 x active parameters x prompt + causal attention 2 x prompt^2 x heads x head_dim per layer)
     / (peak FLOP/s x prefill_compute_efficiency), at least one read of the weights, plus all-reduces.
 All-reduce (ring): 2 x (TP - 1) / TP x bytes / link bandwidth + a fixed latency; link bandwidth from the
-catalog's interconnect text (NVLink total / 2 per direction, PCIe by generation). Each forward pass (a decode
+catalog's interconnect text (NVLink total / 2 per direction, PCIe by generation), or the network between nodes
+(data/gpu-nodes.csv, per GPU) where the TP group or a pipeline hand-off crosses nodes. Each forward pass (a decode
 step, a prefill) also pays a fixed overhead: kernel launches and scheduling.
 The efficiencies are stated constants (data/perf-constants.toml, with their sources); benchmarks/perf_compare.py
 sets the estimates beside published measurements.
@@ -121,22 +122,37 @@ def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
     return StageWork(active, dense, experts, share, width * attending)
 
 
+def inter_node_gbps(gpu: GPU) -> float:
+    """Per-GPU network bandwidth between nodes, GB/s per direction (data/gpu-nodes.csv)."""
+    if gpu.node.inter_gbps is None:
+        raise InputError(f"the catalog has no network between {gpu.alias} nodes: a deployment past one node "
+                         f"({gpu.node.gpus} GPUs) cannot be estimated")
+    return gpu.node.inter_gbps
+
+
 def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
-    """2 all-reduces per layer of tokens x hidden activations (ring), on every layer of the model."""
+    """2 all-reduces per layer of tokens x hidden activations (ring), on every layer of the model; over the
+    network between nodes when the TP group spans nodes (the ring runs at its slowest link)."""
     if dep.tp == 1:
         return 0.0
     c = constants()["comm"]
     nbytes = tokens * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
-    bw = link_gbps(gpu)[0] * 1e9
+    bw = (link_gbps(gpu)[0] if dep.tp <= gpu.node.gpus else inter_node_gbps(gpu)) * 1e9
     one = 2 * (dep.tp - 1) / dep.tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
     return 2 * dep.model.num_layers * one
 
 
 def pp_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
+    """The hand-offs of tokens x hidden activations between pipeline stages: those between nodes over the
+    network (stages fill nodes in order: nodes - 1 of the PP - 1 hand-offs cross one)."""
     if dep.pp == 1:
         return 0.0
     nbytes = tokens * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
-    return (dep.pp - 1) * (nbytes / (link_gbps(gpu)[0] * 1e9) + constants()["comm"]["allreduce_latency_us"] * 1e-6)
+    latency = constants()["comm"]["allreduce_latency_us"] * 1e-6
+    nodes = -(-dep.tp * dep.pp // gpu.node.gpus)
+    crossing = min(dep.pp - 1, nodes - 1)
+    inside = (dep.pp - 1 - crossing) * (nbytes / (link_gbps(gpu)[0] * 1e9) + latency)
+    return inside + (crossing * (nbytes / (inter_node_gbps(gpu) * 1e9) + latency) if crossing else 0.0)
 
 
 @dataclass(frozen=True)
