@@ -42,6 +42,23 @@ def stage_ranges(model: ModelSpec, pp: int) -> list[range]:
     return pp_partition(model.num_layers, pp) if model.layers else [range(0)]
 
 
+@dataclass(frozen=True)
+class Sharding:
+    """How many GPUs split each tensor: `tp` for routed experts (tensor or expert parallel, the same bytes), the
+    attention TP group (`attn_tp` = TP / the data-parallel attention groups) for attention, dense layers,
+    embeddings and the KV cache, and `lm_head_tp` for the output head (vLLM: the attention group; SGLang: the
+    whole TP group unless --enable-dp-lm-head)."""
+
+    tp: int
+    attn_tp: int
+    lm_head_tp: int
+
+    def ranks(self, t: Tensor) -> int:
+        if t.role == "experts":
+            return self.tp
+        return self.lm_head_tp if t.role == "lm_head" else self.attn_tp
+
+
 @dataclass(frozen=True, eq=False)
 class Stage:
     """One pipeline stage; each of its `tp` GPUs holds the figures below. Compared and hashed by identity (one
@@ -74,19 +91,20 @@ def _stage_kv_specs(model: ModelSpec, pp: int) -> tuple[tuple[tuple[Any, int], .
 
 
 @derived
-def _tensor_sizes(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float) -> tuple[float, ...]:
-    """Bytes per GPU of each of the model's tensors; shared by deployments that agree on TP and weight format
-    (a search varies PP and the KV dtype over the same sizes), kept as long as the model spec lives."""
-    return tuple(fmt.tensor_bytes(t, t.shard_shape(tp), dense_bytes) * scale for t in model.tensors)
+def _tensor_sizes(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float,
+                  scale: float) -> tuple[float, ...]:
+    """Bytes per GPU of each of the model's tensors; shared by deployments that agree on the sharding and weight
+    format (a search varies PP and the KV dtype over the same sizes), kept as long as the model spec lives."""
+    return tuple(fmt.tensor_bytes(t, t.shard_shape(tp.ranks(t)), dense_bytes) * scale for t in model.tensors)
 
 
 @derived
 def _stage_request_bytes(dep: Deployment, seq: int) -> tuple[float, ...]:
-    return tuple(s.request_bytes(seq, dep.kv_bytes, dep.tp) for s in dep.stages)
+    return tuple(s.request_bytes(seq, dep.kv_bytes, dep.attn_tp) for s in dep.stages)
 
 
 @derived
-def _stage_tensors(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float,
+def _stage_tensors(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float, scale: float,
                    pp: int) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
     """Deployment.stage_tensors, shared like _tensor_sizes by deployments that agree on what decides it."""
     ranges = stage_ranges(model, pp)
@@ -106,14 +124,14 @@ def _stage_tensors(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: fl
 
 
 @derived
-def _stage_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float,
+def _stage_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float, scale: float,
                    pp: int) -> tuple[int, ...]:
     return tuple(round(sum(size for _, size in held))
                  for held in _stage_tensors(model, tp, fmt, dense_bytes, scale, pp))
 
 
 @derived
-def _stages(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, scale: float, pp: int,
+def _stages(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float, scale: float, pp: int,
             kv_bytes: float, state_bytes: float) -> tuple[Stage, ...]:
     """Deployment.stages, one tuple shared by the deployments that agree on every figure a stage holds (a
     server's requests for the same model and layout), kept as long as the model spec lives."""
@@ -124,8 +142,8 @@ def _stages(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, sc
         kinds = kv_specs[s]
         out.append(Stage(
             index=s, layers=tuple(model.layers[i] for i in r), weights_bytes=weights[s],
-            kv_bytes_per_token=sum(kv.bytes_per_token(kv_bytes, tp) * n for kv, n in kinds),
-            state_bytes=sum(kv.state_bytes(kv_bytes, state_bytes, tp) * n for kv, n in kinds),
+            kv_bytes_per_token=sum(kv.bytes_per_token(kv_bytes, tp.attn_tp) * n for kv, n in kinds),
+            state_bytes=sum(kv.state_bytes(kv_bytes, state_bytes, tp.attn_tp) * n for kv, n in kinds),
             kv_specs=kinds,
         ))
     return tuple(out)
@@ -142,21 +160,39 @@ class Deployment:
     dtype: str | None = None  # element type of every weight (fp32/bf16/fp16) or, naively, fp8/int8/int4
     quant: str | None = None  # a weight-quantization scheme applied to an unquantized checkpoint
     kv_dtype: str = "auto"
+    dp_attention: int = 1  # data-parallel attention groups in the TP group (each its own requests and KV)
+    lm_head_over_tp: bool = False  # with dp_attention: the output head split over the whole TP group (SGLang)
+    expert_parallel: bool = False  # routed experts whole on each GPU (EP) instead of TP-split: the same bytes
 
     def __post_init__(self) -> None:
-        for label, value in (("--tp", self.tp), ("--pp", self.pp)):
+        for label, value in (("--tp", self.tp), ("--pp", self.pp), ("--dp-attention", self.dp_attention)):
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"{label} must be a positive integer (got {value!r})")
+        if self.tp % self.dp_attention:
+            raise InputError(f"{self.dp_attention} data-parallel attention groups do not divide TP {self.tp}: "
+                             "choose a TP that is a multiple of them")
+        if (self.dp_attention > 1 or self.expert_parallel) and self.model.moe is None:
+            raise InputError("data-parallel attention and expert parallelism serve MoE models: a dense model "
+                             "scales with replicas (--gpus)")
         if self.kv_dtype not in KV_DTYPES:
             raise InputError(f"unknown --kv-dtype {self.kv_dtype!r}: use one of {', '.join(KV_DTYPES)}")
         heads = self.model.num_attention_heads
-        if heads and heads % self.tp:
-            raise InputError(f"tensor parallel size {self.tp} does not divide the {heads} attention heads: "
+        if heads and heads % self.attn_tp:
+            raise InputError(f"tensor parallel size {self.attn_tp} does not divide the {heads} attention heads: "
                              f"choose a TP that divides {heads}")
-        if self.model.num_kv_heads is None and self.tp > 1 and "full_attention" in self.model.kv_kinds():
+        if self.model.num_kv_heads is None and self.attn_tp > 1 and "full_attention" in self.model.kv_kinds():
             raise InputError("the model's KV head count is unknown, so the KV cache cannot be split by TP: "
                              "give --heads (and --kv-heads for MQA/GQA)")
         self.stages  # noqa: B018 - validates the KV-head / state split and the PP size
+
+    @property
+    def attn_tp(self) -> int:
+        """GPUs that split attention, dense layers and the KV cache: TP / the data-parallel attention groups."""
+        return self.tp // self.dp_attention
+
+    @cached_property
+    def sharding(self) -> Sharding:
+        return Sharding(self.tp, self.attn_tp, self.tp if self.lm_head_over_tp else self.attn_tp)
 
     # ------------------------------------------------------------------ precision
     @cached_property
@@ -207,7 +243,8 @@ class Deployment:
 
     # ------------------------------------------------------------------ bytes per GPU
     def tensor_bytes(self, t: Tensor) -> float:
-        return self.weight_format.tensor_bytes(t, t.shard_shape(self.tp), self.dense_bytes) * self.checkpoint_scale
+        return (self.weight_format.tensor_bytes(t, t.shard_shape(self.sharding.ranks(t)), self.dense_bytes)
+                * self.checkpoint_scale)
 
     def inventory_bytes(self) -> float:
         """All weights on one GPU as the config describes them (no TP, no checkpoint correction)."""
@@ -229,7 +266,7 @@ class Deployment:
         parts = {"quantized_params": 0.0, "quantized_bytes": 0.0, "overhead_bytes": 0.0,
                  "dense_params": 0.0, "dense_bytes": 0.0}
         for t in self.model.tensors:
-            shape = t.shard_shape(self.tp)
+            shape = t.shard_shape(self.sharding.ranks(t))
             n = math.prod(shape)
             total = fmt.tensor_bytes(t, shape, self.dense_bytes)
             if fmt.applies_to(t):
@@ -244,19 +281,19 @@ class Deployment:
     @cached_property
     def tensor_sizes(self) -> tuple[float, ...]:
         """Bytes per GPU of each of the model's tensors, in order."""
-        return _tensor_sizes(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale)
+        return _tensor_sizes(self.model, self.sharding, self.weight_format, self.dense_bytes, self.checkpoint_scale)
 
     @cached_property
     def stage_tensors(self) -> tuple[tuple[tuple[Tensor, float], ...], ...]:
         """(tensor, bytes per GPU) each pipeline stage holds: its layers; the embedding and towers on the first,
         the final norm and lm_head on the last (tied embeddings: the last stage holds its own copy as lm_head)."""
-        return _stage_tensors(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale,
-                              self.pp)
+        return _stage_tensors(self.model, self.sharding, self.weight_format, self.dense_bytes,
+                              self.checkpoint_scale, self.pp)
 
     @cached_property
     def stages(self) -> tuple[Stage, ...]:
-        return _stages(self.model, self.tp, self.weight_format, self.dense_bytes, self.checkpoint_scale, self.pp,
-                       self.kv_bytes, self.state_bytes)
+        return _stages(self.model, self.sharding, self.weight_format, self.dense_bytes, self.checkpoint_scale,
+                       self.pp, self.kv_bytes, self.state_bytes)
 
     @property
     def gpus_per_replica(self) -> int:

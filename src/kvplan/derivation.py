@@ -19,7 +19,7 @@ def _b(n: float) -> str:
 
 
 def _kv_line(dep: Deployment, group: list[LayerSpec]) -> str:
-    return group[0].kv.explain(len(group), dep.kv_bytes, dep.state_bytes, dep.tp)
+    return group[0].kv.explain(len(group), dep.kv_bytes, dep.state_bytes, dep.attn_tp)
 
 
 def derivation(p: Plan) -> list[str]:

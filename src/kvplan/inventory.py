@@ -131,8 +131,8 @@ def inventory(dep: Deployment) -> Inventory:
                         tp_split_dim=g["tp_split_dim"], layers=_span(g["layer_indices"]))
             for g in groups.values()]
     layers = [LayerRow(index=layer.index, block=layer.block, kv_kind=layer.kv.kind, kv_spec=layer.kv.describe(),
-                       kv_bytes_per_token=layer.kv.bytes_per_token(dep.kv_bytes, dep.tp),
-                       state_bytes_per_request=layer.kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.tp))
+                       kv_bytes_per_token=layer.kv.bytes_per_token(dep.kv_bytes, dep.attn_tp),
+                       state_bytes_per_request=layer.kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.attn_tp))
               for layer in m.layers]
     summary = ModelSummary(name=m.name, source=m.source, model_type=m.model_type, dtype=m.dtype,
                            max_context=m.max_context, tie_word_embeddings=m.tie_word_embeddings,

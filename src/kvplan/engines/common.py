@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 
 from kvplan.caching import derived
-from kvplan.deployment import Deployment, Stage
+from kvplan.deployment import Deployment, Sharding, Stage
 from kvplan.model.quant import DTYPE_BYTES, WeightFormat
 from kvplan.model.spec import SELF_ATTENTION, ModelSpec
 from kvplan.units import GiB
@@ -70,11 +70,11 @@ def constants_from(constants: dict) -> Iterator[None]:
 def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
     plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
-    return _loaded_weights(dep.model, dep.tp, dep.weight_format, dep.dense_bytes, len(dep.stages), stage)
+    return _loaded_weights(dep.model, dep.sharding, dep.weight_format, dep.dense_bytes, len(dep.stages), stage)
 
 
 @derived
-def _loaded_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float, pp: int,
+def _loaded_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float, pp: int,
                     stage: Stage) -> tuple[int, str]:
     """loaded_weights, kept per model: a function of TP, the format and the stage (shared by the deployments
     that agree on those)."""
@@ -95,7 +95,7 @@ def _loaded_weights(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: f
 
 
 @derived
-def _vocab_padding(model: ModelSpec, tp: int, dense_bytes: float, first: bool, last: bool) -> float:
+def _vocab_padding(model: ModelSpec, tp: Sharding, dense_bytes: float, first: bool, last: bool) -> float:
     """Bytes the vocabulary's padding to VOCAB_PADDING rows adds to a stage's embedding and lm_head shards
     (kept per model: a function of TP, the dtype and where the stage sits)."""
     extra = 0
@@ -107,13 +107,14 @@ def _vocab_padding(model: ModelSpec, tp: int, dense_bytes: float, first: bool, l
             on_stage = True
         if on_stage:
             rows, hidden = t.shape
-            padded = pad(rows, VOCAB_PADDING) // tp
-            extra += (padded - t.shard_shape(tp)[0]) * hidden * dense_bytes
+            ranks = tp.ranks(t)
+            padded = pad(rows, VOCAB_PADDING) // ranks
+            extra += (padded - t.shard_shape(ranks)[0]) * hidden * dense_bytes
     return extra
 
 
 @derived
-def _mxfp4_padding(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: float,
+def _mxfp4_padding(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float,
                    layers: frozenset[int]) -> float:
     """mxfp4 experts as the Marlin MoE kernel stores them on Hopper (model_executor/layers/fused_moe/oracle/
     mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256. (Kept per model:
@@ -124,7 +125,7 @@ def _mxfp4_padding(model: ModelSpec, tp: int, fmt: WeightFormat, dense_bytes: fl
     for t in model.tensors:
         if t.role != "experts" or t.layer not in layers:
             continue
-        shape = list(t.shard_shape(tp))
+        shape = list(t.shard_shape(tp.ranks(t)))
         padded = list(shape)
         if t.name.endswith("gate_up_proj") or t.name.endswith("gate_up_proj_bias"):
             padded[1] = 2 * pad(shape[1] // 2, 128)
@@ -147,11 +148,11 @@ def activation_width(dep: Deployment) -> int:
     Routed experts run as vLLM's fused MoE (model_executor/layers/fused_moe/fused_moe.py fused_experts_impl, read
     in 0.8.5, 0.10.1.1 and 0.19.0): per token top-k x max(gate_up width N, hidden) for cache1 / cache3, which
     share one buffer, + top-k x N / 2 for the activated cache2; shared experts' own up-projection adds to it."""
-    return _activation_width(dep.model, dep.tp)
+    return _activation_width(dep.model, dep.sharding)
 
 
 @derived
-def _activation_width(m: ModelSpec, tp: int) -> int:  # a function of the model and TP only: kept per model
+def _activation_width(m: ModelSpec, tp: Sharding) -> int:  # a function of the model and sharding: kept per model
     hidden = m.hidden_size
     widest = 0.0
     per_layer: dict[int, dict[str, float]] = {}
@@ -159,7 +160,7 @@ def _activation_width(m: ModelSpec, tp: int) -> int:  # a function of the model 
         if t.layer is None or not t.linear or t.split != (len(t.shape) - 2):
             continue
         w = per_layer.setdefault(t.layer, {"attention": 0, "up": 0, "experts": 0})
-        out = t.shard_shape(tp)[-2]
+        out = t.shard_shape(tp.ranks(t))[-2]
         if t.role == "attention":
             w["attention"] += out
         elif t.role == "experts":

@@ -317,7 +317,7 @@ def cells(dep: Deployment, stage: Stage, rules: SglangRules) -> Cells:
                 if rules.mamba_pool == "none":
                     raise UnsupportedModelError(f"SGLang {version_text_of(rules)}serves no Mamba / linear-attention "
                                                 "hybrid (0.5.2 and later do): give --engine-version")
-                conv, ssm = kv.elems(dep.tp)
+                conv, ssm = kv.elems(dep.attn_tp)
                 state += conv * 2 + ssm * (getattr(kv, "ssm_bytes", None) or 4)
             case Retention.ENCODER:
                 raise UnsupportedModelError("kvplan does not model SGLang's encoder cache for cross-attention "
@@ -325,10 +325,10 @@ def cells(dep: Deployment, stage: Stage, rules: SglangRules) -> Cells:
             case Retention.NONE:
                 continue
             case Retention.SLIDING | Retention.CHUNKED if swa_pool:
-                swa += kv.bytes_per_token(dep.kv_bytes, dep.tp)
+                swa += kv.bytes_per_token(dep.kv_bytes, dep.attn_tp)
                 window = max(window, kv.window or 0)
             case Retention.FULL | Retention.SLIDING | Retention.CHUNKED:  # windowed layers kept at full length
-                full += kv.bytes_per_token(dep.kv_bytes, dep.tp)
+                full += kv.bytes_per_token(dep.kv_bytes, dep.attn_tp)
             case _:
                 raise UnsupportedModelError(f"kvplan does not model SGLang's cache for {kv.kind} layers")
     if full + swa <= 0:

@@ -435,11 +435,11 @@ def page_of(kv: Any, dep: Deployment) -> Page | None:
             raise UnsupportedModelError("vLLM's V1 engine does not serve cross-attention (Mllama) models; use "
                                         "--engine vllm-v0 for old releases")
         case Retention.STATE:
-            return Page(Retention.STATE, kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.tp))
+            return Page(Retention.STATE, kv.state_bytes(dep.kv_bytes, dep.state_bytes, dep.attn_tp))
         case Retention.FULL:
-            return Page(Retention.FULL, kv.bytes_per_token(dep.kv_bytes, dep.tp))
+            return Page(Retention.FULL, kv.bytes_per_token(dep.kv_bytes, dep.attn_tp))
         case Retention.SLIDING | Retention.CHUNKED:
-            return Page(kv.retention, kv.bytes_per_token(dep.kv_bytes, dep.tp), kv.window or 0)
+            return Page(kv.retention, kv.bytes_per_token(dep.kv_bytes, dep.attn_tp), kv.window or 0)
     raise UnsupportedModelError(f"kvplan does not model vLLM's cache for {kv.kind} layers")
 
 
@@ -573,7 +573,7 @@ def v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout
                 continue
             case Retention.FULL | Retention.SLIDING | Retention.CHUNKED | Retention.ENCODER:
                 # every attention layer, windowed and cross-attention too, holds full-length blocks
-                per_token += (kv.k_width(dep.tp) + kv.v_width(dep.tp)) * dep.kv_bytes
+                per_token += (kv.k_width(dep.attn_tp) + kv.v_width(dep.attn_tp)) * dep.kv_bytes
             case _:
                 raise UnsupportedModelError(f"kvplan models vLLM V0 for attention models only, not {kv.kind} layers")
     bs = block_size or DEFAULT_BLOCK_SIZE
