@@ -285,7 +285,8 @@ def test_layouts_past_one_node_fill_nodes_and_keep_tp_inside():
 def test_nothing_fits_names_the_smallest_deployment_that_would():
     """DeepSeek-V3's 671B fp8 weights exceed one 8 x H100 node; two nodes (TP 8 x PP 2) hold them."""
     r = CliRunner().invoke(main, ["fit", "deepseek-v3", "--users", "100", "--seq", "8192", "--gpu", "h100"])
-    assert "the smallest that would: 16 x h100 per replica (TP 8 x PP 2, 2 nodes of 8; --max-gpus 16)" in r.output
+    assert ("the smallest that would: 16 x h100 per replica (DP attention 16 x TP 1, 2 nodes of 8; --max-gpus 16)"
+            in r.output)
 
 
 def test_pipeline_hand_offs_between_nodes_use_the_network():
@@ -298,3 +299,36 @@ def test_pipeline_hand_offs_between_nodes_use_the_network():
     assert perf.pp_seconds(dep, h100, 64) == pytest.approx(nbytes / 50e9 + latency)
     with pytest.raises(InputError, match="no network between a10 nodes"):
         perf.pp_seconds(Deployment(load_model("llama-3.1-8b"), tp=4, pp=2), get_gpu("a10"), 64)
+
+
+def test_two_node_data_parallel_attention_ranks_first_for_deepseek_v3():
+    """DeepSeek-V3 on H100s, 100 users x 8K, --max-gpus 16: the first candidate is two nodes of data-parallel
+    attention with expert parallelism (vLLM -dp 16 -tp 1 --enable-expert-parallel, the docs' layout)."""
+    r = search(load_model("deepseek-v3"), Workload(100, 6144, 2048), ["h100"], max_gpus=16)
+    best = r.candidates[0]
+    assert (best.gpus_per_replica, best.dp_attention, best.expert_parallel) == (16, 16, True)
+    assert "2 nodes" in best.layout and "--data-parallel-size-local 8" in best.command
+    assert "--headless --data-parallel-start-rank 8" in best.command.splitlines()[3]
+
+
+def test_data_parallel_attention_weights_and_kv_by_hand():
+    """Weights per GPU at DP attention 16 / EP 16: every non-expert tensor whole (attention TP 1; vLLM's head
+    too) + the routed experts / 16; taken from the TP 1 sizes, which hold every tensor whole. KV per GPU: MLA's
+    latent, 61 layers x (512 + 64) x 2 B = 70,272 B per token, not divided by TP; each of the 16 groups holds
+    its own requests, so a replica serves 16 x one group's requests."""
+    m = load_model("deepseek-v3")
+    whole = Deployment(m)  # TP 1
+    sizes = zip(m.tensors, whole.tensor_sizes, strict=True)
+    expected = sum(size / (16 if t.role == "experts" else 1) for t, size in sizes)
+    dep = Deployment(m, tp=16, dp_attention=16, expert_parallel=True)
+    assert dep.stages[0].weights_bytes == round(expected)
+    assert dep.kv_bytes_per_token == 61 * 576 * 2 == 70_272
+    from kvplan.engines import EngineSettings, scenario
+
+    settings = EngineSettings(max_model_len=8192)
+    s = scenario(settings, dep, get_gpu("h200"), None, 8192, 1, 1)
+    per_group = min(s.printed.kv_tokens // 8192, s.printed.max_num_seqs)  # one engine's pool and request cap
+    assert s.capacity.max_concurrent_requests == 16 * per_group
+    # a dense model has no experts to spread: refused with what to do
+    with pytest.raises(InputError, match="serve MoE models"):
+        Deployment(load_model("llama-3.1-8b"), tp=8, dp_attention=8)

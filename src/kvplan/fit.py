@@ -92,6 +92,17 @@ class Candidate:
     util: float = 0.9  # the memory fraction the engine's accounting applied
     output_tokens: int = 0  # per request: what the latency figure adds to the TTFT
     closes_with: str | None = None  # an engine setting that serves the users on one replica fewer
+    dp_attention: int = 1  # data-parallel attention groups per replica (with expert parallelism)
+    expert_parallel: bool = False
+
+    @property
+    def layout(self) -> str:
+        """'16 (TP 8 x PP 2)', '16 (DP attention 16 x TP 1, EP)'; past one node '... 2 nodes'."""
+        inner = (f"DP attention {self.dp_attention} x TP {self.tp // self.dp_attention}" if self.dp_attention > 1
+                 else f"TP {self.tp}") + (f" x PP {self.pp}" if self.pp > 1 or self.dp_attention == 1 else "")
+        inner += ", EP" if self.expert_parallel else ""
+        nodes = -(-self.gpus_per_replica // self.gpu.node.gpus)
+        return f"{self.gpus_per_replica} ({inner}" + (f", {nodes} nodes)" if nodes > 1 else ")")
 
     @property
     def gpus_per_replica(self) -> int:
@@ -138,8 +149,10 @@ class Candidate:
     @property
     def command(self) -> str:
         """The engine's launch line that realises this candidate."""
-        launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len, self.batch,
-                        self.kv_dtype, self.quant, batch=self.batch)
+        launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len,
+                        -(-self.batch // self.dp_attention), self.kv_dtype, self.quant, batch=self.batch,
+                        dp_attention=self.dp_attention, expert_parallel=self.expert_parallel,
+                        gpus_per_node=self.gpu.node.gpus)
         return get_engine(self.engine).launch_command(launch)
 
     @property
@@ -149,6 +162,8 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "gpu": self.gpu.alias, "gpus_per_replica": self.gpus_per_replica, "tp": self.tp, "pp": self.pp,
+            "dp_attention": self.dp_attention, "expert_parallel": self.expert_parallel,
+            "nodes_per_replica": -(-self.gpus_per_replica // self.gpu.node.gpus),
             "replicas": self.replicas, "gpus_total": self.gpus_total, "weight_scheme": self.weight_scheme,
             "kv_dtype": self.kv_dtype, "max_concurrent_requests": self.max_concurrent_requests,
             "batch_per_replica": self.batch, "meets_targets": self.meets_targets, "misses": self.misses,
@@ -275,7 +290,8 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
         misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
     candidate = Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
                           perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq,
-                          settings.engine, sc.util, w.output)
+                          settings.engine, sc.util, w.output, dp_attention=dep.dp_attention,
+                          expert_parallel=dep.expert_parallel)
     if replicas > 1 and not misses:
         candidate.closes_with = _closing_setting(dep, gpu, w, settings, sc.util, replicas)
     return candidate
@@ -337,6 +353,19 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     rejected: list[Rejection] = []
     skipped: dict[str, int] = {}
     evaluated = 0
+    eng = get_engine(engine)
+    lm_over_tp = eng.dp_attention_lm_head_over_tp
+
+    def modes(n: int, gpu: GPU) -> list[tuple[int, int, int]]:
+        """(TP, PP, data-parallel attention groups): every layout, and for a MoE model under an engine that
+        serves it, data-parallel attention over the whole TP group with expert parallelism (attention TP 1,
+        PP 1: how DeepSeek-V3 / R1, Qwen3-235B and Llama 4 are served)."""
+        out = [(tp, pp, 1) for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus)]
+        fills = n <= gpu.node.gpus or n % gpu.node.gpus == 0  # past one node, whole nodes
+        if spec.moe is not None and eng.serves_dp_attention and n > 1 and fills:
+            out.append((n, 1, n))
+        return out
+
     def family(gpu: GPU, quant: str | None, label: str, kv: str, counts: range,
                first_only: bool = False) -> tuple[list[Candidate], str | None]:
         """The candidates of one (GPU, weights, KV) family over `counts` GPUs per replica, and the last reason a
@@ -345,11 +374,12 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
         found: list[Candidate] = []
         reason = None
         for n in counts:
-            for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus):
-                key = (tp, pp, quant, kv)
+            for tp, pp, groups in modes(n, gpu):
+                key = (tp, pp, quant, kv, groups)
                 if key not in deployments:
                     try:
-                        dep = Deployment(spec, tp=tp, pp=pp, quant=quant, kv_dtype=kv)
+                        dep = Deployment(spec, tp=tp, pp=pp, quant=quant, kv_dtype=kv, dp_attention=groups,
+                                         expert_parallel=groups > 1, lm_head_over_tp=groups > 1 and lm_over_tp)
                         dep.stages  # noqa: B018 - validates the split
                         deployments[key] = dep
                     except KvplanError as e:
@@ -384,8 +414,9 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                     if more:
                         c = min(more, key=lambda x: _rank(x, rank_by))
                         nodes = -(-c.gpus_per_replica // gpu.node.gpus)
+                        layout = c.layout.split(" (", 1)[1].rstrip(")").split(", ")[0]
                         reason = (f"{reason or 'no valid layout'}; the smallest that would: {c.gpus_per_replica} x "
-                                  f"{gpu.alias} per replica (TP {c.tp} x PP {c.pp}"
+                                  f"{gpu.alias} per replica ({layout}"
                                   + (f", {nodes} nodes of {gpu.node.gpus}" if nodes > 1 else "")
                                   + f"; --max-gpus {c.gpus_per_replica})")
                     _reject(rejected, name, reason or "no valid layout")

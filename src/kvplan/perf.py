@@ -81,14 +81,19 @@ class StageWork:
     stage holds but the vision / audio towers, and the embedding table only where it serves as the (tied)
     lm_head (a lookup reads one row per token)."""
 
-    active_params: float  # parameters one token touches (routed experts at top-k of E)
+    active_params: float  # parameters one token touches outside the routed experts
+    expert_active: float  # routed-expert parameters one token touches on this GPU (top-k of E, its shard)
     dense_bytes: float  # weights read whatever the batch
     expert_bytes: float  # routed experts: read in the share a batch touches
     expert_share: float  # k / E (1 without experts)
     attention_width: int  # query width x layers attending over the context
+    moe_layers: int = 0  # layers with routed experts (the all-to-all of data-parallel attention)
 
-    def weight_read(self, tokens: int) -> float:
-        return self.dense_bytes + self.expert_bytes * (1 - (1 - self.expert_share) ** tokens)
+    def weight_read(self, tokens: int, expert_tokens: int | None = None) -> float:
+        """Weights one pass reads: the dense ones, and the experts `expert_tokens` (all the groups' tokens
+        under data-parallel attention; else `tokens`) touch."""
+        routed = tokens if expert_tokens is None else expert_tokens
+        return self.dense_bytes + self.expert_bytes * (1 - (1 - self.expert_share) ** routed)
 
 
 @derived
@@ -105,21 +110,36 @@ def _attends(kv: Any) -> bool:
 def _stage_work(dep: Deployment, stage: Stage) -> StageWork:
     m, last = dep.model, len(dep.stages) - 1
     share = m.moe.experts_per_token / m.moe.num_experts if m.moe else 1.0
-    active = dense = experts = 0.0
+    active = routed = dense = experts = 0.0
     for t, size in dep.stage_tensors[stage.index]:
         if t.role in TOWER_ROLES or (t.role == "embedding" and not (m.tie_word_embeddings and stage.index == last)):
             continue
-        n = t.numel / (dep.tp if t.split is not None else 1)
+        n = t.numel / (dep.sharding.ranks(t) if t.split is not None else 1)
         if t.role == "experts" and m.moe:
-            active += n * share
+            routed += n * share
             experts += size
         else:
             active += n
             dense += size
     first = next((la.kv for la in m.layers if _attends(la.kv) and la.kv.retention in SELF_ATTENTION), None)
-    width = (m.num_attention_heads or 0) * first.head_dim // dep.tp if first else 0
+    width = (m.num_attention_heads or 0) * first.head_dim // dep.attn_tp if first else 0
     attending = sum(_attends(layer.kv) for layer in stage.layers)
-    return StageWork(active, dense, experts, share, width * attending)
+    moe_layers = len({t.layer for t, _ in dep.stage_tensors[stage.index] if t.role == "experts"})
+    return StageWork(active, routed, dense, experts, share, width * attending, moe_layers)
+
+
+def alltoall_seconds(dep: Deployment, gpu: GPU, tokens: int, spread: bool = True) -> float:
+    """Data-parallel attention: each MoE layer dispatches every token's hidden state to its top-k experts'
+    GPUs and combines the results back (2 all-to-alls), each GPU sending its group's share of the tokens x
+    top-k x hidden, (TP - 1) / TP of it to other GPUs; over the network when the TP group spans nodes."""
+    if dep.dp_attention == 1 or dep.model.moe is None:
+        return 0.0
+    c = constants()["comm"]
+    local = -(-tokens // dep.dp_attention) if spread else tokens
+    nbytes = local * dep.model.moe.experts_per_token * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
+    bw = (link_gbps(gpu)[0] if dep.tp <= gpu.node.gpus else inter_node_gbps(gpu)) * 1e9
+    one = (dep.tp - 1) / dep.tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
+    return 2 * sum(w.moe_layers for w in _work(dep)) * one
 
 
 def inter_node_gbps(gpu: GPU) -> float:
@@ -130,15 +150,18 @@ def inter_node_gbps(gpu: GPU) -> float:
     return gpu.node.inter_gbps
 
 
-def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
+def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int, spread: bool = True) -> float:
     """2 all-reduces per layer of tokens x hidden activations (ring), on every layer of the model; over the
     network between nodes when the TP group spans nodes (the ring runs at its slowest link)."""
-    if dep.tp == 1:
+    tp = dep.attn_tp  # under data-parallel attention, within each attention group (the experts: all-to-all)
+    if tp == 1:
         return 0.0
     c = constants()["comm"]
-    nbytes = tokens * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
-    bw = (link_gbps(gpu)[0] if dep.tp <= gpu.node.gpus else inter_node_gbps(gpu)) * 1e9
-    one = 2 * (dep.tp - 1) / dep.tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
+    # `spread`: the tokens are shared out over the attention groups (a decode batch), not one request's
+    local = -(-tokens // dep.dp_attention) if spread else tokens
+    nbytes = local * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
+    bw = (link_gbps(gpu)[0] if tp <= gpu.node.gpus else inter_node_gbps(gpu)) * 1e9
+    one = 2 * (tp - 1) / tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
     return 2 * dep.model.num_layers * one
 
 
@@ -177,15 +200,17 @@ def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
     flops_rate = peak * 1e12 * c["decode_compute"]
     step = bytes_total = flops_total = 0.0
     memory_bound = 0
+    local = -(-batch // dep.dp_attention)  # the requests one data-parallel attention group decodes
     for work, request in zip(_work(dep), dep.stage_request_bytes(context), strict=True):
-        read = work.weight_read(batch) + batch * request
-        flops = 2 * work.active_params * batch + 4 * batch * context * work.attention_width
+        read = work.weight_read(local, batch) + local * request
+        flops = (2 * work.active_params * local + 2 * work.expert_active * batch
+                 + 4 * local * context * work.attention_width)
         t_mem, t_cmp = read / bw, flops / flops_rate
         memory_bound += t_mem >= t_cmp
         step += max(t_mem, t_cmp)
         bytes_total += read
         flops_total += flops
-    comm = allreduce_seconds(dep, gpu, batch) + pp_seconds(dep, gpu, batch)
+    comm = allreduce_seconds(dep, gpu, batch) + pp_seconds(dep, gpu, batch) + alltoall_seconds(dep, gpu, batch)
     step += comm + constants()["comm"]["step_overhead_ms"] * 1e-3
     bound = "memory" if memory_bound * 2 >= len(dep.stages) else "compute"
     assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']} achieved, {peak:,.0f} TFLOPS "
@@ -213,14 +238,15 @@ def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
     seconds = flops_total = 0.0
     compute_bound = 0
     for work in _work(dep):
-        flops = 2 * work.active_params * tokens + 2 * batch * prompt * prompt * work.attention_width
+        flops = (2 * (work.active_params + work.expert_active) * tokens
+                 + 2 * batch * prompt * prompt * work.attention_width)
         t_cmp = flops / rate
         t_mem = work.weight_read(tokens) / bw
         compute_bound += t_cmp >= t_mem
         seconds += max(t_cmp, t_mem)
         flops_total += flops
-    seconds += (allreduce_seconds(dep, gpu, tokens) + pp_seconds(dep, gpu, tokens)
-                + constants()["comm"]["step_overhead_ms"] * 1e-3)
+    seconds += (allreduce_seconds(dep, gpu, tokens, spread=batch > 1) + pp_seconds(dep, gpu, tokens)
+                + alltoall_seconds(dep, gpu, tokens, spread=batch > 1) + constants()["comm"]["step_overhead_ms"] * 1e-3)
     bound = "compute" if compute_bound * 2 >= len(dep.stages) else "memory"
     assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "
                    f"{c['source']}")

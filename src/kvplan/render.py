@@ -315,7 +315,7 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
     if not best:
         miss = result.nearest_miss
         console.print("[red]no candidate meets every target[/red]"
-                      + (f"; nearest miss: {miss.gpus_total} x {miss.gpu.alias} (TP {miss.tp}, PP {miss.pp}): "
+                      + (f"; nearest miss: {miss.gpus_total} x {miss.gpu.alias} ({miss.layout.split(' (', 1)[1]}: "
                          f"{'; '.join(miss.misses)}" if miss else ": nothing fits at all"), soft_wrap=True)
         shown = result.candidates[:top]
     else:
@@ -325,7 +325,7 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
                 "TTFT s", "$/hour", "$/M tokens"):
         table.add_column(col, justify="left" if col in ("GPU", "weights", "KV") else "right")
     for i, c in enumerate(shown, 1):
-        table.add_row(str(i), c.gpu.alias, f"{c.gpus_per_replica} (TP {c.tp} x PP {c.pp})", str(c.replicas),
+        table.add_row(str(i), c.gpu.alias, c.layout, str(c.replicas),
                       c.weight_scheme, c.kv_dtype, f"{c.max_concurrent_requests:,}",
                       f"{c.decode.tokens_per_sec_per_user:,.1f}", f"{c.ttft_seconds:.3f}",
                       "-" if c.cost_per_hour is None else f"{c.cost_per_hour:,.2f}",

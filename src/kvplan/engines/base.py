@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -273,6 +273,15 @@ class Launch:
     enforce_eager: bool = False
     batch: int = 1  # requests per replica the deployment is sized for (llama.cpp's slots)
     entry_point: str = "serve"  # vLLM: a `vllm serve` line or an `LLM(...)` call
+    dp_attention: int = 1  # data-parallel attention groups per replica (Deployment.dp_attention)
+    expert_parallel: bool = False
+    gpus_per_node: int = 0  # 0: the replica fits one node
+
+    @property
+    def nodes(self) -> int:
+        """Nodes one replica spans."""
+        gpus = self.tp * self.pp
+        return 1 if not self.gpus_per_node or gpus <= self.gpus_per_node else -(-gpus // self.gpus_per_node)
 
     def model(self, kind: str = "checkpoint") -> str:
         """The model argument: the repo, or an explicit placeholder where the repo itself would not serve: an int4
@@ -429,8 +438,16 @@ class Engine(ABC):
                        for stage, layout in zip(dep.stages, layouts, strict=True)]
         pool = self.pool(setup, layouts, budgets)
         context, label, refuses_longer = self.context(setup, pool)
-        capacity = pool_capacity(pool, budgets, seq, batch, replicas, context, label, self.request_cap(setup, pool),
-                                 refuses_longer)
+        # each data-parallel attention group is its own engine (scheduler, KV pool, request cap) on its GPUs:
+        # a replica serves dp_attention of them
+        groups = dep.dp_attention
+        capacity = pool_capacity(pool, budgets, seq, batch, replicas * groups, context, label,
+                                 self.request_cap(setup, pool), refuses_longer)
+        if groups > 1:
+            capacity = replace(capacity, replicas=replicas)
+            setup.notes.append(f"{groups} data-parallel attention groups of {dep.attn_tp} GPU(s): each holds its own "
+                               f"requests' KV (figures printed per group); a replica serves "
+                               f"{capacity.max_concurrent_requests // replicas:,} requests at once")
         startup = self.startup(setup, pool, budgets, context)  # before printed: it may add notes
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
         return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup, util)
@@ -502,7 +519,20 @@ class Engine(ABC):
         raise NotImplementedError(f"{self.name} declares prints_startup but does not say what it prints")
 
     # ---------------------------------------------------------------- views
+    serves_dp_attention: ClassVar[bool] = False  # kvplan fit may plan data-parallel attention + EP under it
+    dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group
+
     def launch_command(self, launch: Launch) -> str:
+        """The launch line; past one node, one line per node after a `# node k` comment (HEAD_IP: node 0's
+        address)."""
+        if launch.nodes == 1:
+            return self.node_command(launch, 0, "<HEAD_IP>")
+        return "\n".join(f"# node {k}{' (head)' if k == 0 else ''}\n{self.node_command(launch, k, '<HEAD_IP>')}"
+                         for k in range(launch.nodes))
+
+    def node_command(self, launch: Launch, node: int | str, head: str) -> str:
+        """The command node `node` of a replica runs (an int, or a shell expression such as
+        $(LWS_WORKER_INDEX) for a manifest's workers); `head`: node 0's address."""
         raise NotImplementedError(f"{self.label} has no launch line in kvplan: kvplan fit does not plan it")
 
     def derivation(self, scenario: Scenario) -> list[str]:

@@ -428,6 +428,8 @@ class SGLang(Engine):
     log_wordings = (LOG,)
     log_util_key = "mem_fraction_static"
     plans_fit = True
+    serves_dp_attention = True
+    dp_attention_lm_head_over_tp = True  # models/deepseek_v2.py ParallelLMHead: the whole TP group by default
     max_model_len_from_seq = True
     flags: ClassVar[dict[str, str]] = {
         "util": "--mem-fraction-static",
@@ -538,14 +540,25 @@ class SGLang(Engine):
             free_after_weights_bytes=after if after >= 0 else None,
         )
 
-    def launch_command(self, launch: Launch) -> str:
+    def node_command(self, launch: Launch, node: int | str, head: str) -> str:
+        """sglang.launch_server on node `node` (benchmark/deepseek_v3/README.md; server_args): data-parallel
+        attention as --attn-dp-size D (0.5.22+; --dp-size D --enable-dp-attention before) with --ep-size TP;
+        past one node --nnodes / --node-rank / --dist-init-addr HEAD:5000 on every node."""
         parts = [f"python -m sglang.launch_server --model-path {launch.model()}", f"--tp-size {launch.tp}"]
         parts += [f"--pp-size {launch.pp}"] if launch.pp > 1 else []
-        parts += [f"--dp-size {launch.replicas}"] if launch.replicas > 1 else []
+        if launch.dp_attention > 1:
+            parts += [f"--attn-dp-size {launch.dp_attention}"]
+            parts += [f"--ep-size {launch.tp}"] if launch.expert_parallel else []
+        elif launch.replicas > 1 and launch.nodes == 1:
+            parts += [f"--dp-size {launch.replicas}"]
+        if launch.nodes > 1:
+            parts += [f"--nnodes {launch.nodes}", f"--node-rank {node}", f"--dist-init-addr {head}:5000"]
         parts += [f"--mem-fraction-static {launch.util:.3f}", f"--context-length {launch.max_model_len}"]
         parts += [f"--max-running-requests {launch.max_running}"] if launch.max_running else []
         parts += [f"--chunked-prefill-size {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
         parts += [f"--page-size {launch.block_size}"] if launch.block_size else []
         parts += ["--kv-cache-dtype fp8_e4m3"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
-        return " ".join(parts)
+        line = " ".join(parts)
+        return line + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 and (
+            launch.dp_attention > 1 or launch.nodes > 1) else "")

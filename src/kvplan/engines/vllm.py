@@ -622,6 +622,7 @@ class VLLM(Engine):
     log_wordings = (V1_LOG,)
     log_util_key = "gpu_memory_utilization"
     plans_fit = True
+    serves_dp_attention = True
     entry_points = True
     weights_printed = True
     max_model_len_from_seq = True
@@ -788,9 +789,32 @@ class VLLM(Engine):
     def launch_command(self, launch: Launch) -> str:
         if launch.entry_point == "llm":
             return self.llm_call(launch)
-        parts = [f"vllm serve {launch.model()}", f"--tensor-parallel-size {launch.tp}"]
+        return super().launch_command(launch)
+
+    def node_command(self, launch: Launch, node: int | str, head: str) -> str:
+        """`vllm serve` on node `node` of a replica (docs/serving/data_parallel_deployment.md,
+        expert_parallel_deployment.md, distributed_serving.md; the flags from 0.9.0):
+        - data-parallel attention: --tensor-parallel-size TP / D --data-parallel-size D --enable-expert-parallel;
+          past one node each node runs --data-parallel-size-local of the ranks, the head with
+          --data-parallel-address / --data-parallel-rpc-port, the others --headless --data-parallel-start-rank;
+        - TP x PP past one node: the Ray backend, a Ray cluster first (ray start), vllm serve on the head only;
+        - replicas of one node or less: --data-parallel-size R."""
+        groups, attn_tp = launch.dp_attention, launch.tp // launch.dp_attention
+        parts = [f"vllm serve {launch.model()}", f"--tensor-parallel-size {attn_tp}"]
         parts += [f"--pipeline-parallel-size {launch.pp}"] if launch.pp > 1 else []
-        parts += [f"--data-parallel-size {launch.replicas}"] if launch.replicas > 1 else []
+        ray = launch.nodes > 1 and groups == 1
+        if groups > 1:
+            parts += [f"--data-parallel-size {groups}"]
+            parts += ["--enable-expert-parallel"] if launch.expert_parallel else []
+            if launch.nodes > 1:
+                local = launch.gpus_per_node // attn_tp
+                start = f"$(({node} * {local}))" if isinstance(node, str) else str(node * local)
+                parts += [f"--data-parallel-size-local {local}", f"--data-parallel-address {head}",
+                          "--data-parallel-rpc-port 13345"]
+                parts += [] if node == 0 else ["--headless", f"--data-parallel-start-rank {start}"]
+        elif launch.replicas > 1 and not ray:
+            parts += [f"--data-parallel-size {launch.replicas}"]
+        parts += ["--distributed-executor-backend ray"] if ray else []
         parts += [f"--gpu-memory-utilization {launch.util:g}", f"--max-model-len {launch.max_model_len}"]
         parts += [f"--max-num-seqs {launch.max_running}"] if launch.max_running else []
         parts += [f"--max-num-batched-tokens {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
@@ -798,7 +822,13 @@ class VLLM(Engine):
         parts += ["--enforce-eager"] if launch.enforce_eager else []
         parts += ["--kv-cache-dtype fp8"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
-        return " ".join(parts)
+        line = " ".join(parts)
+        if ray:  # a Ray cluster over the replica's nodes; vllm serve runs on the head and uses them all
+            return (f"ray start --head --port 6379 && {line}" if node == 0
+                    else f"ray start --address {head}:6379 --block")
+        return line + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 and (groups > 1 or
+                                                                                                 launch.nodes > 1)
+                       else "")
 
     def llm_call(self, launch: Launch) -> str:
         """The offline `LLM(...)` call with the same settings (one replica: the class runs one engine)."""
