@@ -175,6 +175,10 @@ def _engine_options(f):
 @click.option("--gpus", type=int, help="GPUs in all (default TP x PP; more = data-parallel replicas).")
 @_deployment_options
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
+@click.option("--dp-attention", type=int, default=1, show_default=True,
+              help="MoE: data-parallel attention groups in the TP group (vLLM -dp D -tp TP/D; SGLang --attn-dp-size): "
+                   "each holds its own requests' KV.")
+@click.option("--expert-parallel", is_flag=True, help="MoE: whole experts per GPU (--enable-expert-parallel).")
 @click.option("--util", type=float, multiple=True,
               help="Fraction of GPU memory to use (default: the engine's own; repeatable).")
 @click.option("--seq", type=TOKENS, help="Tokens per request (default: the model's context length).")
@@ -193,7 +197,8 @@ def _engine_options(f):
 @click.option("--explain", is_flag=True, help="Print the derivation with numbers substituted.")
 @click.option("--require-fit", is_flag=True, help="Exit 1 when a scenario does not fit or the engine would not start.")
 def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: int | None, tp: int,
-         dtype: str | None, quant: str | None, kv_dtype: str, pp: int, util: tuple[float, ...], seq: int | None,
+         dtype: str | None, quant: str | None, kv_dtype: str, pp: int, dp_attention: int, expert_parallel: bool,
+         util: tuple[float, ...], seq: int | None,
          batch: int, reserve: str, kv_memory: str | None, layers: int | None, hidden: int | None,
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
          engine: str, engine_version: str | None, max_model_len: int | str | None,
@@ -225,7 +230,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine or DEFAULT_ENGINE,
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                       block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point)
+                       block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
+                       dp_attention=dp_attention, expert_parallel=expert_parallel)
     if as_json:
         data = result.to_dict()
         if explain:
@@ -293,10 +299,12 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="Candidates to show (in the table and the JSON).")
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
+@click.option("--emit", type=click.Choice(["k8s"]),
+              help="k8s: a Kubernetes LeaderWorkerSet (+ Service) for the best candidate, one pod per node.")
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
-        rank_by: str, top: int, as_json: bool) -> None:
+        rank_by: str, top: int, as_json: bool, emit: str | None) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -309,6 +317,15 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     spec = load_model(model)
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
                     serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by)
+    if emit == "k8s":
+        from kvplan.errors import InputError
+        from kvplan.manifest import leader_worker_set, to_yaml
+
+        if result.best is None:
+            raise InputError("no candidate meets every target: nothing to write a manifest for (see kvplan fit "
+                             "without --emit)")
+        click.echo(to_yaml(leader_worker_set(result.best)), nl=False)
+        return
     if as_json:
         _emit_json(result.to_dict(top))
     else:

@@ -146,14 +146,17 @@ class Candidate:
         theirs = (other.gpus_total, -other.tokens_per_sec_total, other.ttft_seconds, -other.served)
         return all(a <= b for a, b in zip(mine, theirs, strict=True)) and mine != theirs
 
-    @property
-    def command(self) -> str:
-        """The engine's launch line that realises this candidate."""
-        launch = Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len,
+    def launch(self) -> Launch:
+        """What the engine's launch line needs (per replica)."""
+        return Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len,
                         -(-self.batch // self.dp_attention), self.kv_dtype, self.quant, batch=self.batch,
                         dp_attention=self.dp_attention, expert_parallel=self.expert_parallel,
                         gpus_per_node=self.gpu.node.gpus)
-        return get_engine(self.engine).launch_command(launch)
+
+    @property
+    def command(self) -> str:
+        """The engine's launch line that realises this candidate (one per node past one)."""
+        return get_engine(self.engine).launch_command(self.launch())
 
     @property
     def vllm_command(self) -> str | None:

@@ -50,7 +50,9 @@ class Plan:
         st = self.engine
         launch = Launch(self.model_id, d.tp, d.pp, self.replicas, s.util, e.max_model_len, st.max_num_seqs,
                         d.kv_dtype, d.quant, st.max_num_batched_tokens, st.block_size, st.enforce_eager,
-                        batch=-(-self.batch // self.replicas), entry_point=st.entry_point)
+                        batch=-(-self.batch // self.replicas), entry_point=st.entry_point,
+                        dp_attention=d.dp_attention, expert_parallel=d.expert_parallel,
+                        gpus_per_node=s.gpu.node.gpus if s.gpu else 0)
         try:
             return get_engine(st.engine).launch_command(launch)
         except NotImplementedError:
@@ -94,6 +96,7 @@ class Plan:
             "active_params": m.active_params,
             "deployment": {
                 "tp": d.tp, "pp": d.pp, "gpus": self.gpus, "replicas": self.replicas,
+                "dp_attention": d.dp_attention, "attention_tp": d.attn_tp, "expert_parallel": d.expert_parallel,
                 "weight_format": d.weight_format.name, "activation_dtype": d.activation_dtype,
                 "kv_dtype": d.kv_dtype, "kv_bytes_per_element": d.kv_bytes, "engine": self.engine.engine,
             },
@@ -188,6 +191,8 @@ def plan(
     block_size: int | None = None,
     enforce_eager: bool = False,
     entry_point: str = "serve",
+    dp_attention: int = 1,
+    expert_parallel: bool = False,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -201,7 +206,9 @@ def plan(
     notes = list(spec.notes)
     for value, label in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (seq, "--seq"), (gpus, "--gpus")):
         _positive(value, label)
-    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype)
+    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype, dp_attention=dp_attention,
+                     expert_parallel=expert_parallel,
+                     lm_head_over_tp=dp_attention > 1 and get_engine(engine).dp_attention_lm_head_over_tp)
     per_replica = tp * pp
     total = gpus or per_replica
     if total % per_replica:

@@ -43,6 +43,9 @@ def plan_table(console: Console, p: Plan) -> None:
     model_summary(console, p.model)
     d = p.deployment
     layout = f"TP {d.tp} x PP {d.pp}" + (f" x {p.replicas} replicas" if p.replicas > 1 else "")
+    if d.dp_attention > 1:
+        layout += (f" ({d.dp_attention} data-parallel attention groups of TP {d.attn_tp}"
+                   + (", expert parallel" if d.expert_parallel else "") + ")")
     version = next((sc.printed.version for sc in p.scenarios if sc.printed), "")
     console.print(f"  deployment: {layout} = {p.gpus} GPU(s); weights {d.weight_format.name}; "
                   f"KV {d.kv_dtype} ({d.kv_bytes:g} B/element); engine {p.engine.engine} {version}".rstrip())

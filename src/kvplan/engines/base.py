@@ -520,6 +520,8 @@ class Engine(ABC):
 
     # ---------------------------------------------------------------- views
     serves_dp_attention: ClassVar[bool] = False  # kvplan fit may plan data-parallel attention + EP under it
+    container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
+    serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group
 
     def launch_command(self, launch: Launch) -> str:

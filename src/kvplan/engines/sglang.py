@@ -429,6 +429,8 @@ class SGLang(Engine):
     log_util_key = "mem_fraction_static"
     plans_fit = True
     serves_dp_attention = True
+    container_image = "lmsysorg/sglang:latest"  # docs: docker run ... lmsysorg/sglang:latest
+    serve_port = 30000  # srt/server_args.py ServerArgs.port
     dp_attention_lm_head_over_tp = True  # models/deepseek_v2.py ParallelLMHead: the whole TP group by default
     max_model_len_from_seq = True
     flags: ClassVar[dict[str, str]] = {

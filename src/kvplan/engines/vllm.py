@@ -623,6 +623,7 @@ class VLLM(Engine):
     log_util_key = "gpu_memory_utilization"
     plans_fit = True
     serves_dp_attention = True
+    container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
     max_model_len_from_seq = True

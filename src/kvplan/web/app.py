@@ -127,6 +127,8 @@ class PlanRequest(DeploymentInput):
     max_num_seqs: int | None = Positive
     block_size: int | None = Positive
     enforce_eager: bool = False
+    dp_attention: int = Field(default=1, ge=1, le=64)
+    expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
     explain: bool = False
@@ -390,7 +392,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           kv_memory=body.kv_memory, engine=body.engine, engine_version=body.engine_version,
                           max_model_len=body.max_model_len, max_num_batched_tokens=body.max_num_batched_tokens,
                           max_num_seqs=body.max_num_seqs, block_size=body.block_size,
-                          enforce_eager=body.enforce_eager, entry_point=body.entry_point)
+                          enforce_eager=body.enforce_eager, entry_point=body.entry_point,
+                          dp_attention=body.dp_attention, expert_parallel=body.expert_parallel)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
