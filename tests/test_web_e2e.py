@@ -92,6 +92,33 @@ def test_changing_inputs_updates_the_numbers(page):
     assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
 
 
+def test_fit_options_reach_the_search(page):
+    """The page's deployment search asks what `kvplan fit` asks: --max-gpus and --rank-by, and shows the layout
+    (data-parallel attention past one node for DeepSeek-V3 on H100s)."""
+    from kvplan.fit import Workload, search
+    from kvplan.model.load import load_model
+
+    settle(page, lambda: page.select_option("#model", "deepseek-v3"))
+    settle(page, lambda: page.select_option("#gpu", ["h100"]))
+    settle(page, lambda: page.fill("#seq", "8192"))
+    settle(page, lambda: page.fill("#users", "100"))
+    settle(page, lambda: page.fill("#max-gpus", "16"))
+    first = page.inner_text("#fit tbody tr:first-child")
+    best = search(load_model("deepseek-v3"), Workload.from_options(100, 8192), ["h100"], max_gpus=16).candidates[0]
+    assert best.layout in first and "--data-parallel-size-local 8" in first
+    settle(page, lambda: page.select_option("#rank-by", "gpus"))
+    by_gpus = search(load_model("deepseek-v3"), Workload.from_options(100, 8192), ["h100"], max_gpus=16,
+                     rank_by="gpus").candidates[0]
+    assert by_gpus.layout in page.inner_text("#fit tbody tr:first-child")
+    settle(page, lambda: page.fill("#max-gpus", "8"))
+    settle(page, lambda: page.select_option("#rank-by", "cost-per-token"))
+    # back to the state the earlier tests left (the next ones start from it)
+    settle(page, lambda: page.fill("#seq", "2000"))
+    settle(page, lambda: page.fill("#users", "18"))
+    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
+    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+
+
 def test_pasted_config(page):
     config = json.loads((ROOT / "src/kvplan/data/models/Qwen--Qwen3-8B.json").read_text())
     page.click("#config-box summary")

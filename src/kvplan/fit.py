@@ -165,7 +165,7 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "gpu": self.gpu.alias, "gpus_per_replica": self.gpus_per_replica, "tp": self.tp, "pp": self.pp,
-            "dp_attention": self.dp_attention, "expert_parallel": self.expert_parallel,
+            "layout": self.layout, "dp_attention": self.dp_attention, "expert_parallel": self.expert_parallel,
             "nodes_per_replica": -(-self.gpus_per_replica // self.gpu.node.gpus),
             "replicas": self.replicas, "gpus_total": self.gpus_total, "weight_scheme": self.weight_scheme,
             "kv_dtype": self.kv_dtype, "max_concurrent_requests": self.max_concurrent_requests,

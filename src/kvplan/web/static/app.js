@@ -51,7 +51,8 @@ function inputs() {
   if (!(util > 0 && util <= 1)) throw new Error("memory utilization must be in (0, 1]");
   return { source: modelInput(), gpus, tp: positive("tp", "GPUs per replica"), util, engine: $("engine").value,
            dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value, seq: positive("seq", "tokens per request"),
-           users: positive("users", "concurrent users") };
+           users: positive("users", "concurrent users"), maxGpus: positive("max-gpus", "max GPUs per replica"),
+           rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked };
 }
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
@@ -187,7 +188,7 @@ function showFit(fit) {
     const row = body.insertRow();
     cell(row, String(i + 1));
     cell(row, c.gpu);
-    cell(row, `${c.gpus_per_replica} (TP ${c.tp} x PP ${c.pp})`);
+    cell(row, c.layout);
     cell(row, String(c.replicas));
     cell(row, c.weight_scheme);
     cell(row, c.kv_dtype);
@@ -254,7 +255,9 @@ async function update() {
     const [p, series, fit] = await Promise.all([
       api("/api/plan", plan),
       api("/api/concurrency", { ...x.source, gpu: x.gpus, util: [x.util], tp: x.tp }),
-      api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5 }),
+      api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5,
+                        max_gpus: x.maxGpus, rank_by: x.rankBy, allow_quant: x.allowQuant,
+                        allow_fp8_kv: x.allowFp8Kv }),
     ]);
     if (mine !== generation) return;  // a newer input change is on its way
     showScenarios(p, x);
@@ -330,7 +333,8 @@ async function start() {
     $("log-gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias));
   }
   const later = debounce(update, 250);
-  for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config"]) {
+  for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
+                    "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv"]) {
     $(id).addEventListener("input", later);
     $(id).addEventListener("change", later);
   }
