@@ -332,3 +332,18 @@ def test_data_parallel_attention_weights_and_kv_by_hand():
     # a dense model has no experts to spread: refused with what to do
     with pytest.raises(InputError, match="serve MoE models"):
         Deployment(load_model("llama-3.1-8b"), tp=8, dp_attention=8)
+
+
+def test_tp_across_nodes_only_when_allowed_and_priced_over_the_network():
+    assert (16, 1) not in layouts(16, 61, 8) and (16, 1) in layouts(16, 61, 8, cross_node_tp=True)
+    m = load_model("llama-3.1-405b")
+    plain = search(m, Workload(8, 2048, 512), ["h100"], max_gpus=16)
+    crossing = search(m, Workload(8, 2048, 512), ["h100"], max_gpus=16, cross_node_tp=True)
+    assert all(c.tp <= 8 for c in plain.candidates)
+    assert crossing.evaluated > plain.evaluated  # the TP 16 layouts were sized too
+    # TP 16 over 2 nodes: each all-reduce at the network's 50 GB/s per GPU, not NVLink's 450
+    dep = Deployment(m, tp=16)
+    nbytes = 1 * m.hidden_size * 2
+    latency = perf.constants()["comm"]["allreduce_latency_us"] * 1e-6
+    one = 2 * 15 / 16 * nbytes / 50e9 + latency
+    assert perf.allreduce_seconds(dep, get_gpu("h100"), 1) == pytest.approx(2 * m.num_layers * one)

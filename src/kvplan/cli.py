@@ -288,6 +288,8 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--max-gpus", type=int, default=8, show_default=True, help="GPUs per replica at most.")
 @click.option("--allow-quant", is_flag=True, help="Also consider fp8 and int4 weights.")
 @click.option("--allow-fp8-kv", is_flag=True, help="Also consider an fp8 KV cache.")
+@click.option("--allow-cross-node-tp", is_flag=True,
+              help="Let TP span nodes (its all-reduces priced over the network); by default TP stays in a node.")
 @click.option("--engine", help="Whose accounting sizes candidates: an engine with a launch line (default vLLM; "
                                "also SGLang).")
 @click.option("--price", multiple=True, help="Override a price: GPU=USD_PER_HOUR (repeat).")
@@ -303,8 +305,8 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
               help="k8s: a Kubernetes LeaderWorkerSet (+ Service) for the best candidate, one pod per node.")
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
-        allow_quant: bool, allow_fp8_kv: bool, engine: str, price: tuple[str, ...], price_file: str | None,
-        rank_by: str, top: int, as_json: bool, emit: str | None) -> None:
+        allow_quant: bool, allow_fp8_kv: bool, allow_cross_node_tp: bool, engine: str, price: tuple[str, ...],
+        price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -316,7 +318,7 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
-                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by)
+                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp)
     if emit == "k8s":
         from kvplan.errors import InputError
         from kvplan.manifest import leader_worker_set, to_yaml

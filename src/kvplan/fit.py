@@ -235,13 +235,15 @@ class FitResult:
         }
 
 
-def layouts(n: int, layers: int, per_node: int | None = None) -> list[tuple[int, int]]:
+def layouts(n: int, layers: int, per_node: int | None = None, cross_node_tp: bool = False) -> list[tuple[int, int]]:
     """(TP, PP) pairs with TP x PP = n GPUs, PP <= layers. With `per_node` GPUs per node, a replica larger than
-    a node fills whole nodes (n a multiple of the node) and keeps TP within one (PP spans the nodes)."""
+    a node fills whole nodes (n a multiple of the node) and keeps TP within one (PP spans the nodes) unless
+    `cross_node_tp` (its all-reduces then go over the network)."""
     if per_node is not None and n > per_node:
         if n % per_node:
             return []
-        return [(n // pp, pp) for pp in range(1, n + 1) if n % pp == 0 and pp <= layers and n // pp <= per_node]
+        return [(n // pp, pp) for pp in range(1, n + 1)
+                if n % pp == 0 and pp <= layers and (cross_node_tp or n // pp <= per_node)]
     return [(n // pp, pp) for pp in range(1, n + 1) if n % pp == 0 and pp <= layers]
 
 
@@ -333,7 +335,8 @@ def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSet
 
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
-           model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0]) -> FitResult:
+           model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0],
+           cross_node_tp: bool = False) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
     candidates another of the same GPU type beats on every axis are pruned (and counted)."""
     start = time.perf_counter()
@@ -363,7 +366,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
         """(TP, PP, data-parallel attention groups): every layout, and for a MoE model under an engine that
         serves it, data-parallel attention over the whole TP group with expert parallelism (attention TP 1,
         PP 1: how DeepSeek-V3 / R1, Qwen3-235B and Llama 4 are served)."""
-        out = [(tp, pp, 1) for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus)]
+        out = [(tp, pp, 1) for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus, cross_node_tp)]
         fills = n <= gpu.node.gpus or n % gpu.node.gpus == 0  # past one node, whole nodes
         if spec.moe is not None and eng.serves_dp_attention and n > 1 and fills:
             out.append((n, 1, n))

@@ -150,6 +150,7 @@ class FitRequest(ModelInput):
     top: int = Field(default=FIT_TOP, ge=1, le=FIT_TOP,
                      description=f"Candidates returned, best first (at most {FIT_TOP}, the default).")
     rank_by: Literal["cost-per-token", "cost-per-hour", "gpus", "latency"] = "cost-per-token"
+    allow_cross_node_tp: bool = False
 
 
 class ConcurrencyRequest(ModelInput):
@@ -425,7 +426,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             spec = load_model(body.source())
             name = serve_name(body.model, spec) if body.model else spec.name
             result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
-                            parse_overrides(body.price), name, body.engine, body.rank_by)
+                            parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp)
             return result.to_dict(top=body.top)
 
         return await run(call, body)
