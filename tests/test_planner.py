@@ -347,3 +347,20 @@ def test_tp_across_nodes_only_when_allowed_and_priced_over_the_network():
     latency = perf.constants()["comm"]["allreduce_latency_us"] * 1e-6
     one = 2 * 15 / 16 * nbytes / 50e9 + latency
     assert perf.allreduce_seconds(dep, get_gpu("h100"), 1) == pytest.approx(2 * m.num_layers * one)
+
+
+def test_data_parallel_attention_decode_by_hand():
+    """Decode under DP attention 16: each group decodes batch / 16 requests; the routed experts see every token;
+    the MoE layers add 2 all-to-alls of (batch / 16) x top-k x hidden x 2 B, 15/16 of it to other GPUs."""
+    m = load_model("deepseek-v3")
+    dep = Deployment(m, tp=16, dp_attention=16, expert_parallel=True)
+    h200 = get_gpu("h200")
+    c = perf.constants()["comm"]
+    nbytes = (256 // 16) * 8 * 7168 * 2
+    # 58 MoE layers (the first 3 of 61 are dense); 16 GPUs of an HGX H200 are 2 nodes: over the network's 50 GB/s
+    one = 15 / 16 * nbytes / 50e9 + c["allreduce_latency_us"] * 1e-6
+    assert perf.alltoall_seconds(dep, h200, 256) == pytest.approx(2 * 58 * one)
+    assert perf.allreduce_seconds(dep, h200, 256) == 0.0  # attention TP 1: nothing to all-reduce
+    r = CliRunner().invoke(main, ["perf", "deepseek-v3", "--gpu", "h200", "--tp", "16", "--dp-attention", "16",
+                                  "--expert-parallel", "--batch", "256", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["dp_attention"] == 16

@@ -341,11 +341,15 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--gpu", required=True, help="GPU type, e.g. h100.")
 @_deployment_options
 @click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel size.")
+@click.option("--dp-attention", type=int, default=1, show_default=True,
+              help="MoE: data-parallel attention groups in the TP group (the batch spread over them, all-to-alls).")
+@click.option("--expert-parallel", is_flag=True, help="MoE: whole experts per GPU.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--prompt", type=TOKENS, default=1024, show_default=True, help="Prompt tokens (time to first token).")
 @click.option("--context", type=TOKENS, help="Tokens each decoding sequence holds (default: the prompt).")
 @click.option("--json", "as_json", is_flag=True)
-def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int, batch: int,
+def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
+         dp_attention: int, expert_parallel: bool, batch: int,
          prompt: int, context: int | None, as_json: bool) -> None:
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines)."""
     from kvplan import perf as estimates
@@ -357,7 +361,8 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
         if value is not None and value < 1:
             raise InputError(f"{label} must be a positive integer (got {value})")
-    dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower())
+    dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
+                     dp_attention=dp_attention, expert_parallel=expert_parallel)
     device = get_gpu(gpu)
     d = estimates.decode(dep, device, batch, context or prompt)
     p = estimates.prefill(dep, device, prompt)
@@ -366,11 +371,13 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
 
     length = max(context or prompt, prompt)  # does the batch fit? vLLM's accounting at max_model_len = that length
     held = make_plan(dep.model, gpu=device, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
-                     seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length)).scenarios[0]
+                     seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length),
+                     dp_attention=dp_attention, expert_parallel=expert_parallel).scenarios[0]
     memory = {"engine": get_engine(DEFAULT_ENGINE).name, "fits": held.capacity.fits and held.startup.starts,
               "max_batch": held.capacity.max_concurrent_requests, "kv_pool_bytes": held.capacity.kv_pool_bytes,
               "start_error": held.startup.reason}
-    data = {"model": dep.model.name, "gpu": device.alias, "tp": tp, "pp": pp, "batch": batch,
+    data = {"model": dep.model.name, "gpu": device.alias, "tp": tp, "pp": pp, "dp_attention": dp_attention,
+            "expert_parallel": expert_parallel, "batch": batch,
             "context": context or prompt, "prompt": prompt, "memory": memory,
             "decode": {"step_seconds": d.step_seconds, "tokens_per_sec_per_user": d.tokens_per_sec_per_user,
                        "tokens_per_sec_total": d.tokens_per_sec_total, "bound": d.bound,
@@ -382,7 +389,9 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
         _emit_json(data)
         return
     console = _console()
-    console.print(f"[bold]{dep.model.name}[/bold] on {tp * pp} x {device.alias} (TP {tp}, PP {pp}), "
+    groups = (f", {dp_attention} data-parallel attention groups" + (", expert parallel" if expert_parallel else "")
+              if dp_attention > 1 else "")
+    console.print(f"[bold]{dep.model.name}[/bold] on {tp * pp} x {device.alias} (TP {tp}, PP {pp}{groups}), "
                   f"weights {dep.weight_format.name}, KV {dep.kv_dtype}", soft_wrap=True)
     console.print(f"  decode, batch {batch} at {context or prompt:,} tokens: {d.step_seconds * 1000:.2f} ms per "
                   f"step = {d.tokens_per_sec_per_user:,.1f} tok/s per user, {d.tokens_per_sec_total:,.0f} tok/s in "
