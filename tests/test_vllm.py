@@ -354,3 +354,49 @@ def test_moe_activation_width_is_the_fused_moe_buffers():
     from kvplan.engines.common import activation_width
 
     assert activation_width(Deployment(load_model("qwen3-30b-a3b"))) == 8 * (2048 + 768) + 3 * 2048 == 28_672
+
+
+def test_shared_prefix_is_held_once_at_block_granularity():
+    """--shared-prefix 3000 --seq 4000: vLLM's prefix cache holds the prefix's whole blocks once (3000 // 16 =
+    187 blocks; the 188th, partly shared, stays each request's); a request of 4,000 tokens takes
+    ceil(4000 / 16) = 250 blocks, 63 of its own: requests = (blocks - 187) // 63 instead of blocks // 250."""
+    def requests(shared: int):
+        p = plan("llama-3.1-8b", gpu="l4", seq=4000, max_model_len=4000, shared_prefix=shared)
+        return p.scenarios[0].capacity.max_concurrent_requests, p.scenarios[0].printed.num_blocks
+
+    alone, blocks = requests(0)
+    shared, same_blocks = requests(3000)
+    assert blocks == same_blocks  # the engine's pool is the same; only what requests hold changes
+    assert (alone, shared) == (min(blocks // 250, 256), min((blocks - 187) // 63, 256))
+    assert shared > alone
+    # SGLang's radix cache shares token by token (page size 1): (tokens - 3000) // 1000
+    s = plan("llama-3.1-8b", gpu="h100", seq=4000, max_model_len=4000, shared_prefix=3000, engine="sglang")
+    tokens = s.scenarios[0].printed.kv_tokens
+    assert s.scenarios[0].capacity.max_concurrent_requests == min((tokens - 3000) // 1000,
+                                                                  s.scenarios[0].printed.max_num_seqs)
+    with pytest.raises(UnsupportedModelError, match="shared prefix"):
+        plan("gemma-3-4b", gpu="l4", seq=4000, shared_prefix=100)  # sliding-window groups: not modelled
+
+
+def test_cpu_offload_moves_whole_parameters_of_the_layers_in_order():
+    """model_executor/offloader/uva.py (0.19.0): decoder-layer parameters go to CPU one by one while fewer than
+    10 x 2^30 bytes are offloaded; Llama-3.1-8B's largest parameter (an MLP projection, 14336 x 4096 x 2 B =
+    112 MiB) bounds the overshoot; the pool grows by what left the GPU."""
+    m = load_model("llama-3.1-8b")
+    sizes = [size for t, size in zip(m.tensors, Deployment(m).tensor_sizes, strict=True) if t.layer is not None]
+    expected, i = 0.0, 0
+    while expected < 10 * GiB:
+        expected += sizes[i]
+        i += 1
+
+    def weights_and_pool(gib: float):
+        s = plan("llama-3.1-8b", gpu="l4", seq=4096, cpu_offload_gb=gib).scenarios[0]
+        return s.budgets[0].term(TermKind.WEIGHTS), s.budgets[0].kv_pool
+
+    (w0, pool0), (w10, pool10) = weights_and_pool(0), weights_and_pool(10)
+    assert w0 - w10 == round(expected) and 10 * GiB <= w0 - w10 < 10 * GiB + 14336 * 4096 * 2
+    assert pool10 - pool0 == w0 - w10
+    from kvplan.errors import InputError
+
+    with pytest.raises(InputError, match="vLLM only"):
+        plan("llama-3.1-8b", gpu="l4", engine="sglang", cpu_offload_gb=4)

@@ -101,6 +101,16 @@ class Pool(ABC):
         n = largest(lambda length: self.holds(requests, length))
         return None if n == SEARCH_LIMIT else n
 
+    # ------------------------------------------------ a shared prefix (prefix caching), where the pool has units
+    def sharing(self) -> tuple[int, int] | None:
+        """(units the pool holds, tokens per unit) where requests can share whole units of a common prefix (a
+        block pool of one full-attention group, a token pool); None: prefix sharing is not modelled here."""
+        return None
+
+    def units(self, length: int) -> int:
+        """Units one request of `length` tokens takes (where `sharing` is not None)."""
+        raise NotImplementedError
+
     def shortfall(self, requests: int, length: int) -> int:
         """Bytes per GPU missing for `requests` x `length`: what they need minus the pool, a negative pool (the
         weights and overheads alone exceed the memory) included."""
@@ -168,9 +178,56 @@ class TokenPool(Pool):
     def max_tokens(self) -> int | None:
         return self.tokens
 
+    def sharing(self) -> tuple[int, int] | None:
+        return self.tokens // self.block, self.block
+
+    def units(self, length: int) -> int:
+        return self.slots(length) // self.block
+
     def longest(self, requests: int) -> int | None:
         """Never longer than the pool's tokens."""
         return largest(lambda length: self.holds(requests, length), max(1, self.tokens))
+
+
+class SharedPrefixPool(Pool):
+    """`pool` with a prefix of `shared` tokens every request has in common and the engine caches (vLLM's
+    prefix caching, SGLang's radix cache): its whole units (blocks, pages) are held once, for every request;
+    a request holds only its own units beyond them (a partly shared unit stays the request's own)."""
+
+    def __init__(self, pool: Pool, shared: int) -> None:
+        sharing = pool.sharing()
+        assert sharing is not None
+        super().__init__(pool.budgets, pool.binding)
+        self.pool, self.total = pool, sharing[0]
+        self.unit_tokens = sharing[1]
+        self.shared_units = shared // self.unit_tokens
+
+    def _shared(self, length: int) -> int:
+        return min(self.shared_units, self.pool.units(length))
+
+    def holds(self, requests: int, length: int) -> bool:
+        shared = self._shared(length)
+        return shared + requests * (self.pool.units(length) - shared) <= self.total and self.pool.holds(1, length)
+
+    def max_requests(self, length: int) -> int:
+        shared = self._shared(length)
+        own = self.pool.units(length) - shared
+        if self.total < shared + own:
+            return 0
+        return (self.total - shared) // own if own else self.pool.max_requests(length)
+
+    def request_bytes(self, length: int) -> int:
+        """A request's own bytes (the shared prefix counted once, not here)."""
+        units = self.pool.units(length)
+        return self.pool.request_bytes(length) * (units - self._shared(length)) // units if units else 0
+
+    def need_bytes(self, requests: int, length: int) -> int:
+        units = self.pool.units(length)
+        per_unit = self.pool.request_bytes(length) / units if units else 0
+        return round((self._shared(length) + requests * (units - self._shared(length))) * per_unit)
+
+    def max_tokens(self) -> int | None:
+        return self.pool.max_tokens()
 
 
 # ------------------------------------------------------------------------------------------------ capacity

@@ -161,6 +161,10 @@ def _engine_options(f):
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
         click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
         click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
+        click.option("--cpu-offload-gb", type=float, default=0.0,
+                     help="vLLM: GiB of weights per GPU held in CPU memory (whole parameters, layer by layer)."),
+        click.option("--shared-prefix", type=TOKENS, default=0,
+                     help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
         click.option("--entry-point", default="serve", show_default=True,
                      help="vLLM: serve (`vllm serve`) or llm (the offline LLM class: larger token budget)."),
     ]):
@@ -203,7 +207,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
          engine: str, engine_version: str | None, max_model_len: int | str | None,
          max_num_batched_tokens: int | None,
-         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, entry_point: str,
+         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, cpu_offload_gb: float,
+         shared_prefix: int, entry_point: str,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -231,7 +236,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                        block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
-                       dp_attention=dp_attention, expert_parallel=expert_parallel)
+                       dp_attention=dp_attention, expert_parallel=expert_parallel, shared_prefix=shared_prefix,
+                       cpu_offload_gb=cpu_offload_gb)
     if as_json:
         data = result.to_dict()
         if explain:

@@ -193,6 +193,8 @@ def plan(
     entry_point: str = "serve",
     dp_attention: int = 1,
     expert_parallel: bool = False,
+    shared_prefix: int = 0,
+    cpu_offload_gb: float = 0.0,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -239,7 +241,8 @@ def plan(
                      "release; --explain shows how far the pool moves across releases)")
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                              block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point)
+                              block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
+                              shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
     utils: list[float | None] = [check_util(float(u)) for u in _as_list(util)] or [None]

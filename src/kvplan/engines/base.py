@@ -28,9 +28,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kvplan.budget import Budget, check_util
-from kvplan.capacity import Capacity, LimitedBy, Pool, pool_capacity
+from kvplan.capacity import Capacity, LimitedBy, Pool, SharedPrefixPool, pool_capacity
 from kvplan.engines.logwords import LogWording
-from kvplan.errors import InputError
+from kvplan.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
     from kvplan.deployment import Deployment, Stage
@@ -144,6 +144,8 @@ class EngineSettings:
     enforce_eager: bool = False
     total_bytes: int | None = None  # the device total as the engine sees it, when known (e.g. from a log)
     entry_point: str = "serve"  # vLLM: `vllm serve` (the API server) or the `LLM` class; its defaults differ
+    shared_prefix: int = 0  # tokens every request shares and the prefix cache holds once (0: none)
+    cpu_offload_gb: float = 0.0  # vLLM --cpu-offload-gb: GiB of weights per GPU held in CPU memory
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -154,6 +156,12 @@ class EngineSettings:
         if self.entry_point != "serve" and not engine.entry_points:
             raise InputError(f"--entry-point {self.entry_point} applies to vLLM only; {engine.label} has one "
                              "entry point (drop --entry-point)")
+        if not (isinstance(self.cpu_offload_gb, int | float) and 0 <= self.cpu_offload_gb < 1e6):
+            raise InputError(f"--cpu-offload-gb must be a number of GiB >= 0 (got {self.cpu_offload_gb!r})")
+        if self.cpu_offload_gb and not engine.cpu_offload:
+            raise InputError(f"--cpu-offload-gb is modelled for vLLM only, not {engine.label}: drop it")
+        if not isinstance(self.shared_prefix, int) or self.shared_prefix < 0:
+            raise InputError(f"--shared-prefix must be a whole number of tokens >= 0 (got {self.shared_prefix!r})")
         for label, value in (("--max-model-len", self.max_model_len),
                              ("--max-num-batched-tokens", self.max_num_batched_tokens),
                              ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):
@@ -437,11 +445,12 @@ class Engine(ABC):
             budgets = [self.budget(setup, stage, layout, fraction)
                        for stage, layout in zip(dep.stages, layouts, strict=True)]
         pool = self.pool(setup, layouts, budgets)
+        held = self.shared_prefix(setup, pool, seq) if settings.shared_prefix else pool  # what capacity sees
         context, label, refuses_longer = self.context(setup, pool)
         # each data-parallel attention group is its own engine (scheduler, KV pool, request cap) on its GPUs:
         # a replica serves dp_attention of them
         groups = dep.dp_attention
-        capacity = pool_capacity(pool, budgets, seq, batch, replicas * groups, context, label,
+        capacity = pool_capacity(held, budgets, seq, batch, replicas * groups, context, label,
                                  self.request_cap(setup, pool), refuses_longer)
         if groups > 1:
             capacity = replace(capacity, replicas=replicas)
@@ -451,6 +460,22 @@ class Engine(ABC):
         startup = self.startup(setup, pool, budgets, context)  # before printed: it may add notes
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
         return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup, util)
+
+    def shared_prefix(self, setup: Setup, pool: Pool, seq: int) -> Pool:
+        """The pool with --shared-prefix tokens held once for all requests (prefix caching)."""
+        shared = setup.settings.shared_prefix
+        if not self.prefix_cache or pool.sharing() is None:
+            raise UnsupportedModelError(f"kvplan does not model a shared prefix under {self.label} for this model "
+                                        "(a prefix cache of whole blocks of one full-attention group): drop "
+                                        "--shared-prefix")
+        if shared >= seq:
+            raise InputError(f"--shared-prefix {shared:,} must be shorter than the request ({seq:,} tokens)")
+        out = SharedPrefixPool(pool, shared)
+        setup.notes.append(f"--shared-prefix {shared:,}: {out.shared_units:,} whole unit(s) of {out.unit_tokens} "
+                           f"token(s) held once for every request; a request of {seq:,} tokens holds "
+                           f"{pool.units(seq) - min(out.shared_units, pool.units(seq)):,} of its own (instead of "
+                           f"{pool.units(seq):,})")
+        return out
 
     def prepare(self, dep: Deployment, gpu: GPU | None, settings: EngineSettings, seq: int = 1, batch: int = 1,
                 replicas: int = 1, reserve: int = 0, kv_memory: int | None = None) -> Setup:
@@ -520,6 +545,8 @@ class Engine(ABC):
 
     # ---------------------------------------------------------------- views
     serves_dp_attention: ClassVar[bool] = False  # kvplan fit may plan data-parallel attention + EP under it
+    prefix_cache: ClassVar[bool] = False  # it caches a common prefix once (vLLM prefix caching, SGLang radix)
+    cpu_offload: ClassVar[bool] = False  # it models --cpu-offload-gb
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group

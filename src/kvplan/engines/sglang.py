@@ -373,6 +373,9 @@ class HybridPool(TokenPool):
             n = min(n, self.swa_tokens // self.slots(min(length, self.window)))
         return n if self.states is None else min(n, self.states // MAMBA_RADIX_SLOTS)
 
+    def sharing(self) -> tuple[int, int] | None:
+        return None  # the sliding-window and Mamba pools share a prefix their own way: not modelled
+
     def request_bytes(self, length: int) -> int:
         c = max(self.layouts, key=lambda x: x.full + x.swa)
         windowed = self.slots(min(length, self.window)) * c.swa if self.window else 0
@@ -429,6 +432,7 @@ class SGLang(Engine):
     log_util_key = "mem_fraction_static"
     plans_fit = True
     serves_dp_attention = True
+    prefix_cache = True  # the radix cache, on unless --disable-radix-cache
     container_image = "lmsysorg/sglang:latest"  # docs: docker run ... lmsysorg/sglang:latest
     serve_port = 30000  # srt/server_args.py ServerArgs.port
     dp_attention_lm_head_over_tp = True  # models/deepseek_v2.py ParallelLMHead: the whole TP group by default

@@ -414,6 +414,21 @@ def cudagraph(estimated: bool, enforce_eager: bool) -> tuple[int, str]:
     return round(c["estimate_gib"] * GiB), f"estimate {c['estimate_gib']} GiB ({c['source']})"
 
 
+def offloaded_bytes(dep: Deployment, stage: Stage, gib: float) -> int:
+    """Bytes of `stage`'s weights vLLM keeps in CPU memory under --cpu-offload-gb `gib`
+    (model_executor/offloader/uva.py 0.19.0 UVAOffloader._maybe_offload_to_cpu, over the decoder layers
+    make_layers builds, in order): parameter by parameter while fewer than gib x 2^30 bytes are offloaded, so
+    the last one may pass the limit; embeddings and the head stay on the GPU."""
+    cap, total = gib * GiB, 0.0
+    for t, size in dep.stage_tensors[stage.index]:
+        if t.layer is None:
+            continue
+        if total >= cap:
+            break
+        total += size
+    return round(total)
+
+
 # ------------------------------------------------------------------------------------------------ KV blocks
 
 @dataclass(frozen=True)
@@ -606,6 +621,17 @@ class BlockPool(Pool):
     def longest(self, requests: int) -> int | None:
         return self.layout.longest(requests, self.blocks)
 
+    def sharing(self) -> tuple[int, int] | None:
+        """Prefix caching shares whole blocks of one full-attention group (hybrid, sliding-window and Mamba
+        groups share differently: not modelled)."""
+        layout = self.layout
+        if layout.n_groups != 1 or layout.specs[0][0].retention != Retention.FULL:
+            return None
+        return self.blocks, layout.block_size
+
+    def units(self, length: int) -> int:
+        return self.layout.blocks_per_request(length)
+
 
 # ------------------------------------------------------------------------------------------------- engines
 
@@ -623,6 +649,8 @@ class VLLM(Engine):
     log_util_key = "gpu_memory_utilization"
     plans_fit = True
     serves_dp_attention = True
+    prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
+    cpu_offload = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
@@ -690,6 +718,15 @@ class VLLM(Engine):
 
     def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
         weights, w_source = loaded_weights(setup.dep, stage)
+        if setup.settings.cpu_offload_gb:
+            off = offloaded_bytes(setup.dep, stage, setup.settings.cpu_offload_gb)
+            weights -= off
+            w_source += (f" - {off:,} B held in CPU memory (--cpu-offload-gb {setup.settings.cpu_offload_gb:g}: "
+                         "whole parameters of the decoder layers in order until the GiB are reached)")
+            if stage.index == 0:
+                setup.notes.append(f"--cpu-offload-gb {setup.settings.cpu_offload_gb:g}: {off / GiB:.2f} GiB of "
+                                   "weights per GPU in pinned CPU memory, read over PCIe every step (kvplan's speed "
+                                   "estimates do not include it)")
         terms = [Term(TermKind.WEIGHTS, weights, f"as loaded: {w_source}"), *self.overheads(setup, stage)]
         if setup.reserve:
             terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))

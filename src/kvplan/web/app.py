@@ -128,6 +128,8 @@ class PlanRequest(DeploymentInput):
     block_size: int | None = Positive
     enforce_eager: bool = False
     dp_attention: int = Field(default=1, ge=1, le=64)
+    shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
+    cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -394,7 +396,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           max_model_len=body.max_model_len, max_num_batched_tokens=body.max_num_batched_tokens,
                           max_num_seqs=body.max_num_seqs, block_size=body.block_size,
                           enforce_eager=body.enforce_eager, entry_point=body.entry_point,
-                          dp_attention=body.dp_attention, expert_parallel=body.expert_parallel)
+                          dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
+                          shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
