@@ -400,3 +400,23 @@ def test_cpu_offload_moves_whole_parameters_of_the_layers_in_order():
 
     with pytest.raises(InputError, match="vLLM only"):
         plan("llama-3.1-8b", gpu="l4", engine="sglang", cpu_offload_gb=4)
+
+
+def test_lora_slots_shrink_the_pool_by_the_derived_reservation():
+    """--enable-lora --max-loras 4 --max-lora-rank 64 on Llama-3.1-8B (lora/layers/*.py create_lora_weights,
+    0.19.0): per layer and slice A = 4 x 64 x input, B = 4 x output x 64, bf16. Inputs + outputs per layer:
+    q 4096 + 4096, k 4096 + 1024, v 4096 + 1024, o 4096 + 4096, gate 4096 + 14336, up 4096 + 14336,
+    down 14336 + 4096 = 81,920; 32 layers; the embedding and the head each 128,256 + 4,096."""
+    widths = 32 * 81_920 + 2 * (128_256 + 4_096)
+    expected = 4 * 64 * widths * 2
+
+    def pool(**kw):
+        return plan("llama-3.1-8b", gpu="h100", seq=8192, **kw).scenarios[0].budgets[0].kv_pool
+
+    assert pool() - pool(max_loras=4, max_lora_rank=64) == expected == 1_477_705_728
+    from kvplan.errors import InputError
+
+    with pytest.raises(InputError, match="vLLM only"):
+        plan("llama-3.1-8b", gpu="h100", engine="sglang", max_loras=1)
+    with pytest.raises(UnsupportedModelError, match="fused-MoE"):
+        plan("qwen3-30b-a3b", gpu="h100", max_loras=1)

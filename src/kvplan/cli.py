@@ -161,6 +161,10 @@ def _engine_options(f):
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
         click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
         click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
+        click.option("--enable-lora", is_flag=True, help="vLLM: reserve LoRA slots (--max-loras, --max-lora-rank)."),
+        click.option("--max-loras", type=int, default=1, show_default=True, help="vLLM: LoRA adapters at once."),
+        click.option("--max-lora-rank", type=int, default=16, show_default=True, help="vLLM: the largest LoRA rank."),
+        click.option("--lora-dtype", default="auto", show_default=True, help="vLLM: LoRA weights' dtype."),
         click.option("--cpu-offload-gb", type=float, default=0.0,
                      help="vLLM: GiB of weights per GPU held in CPU memory (whole parameters, layer by layer)."),
         click.option("--shared-prefix", type=TOKENS, default=0,
@@ -207,8 +211,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          params: str | None, heads: int | None, kv_heads: int | None, head_dim: int | None, vocab: int | None,
          engine: str, engine_version: str | None, max_model_len: int | str | None,
          max_num_batched_tokens: int | None,
-         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, cpu_offload_gb: float,
-         shared_prefix: int, entry_point: str,
+         max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, enable_lora: bool, max_loras: int,
+         max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
          as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -237,7 +241,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                        block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
                        dp_attention=dp_attention, expert_parallel=expert_parallel, shared_prefix=shared_prefix,
-                       cpu_offload_gb=cpu_offload_gb)
+                       cpu_offload_gb=cpu_offload_gb, max_loras=max_loras if enable_lora else 0,
+                       max_lora_rank=max_lora_rank, lora_dtype=lora_dtype)
     if as_json:
         data = result.to_dict()
         if explain:

@@ -195,6 +195,9 @@ def plan(
     expert_parallel: bool = False,
     shared_prefix: int = 0,
     cpu_offload_gb: float = 0.0,
+    max_loras: int = 0,
+    max_lora_rank: int = 16,
+    lora_dtype: str = "auto",
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -242,7 +245,8 @@ def plan(
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
-                              shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb)
+                              shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb, max_loras=max_loras,
+                              max_lora_rank=max_lora_rank, lora_dtype=lora_dtype)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
     utils: list[float | None] = [check_util(float(u)) for u in _as_list(util)] or [None]

@@ -146,6 +146,9 @@ class EngineSettings:
     entry_point: str = "serve"  # vLLM: `vllm serve` (the API server) or the `LLM` class; its defaults differ
     shared_prefix: int = 0  # tokens every request shares and the prefix cache holds once (0: none)
     cpu_offload_gb: float = 0.0  # vLLM --cpu-offload-gb: GiB of weights per GPU held in CPU memory
+    max_loras: int = 0  # vLLM --enable-lora --max-loras N (0: LoRA off)
+    max_lora_rank: int = 16  # --max-lora-rank
+    lora_dtype: str = "auto"  # --lora-dtype (auto: the model's dtype)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -158,6 +161,12 @@ class EngineSettings:
                              "entry point (drop --entry-point)")
         if not (isinstance(self.cpu_offload_gb, int | float) and 0 <= self.cpu_offload_gb < 1e6):
             raise InputError(f"--cpu-offload-gb must be a number of GiB >= 0 (got {self.cpu_offload_gb!r})")
+        if not isinstance(self.max_loras, int) or self.max_loras < 0:
+            raise InputError(f"--max-loras must be a whole number >= 1 (got {self.max_loras!r})")
+        if not isinstance(self.max_lora_rank, int) or self.max_lora_rank < 1:
+            raise InputError(f"--max-lora-rank must be a positive integer (got {self.max_lora_rank!r})")
+        if self.max_loras and not engine.lora_slots:
+            raise InputError(f"--enable-lora is modelled for vLLM only, not {engine.label}: drop it")
         if self.cpu_offload_gb and not engine.cpu_offload:
             raise InputError(f"--cpu-offload-gb is modelled for vLLM only, not {engine.label}: drop it")
         if not isinstance(self.shared_prefix, int) or self.shared_prefix < 0:
@@ -547,6 +556,7 @@ class Engine(ABC):
     serves_dp_attention: ClassVar[bool] = False  # kvplan fit may plan data-parallel attention + EP under it
     prefix_cache: ClassVar[bool] = False  # it caches a common prefix once (vLLM prefix caching, SGLang radix)
     cpu_offload: ClassVar[bool] = False  # it models --cpu-offload-gb
+    lora_slots: ClassVar[bool] = False  # it models --enable-lora's reserved LoRA slots
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group

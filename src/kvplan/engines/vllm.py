@@ -41,8 +41,9 @@ from kvplan.engines.base import (
 )
 from kvplan.engines.common import CUDA_CONTEXT_GIB, SamplerPeak, activation_peak, fitted_constants, loaded_weights
 from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, clue, rules, to_float, to_int
-from kvplan.errors import UnsupportedModelError
+from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability, compute_units
+from kvplan.model.quant import DTYPE_BYTES
 from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention
 from kvplan.units import GiB, fmt_gib
 
@@ -414,6 +415,33 @@ def cudagraph(estimated: bool, enforce_eager: bool) -> tuple[int, str]:
     return round(c["estimate_gib"] * GiB), f"estimate {c['estimate_gib']} GiB ({c['source']})"
 
 
+LORA_DTYPES = {"auto": None, "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16",
+               "float32": "fp32", "fp32": "fp32"}
+
+
+def lora_bytes(dep: Deployment, stage: Stage, s: EngineSettings) -> tuple[int, str]:
+    """The LoRA slots vLLM allocates when it loads the model (counted in "Model loading took"; lora/layers/
+    base_linear.py, column_parallel_linear.py, vocal_parallel_embedding.py, logits_processor.py 0.19.0
+    create_lora_weights), every supported module wrapped whatever an adapter targets: per linear layer and per
+    slice (q, k, v, gate, up apart), A = max_loras x rank x its input on this GPU and B = max_loras x its output
+    on this GPU x rank; the embedding's A = max_loras x vocab x rank, B = max_loras x hidden x rank; the head's
+    A = max_loras x rank x hidden, B = max_loras x vocab x rank; in --lora-dtype (auto: the model's)."""
+    if dep.model.moe is not None:
+        raise UnsupportedModelError("vLLM's LoRA slots for fused-MoE experts are not modelled: drop --enable-lora")
+    if s.lora_dtype not in LORA_DTYPES:
+        raise InputError(f"unknown --lora-dtype {s.lora_dtype!r}: use auto, bfloat16, float16 or float32")
+    dtype = DTYPE_BYTES[LORA_DTYPES[s.lora_dtype] or dep.activation_dtype]
+    widths = 0
+    for t, _ in dep.stage_tensors[stage.index]:
+        if t.layer is not None and t.linear and t.role in ("attention", "mlp", "shared_experts") and len(t.shape) == 2:
+            out, inp = t.shard_shape(dep.sharding.ranks(t))
+            widths += out + inp
+        elif t.role in ("embedding", "lm_head") and len(t.shape) == 2:
+            widths += t.shape[0] + t.shape[1]
+    total = s.max_loras * s.max_lora_rank * widths * dtype
+    return round(total), f"{s.max_loras} x rank {s.max_lora_rank} x {widths:,} (inputs + outputs) x {dtype:g} B"
+
+
 def offloaded_bytes(dep: Deployment, stage: Stage, gib: float) -> int:
     """Bytes of `stage`'s weights vLLM keeps in CPU memory under --cpu-offload-gb `gib`
     (model_executor/offloader/uva.py 0.19.0 UVAOffloader._maybe_offload_to_cpu, over the decoder layers
@@ -651,6 +679,7 @@ class VLLM(Engine):
     serves_dp_attention = True
     prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
     cpu_offload = True
+    lora_slots = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
@@ -718,6 +747,10 @@ class VLLM(Engine):
 
     def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
         weights, w_source = loaded_weights(setup.dep, stage)
+        if setup.settings.max_loras:
+            lora, lora_source = lora_bytes(setup.dep, stage, setup.settings)
+            weights += lora
+            w_source += f" + {lora:,} B of LoRA slots ({lora_source})"
         if setup.settings.cpu_offload_gb:
             off = offloaded_bytes(setup.dep, stage, setup.settings.cpu_offload_gb)
             weights -= off

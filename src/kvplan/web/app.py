@@ -130,6 +130,9 @@ class PlanRequest(DeploymentInput):
     dp_attention: int = Field(default=1, ge=1, le=64)
     shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
     cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
+    max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
+    max_lora_rank: int = Field(default=16, ge=1, le=1024)
+    lora_dtype: str = Field(default="auto", max_length=16)
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -397,7 +400,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           max_num_seqs=body.max_num_seqs, block_size=body.block_size,
                           enforce_eager=body.enforce_eager, entry_point=body.entry_point,
                           dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
-                          shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb)
+                          shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
+                          max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
