@@ -315,8 +315,8 @@ def cells(dep: Deployment, stage: Stage, rules: SglangRules) -> Cells:
         match kv.retention:
             case Retention.STATE:
                 if rules.mamba_pool == "none":
-                    raise UnsupportedModelError(f"SGLang {version_text_of(rules)}serves no Mamba / linear-attention "
-                                                "hybrid (0.5.2 and later do): give --engine-version")
+                    raise UnsupportedModelError("SGLang before 0.5.2 serves no Mamba / linear-attention hybrid "
+                                                "(0.5.2 and later do): give --engine-version")
                 conv, ssm = kv.elems(dep.attn_tp)
                 state += conv * 2 + ssm * (getattr(kv, "ssm_bytes", None) or 4)
             case Retention.ENCODER:
@@ -337,10 +337,6 @@ def cells(dep: Deployment, stage: Stage, rules: SglangRules) -> Cells:
                                         "only, the radix cache off), which kvplan does not model")
         raise UnsupportedModelError("this stage holds no attention layer: SGLang would allocate no KV pool")
     return Cells(round(full), round(swa), window, round(state))
-
-
-def version_text_of(rules: SglangRules) -> str:
-    return "before 0.5.2 " if rules.mamba_pool == "none" else ""
 
 
 def cell_size(dep: Deployment, stage: Stage, rules: SglangRules) -> int:
