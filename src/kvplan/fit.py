@@ -101,8 +101,12 @@ class Candidate:
         inner = (f"DP attention {self.dp_attention} x TP {self.tp // self.dp_attention}" if self.dp_attention > 1
                  else f"TP {self.tp}") + (f" x PP {self.pp}" if self.pp > 1 or self.dp_attention == 1 else "")
         inner += ", EP" if self.expert_parallel else ""
-        nodes = -(-self.gpus_per_replica // self.gpu.node.gpus)
-        return f"{self.gpus_per_replica} ({inner}" + (f", {nodes} nodes)" if nodes > 1 else ")")
+        return f"{self.gpus_per_replica} ({inner}" + (f", {self.nodes} nodes)" if self.nodes > 1 else ")")
+
+    @property
+    def nodes(self) -> int:
+        """Nodes one replica spans."""
+        return -(-self.gpus_per_replica // self.gpu.node.gpus)
 
     @property
     def gpus_per_replica(self) -> int:
@@ -166,7 +170,7 @@ class Candidate:
         return {
             "gpu": self.gpu.alias, "gpus_per_replica": self.gpus_per_replica, "tp": self.tp, "pp": self.pp,
             "layout": self.layout, "dp_attention": self.dp_attention, "expert_parallel": self.expert_parallel,
-            "nodes_per_replica": -(-self.gpus_per_replica // self.gpu.node.gpus),
+            "nodes_per_replica": self.nodes,
             "replicas": self.replicas, "gpus_total": self.gpus_total, "weight_scheme": self.weight_scheme,
             "kv_dtype": self.kv_dtype, "max_concurrent_requests": self.max_concurrent_requests,
             "batch_per_replica": self.batch, "meets_targets": self.meets_targets, "misses": self.misses,
@@ -419,11 +423,10 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                     more, _ = family(gpu, quant, label, kv, range(max_gpus + 1, SEARCH_LIMIT_GPUS + 1), True)
                     if more:
                         c = min(more, key=lambda x: _rank(x, rank_by))
-                        nodes = -(-c.gpus_per_replica // gpu.node.gpus)
                         layout = c.layout.split(" (", 1)[1].rstrip(")").split(", ")[0]
                         reason = (f"{reason or 'no valid layout'}; the smallest that would: {c.gpus_per_replica} x "
                                   f"{gpu.alias} per replica ({layout}"
-                                  + (f", {nodes} nodes of {gpu.node.gpus}" if nodes > 1 else "")
+                                  + (f", {c.nodes} nodes of {gpu.node.gpus}" if c.nodes > 1 else "")
                                   + f"; --max-gpus {c.gpus_per_replica})")
                     _reject(rejected, name, reason or "no valid layout")
     kept = _prune(candidates)
