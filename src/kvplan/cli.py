@@ -234,6 +234,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         source = model
     else:
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
+    if enable_lora and max_loras < 1:
+        raise InputError(f"--max-loras must be a whole number >= 1 with --enable-lora (got {max_loras})")
     result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
                        util=list(util) or None, seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
                        quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine or DEFAULT_ENGINE,
