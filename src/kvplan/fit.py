@@ -314,7 +314,8 @@ def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSet
     """An engine setting under which one replica fewer serves the users, when they are within CLOSE_MARGIN of
     its capacity: a higher memory fraction, an fp8 KV cache, then a larger running-request cap."""
     need = math.ceil(w.users / (replicas - 1))
-    have = scenario(settings, dep, gpu, util, w.seq, 1, 1).capacity.max_concurrent_requests
+    now = scenario(settings, dep, gpu, util, w.seq, 1, 1)
+    have = now.capacity.max_concurrent_requests
     if need > have * (1 + CLOSE_MARGIN):
         return None
     eng = get_engine(settings.engine)
@@ -324,7 +325,7 @@ def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSet
     if dep.kv_dtype != "fp8" and "kv_fp8" in eng.flags:
         tries.append((eng.flags["kv_fp8"], Deployment(dep.model, tp=dep.tp, pp=dep.pp, quant=dep.quant,
                                                       kv_dtype="fp8"), util, settings))
-    cap = scenario(settings, dep, gpu, util, w.seq, 1, 1).printed
+    cap = now.printed
     if cap is not None and cap.max_num_seqs is not None and cap.max_num_seqs < need:
         tries.append((f"--max-num-seqs {need}", dep, util, replace(settings, max_num_seqs=need)))
     for label, d, u, st in tries:

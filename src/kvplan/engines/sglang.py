@@ -528,13 +528,13 @@ class SGLang(Engine):
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)
+        running = self.request_cap(setup, pool)
         free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp)[0]
         after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
-            max_concurrency=pool.tokens / context, max_num_seqs=self.request_cap(setup, pool),
-            max_running_requests=self.request_cap(setup, pool),
+            max_concurrency=pool.tokens / context, max_num_seqs=running, max_running_requests=running,
             max_num_batched_tokens=o.chunked_prefill_size or (
                 chunked_prefill_size(smi, setup.dep.tp, setup.rules) if smi else None),
             # a device smaller than what startup holds, or weights beyond its free memory: never printed

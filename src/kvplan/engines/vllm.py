@@ -886,13 +886,8 @@ class VLLM(Engine):
         elif launch.replicas > 1 and not ray:
             parts += [f"--data-parallel-size {launch.replicas}"]
         parts += ["--distributed-executor-backend ray"] if ray else []
-        parts += [f"--gpu-memory-utilization {launch.util:g}", f"--max-model-len {launch.max_model_len}"]
-        parts += [f"--max-num-seqs {launch.max_running}"] if launch.max_running else []
-        parts += [f"--max-num-batched-tokens {launch.max_batched_tokens}"] if launch.max_batched_tokens else []
-        parts += [f"--block-size {launch.block_size}"] if launch.block_size else []
-        parts += ["--enforce-eager"] if launch.enforce_eager else []
-        parts += ["--kv-cache-dtype fp8"] if launch.kv_dtype == "fp8" else []
-        parts += ["--quantization fp8"] if launch.quant == "fp8" else []
+        parts += [f"--{name.replace('_', '-')}" + ("" if value is True else f" {value:g}" if isinstance(value, float)
+                                                   else f" {value}") for name, value in engine_args(launch)]
         line = " ".join(parts)
         if ray:  # a Ray cluster over the replica's nodes; vllm serve runs on the head and uses them all
             return (f"ray start --head --port 6379 && {line}" if node == 0
@@ -905,15 +900,24 @@ class VLLM(Engine):
         """The offline `LLM(...)` call with the same settings (one replica: the class runs one engine)."""
         args = [f"model={launch.model()!r}", f"tensor_parallel_size={launch.tp}"]
         args += [f"pipeline_parallel_size={launch.pp}"] if launch.pp > 1 else []
-        args += [f"gpu_memory_utilization={launch.util:g}", f"max_model_len={launch.max_model_len}"]
-        args += [f"max_num_seqs={launch.max_running}"] if launch.max_running else []
-        args += [f"max_num_batched_tokens={launch.max_batched_tokens}"] if launch.max_batched_tokens else []
-        args += [f"block_size={launch.block_size}"] if launch.block_size else []
-        args += ["enforce_eager=True"] if launch.enforce_eager else []
-        args += ["kv_cache_dtype='fp8'"] if launch.kv_dtype == "fp8" else []
-        args += ["quantization='fp8'"] if launch.quant == "fp8" else []
+        args += [f"{name}={value:g}" if isinstance(value, float) else f"{name}={value!r}"
+                 for name, value in engine_args(launch)]
         call = f"LLM({', '.join(args)})"
         return call + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 else "")
+
+
+def engine_args(launch: Launch) -> list[tuple[str, object]]:
+    """The engine settings a launch sets, as EngineArgs names them: `vllm serve` writes --name-with-dashes (a flag
+    alone for True), the LLM class name=value."""
+    out: list[tuple[str, object]] = [("gpu_memory_utilization", float(launch.util)),
+                                     ("max_model_len", launch.max_model_len)]
+    out += [("max_num_seqs", launch.max_running)] if launch.max_running else []
+    out += [("max_num_batched_tokens", launch.max_batched_tokens)] if launch.max_batched_tokens else []
+    out += [("block_size", launch.block_size)] if launch.block_size else []
+    out += [("enforce_eager", True)] if launch.enforce_eager else []
+    out += [("kv_cache_dtype", "fp8")] if launch.kv_dtype == "fp8" else []
+    out += [("quantization", "fp8")] if launch.quant == "fp8" else []
+    return out
 
 
 class VLLMV0(VLLM):
