@@ -230,6 +230,41 @@ class SharedPrefixPool(Pool):
         return self.pool.max_tokens()
 
 
+class LookaheadPool(Pool):
+    """`pool` where every request also holds `k` lookahead slots: under speculative decoding the proposed tokens
+    are written to the KV cache before they are verified, so a request of L tokens holds up to L + k."""
+
+    def __init__(self, pool: Pool, k: int) -> None:
+        super().__init__(pool.budgets, pool.binding)
+        self.pool, self.k = pool, k
+
+    def holds(self, requests: int, length: int) -> bool:
+        return self.pool.holds(requests, length + self.k)
+
+    def max_requests(self, length: int) -> int:
+        return self.pool.max_requests(length + self.k)
+
+    def request_bytes(self, length: int) -> int:
+        return self.pool.request_bytes(length + self.k)
+
+    def need_bytes(self, requests: int, length: int) -> int:
+        return self.pool.need_bytes(requests, length + self.k)
+
+    def max_tokens(self) -> int | None:
+        most = self.pool.max_tokens()
+        return None if most is None else max(0, most - self.k)
+
+    def longest(self, requests: int) -> int | None:
+        most = self.pool.longest(requests)
+        return None if most is None else max(0, most - self.k)
+
+    def sharing(self) -> tuple[int, int] | None:
+        return self.pool.sharing()
+
+    def units(self, length: int) -> int:
+        return self.pool.units(length + self.k)
+
+
 # ------------------------------------------------------------------------------------------------ capacity
 
 def pool_capacity(pool: Pool, budgets: Sequence[Budget], seq: int, batch: int, replicas: int, context: int | None,

@@ -171,6 +171,12 @@ def _engine_options(f):
                      help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
         click.option("--entry-point", default="serve", show_default=True,
                      help="vLLM: serve (`vllm serve`) or llm (the offline LLM class: larger token budget)."),
+        click.option("--speculative-method",
+                     help="Speculative decoding: mtp (the checkpoint's MTP layers), ngram (vLLM; SGLang: NEXTN, ...)."),
+        click.option("--num-speculative-tokens", type=int, default=0, help="Tokens proposed per step."),
+        click.option("--draft-model", help="The drafter for draft_model / eagle / eagle3."),
+        click.option("--speculative-config",
+                     help="vLLM's own JSON, e.g. '{\"method\": \"mtp\", \"num_speculative_tokens\": 1}'."),
     ]):
         f = option(f)
     return f
@@ -213,7 +219,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_num_batched_tokens: int | None,
          max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, enable_lora: bool, max_loras: int,
          max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
-         as_json: bool, explain: bool, require_fit: bool) -> None:
+         speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
+         speculative_config: str | None, as_json: bool, explain: bool, require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.errors import InputError
@@ -236,6 +243,13 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
     if enable_lora and max_loras < 1:
         raise InputError(f"--max-loras must be a whole number >= 1 with --enable-lora (got {max_loras})")
+    if speculative_config is not None:
+        from kvplan.engines.base import parse_speculative_config
+
+        if speculative_method or num_speculative_tokens or draft_model:
+            raise InputError("give --speculative-config or --speculative-method / --num-speculative-tokens / "
+                             "--draft-model, not both")
+        speculative_method, num_speculative_tokens, draft_model = parse_speculative_config(speculative_config)
     result = make_plan(source, gpu=list(gpu), gpu_memory=gpu_memory, gpus=gpus, tp=tp, pp=pp,
                        util=list(util) or None, seq=seq, batch=batch, dtype=dtype, kv_dtype=kv_dtype.lower(),
                        quant=quant, reserve=reserve, kv_memory=kv_memory, engine=engine or DEFAULT_ENGINE,
@@ -244,7 +258,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
                        dp_attention=dp_attention, expert_parallel=expert_parallel, shared_prefix=shared_prefix,
                        cpu_offload_gb=cpu_offload_gb, max_loras=max_loras if enable_lora else 0,
-                       max_lora_rank=max_lora_rank, lora_dtype=lora_dtype)
+                       max_lora_rank=max_lora_rank, lora_dtype=lora_dtype, speculative_method=speculative_method,
+                       num_speculative_tokens=num_speculative_tokens, draft_model=draft_model)
     if as_json:
         data = result.to_dict()
         if explain:

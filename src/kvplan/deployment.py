@@ -247,8 +247,8 @@ class Deployment:
                 * self.checkpoint_scale)
 
     def inventory_bytes(self) -> float:
-        """All weights on one GPU as the config describes them (no TP, no checkpoint correction)."""
-        return sum(self.weight_format.tensor_bytes(t, t.shape, self.dense_bytes) for t in self.model.tensors)
+        """All weights on one GPU as the config describes them (no TP, no checkpoint correction, no drafter)."""
+        return sum(self.weight_format.tensor_bytes(t, t.shape, self.dense_bytes) for t in self.model.model_tensors)
 
     @cached_property
     def checkpoint_scale(self) -> float:

@@ -16,8 +16,8 @@ from kvplan import __version__
 from kvplan.budget import check_util
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, Scenario, get_engine, scenario
-from kvplan.engines.base import serve_name
-from kvplan.errors import InputError
+from kvplan.engines.base import DRAFTED, serve_name
+from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, custom_gpu, get_gpu
 from kvplan.model.load import load_model
 from kvplan.model.spec import ModelSpec
@@ -52,7 +52,7 @@ class Plan:
                         d.kv_dtype, d.quant, st.max_num_batched_tokens, st.block_size, st.enforce_eager,
                         batch=-(-self.batch // self.replicas), entry_point=st.entry_point,
                         dp_attention=d.dp_attention, expert_parallel=d.expert_parallel,
-                        gpus_per_node=s.gpu.node.gpus if s.gpu else 0)
+                        gpus_per_node=s.gpu.node.gpus if s.gpu else 0, settings=st)
         try:
             return get_engine(st.engine).launch_command(launch)
         except NotImplementedError:
@@ -82,6 +82,17 @@ class Plan:
         """`batch` requests of `seq` tokens, per GPU of one replica."""
         return round(-(-self.batch // self.replicas) * self.deployment.request_bytes(self.seq))
 
+    def speculative_dict(self) -> dict[str, Any] | None:
+        """Speculative decoding as planned: the method, tokens a step, and what the drafter adds (None: off)."""
+        st, served = self.engine, self.deployment.model
+        if st.speculative_method is None:
+            return None
+        drafter = served is not self.model
+        return {"method": st.speculative_method, "num_speculative_tokens": st.num_speculative_tokens,
+                "draft_model": st.draft_model, "drafter_params": served.params - self.model.params if drafter else 0,
+                "drafter_kv_layers": served.num_layers - self.model.num_layers,
+                "served_kv_layer_kinds": served.kv_kinds()}
+
     def to_dict(self) -> dict[str, Any]:
         m, d = self.model, self.deployment
         return {
@@ -94,6 +105,7 @@ class Plan:
             "params": m.params,
             "params_breakdown": m.params_by_role(),
             "active_params": m.active_params,
+            "speculative": self.speculative_dict(),
             "deployment": {
                 "tp": d.tp, "pp": d.pp, "gpus": self.gpus, "replicas": self.replicas,
                 "dp_attention": d.dp_attention, "attention_tp": d.attn_tp, "expert_parallel": d.expert_parallel,
@@ -198,6 +210,9 @@ def plan(
     max_loras: int = 0,
     max_lora_rank: int = 16,
     lora_dtype: str = "auto",
+    speculative_method: str | None = None,
+    num_speculative_tokens: int = 0,
+    draft_model: str | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -211,9 +226,6 @@ def plan(
     notes = list(spec.notes)
     for value, label in ((tp, "--tp"), (pp, "--pp"), (batch, "--batch"), (seq, "--seq"), (gpus, "--gpus")):
         _positive(value, label)
-    dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype, dp_attention=dp_attention,
-                     expert_parallel=expert_parallel,
-                     lm_head_over_tp=dp_attention > 1 and get_engine(engine).dp_attention_lm_head_over_tp)
     per_replica = tp * pp
     total = gpus or per_replica
     if total % per_replica:
@@ -246,7 +258,12 @@ def plan(
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
                               shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb, max_loras=max_loras,
-                              max_lora_rank=max_lora_rank, lora_dtype=lora_dtype)
+                              max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
+                              speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
+                              draft_model=draft_model)
+    dep = Deployment(served_model(spec, settings, notes), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
+                     dp_attention=dp_attention, expert_parallel=expert_parallel,
+                     lm_head_over_tp=dp_attention > 1 and eng.dp_attention_lm_head_over_tp)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
     utils: list[float | None] = [check_util(float(u)) for u in _as_list(util)] or [None]
@@ -275,6 +292,29 @@ def plan(
 
 
 AUTO_SEQ = -1
+
+
+def served_model(spec: ModelSpec, settings: EngineSettings, notes: list[str] | None = None) -> ModelSpec:
+    """The model the engine loads for `settings`: `spec`, with the speculative drafter they configure (the
+    checkpoint's own MTP layers, or the --draft-model) held as the engine holds it."""
+    method = settings.speculative_method
+    if method is None:
+        return spec
+    draft = None
+    if method == "mtp":
+        if spec.mtp is None:
+            raise UnsupportedModelError(f"{spec.name} has no multi-token-prediction layers kvplan reads "
+                                        "(num_nextn_predict_layers in a DeepSeek-V3-style config): "
+                                        "--speculative-method mtp needs them; use another method")
+        draft = spec.mtp
+    elif method in DRAFTED:
+        draft = load_model(str(settings.draft_model))
+    served = get_engine(settings.engine).served_model(spec, draft, settings)
+    if notes is not None and draft is not None:
+        notes.append(f"speculative decoding by {method}: the drafter ({draft.name}, {draft.params / 1e9:.2f} B "
+                     f"parameters, {draft.num_layers} KV layer(s)) is loaded beside the model and counted in the "
+                     "weights and the KV cache")
+    return served
 
 
 def _auto_max_model_len(settings: EngineSettings, dep: Deployment, pairs: list, first: list[Scenario], seq: int,

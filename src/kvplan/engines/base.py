@@ -21,6 +21,7 @@ the memory in use at startup) lives in `kvplan.engines.common`.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields, replace
@@ -28,7 +29,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from kvplan.budget import Budget, check_util
-from kvplan.capacity import Capacity, LimitedBy, Pool, SharedPrefixPool, pool_capacity
+from kvplan.capacity import Capacity, LimitedBy, LookaheadPool, Pool, SharedPrefixPool, pool_capacity
 from kvplan.engines.logwords import LogWording
 from kvplan.errors import InputError, UnsupportedModelError
 
@@ -149,6 +150,9 @@ class EngineSettings:
     max_loras: int = 0  # vLLM --enable-lora --max-loras N (0: LoRA off)
     max_lora_rank: int = 16  # --max-lora-rank
     lora_dtype: str = "auto"  # --lora-dtype (auto: the model's dtype)
+    speculative_method: str | None = None  # speculative decoding: mtp, draft_model, eagle, eagle3, ngram (None: off)
+    num_speculative_tokens: int = 0  # tokens proposed per step
+    draft_model: str | None = None  # the drafter (draft_model, eagle, eagle3): a catalog alias, config or Hub id
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -169,6 +173,7 @@ class EngineSettings:
             raise InputError(f"--enable-lora is modelled for vLLM only, not {engine.label}: drop it")
         if self.cpu_offload_gb and not engine.cpu_offload:
             raise InputError(f"--cpu-offload-gb is modelled for vLLM only, not {engine.label}: drop it")
+        self._check_speculative(engine)
         if not isinstance(self.shared_prefix, int) or self.shared_prefix < 0:
             raise InputError(f"--shared-prefix must be a whole number of tokens >= 0 (got {self.shared_prefix!r})")
         for label, value in (("--max-model-len", self.max_model_len),
@@ -176,6 +181,82 @@ class EngineSettings:
                              ("--max-num-seqs", self.max_num_seqs), ("--block-size", self.block_size)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InputError(f"{label} must be a positive integer (got {value!r})")
+
+
+    def _check_speculative(self, engine: Engine) -> None:
+        if self.speculative_method is None:
+            if self.num_speculative_tokens or self.draft_model:
+                raise InputError("--num-speculative-tokens and --draft-model need --speculative-method (mtp, "
+                                 "draft_model, eagle, eagle3 or ngram)")
+            return
+        method = speculative_method_name(self.speculative_method)
+        object.__setattr__(self, "speculative_method", method)
+        if method not in engine.speculative_methods:
+            known = ", ".join(sorted(engine.speculative_methods)) or "none"
+            raise InputError(f"speculative decoding by {method} is not modelled for {engine.label} (modelled: "
+                             f"{known}): drop --speculative-method")
+        k = self.num_speculative_tokens
+        if not isinstance(k, int) or not 1 <= k <= 64:
+            raise InputError(f"--num-speculative-tokens must be a whole number from 1 to 64 with --speculative-method "
+                             f"(got {k!r})")
+        if method in DRAFTED and not self.draft_model:
+            raise InputError(f"--speculative-method {method} needs --draft-model (the drafter's catalog alias, "
+                             "config.json or Hub id)")
+        if method not in DRAFTED and self.draft_model:
+            raise InputError(f"--speculative-method {method} takes no --draft-model ("
+                             + ("the MTP layers are the checkpoint's own" if method == "mtp" else
+                                "n-gram proposals need no model") + "): drop it")
+
+
+# Speculative-decoding methods as users spell them: vLLM's --speculative-config "method" (config/speculative.py
+# 0.19.0: mtp and the per-model *_mtp names, draft_model, eagle, eagle3, ngram) and SGLang's
+# --speculative-algorithm (NEXTN, EAGLE, EAGLE3, STANDALONE, NGRAM).
+SPECULATIVE_METHODS = {
+    "mtp": "mtp", "nextn": "mtp", "deepseek_mtp": "mtp", "deepseek-mtp": "mtp",
+    "draft_model": "draft_model", "draft": "draft_model", "standalone": "draft_model", "draft-model": "draft_model",
+    "eagle": "eagle", "eagle3": "eagle3", "eagle-3": "eagle3",
+    "ngram": "ngram", "[ngram]": "ngram", "n-gram": "ngram",
+}
+DRAFTED = frozenset({"draft_model", "eagle", "eagle3"})  # methods whose drafter is a model of its own
+
+
+def speculative_method_name(text: str) -> str:
+    name = SPECULATIVE_METHODS.get(str(text).strip().lower())
+    if name is None:
+        raise InputError(f"unknown speculative-decoding method {text!r}: use mtp, draft_model, eagle, eagle3 or "
+                         "ngram")
+    return name
+
+
+def parse_speculative_config(text: str) -> tuple[str, int, str | None]:
+    """(method, num_speculative_tokens, draft model) from vLLM's --speculative-config JSON; a method-less config
+    naming a model is a draft model, as vLLM reads it (config/speculative.py 0.19.0 __post_init__)."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise InputError(f"--speculative-config is not JSON ({e.msg} at character {e.pos}): give e.g. "
+                         '\'{"method": "mtp", "num_speculative_tokens": 1}\'') from None
+    if not isinstance(data, dict):
+        raise InputError("--speculative-config must be a JSON object with method and num_speculative_tokens")
+    unknown = sorted(set(data) - {"method", "model", "num_speculative_tokens", "draft_tensor_parallel_size",
+                                  "prompt_lookup_max", "prompt_lookup_min", "quantization", "max_model_len",
+                                  "revision", "disable_by_batch_size"})
+    if unknown:
+        raise InputError(f"--speculative-config: kvplan does not model {', '.join(unknown)}: drop it")
+    tp = data.get("draft_tensor_parallel_size")
+    if tp not in (None,):
+        raise InputError("--speculative-config draft_tensor_parallel_size: kvplan models the drafter at the target's "
+                         "TP only: drop it")
+    model = data.get("model")
+    method = data.get("method") or ("draft_model" if model else None)
+    if method is None:
+        raise InputError("--speculative-config names no method: add \"method\" (mtp, draft_model, eagle, eagle3, "
+                         "ngram)")
+    k = data.get("num_speculative_tokens")
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise InputError(f"--speculative-config num_speculative_tokens must be a whole number (got {k!r})")
+    name = speculative_method_name(str(method))
+    return name, k, (str(model) if model is not None and name in DRAFTED else None)
 
 
 # How users name vLLM's two entry points: the OpenAI API server (`vllm serve`, UsageContext.OPENAI_API_SERVER)
@@ -293,6 +374,7 @@ class Launch:
     dp_attention: int = 1  # data-parallel attention groups per replica (Deployment.dp_attention)
     expert_parallel: bool = False
     gpus_per_node: int = 0  # 0: the replica fits one node
+    settings: EngineSettings | None = None  # the serving features it turns on (LoRA, offload, speculative decoding)
 
     @property
     def nodes(self) -> int:
@@ -454,7 +536,8 @@ class Engine(ABC):
             budgets = [self.budget(setup, stage, layout, fraction)
                        for stage, layout in zip(dep.stages, layouts, strict=True)]
         pool = self.pool(setup, layouts, budgets)
-        held = self.shared_prefix(setup, pool, seq) if settings.shared_prefix else pool  # what capacity sees
+        held = self.lookahead(setup, pool)
+        held = self.shared_prefix(setup, held, seq) if settings.shared_prefix else held  # what capacity sees
         context, label, refuses_longer = self.context(setup, pool)
         # each data-parallel attention group is its own engine (scheduler, KV pool, request cap) on its GPUs:
         # a replica serves dp_attention of them
@@ -469,6 +552,23 @@ class Engine(ABC):
         startup = self.startup(setup, pool, budgets, context)  # before printed: it may add notes
         printed = self.printed(setup, pool, budgets, context) if self.prints_startup else None
         return Scenario(gpu, self.reported_util(setup, fraction), tuple(budgets), capacity, printed, startup, util)
+
+    def lookahead(self, setup: Setup, pool: Pool) -> Pool:
+        """The pool with the slots speculative decoding writes ahead of the verified tokens: K per request (vLLM
+        v1/core/sched/scheduler.py 0.19.0 allocate_slots(num_lookahead_tokens = num_speculative_tokens))."""
+        k = setup.settings.num_speculative_tokens
+        if not k:
+            return pool
+        setup.notes.append(f"speculative decoding ({setup.settings.speculative_method}, {k} token(s) a step): each "
+                           f"request also holds {k} lookahead slot(s) for the proposed tokens")
+        return LookaheadPool(pool, k)
+
+    def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
+        """The model the engine loads and caches for: `target` with the speculative drafter `draft` where the
+        settings configure one (engines that model speculative decoding say how they hold it)."""
+        if draft is None:
+            return target
+        raise NotImplementedError(f"{self.label} declares speculative_methods but does not say how it holds a drafter")
 
     def shared_prefix(self, setup: Setup, pool: Pool, seq: int) -> Pool:
         """The pool with --shared-prefix tokens held once for all requests (prefix caching)."""
@@ -557,6 +657,7 @@ class Engine(ABC):
     prefix_cache: ClassVar[bool] = False  # it caches a common prefix once (vLLM prefix caching, SGLang radix)
     cpu_offload: ClassVar[bool] = False  # it models --cpu-offload-gb
     lora_slots: ClassVar[bool] = False  # it models --enable-lora's reserved LoRA slots
+    speculative_methods: ClassVar[frozenset[str]] = frozenset()  # speculative-decoding methods it models
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group

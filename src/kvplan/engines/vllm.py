@@ -17,8 +17,10 @@ lines.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -680,6 +682,7 @@ class VLLM(Engine):
     prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
     cpu_offload = True
     lora_slots = True
+    speculative_methods = frozenset({"mtp", "ngram"})
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
@@ -696,6 +699,15 @@ class VLLM(Engine):
 
     def options(self, settings: EngineSettings) -> None:
         return None  # resolved against the model and the device in `resolve`
+
+    def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
+        """V1 loads the drafter after the target, at the target's TP, both inside "Model loading took"
+        (v1/worker/gpu_model_runner.py 0.19.0 load_model -> drafter.load_model), and its attention layers join
+        the target's KV cache spec: one pool, one block table, the drafter's layers in the same groups
+        (get_kv_cache_spec walks every attention layer of the static forward context, the drafter's included)."""
+        if draft is None:
+            return target
+        return target.with_draft(draft, f"{settings.speculative_method} drafter")
 
     def resolve(self, setup: Setup) -> None:
         dep, s = setup.dep, setup.settings
@@ -886,8 +898,8 @@ class VLLM(Engine):
         elif launch.replicas > 1 and not ray:
             parts += [f"--data-parallel-size {launch.replicas}"]
         parts += ["--distributed-executor-backend ray"] if ray else []
-        parts += [f"--{name.replace('_', '-')}" + ("" if value is True else f" {value:g}" if isinstance(value, float)
-                                                   else f" {value}") for name, value in engine_args(launch)]
+        parts += [f"--{name.replace('_', '-')}" + ("" if value is True else f" {_flag_value(value)}")
+                  for name, value in engine_args(launch)]
         line = " ".join(parts)
         if ray:  # a Ray cluster over the replica's nodes; vllm serve runs on the head and uses them all
             return (f"ray start --head --port 6379 && {line}" if node == 0
@@ -917,7 +929,26 @@ def engine_args(launch: Launch) -> list[tuple[str, object]]:
     out += [("enforce_eager", True)] if launch.enforce_eager else []
     out += [("kv_cache_dtype", "fp8")] if launch.kv_dtype == "fp8" else []
     out += [("quantization", "fp8")] if launch.quant == "fp8" else []
+    s = launch.settings
+    if s is not None and s.max_loras:
+        out += [("enable_lora", True), ("max_loras", s.max_loras), ("max_lora_rank", s.max_lora_rank)]
+        out += [("lora_dtype", s.lora_dtype)] if s.lora_dtype != "auto" else []
+    if s is not None and s.cpu_offload_gb:
+        out += [("cpu_offload_gb", float(s.cpu_offload_gb))]
+    if s is not None and s.speculative_method:
+        spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
+        spec |= {"model": s.draft_model} if s.draft_model else {}
+        out += [("speculative_config", spec)]
     return out
+
+
+def _flag_value(value: object) -> str:
+    """A value on a `vllm serve` line: floats as %g, JSON objects quoted for the shell."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return shlex.quote(json.dumps(value))
+    return str(value)
 
 
 class VLLMV0(VLLM):
@@ -935,6 +966,7 @@ class VLLMV0(VLLM):
     log_wordings = (V0_LOG,)
     plans_fit = False
     version_assumed_note = False
+    speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
     # kvplan models V0 without fp8 KV caches
     flags: ClassVar[dict[str, str]] = {k: v for k, v in VLLM.flags.items() if k != "kv_fp8"}
 

@@ -13,6 +13,7 @@ from kvplan.errors import ConfigError, InputError, suggest
 from kvplan.model import catalog, dims, quant
 from kvplan.model.config import Config, read_json
 from kvplan.model.families import builder_for
+from kvplan.model.families.blocks import Inventory
 from kvplan.model.sources import hub
 from kvplan.model.sources.checkpoint import StoredTensor, local_tensors, summarize
 from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor
@@ -161,13 +162,17 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
     notes = [n for n in (warning, dtype_note) if n] + built.notes
     if kv_hint:
         notes.append(f"the checkpoint ships {kv_hint} KV-cache scales: --kv-dtype {kv_hint} uses them")
-    return ModelSpec(
-        name=name, source=source, model_type=cfg.str("model_type"), tensors=tuple(built.inv.tensors),
-        layers=tuple(built.inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,
-        num_kv_heads=built.num_kv_heads, max_context=built.max_context, moe=built.moe, quant=fmt,
-        tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=tuple(notes), rope=built.rope,
-        dims=dims.from_config(cfg),
-    )
+    def spec(inv: Inventory, label: str, notes: tuple[str, ...], mtp: ModelSpec | None = None) -> ModelSpec:
+        return ModelSpec(
+            name=label, source=source, model_type=cfg.str("model_type"), tensors=tuple(inv.tensors),
+            layers=tuple(inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,
+            num_kv_heads=built.num_kv_heads, max_context=built.max_context, moe=built.moe, quant=fmt,
+            tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=notes, rope=built.rope,
+            dims=dims.from_config(cfg), mtp=mtp,
+        )
+
+    mtp = spec(built.mtp, f"{name} MTP layers", ()) if built.mtp is not None else None
+    return spec(built.inv, name, tuple(notes), mtp)
 
 
 def model_from_dims(layers: int, hidden: int, params: int, heads: int | None = None,

@@ -483,9 +483,27 @@ class ModelSpec:
     rope: tuple[RopeTable, ...] = ()  # RoPE tables an engine precomputes (not parameters)
     dims: Dims | None = None  # the text model's canonical dimensions, read from the config (kvplan.model.dims)
     checkpoint: Checkpoint | None = None  # the stored tensors, when their headers were read
+    mtp: ModelSpec | None = None  # the multi-token-prediction layers the checkpoint stores (speculative decoding)
+    own_tensors: int | None = None  # with a draft added (with_draft): how many of `tensors` are the model's own
 
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
+
+    def with_draft(self, draft: ModelSpec, label: str) -> ModelSpec:
+        """This model with a speculative-decoding drafter loaded beside it, as the engine serves the two: the
+        draft's tensors and KV layers appended, its layers numbered after this model's (MTP layers, numbered
+        after the decoder stack in the checkpoint, keep their numbers). Dimensions, context, head and sampler
+        stay this model's; the checkpoint correction stays computed over this model's own tensors."""
+        offset = self.num_layers - (draft.layers[0].index if draft.layers else 0)
+        tensors = tuple(t if t.layer is None else replace(t, layer=t.layer + offset) for t in draft.tensors)
+        layers = tuple(replace(layer, index=layer.index + offset) for layer in draft.layers)
+        return replace(self, name=f"{self.name} + {label}", tensors=self.tensors + tensors,
+                       layers=self.layers + layers, own_tensors=len(self.tensors), mtp=None)
+
+    @property
+    def model_tensors(self) -> tuple[Tensor, ...]:
+        """The model's own tensors (without a drafter added by with_draft)."""
+        return self.tensors if self.own_tensors is None else self.tensors[:self.own_tensors]
 
     # ------------------------------------------------------------------ parameters
     # (sums over the tensors, cached: a spec is immutable, and catalog specs live as long as the process)
@@ -513,8 +531,8 @@ class ModelSpec:
     @cached_property
     def vocab_size(self) -> int:
         """Rows of the output projection (the embedding when tied): the sampler's logits width."""
-        head = [t for t in self.tensors if t.role == "lm_head" and t.name.endswith("weight")]
-        table = head or [t for t in self.tensors if t.role == "embedding"]
+        head = [t for t in self.model_tensors if t.role == "lm_head" and t.name.endswith("weight")]
+        table = head or [t for t in self.model_tensors if t.role == "embedding"]
         return table[-1].shape[0] if table else 0
 
     @cached_property

@@ -23,6 +23,7 @@ class Built:
     moe: MoE | None = None
     notes: list[str] = field(default_factory=list)
     rope: tuple[RopeTable, ...] = ()
+    mtp: Inventory | None = None  # multi-token-prediction layers the checkpoint stores, numbered after the stack
 
 
 def layer_types(cfg: Config, n_layers: int, default: str = "full_attention") -> list[str]:

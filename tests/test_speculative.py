@@ -1,0 +1,103 @@
+"""Speculative decoding: what the drafter adds to weights and the KV cache, and the lookahead slots, each against
+a hand derivation from the engine's source (the release named in each test)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from kvplan.budget import TermKind
+from kvplan.cli import main
+from kvplan.deployment import Deployment
+from kvplan.errors import InputError, UnsupportedModelError
+from kvplan.model.load import load_model
+from kvplan.planning import plan
+
+HIDDEN = 7168  # DeepSeek-V3 hidden_size
+
+
+def _weights(p):
+    return p.scenarios[0].budgets[0].term(TermKind.WEIGHTS)
+
+
+def test_deepseek_mtp_layer_counted_only_with_speculative_decoding():
+    """vLLM 0.19.0 model_executor/models/deepseek_mtp.py: the MTP layer (61) is enorm + hnorm + eh_proj, a plain
+    nn.Linear(2 x 7168, 7168) in bf16 (replicated, never quantized), one full decoder layer (MLA + the MoE: layer
+    61 >= first_k_dense_replace) and shared_head's norm; embed_tokens and shared_head.head are the target's
+    (v1/spec_decode/eagle.py _maybe_share_embeddings / _maybe_share_lm_head), so not loaded again. Its decoder
+    layer has the shape of layer 60, whose bytes per GPU the target already holds. The latent KV cache gains one
+    layer: 62 x (512 + 64) x 2 B = 71,424 B per token, instead of 61 x 576 x 2 = 70,272."""
+    base = plan("deepseek-v3", gpu="h200", tp=8, seq=8192)
+    mtp = plan("deepseek-v3", gpu="h200", tp=8, seq=8192, speculative_method="mtp", num_speculative_tokens=1)
+    dep = base.deployment
+    layer60 = sum(size for t, size in zip(dep.model.tensors, dep.tensor_sizes, strict=True) if t.layer == 60)
+    added = layer60 + HIDDEN * 2 * HIDDEN * 2 + 3 * HIDDEN * 2  # + eh_proj + enorm, hnorm, shared_head.norm
+    assert _weights(mtp) - _weights(base) == round(added)
+    assert base.kv_bytes_per_token == 61 * 576 * 2 == 70_272
+    assert mtp.kv_bytes_per_token == 62 * 576 * 2 == 71_424
+    # one pool holds both: the printed blocks are the (smaller) budget over 62 layers' pages
+    b0, b1 = base.scenarios[0], mtp.scenarios[0]
+    assert b1.budgets[0].kv_pool < b0.budgets[0].kv_pool
+    assert b1.printed.num_blocks == b1.budgets[0].kv_pool // (16 * 71_424)
+    # said both ways
+    assert any("loaded only for speculative decoding" in n for n in base.notes)
+    assert any("drafter" in n and "counted in the weights and the KV cache" in n for n in mtp.notes)
+    assert mtp.to_dict()["speculative"]["served_kv_layer_kinds"] == {"mla": 62}
+    assert base.to_dict()["speculative"] is None
+
+
+def test_mtp_layer_parameters_against_the_published_total():
+    """DeepSeek-V3's model card: 671B main-model parameters plus 14B of MTP module; the 14B include the MTP
+    module's own copies of the embedding and head (2 x 129,280 x 7,168 = 1.853B) that vLLM shares instead."""
+    m = load_model("deepseek-v3")
+    assert m.mtp is not None and m.mtp.num_layers == 1
+    stored = m.mtp.params + 2 * 129_280 * HIDDEN
+    assert abs(stored - 14e9) / 14e9 < 0.05
+    assert Deployment(m).model.params == m.params  # the plain model does not carry them
+
+
+def test_lookahead_slots_per_request():
+    """v1/core/sched/scheduler.py (0.19.0): a running request's blocks are allocated for its tokens plus
+    num_lookahead_tokens = num_speculative_tokens. With ngram proposals (no drafter: the pool is unchanged), a
+    request of 8,000 tokens at K = 4 needs ceil(8004 / 16) = 501 blocks instead of 500."""
+    base = plan("llama-3.1-8b", gpu="l4", seq=8000, max_model_len=8192)
+    ng = plan("llama-3.1-8b", gpu="l4", seq=8000, max_model_len=8192, speculative_method="ngram",
+              num_speculative_tokens=4)
+    blocks = base.scenarios[0].printed.num_blocks
+    assert ng.scenarios[0].printed.num_blocks == blocks
+    assert base.scenarios[0].capacity.max_concurrent_requests == blocks // math.ceil(8000 / 16)
+    assert ng.scenarios[0].capacity.max_concurrent_requests == blocks // math.ceil(8004 / 16)
+    assert ng.scenarios[0].capacity.max_seq_len == base.scenarios[0].capacity.max_seq_len  # max_model_len-bound
+
+
+def test_speculative_settings_refused_with_a_reason():
+    with pytest.raises(UnsupportedModelError, match="no multi-token-prediction layers"):
+        plan("llama-3.1-8b", gpu="h100", speculative_method="mtp", num_speculative_tokens=1)
+    with pytest.raises(InputError, match="num-speculative-tokens"):
+        plan("deepseek-v3", gpu="h200", tp=8, speculative_method="mtp")
+    with pytest.raises(InputError, match="not modelled for SGLang"):
+        plan("deepseek-v3", gpu="h200", tp=8, engine="sglang", speculative_method="nextn", num_speculative_tokens=1)
+    with pytest.raises(InputError, match="need --speculative-method"):
+        plan("llama-3.1-8b", gpu="h100", num_speculative_tokens=2)
+    with pytest.raises(InputError, match="unknown speculative-decoding method"):
+        plan("llama-3.1-8b", gpu="h100", speculative_method="medusa-ish", num_speculative_tokens=2)
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_speculative_config_json_and_launch_line():
+    """vLLM's own spelling is accepted, and the launch line carries it back."""
+    out = run_cli("plan", "deepseek-v3", "--gpu", "h200", "--tp", "8", "--seq", "8192", "--json",
+                  "--speculative-config", '{"method": "deepseek_mtp", "num_speculative_tokens": 2}')
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["speculative"]["method"] == "mtp" and data["speculative"]["num_speculative_tokens"] == 2
+    line = data["scenarios"][0]["launch_command"]
+    assert """--speculative-config '{"method": "mtp", "num_speculative_tokens": 2}'""" in line
+    bad = run_cli("plan", "llama-3.1-8b", "--gpu", "h100", "--speculative-config", "{bad")
+    assert bad.exit_code != 0 and "not JSON" in bad.output and "Traceback" not in bad.output
