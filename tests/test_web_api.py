@@ -41,6 +41,25 @@ def test_plan_is_the_cli_json(client):
     assert r.json() == cli
 
 
+def test_plan_serving_features_are_the_cli_json(client):
+    """LoRA, offload, a shared prefix and speculative decoding through the API give the CLI's JSON."""
+    body = {"model": "deepseek-v3", "gpu": ["h200"], "tp": 8, "seq": 8192, "speculative_method": "mtp",
+            "num_speculative_tokens": 2, "shared_prefix": 1024}
+    r = client.post("/api/plan", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json("plan", "deepseek-v3", "--gpu", "h200", "--tp", "8", "--seq", "8192",
+                                "--speculative-method", "mtp", "--num-speculative-tokens", "2",
+                                "--shared-prefix", "1024")
+    body = {"model": "llama-3.1-8b", "gpu": ["l4"], "seq": 4096, "max_loras": 2, "max_lora_rank": 32,
+            "cpu_offload_gb": 4}
+    assert client.post("/api/plan", json=body).json() == cli_json(
+        "plan", "llama-3.1-8b", "--gpu", "l4", "--seq", "4096", "--enable-lora", "--max-loras", "2",
+        "--max-lora-rank", "32", "--cpu-offload-gb", "4")
+    bad = client.post("/api/plan", json={"model": "llama-3.1-8b", "gpu": ["h100"], "speculative_method": "mtp",
+                                         "num_speculative_tokens": 1})
+    assert bad.status_code == 422 and "multi-token-prediction" in bad.text
+
+
 def test_plan_article_dimensions_via_pasted_config(client):
     r = client.post("/api/plan", json={"config": FALCON, "gpu": "a10g", "util": 0.9, "seq": 1000, "engine": "none"})
     assert r.status_code == 200

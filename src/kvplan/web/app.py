@@ -133,6 +133,10 @@ class PlanRequest(DeploymentInput):
     max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
     max_lora_rank: int = Field(default=16, ge=1, le=1024)
     lora_dtype: str = Field(default="auto", max_length=16)
+    speculative_method: str | None = Field(default=None, max_length=32,
+                                           description="Speculative decoding: mtp or ngram (vLLM).")
+    num_speculative_tokens: int = Field(default=0, ge=0, le=64)
+    draft_model: str | None = Field(default=None, max_length=200)
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -401,7 +405,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           enforce_eager=body.enforce_eager, entry_point=body.entry_point,
                           dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
                           shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
-                          max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype)
+                          max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
+                          speculative_method=body.speculative_method,
+                          num_speculative_tokens=body.num_speculative_tokens, draft_model=body.draft_model)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
