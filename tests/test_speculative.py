@@ -76,6 +76,8 @@ def test_lookahead_slots_per_request():
 def test_speculative_settings_refused_with_a_reason():
     with pytest.raises(UnsupportedModelError, match="no multi-token-prediction layers"):
         plan("llama-3.1-8b", gpu="h100", speculative_method="mtp", num_speculative_tokens=1)
+    with pytest.raises(UnsupportedModelError, match="pipeline parallelism"):
+        plan("deepseek-v3", gpu="h200", tp=8, pp=2, speculative_method="mtp", num_speculative_tokens=1)
     with pytest.raises(InputError, match="num-speculative-tokens"):
         plan("deepseek-v3", gpu="h200", tp=8, speculative_method="mtp")
     with pytest.raises(InputError, match="not modelled for SGLang"):

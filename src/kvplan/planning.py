@@ -261,6 +261,9 @@ def plan(
                               max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
                               draft_model=draft_model)
+    if settings.speculative_method and pp > 1:
+        raise UnsupportedModelError("kvplan does not model speculative decoding with pipeline parallelism (where the "
+                                    "drafter's layers sit): use --pp 1")
     dep = Deployment(served_model(spec, settings, notes), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
                      dp_attention=dp_attention, expert_parallel=expert_parallel,
                      lm_head_over_tp=dp_attention > 1 and eng.dp_attention_lm_head_over_tp)
