@@ -103,3 +103,34 @@ def test_speculative_config_json_and_launch_line():
     assert """--speculative-config '{"method": "mtp", "num_speculative_tokens": 2}'""" in line
     bad = run_cli("plan", "llama-3.1-8b", "--gpu", "h100", "--speculative-config", "{bad")
     assert bad.exit_code != 0 and "not JSON" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(("log", "model", "gpu"), [
+    ("vllm-v0_0.5.5_llama3.1-8b-notebook.log", "llama-3.1-8b", "a10g"),
+    ("vllm-v0_0.6.6_ui-tars-7b-24gb.log", "qwen2.5-7b", "a10g"),  # UI-TARS-7B: Qwen2-VL-7B's text dims
+    ("vllm-v0_0.6.4.post1_rho1b-h200.log", "tinyllama-1.1b-chat-v1.0", "h200"),  # rho-1b: TinyLlama's dims
+])
+def test_v0_swap_space_in_cpu_blocks_matches_the_logs(log, model, gpu):
+    """vLLM V0 worker/worker.py determine_num_available_blocks: num_cpu_blocks = int(swap_space_bytes //
+    cache_block_size), swap_space 4 GiB by default, the block over every layer: Llama-3.1-8B 16 x 131,072 B ->
+    2,048; Qwen2-7B dims 16 x 57,344 B -> 4,681; TinyLlama dims 16 x 22,528 B -> 11,915. The logged figure is read
+    from the public log itself (tests/logs/releases; its first line cites the source)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "logs" / "releases" / log).read_text(encoding="utf-8")
+    logged = int(re.search(r"# CPU blocks: (\d+)", text).group(1))
+    p = plan(model, gpu=gpu, engine="vllm-v0", seq=2048, max_model_len=2048)
+    assert p.scenarios[0].printed.cpu_blocks == logged
+
+
+def test_swap_space_flag():
+    """--swap-space G scales V0's CPU blocks (Llama-3.2-3B: 16 x 114,688 B a block; the public T4 log of 0.8.2
+    prints 1,170, which is 2 GiB's worth: int(2 x 2^30 / 1,835,008) = 1,170); V1 allocates none and says so."""
+    p = plan("llama-3.2-3b", gpu="t4", engine="vllm-v0", seq=2048, max_model_len=2048, swap_space=2)
+    assert p.scenarios[0].printed.cpu_blocks == (2 * 2**30 // (16 * 114_688)) == 1170
+    v1 = plan("llama-3.2-3b", gpu="t4", seq=2048, max_model_len=2048, swap_space=8)
+    assert v1.scenarios[0].printed.cpu_blocks is None
+    assert any("allocates no CPU swap" in n for n in v1.scenarios[0].printed.notes)
+    with pytest.raises(InputError, match="vLLM only"):
+        plan("llama-3.2-3b", gpu="t4", engine="sglang", swap_space=2)

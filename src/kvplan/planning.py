@@ -213,6 +213,7 @@ def plan(
     speculative_method: str | None = None,
     num_speculative_tokens: int = 0,
     draft_model: str | None = None,
+    swap_space: float | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -260,7 +261,7 @@ def plan(
                               shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb, max_loras=max_loras,
                               max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
-                              draft_model=draft_model)
+                              draft_model=draft_model, swap_space=swap_space)
     if settings.speculative_method and pp > 1:
         raise UnsupportedModelError("kvplan does not model speculative decoding with pipeline parallelism (where the "
                                     "drafter's layers sit): use --pp 1")

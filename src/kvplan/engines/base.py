@@ -153,6 +153,7 @@ class EngineSettings:
     speculative_method: str | None = None  # speculative decoding: mtp, draft_model, eagle, eagle3, ngram (None: off)
     num_speculative_tokens: int = 0  # tokens proposed per step
     draft_model: str | None = None  # the drafter (draft_model, eagle, eagle3): a catalog alias, config or Hub id
+    swap_space: float | None = None  # vLLM --swap-space: GiB of CPU swap per GPU (None: the engine's default)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -174,6 +175,11 @@ class EngineSettings:
         if self.cpu_offload_gb and not engine.cpu_offload:
             raise InputError(f"--cpu-offload-gb is modelled for vLLM only, not {engine.label}: drop it")
         self._check_speculative(engine)
+        if self.swap_space is not None:
+            if not (isinstance(self.swap_space, int | float) and 0 <= self.swap_space < 1e6):
+                raise InputError(f"--swap-space must be a number of GiB >= 0 (got {self.swap_space!r})")
+            if not engine.swap_space:
+                raise InputError(f"--swap-space is modelled for vLLM only, not {engine.label}: drop it")
         if not isinstance(self.shared_prefix, int) or self.shared_prefix < 0:
             raise InputError(f"--shared-prefix must be a whole number of tokens >= 0 (got {self.shared_prefix!r})")
         for label, value in (("--max-model-len", self.max_model_len),
@@ -299,6 +305,7 @@ class Printed:
     # SGLang's "Load weight begin / end ... avail mem": free memory on the first GPU before and after the weights
     free_before_weights_bytes: int | None = None
     free_after_weights_bytes: int | None = None
+    cpu_blocks: int | None = None  # vLLM V0's "# CPU blocks: N": the swap space in blocks (pinned CPU memory)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a shallow copy: every field is a number, a string or the notes)."""
@@ -658,6 +665,7 @@ class Engine(ABC):
     cpu_offload: ClassVar[bool] = False  # it models --cpu-offload-gb
     lora_slots: ClassVar[bool] = False  # it models --enable-lora's reserved LoRA slots
     speculative_methods: ClassVar[frozenset[str]] = frozenset()  # speculative-decoding methods it models
+    swap_space: ClassVar[bool] = False  # it reads --swap-space (CPU swap for preempted requests' KV)
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group

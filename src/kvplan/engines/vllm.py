@@ -683,6 +683,7 @@ class VLLM(Engine):
     cpu_offload = True
     lora_slots = True
     speculative_methods = frozenset({"mtp", "ngram"})
+    swap_space = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
@@ -852,6 +853,7 @@ class VLLM(Engine):
         assert isinstance(pool, BlockPool)
         o = setup.options
         tokens, concurrency = self.printed_tokens(setup, pool)
+        cpu_blocks = self.cpu_blocks(setup, pool)
         layout = pool.layout
         if layout.n_groups > 1:  # why a hybrid model holds fewer requests than its pool suggests
             setup.notes.append(
@@ -864,7 +866,16 @@ class VLLM(Engine):
             max_model_len=o.max_model_len, block_size=pool.layout.block_size, num_blocks=pool.blocks,
             kv_groups=pool.layout.n_groups, kv_tokens=tokens, max_concurrency=concurrency,
             max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens, notes=tuple(setup.notes),
+            cpu_blocks=cpu_blocks,
         )
+
+    def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:
+        """V1 allocates no CPU swap: a preempted request is recomputed (v1/core/sched/scheduler.py _preempt_request
+        frees its blocks); --swap-space is accepted and unused."""
+        if setup.settings.swap_space:
+            setup.notes.append(f"--swap-space {setup.settings.swap_space:g}: {self.label} V1 allocates no CPU swap "
+                               "(preempted requests are recomputed); the flag changes nothing here")
+        return None
 
     def derivation(self, scenario: Scenario) -> list[str]:
         return block_derivation(scenario)
@@ -935,6 +946,8 @@ def engine_args(launch: Launch) -> list[tuple[str, object]]:
         out += [("lora_dtype", s.lora_dtype)] if s.lora_dtype != "auto" else []
     if s is not None and s.cpu_offload_gb:
         out += [("cpu_offload_gb", float(s.cpu_offload_gb))]
+    if s is not None and s.swap_space is not None:
+        out += [("swap_space", float(s.swap_space))]
     if s is not None and s.speculative_method:
         spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
         spec |= {"model": s.draft_model} if s.draft_model else {}
@@ -967,6 +980,20 @@ class VLLMV0(VLLM):
     plans_fit = False
     version_assumed_note = False
     speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
+    swap_default_gib = 4.0  # EngineArgs.swap_space (engine/arg_utils.py 0.4-0.10)
+
+    def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:
+        """The swap space in blocks, allocated in pinned CPU memory for preempted requests' KV: int(swap_space x
+        2^30 // the bytes of one block over every layer) (worker/worker.py determine_num_available_blocks:
+        num_cpu_blocks = int(cache_config.swap_space_bytes // cache_block_size); CacheEngine allocates them)."""
+        gib = self.swap_default_gib if setup.settings.swap_space is None else setup.settings.swap_space
+        blocks = int(gib * GiB // pool.layout.bytes_per_block())
+        if setup.settings.swap_space is not None:
+            setup.notes.append(f"--swap-space {gib:g} GiB per GPU: {blocks:,} CPU blocks of pinned host memory "
+                               f"({fmt_gib(blocks * pool.layout.bytes_per_block())} per GPU, "
+                               f"{fmt_gib(blocks * pool.layout.bytes_per_block() * setup.dep.gpus_per_replica)} "
+                               "per replica)")
+        return blocks
     # kvplan models V0 without fp8 KV caches
     flags: ClassVar[dict[str, str]] = {k: v for k, v in VLLM.flags.items() if k != "kv_fp8"}
 

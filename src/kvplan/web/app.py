@@ -137,6 +137,7 @@ class PlanRequest(DeploymentInput):
                                            description="Speculative decoding: mtp or ngram (vLLM).")
     num_speculative_tokens: int = Field(default=0, ge=0, le=64)
     draft_model: str | None = Field(default=None, max_length=200)
+    swap_space: float | None = Field(default=None, ge=0, lt=1e6, description="vLLM --swap-space (GiB per GPU).")
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -407,7 +408,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
                           max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
                           speculative_method=body.speculative_method,
-                          num_speculative_tokens=body.num_speculative_tokens, draft_model=body.draft_model)
+                          num_speculative_tokens=body.num_speculative_tokens, draft_model=body.draft_model,
+                          swap_space=body.swap_space)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
