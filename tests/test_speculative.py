@@ -134,3 +134,21 @@ def test_swap_space_flag():
     assert any("allocates no CPU swap" in n for n in v1.scenarios[0].printed.notes)
     with pytest.raises(InputError, match="vLLM only"):
         plan("llama-3.2-3b", gpu="t4", engine="sglang", swap_space=2)
+
+
+def test_fit_sizes_candidates_with_the_drafter():
+    """fit --speculative-method mtp: each candidate is the plan of the same layout with the MTP layer (its
+    requests per replica equal plan's), PP 1 only, and the launch line carries the speculative config."""
+    from kvplan.fit import Workload, search
+
+    w = Workload.from_options(100, 8192, None, None, None, None)
+    spec = load_model("deepseek-v3")
+    got = search(spec, w, ["h200"], 8, speculative=("mtp", 1))
+    assert got.candidates and all(c.pp == 1 for c in got.candidates)
+    best = got.candidates[0]
+    p = plan("deepseek-v3", gpu="h200", tp=best.tp, dp_attention=best.dp_attention,
+             expert_parallel=best.expert_parallel, seq=8192, max_model_len=8192, speculative_method="mtp",
+             num_speculative_tokens=1)
+    assert best.max_concurrent_requests == p.scenarios[0].capacity.max_concurrent_requests
+    assert '"method": "mtp"' in best.command
+    assert any("speed-up" in n for n in got.notes)

@@ -335,10 +335,13 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
 @click.option("--emit", type=click.Choice(["k8s"]),
               help="k8s: a Kubernetes LeaderWorkerSet (+ Service) for the best candidate, one pod per node.")
+@click.option("--speculative-method", help="Size every candidate with speculative decoding (mtp, ngram).")
+@click.option("--num-speculative-tokens", type=int, default=0, help="Tokens proposed per step.")
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, allow_cross_node_tp: bool, engine: str, price: tuple[str, ...],
-        price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None) -> None:
+        price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None,
+        speculative_method: str | None, num_speculative_tokens: int) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -350,7 +353,9 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     prices = {**(read_file(price_file) if price_file else {}), **parse_overrides(price)}
     spec = load_model(model)
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
-                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp)
+                    serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp,
+                    (speculative_method, num_speculative_tokens) if speculative_method or num_speculative_tokens
+                    else None)
     if emit == "k8s":
         from kvplan.errors import InputError
         from kvplan.manifest import leader_worker_set, to_yaml

@@ -22,6 +22,7 @@ from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, canonical_nam
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, get_gpu
 from kvplan.model.spec import ModelSpec
+from kvplan.planning import served_model
 from kvplan.pricing import Price, price
 
 # The common datacenter set, cheapest first in the catalog's prices.
@@ -94,6 +95,7 @@ class Candidate:
     closes_with: str | None = None  # an engine setting that serves the users on one replica fewer
     dp_attention: int = 1  # data-parallel attention groups per replica (with expert parallelism)
     expert_parallel: bool = False
+    settings: EngineSettings | None = None  # the serving features its launch line turns on (speculative decoding)
 
     @property
     def layout(self) -> str:
@@ -155,7 +157,7 @@ class Candidate:
         return Launch(self.model_id, self.tp, self.pp, self.replicas, self.util, self.max_model_len,
                         -(-self.batch // self.dp_attention), self.kv_dtype, self.quant, batch=self.batch,
                         dp_attention=self.dp_attention, expert_parallel=self.expert_parallel,
-                        gpus_per_node=self.gpu.node.gpus)
+                        gpus_per_node=self.gpu.node.gpus, settings=self.settings)
 
     @property
     def command(self) -> str:
@@ -300,7 +302,7 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
     candidate = Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
                           perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq,
                           settings.engine, sc.util, w.output, dp_attention=dep.dp_attention,
-                          expert_parallel=dep.expert_parallel)
+                          expert_parallel=dep.expert_parallel, settings=settings)
     if replicas > 1 and not misses:
         candidate.closes_with = _closing_setting(dep, gpu, w, settings, sc.util, replicas)
     return candidate
@@ -341,7 +343,7 @@ def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSet
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
            model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0],
-           cross_node_tp: bool = False) -> FitResult:
+           cross_node_tp: bool = False, speculative: tuple[str, int] | None = None) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
     candidates another of the same GPU type beats on every axis are pruned (and counted)."""
     start = time.perf_counter()
@@ -357,7 +359,10 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
         raise InputError(f"prompt + output = {workload.seq:,} tokens exceeds the model's context of "
                          f"{spec.max_context:,}: shorten the requests")
     devices = [get_gpu(g) for g in (gpus or DEFAULT_GPUS)]
-    settings = EngineSettings(engine=engine, max_model_len=workload.seq)
+    method, k = speculative or (None, 0)
+    settings = EngineSettings(engine=engine, max_model_len=workload.seq, speculative_method=method,
+                              num_speculative_tokens=k)
+    spec = served_model(spec, settings)  # with the drafter speculative decoding loads (PP 1 only, as plan says)
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
     deployments: dict[tuple, Deployment | str] = {}
     candidates: list[Candidate] = []
@@ -371,7 +376,8 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
         """(TP, PP, data-parallel attention groups): every layout, and for a MoE model under an engine that
         serves it, data-parallel attention over the whole TP group with expert parallelism (attention TP 1,
         PP 1: how DeepSeek-V3 / R1, Qwen3-235B and Llama 4 are served)."""
-        out = [(tp, pp, 1) for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus, cross_node_tp)]
+        out = [(tp, pp, 1) for tp, pp in layouts(n, spec.num_layers, gpu.node.gpus, cross_node_tp)
+               if pp == 1 or method is None]
         fills = n <= gpu.node.gpus or n % gpu.node.gpus == 0  # past one node, whole nodes
         if spec.moe is not None and eng.serves_dp_attention and n > 1 and fills:
             out.append((n, 1, n))
@@ -434,6 +440,10 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     kept.sort(key=lambda c: _rank(c, rank_by))
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
              "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
+    if method is not None:
+        notes.append(f"speculative decoding ({method}, {k} token(s) a step): its memory (drafter, lookahead slots) "
+                     "sizes every candidate, PP 1 only; the speeds do not include its speed-up (acceptance rates "
+                     "are not modelled)")
     return FitResult(workload, kept, rejected, skipped, evaluated, time.perf_counter() - start, engine, notes,
                      rank_by, len(candidates) - len(kept))
 
