@@ -119,6 +119,30 @@ def test_fit_options_reach_the_search(page):
     settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
 
 
+def test_serving_features_reach_the_plan(page):
+    """The page's serving features are the CLI's flags: LoRA slots shrink the pool as plan's do, and MTP
+    speculative decoding on DeepSeek-V3 gives plan's request count and fit's launch line."""
+    settle(page, lambda: page.fill("#max-loras", "4"))
+    settle(page, lambda: page.fill("#max-lora-rank", "64"))
+    s = plan("llama-3.1-8b", gpu="h100", util=0.9, seq=2000, batch=18, max_model_len=2000, max_loras=4,
+             max_lora_rank=64).scenarios[0]
+    assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+    settle(page, lambda: page.fill("#max-loras", "0"))
+    settle(page, lambda: page.select_option("#model", "deepseek-v3"))
+    settle(page, lambda: page.select_option("#gpu", ["h200"]))
+    settle(page, lambda: page.fill("#tp", "8"))
+    settle(page, lambda: page.select_option("#spec-method", "mtp"))
+    s = plan("deepseek-v3", gpu="h200", tp=8, util=0.9, seq=2000, batch=18, max_model_len=2000,
+             speculative_method="mtp", num_speculative_tokens=1).scenarios[0]
+    assert shown(page, "h200", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
+    assert '"method": "mtp"' in page.inner_text("#fit")
+    # back to the state the earlier tests left
+    settle(page, lambda: page.select_option("#spec-method", ""))
+    settle(page, lambda: page.fill("#tp", "1"))
+    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
+    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+
+
 def test_pasted_config(page):
     config = json.loads((ROOT / "src/kvplan/data/models/Qwen--Qwen3-8B.json").read_text())
     page.click("#config-box summary")

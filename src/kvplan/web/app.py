@@ -161,6 +161,8 @@ class FitRequest(ModelInput):
                      description=f"Candidates returned, best first (at most {FIT_TOP}, the default).")
     rank_by: Literal["cost-per-token", "cost-per-hour", "gpus", "latency"] = "cost-per-token"
     allow_cross_node_tp: bool = False
+    speculative_method: str | None = Field(default=None, max_length=32)
+    num_speculative_tokens: int = Field(default=0, ge=0, le=64)
 
 
 class ConcurrencyRequest(ModelInput):
@@ -441,7 +443,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             spec = load_model(body.source())
             name = serve_name(body.model, spec) if body.model else spec.name
             result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
-                            parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp)
+                            parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp,
+                            (body.speculative_method, body.num_speculative_tokens)
+                            if body.speculative_method or body.num_speculative_tokens else None)
             return result.to_dict(top=body.top)
 
         return await run(call, body)

@@ -52,7 +52,31 @@ function inputs() {
   return { source: modelInput(), gpus, tp: positive("tp", "GPUs per replica"), util, engine: $("engine").value,
            dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value, seq: positive("seq", "tokens per request"),
            users: positive("users", "concurrent users"), maxGpus: positive("max-gpus", "max GPUs per replica"),
-           rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked };
+           rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked,
+           features: features() };
+}
+
+// the serving features, named as the API (and the CLI) name them; a feature left at its default is not sent
+function features() {
+  const count = (id, label, least) => {
+    const n = Number($(id).value || 0);
+    if (!Number.isInteger(n) || n < least) throw new Error(`${label} must be a whole number >= ${least}`);
+    return n;
+  };
+  const out = {};
+  const shared = count("shared-prefix", "shared prefix tokens", 0);
+  if (shared) out.shared_prefix = shared;
+  const loras = count("max-loras", "LoRA slots", 0);
+  if (loras) { out.max_loras = loras; out.max_lora_rank = count("max-lora-rank", "LoRA max rank", 1); }
+  const offload = Number($("cpu-offload-gb").value || 0);
+  if (!(offload >= 0)) throw new Error("CPU offload GiB must be a number >= 0");
+  if (offload) out.cpu_offload_gb = offload;
+  const method = $("spec-method").value;
+  if (method) {
+    out.speculative_method = method;
+    out.num_speculative_tokens = count("spec-tokens", "speculative tokens", 1);
+  }
+  return out;
 }
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
@@ -249,7 +273,10 @@ async function update() {
   const engine = ENGINES.byName[x.engine] || {};
   const plan = { ...x.source, gpu: x.gpus, tp: x.tp, util: x.util, engine: x.engine, dtype: x.dtype,
                  kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users,
-                 max_model_len: engine.max_model_len_from_seq ? x.seq : null, explain: true };
+                 max_model_len: engine.max_model_len_from_seq ? x.seq : null, explain: true, ...x.features };
+  const spec = x.features.speculative_method ?
+    { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens } :
+    {};
   const fitEngine = engine.fit ? x.engine : ENGINES.default;
   try {
     const [p, series, fit] = await Promise.all([
@@ -257,7 +284,7 @@ async function update() {
       api("/api/concurrency", { ...x.source, gpu: x.gpus, util: [x.util], tp: x.tp }),
       api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5,
                         max_gpus: x.maxGpus, rank_by: x.rankBy, allow_quant: x.allowQuant,
-                        allow_fp8_kv: x.allowFp8Kv }),
+                        allow_fp8_kv: x.allowFp8Kv, ...spec }),
     ]);
     if (mine !== generation) return;  // a newer input change is on its way
     showScenarios(p, x);
@@ -334,7 +361,8 @@ async function start() {
   }
   const later = debounce(update, 250);
   for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
-                    "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv"]) {
+                    "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras",
+                    "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens"]) {
     $(id).addEventListener("input", later);
     $(id).addEventListener("change", later);
   }
