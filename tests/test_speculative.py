@@ -103,6 +103,9 @@ def test_speculative_config_json_and_launch_line():
     assert """--speculative-config '{"method": "mtp", "num_speculative_tokens": 2}'""" in line
     bad = run_cli("plan", "llama-3.1-8b", "--gpu", "h100", "--speculative-config", "{bad")
     assert bad.exit_code != 0 and "not JSON" in bad.output and "Traceback" not in bad.output
+    odd = run_cli("plan", "deepseek-v3", "--gpu", "h200", "--tp", "8", "--speculative-config",
+                  '{"method": "mtp", "num_speculative_tokens": 1, "draft_tensor_parallel_size": 1}')
+    assert odd.exit_code != 0 and "does not model draft_tensor_parallel_size" in odd.output
 
 
 @pytest.mark.parametrize(("log", "model", "gpu"), [

@@ -188,7 +188,6 @@ class EngineSettings:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InputError(f"{label} must be a positive integer (got {value!r})")
 
-
     def _check_speculative(self, engine: Engine) -> None:
         if self.speculative_method is None:
             if self.num_speculative_tokens or self.draft_model:
@@ -244,15 +243,12 @@ def parse_speculative_config(text: str) -> tuple[str, int, str | None]:
                          '\'{"method": "mtp", "num_speculative_tokens": 1}\'') from None
     if not isinstance(data, dict):
         raise InputError("--speculative-config must be a JSON object with method and num_speculative_tokens")
-    unknown = sorted(set(data) - {"method", "model", "num_speculative_tokens", "draft_tensor_parallel_size",
-                                  "prompt_lookup_max", "prompt_lookup_min", "quantization", "max_model_len",
-                                  "revision", "disable_by_batch_size"})
+    # keys that change no memory (the n-gram window, when to stop speculating) are read and let be
+    unknown = sorted(set(data) - {"method", "model", "num_speculative_tokens", "prompt_lookup_max",
+                                  "prompt_lookup_min", "disable_by_batch_size"})
     if unknown:
-        raise InputError(f"--speculative-config: kvplan does not model {', '.join(unknown)}: drop it")
-    tp = data.get("draft_tensor_parallel_size")
-    if tp not in (None,):
-        raise InputError("--speculative-config draft_tensor_parallel_size: kvplan models the drafter at the target's "
-                         "TP only: drop it")
+        raise InputError(f"--speculative-config: kvplan does not model {', '.join(unknown)} (the drafter runs at "
+                         "the target's TP, dtype and length): drop it")
     model = data.get("model")
     method = data.get("method") or ("draft_model" if model else None)
     if method is None:
