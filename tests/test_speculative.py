@@ -155,3 +155,14 @@ def test_fit_sizes_candidates_with_the_drafter():
     assert best.max_concurrent_requests == p.scenarios[0].capacity.max_concurrent_requests
     assert '"method": "mtp"' in best.command
     assert any("speed-up" in n for n in got.notes)
+
+
+def test_v0_swap_blocks_count_cross_attention_layers():
+    """vllm-project/vllm#12126 (youkaichao, 2025-01-16) logs Llama-3.2-11B-Vision under V0 with
+    '# CUDA blocks: 6001, # CPU blocks: 1638': a V0 block spans all 40 decoder layers, the 8 cross-attention
+    ones included (16 x 8 KV heads x 128 x 2 x 2 B x 40 = 2.5 MiB), so 4 GiB make int(1638.4) = 1638 blocks.
+    The same plan says the tower's profiling peak is not modelled (that log's pool is far below kvplan's)."""
+    p = plan("llama-3.2-11b-vision-instruct", gpu="h100", engine="vllm-v0", max_model_len=65536, max_num_seqs=128,
+             enforce_eager=True)
+    assert p.scenarios[0].printed.cpu_blocks == 4 * 2**30 // (16 * 8 * 128 * 2 * 2 * 40) == 1638
+    assert any("vision / audio tower" in n and "upper bound" in n for n in p.scenarios[0].printed.notes)
