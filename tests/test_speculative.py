@@ -166,3 +166,26 @@ def test_v0_swap_blocks_count_cross_attention_layers():
              enforce_eager=True)
     assert p.scenarios[0].printed.cpu_blocks == 4 * 2**30 // (16 * 8 * 128 * 2 * 2 * 40) == 1638
     assert any("vision / audio tower" in n and "upper bound" in n for n in p.scenarios[0].printed.notes)
+
+
+def test_draft_model_weights_and_kv_join_the_target():
+    """vLLM 0.19.0 v1/spec_decode/draft_model.py: the draft checkpoint loads whole (its own embedding and head) at
+    the target's TP inside "Model loading took", and its 16 layers join the KV cache spec: per token on each of 8
+    GPUs 80 x 2 x 1 KV head x 128 x 2 B + 16 x 2 x 1 x 64 x 2 B = 40,960 + 4,096 = 45,056 B. The weights grow by
+    the draft's own TP-8 shard (its standalone deployment)."""
+    kw = dict(gpu="h100", tp=8, seq=8192)
+    base = plan("llama-3.1-70b", **kw)
+    drafted = plan("llama-3.1-70b", speculative_method="draft_model", draft_model="llama-3.2-1b-instruct",
+                   num_speculative_tokens=4, **kw)
+    assert base.kv_bytes_per_token == 40_960 and drafted.kv_bytes_per_token == 45_056
+    draft_shard = Deployment(load_model("llama-3.2-1b-instruct"), tp=8).weights_bytes_per_gpu
+    assert _weights(drafted) - _weights(base) == draft_shard
+    assert '"model": "meta-llama/Llama-3.2-1B-Instruct"' in drafted.launch_command(drafted.scenarios[0])
+    with pytest.raises(UnsupportedModelError, match="does not serve a separate draft model"):
+        plan("llama-3.1-70b", engine_version="0.11.0", speculative_method="draft_model",
+             draft_model="llama-3.2-1b-instruct", num_speculative_tokens=4, **kw)
+    with pytest.raises(UnsupportedModelError, match="vocabulary"):
+        plan("llama-3.1-70b", speculative_method="draft_model", draft_model="qwen2.5-0.5b-instruct",
+             num_speculative_tokens=4, **kw)
+    with pytest.raises(InputError, match="needs --draft-model"):
+        plan("llama-3.1-70b", speculative_method="draft_model", num_speculative_tokens=4, **kw)

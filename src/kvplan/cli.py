@@ -174,7 +174,7 @@ def _engine_options(f):
         click.option("--entry-point", default="serve", show_default=True,
                      help="vLLM: serve (`vllm serve`) or llm (the offline LLM class: larger token budget)."),
         click.option("--speculative-method",
-                     help="Speculative decoding: mtp (the checkpoint's MTP layers), ngram (vLLM; SGLang: NEXTN, ...)."),
+                     help="Speculative decoding (vLLM): mtp (the checkpoint's MTP layers), draft_model, ngram."),
         click.option("--num-speculative-tokens", type=int, default=0, help="Tokens proposed per step."),
         click.option("--draft-model", help="The drafter for draft_model / eagle / eagle3."),
         click.option("--speculative-config",

@@ -255,6 +255,8 @@ def plan(
     if engine_version is None and eng.rule_table is not None:
         notes.append(f"{eng.label} release not given: {eng.default_version}'s rules (--engine-version for another "
                      "release; --explain shows how far the pool moves across releases)")
+    if draft_model:  # the launch line names the drafter as the engine loads it (the HF id of a catalog alias)
+        draft_model = serve_name(draft_model, load_model(draft_model))
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
@@ -262,6 +264,9 @@ def plan(
                               max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
                               draft_model=draft_model, swap_space=swap_space)
+    if settings.speculative_method == "draft_model" and quant:
+        raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
+                                    "--quant")
     if settings.speculative_method and pp > 1:
         raise UnsupportedModelError("kvplan does not model speculative decoding with pipeline parallelism (where the "
                                     "drafter's layers sit): use --pp 1")

@@ -39,6 +39,7 @@ from kvplan.engines.base import (
     Startup,
     block_derivation,
     model_context,
+    parse_version,
     row,
 )
 from kvplan.engines.common import CUDA_CONTEXT_GIB, SamplerPeak, activation_peak, fitted_constants, loaded_weights
@@ -682,7 +683,8 @@ class VLLM(Engine):
     prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
     cpu_offload = True
     lora_slots = True
-    speculative_methods = frozenset({"mtp", "ngram"})
+    speculative_methods = frozenset({"mtp", "ngram", "draft_model"})
+    draft_model_since = "0.14.0"  # 0.11.0 engine/arg_utils.py raises NotImplementedError; so does 0.13.0 (#31883)
     swap_space = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
@@ -708,7 +710,27 @@ class VLLM(Engine):
         (get_kv_cache_spec walks every attention layer of the static forward context, the drafter's included)."""
         if draft is None:
             return target
+        if settings.speculative_method == "draft_model":
+            self._check_draft_model(target, draft, settings)
         return target.with_draft(draft, f"{settings.speculative_method} drafter")
+
+    def _check_draft_model(self, target: ModelSpec, draft: ModelSpec, settings: EngineSettings) -> None:
+        """A separate draft model (v1/spec_decode/draft_model.py 0.19.0 DraftModelProposer): the whole checkpoint,
+        its own embedding and head included, at the target's TP (_raise_if_draft_tp_mismatch), the same
+        vocabulary (config/speculative.py verify_equal_vocab_size_if_draft_model)."""
+        version = parse_version(settings.version, self.default_version)
+        if version < parse_version(self.draft_model_since, self.draft_model_since):
+            raise UnsupportedModelError(f"{self.label} {settings.version} does not serve a separate draft model "
+                                        "(0.11.0 and 0.13.0 raise NotImplementedError): use ngram or a release "
+                                        f">= {self.draft_model_since}")
+        if draft.vocab_size != target.vocab_size:
+            raise UnsupportedModelError(f"the draft model's vocabulary ({draft.vocab_size:,}) differs from the "
+                                        f"target's ({target.vocab_size:,}): vLLM refuses it; choose a draft of the "
+                                        "same family")
+        if draft.quant is not None or target.quant is not None:
+            raise UnsupportedModelError("kvplan models a draft model beside an unquantized target only (vLLM "
+                                        "builds the draft with its own quantization config): drop the quantized "
+                                        "checkpoint")
 
     def resolve(self, setup: Setup) -> None:
         dep, s = setup.dep, setup.settings

@@ -569,9 +569,9 @@ class ModelSpec:
         return out
 
     def describe_kv(self) -> str:
-        parts = []
-        for kind, n in self.kv_kinds().items():
-            spec = next(layer.kv for layer in self.layers if layer.kv.kind == kind)
-            parts.append(f"{n} x {kind} ({spec.describe()})")
-        return "; ".join(parts)
+        """Layers by distinct KV spec, in first-seen order ("32 x full_attention (8 KV heads x ...)")."""
+        counts: dict[KVSpec, int] = {}
+        for layer in self.layers:
+            counts[layer.kv] = counts.get(layer.kv, 0) + 1
+        return "; ".join(f"{n} x {kv.kind} ({kv.describe()})" for kv, n in counts.items())
 
