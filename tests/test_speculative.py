@@ -189,3 +189,19 @@ def test_draft_model_weights_and_kv_join_the_target():
              num_speculative_tokens=4, **kw)
     with pytest.raises(InputError, match="needs --draft-model"):
         plan("llama-3.1-70b", speculative_method="draft_model", num_speculative_tokens=4, **kw)
+
+
+def test_kv_offloading_tier():
+    """vLLM 0.19.0 --kv-offloading-size S (native: OffloadingConnector, cpu_bytes_to_use = S x 2^30;
+    v1/kv_offload/cpu/spec.py blocks = cpu_bytes // (block bytes x world size)). Llama-3.1-70B at TP 4: a block
+    on one rank is 16 x 80 layers x 2 KV heads x 128 x 2 x 2 B = 1,310,720 B; S = 100 gives
+    107,374,182,400 // (1,310,720 x 4) = 20,480 blocks = 327,680 tokens; each rank pins 20,480 x 1,310,720 B =
+    25 GiB, which the pinned allocator rounds up to 32 GiB. The GPU pool is the same with and without it."""
+    base = plan("llama-3.1-70b", gpu="h100", tp=4, seq=8192, max_model_len=8192)
+    tier = plan("llama-3.1-70b", gpu="h100", tp=4, seq=8192, max_model_len=8192, kv_offloading_size=100)
+    e = tier.scenarios[0].printed
+    assert e.cpu_tier_tokens == 20_480 * 16 == 327_680 and e.cpu_tier_pinned_bytes == 32 * 2**30
+    assert e.num_blocks == base.scenarios[0].printed.num_blocks
+    assert "--kv-offloading-size 100" in tier.launch_command(tier.scenarios[0])
+    with pytest.raises(InputError, match="V1 only"):
+        plan("llama-3.1-70b", gpu="h100", tp=4, engine="vllm-v0", kv_offloading_size=10)

@@ -169,6 +169,8 @@ def _engine_options(f):
                      help="vLLM: GiB of weights per GPU held in CPU memory (whole parameters, layer by layer)."),
         click.option("--swap-space", type=float,
                      help="vLLM: GiB of CPU swap per GPU (V0 allocates it as CPU blocks, default 4; V1 none)."),
+        click.option("--kv-offloading-size", type=float, default=0.0,
+                     help="vLLM V1: GiB of CPU KV tier over all ranks (native offloading connector)."),
         click.option("--shared-prefix", type=TOKENS, default=0,
                      help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
         click.option("--entry-point", default="serve", show_default=True,
@@ -222,7 +224,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, enable_lora: bool, max_loras: int,
          max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
-         speculative_config: str | None, swap_space: float | None, as_json: bool, explain: bool,
+         speculative_config: str | None, swap_space: float | None, kv_offloading_size: float, as_json: bool,
+         explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -263,7 +266,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        cpu_offload_gb=cpu_offload_gb, max_loras=max_loras if enable_lora else 0,
                        max_lora_rank=max_lora_rank, lora_dtype=lora_dtype, speculative_method=speculative_method,
                        num_speculative_tokens=num_speculative_tokens, draft_model=draft_model,
-                       swap_space=swap_space)
+                       swap_space=swap_space, kv_offloading_size=kv_offloading_size)
     if as_json:
         data = result.to_dict()
         if explain:

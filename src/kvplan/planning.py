@@ -214,6 +214,7 @@ def plan(
     num_speculative_tokens: int = 0,
     draft_model: str | None = None,
     swap_space: float | None = None,
+    kv_offloading_size: float = 0.0,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -263,7 +264,8 @@ def plan(
                               shared_prefix=shared_prefix, cpu_offload_gb=cpu_offload_gb, max_loras=max_loras,
                               max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
-                              draft_model=draft_model, swap_space=swap_space)
+                              draft_model=draft_model, swap_space=swap_space,
+                              kv_offloading_size=kv_offloading_size)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

@@ -154,6 +154,7 @@ class EngineSettings:
     num_speculative_tokens: int = 0  # tokens proposed per step
     draft_model: str | None = None  # the drafter (draft_model, eagle, eagle3): a catalog alias, config or Hub id
     swap_space: float | None = None  # vLLM --swap-space: GiB of CPU swap per GPU (None: the engine's default)
+    kv_offloading_size: float = 0.0  # vLLM --kv-offloading-size: GiB of CPU KV tier over all ranks (0: none)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -175,6 +176,11 @@ class EngineSettings:
         if self.cpu_offload_gb and not engine.cpu_offload:
             raise InputError(f"--cpu-offload-gb is modelled for vLLM only, not {engine.label}: drop it")
         self._check_speculative(engine)
+        if self.kv_offloading_size:
+            if not (isinstance(self.kv_offloading_size, int | float) and 0 < self.kv_offloading_size < 1e6):
+                raise InputError(f"--kv-offloading-size must be a number of GiB > 0 (got {self.kv_offloading_size!r})")
+            if not engine.kv_offload_tier:
+                raise InputError(f"--kv-offloading-size is modelled for vLLM V1 only, not {engine.label}: drop it")
         if self.swap_space is not None:
             if not (isinstance(self.swap_space, int | float) and 0 <= self.swap_space < 1e6):
                 raise InputError(f"--swap-space must be a number of GiB >= 0 (got {self.swap_space!r})")
@@ -302,6 +308,8 @@ class Printed:
     free_before_weights_bytes: int | None = None
     free_after_weights_bytes: int | None = None
     cpu_blocks: int | None = None  # vLLM V0's "# CPU blocks: N": the swap space in blocks (pinned CPU memory)
+    cpu_tier_tokens: int | None = None  # vLLM V1 --kv-offloading-size: tokens the CPU tier holds (all ranks alike)
+    cpu_tier_pinned_bytes: int | None = None  # pinned host memory that tier takes per GPU (power-of-2 rounded)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a shallow copy: every field is a number, a string or the notes)."""
@@ -662,6 +670,7 @@ class Engine(ABC):
     lora_slots: ClassVar[bool] = False  # it models --enable-lora's reserved LoRA slots
     speculative_methods: ClassVar[frozenset[str]] = frozenset()  # speculative-decoding methods it models
     swap_space: ClassVar[bool] = False  # it reads --swap-space (CPU swap for preempted requests' KV)
+    kv_offload_tier: ClassVar[bool] = False  # it models a CPU tier for KV blocks (--kv-offloading-size)
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group

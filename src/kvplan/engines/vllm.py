@@ -686,6 +686,7 @@ class VLLM(Engine):
     speculative_methods = frozenset({"mtp", "ngram", "draft_model"})
     draft_model_since = "0.14.0"  # 0.11.0 engine/arg_utils.py raises NotImplementedError; so does 0.13.0 (#31883)
     swap_space = True
+    kv_offload_tier = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
     entry_points = True
     weights_printed = True
@@ -877,6 +878,7 @@ class VLLM(Engine):
         o = setup.options
         tokens, concurrency = self.printed_tokens(setup, pool)
         cpu_blocks = self.cpu_blocks(setup, pool)
+        tier = self.cpu_tier(setup, pool)
         layout = pool.layout
         if layout.n_groups > 1:  # why a hybrid model holds fewer requests than its pool suggests
             setup.notes.append(
@@ -889,8 +891,30 @@ class VLLM(Engine):
             max_model_len=o.max_model_len, block_size=pool.layout.block_size, num_blocks=pool.blocks,
             kv_groups=pool.layout.n_groups, kv_tokens=tokens, max_concurrency=concurrency,
             max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens, notes=tuple(setup.notes),
-            cpu_blocks=cpu_blocks,
+            cpu_blocks=cpu_blocks, cpu_tier_tokens=tier[0] if tier else None,
+            cpu_tier_pinned_bytes=tier[1] if tier else None,
         )
+
+    def cpu_tier(self, setup: Setup, pool: BlockPool) -> tuple[int, int] | None:
+        """(tokens, pinned bytes per GPU) of the CPU KV tier --kv-offloading-size GiB makes (native backend, read
+        in 0.19.0: config/vllm.py _post_init_kv_transfer_config -> OffloadingConnector with cpu_bytes_to_use = size
+        x 2^30; v1/kv_offload/cpu/spec.py: blocks = cpu_bytes_to_use // (block bytes of every layer x world
+        size); v1/kv_offload/worker/cpu_gpu.py pins one tensor of blocks x block bytes per rank in the cross-layer
+        layout, which PyTorch's pinned allocator rounds up to a power of two). The GPU pool is unchanged: the
+        connector is made after the KV cache is sized (public row LMCache#1739: 42,656 tokens, as without it)."""
+        size = setup.settings.kv_offloading_size
+        if not size:
+            return None
+        block = pool.layout.bytes_per_block()
+        ranks = setup.dep.gpus_per_replica
+        blocks = int(size * GiB // (block * ranks))
+        tokens = blocks * pool.layout.block_size
+        pinned = 1 << max(0, (blocks * block - 1).bit_length()) if blocks else 0
+        setup.notes.append(f"--kv-offloading-size {size:g}: a CPU tier of {tokens:,} tokens ({blocks:,} blocks) beside "
+                           f"the GPU pool, which it does not shrink; {fmt_gib(pinned)} of pinned host memory per GPU "
+                           f"({fmt_gib(pinned * ranks)} per replica, power-of-two rounded); prefix hits served from "
+                           "it still cost a copy back to the GPU")
+        return tokens, pinned
 
     def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:
         """V1 allocates no CPU swap: a preempted request is recomputed (v1/core/sched/scheduler.py _preempt_request
@@ -984,6 +1008,8 @@ def engine_args(launch: Launch) -> list[tuple[str, object]]:
         out += [("cpu_offload_gb", float(s.cpu_offload_gb))]
     if s is not None and s.swap_space is not None:
         out += [("swap_space", float(s.swap_space))]
+    if s is not None and s.kv_offloading_size:
+        out += [("kv_offloading_size", float(s.kv_offloading_size)), ("kv_offloading_backend", "native")]
     if s is not None and s.speculative_method:
         spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
         spec |= {"model": s.draft_model} if s.draft_model else {}
@@ -1016,6 +1042,7 @@ class VLLMV0(VLLM):
     plans_fit = False
     version_assumed_note = False
     speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
+    kv_offload_tier = False  # V0 had no offloading connector
     swap_default_gib = 4.0  # EngineArgs.swap_space (engine/arg_utils.py 0.4-0.10)
 
     def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:

@@ -138,6 +138,7 @@ class PlanRequest(DeploymentInput):
     num_speculative_tokens: int = Field(default=0, ge=0, le=64)
     draft_model: str | None = Field(default=None, max_length=200)
     swap_space: float | None = Field(default=None, ge=0, lt=1e6, description="vLLM --swap-space (GiB per GPU).")
+    kv_offloading_size: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --kv-offloading-size (GiB).")
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -411,7 +412,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
                           speculative_method=body.speculative_method,
                           num_speculative_tokens=body.num_speculative_tokens, draft_model=body.draft_model,
-                          swap_space=body.swap_space)
+                          swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
