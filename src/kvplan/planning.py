@@ -87,9 +87,8 @@ class Plan:
         st, served = self.engine, self.deployment.model
         if st.speculative_method is None:
             return None
-        drafter = served is not self.model
         return {"method": st.speculative_method, "num_speculative_tokens": st.num_speculative_tokens,
-                "draft_model": st.draft_model, "drafter_params": served.params - self.model.params if drafter else 0,
+                "draft_model": st.draft_model, "drafter_params": served.params - self.model.params,
                 "drafter_kv_layers": served.num_layers - self.model.num_layers,
                 "served_kv_layer_kinds": served.kv_kinds()}
 
@@ -256,8 +255,9 @@ def plan(
     if engine_version is None and eng.rule_table is not None:
         notes.append(f"{eng.label} release not given: {eng.default_version}'s rules (--engine-version for another "
                      "release; --explain shows how far the pool moves across releases)")
-    if draft_model:  # the launch line names the drafter as the engine loads it (the HF id of a catalog alias)
-        draft_model = serve_name(draft_model, load_model(draft_model))
+    draft = load_model(draft_model) if draft_model else None
+    if draft is not None:  # the launch line names the drafter as the engine loads it (the HF id of a catalog alias)
+        draft_model = serve_name(str(draft_model), draft)
     settings = EngineSettings(engine=engine, version=engine_version, max_model_len=max_model_len,
                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                               block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
@@ -272,8 +272,8 @@ def plan(
     if settings.speculative_method and pp > 1:
         raise UnsupportedModelError("kvplan does not model speculative decoding with pipeline parallelism (where the "
                                     "drafter's layers sit): use --pp 1")
-    dep = Deployment(served_model(spec, settings, notes), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
-                     dp_attention=dp_attention, expert_parallel=expert_parallel,
+    dep = Deployment(served_model(spec, settings, notes, draft), tp=tp, pp=pp, dtype=dtype, quant=quant,
+                     kv_dtype=kv_dtype, dp_attention=dp_attention, expert_parallel=expert_parallel,
                      lm_head_over_tp=dp_attention > 1 and eng.dp_attention_lm_head_over_tp)
     reserve_bytes = _size(reserve, "--reserve", allow_zero=True) or 0
     pool = _size(kv_memory, "--kv-memory")
@@ -305,13 +305,14 @@ def plan(
 AUTO_SEQ = -1
 
 
-def served_model(spec: ModelSpec, settings: EngineSettings, notes: list[str] | None = None) -> ModelSpec:
+def served_model(spec: ModelSpec, settings: EngineSettings, notes: list[str] | None = None,
+                 draft: ModelSpec | None = None) -> ModelSpec:
     """The model the engine loads for `settings`: `spec`, with the speculative drafter they configure (the
-    checkpoint's own MTP layers, or the --draft-model) held as the engine holds it."""
+    checkpoint's own MTP layers, or the --draft-model, loaded here unless the caller has `draft`) held as the
+    engine holds it."""
     method = settings.speculative_method
     if method is None:
         return spec
-    draft = None
     if method == "mtp":
         if spec.mtp is None:
             raise UnsupportedModelError(f"{spec.name} has no multi-token-prediction layers kvplan reads "
@@ -319,7 +320,7 @@ def served_model(spec: ModelSpec, settings: EngineSettings, notes: list[str] | N
                                         "--speculative-method mtp needs them; use another method")
         draft = spec.mtp
     elif method in DRAFTED:
-        draft = load_model(str(settings.draft_model))
+        draft = draft or load_model(str(settings.draft_model))
     served = get_engine(settings.engine).served_model(spec, draft, settings)
     if notes is not None and draft is not None:
         notes.append(f"speculative decoding by {method}: the drafter ({draft.name}, {draft.params / 1e9:.2f} B "

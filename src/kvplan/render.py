@@ -41,10 +41,10 @@ def model_summary(console: Console, m: ModelSpec) -> None:
 
 def plan_table(console: Console, p: Plan) -> None:
     model_summary(console, p.model)
-    served = p.deployment.model
-    if served is not p.model:
-        console.print(f"  with its speculative drafter: {served.params - p.model.params:,} more parameters; KV layout "
-                      f"as served: {served.describe_kv()}", soft_wrap=True)
+    spec = p.speculative_dict()
+    if spec and spec["drafter_kv_layers"]:
+        console.print(f"  with its speculative drafter: {spec['drafter_params']:,} more parameters; KV layout "
+                      f"as served: {p.deployment.model.describe_kv()}", soft_wrap=True)
     d = p.deployment
     layout = f"TP {d.tp} x PP {d.pp}" + (f" x {p.replicas} replicas" if p.replicas > 1 else "")
     if d.dp_attention > 1:

@@ -1000,17 +1000,20 @@ def engine_args(launch: Launch) -> list[tuple[str, object]]:
     out += [("enforce_eager", True)] if launch.enforce_eager else []
     out += [("kv_cache_dtype", "fp8")] if launch.kv_dtype == "fp8" else []
     out += [("quantization", "fp8")] if launch.quant == "fp8" else []
-    s = launch.settings
-    if s is not None and s.max_loras:
+    return out + (feature_args(launch.settings) if launch.settings is not None else [])
+
+
+def feature_args(s: EngineSettings) -> list[tuple[str, object]]:
+    """The serving features' EngineArgs (LoRA, weight and KV offload, swap, speculative decoding), those set."""
+    out: list[tuple[str, object]] = []
+    if s.max_loras:
         out += [("enable_lora", True), ("max_loras", s.max_loras), ("max_lora_rank", s.max_lora_rank)]
         out += [("lora_dtype", s.lora_dtype)] if s.lora_dtype != "auto" else []
-    if s is not None and s.cpu_offload_gb:
-        out += [("cpu_offload_gb", float(s.cpu_offload_gb))]
-    if s is not None and s.swap_space is not None:
-        out += [("swap_space", float(s.swap_space))]
-    if s is not None and s.kv_offloading_size:
+    out += [("cpu_offload_gb", float(s.cpu_offload_gb))] if s.cpu_offload_gb else []
+    out += [("swap_space", float(s.swap_space))] if s.swap_space is not None else []
+    if s.kv_offloading_size:
         out += [("kv_offloading_size", float(s.kv_offloading_size)), ("kv_offloading_backend", "native")]
-    if s is not None and s.speculative_method:
+    if s.speculative_method:
         spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
         spec |= {"model": s.draft_model} if s.draft_model else {}
         out += [("speculative_config", spec)]
