@@ -684,7 +684,9 @@ class VLLM(Engine):
     cpu_offload = True
     lora_slots = True
     speculative_methods = frozenset({"mtp", "ngram", "draft_model"})
-    draft_model_since = "0.14.0"  # 0.11.0 engine/arg_utils.py raises NotImplementedError; so does 0.13.0 (#31883)
+    # the first release after those known to refuse a draft model (0.11.0 engine/arg_utils.py raises
+    # NotImplementedError; 0.13.0 too, vllm-project/vllm#31883); read in 0.19.0, 0.14-0.18 not read (assumed alike)
+    draft_model_since = "0.14.0"
     swap_space = True
     kv_offload_tier = True
     container_image = "vllm/vllm-openai:latest"  # docs/deployment/docker.md
