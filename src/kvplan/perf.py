@@ -179,6 +179,58 @@ def pp_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One forward pass of a continuous-batching engine: `decodes` requests each adding a token at a mean
+    `context`, beside prefill chunks of `prefill_tokens` tokens in all (`chunks`: (tokens already cached,
+    chunk length) each). A pure decode step and a pure prefill are its two ends."""
+
+    seconds: float
+    bytes_read: float  # per GPU, all stages
+    flops: float  # per GPU, all stages
+    comm_seconds: float
+    memory_bound_stages: int
+
+
+def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
+         chunks: tuple[tuple[int, int], ...] = (), spread_prefill: bool = False) -> Step:
+    """The time of one pass, per pipeline stage on one GPU of its TP group (the module docstring's terms):
+    memory = weights read (the experts the pass's tokens touch) + the decodes' KV at `context` + the KV the
+    chunks attend over; compute = 2 x active parameters x tokens + attention (decode 4 x context x width per
+    request, a chunk of c tokens after s cached ones 4 x c x (s + c / 2) x width), at the decode or prefill
+    compute efficiency weighted by their tokens; plus the all-reduces, hand-offs and all-to-alls of the pass's
+    tokens and the fixed per-pass overhead. `spread_prefill`: the chunks are shared out over the data-parallel
+    attention groups (a batch of prompts), not one request's."""
+    _require(gpu)
+    c = constants()["efficiency"]
+    peak = _peak_tflops(dep, gpu)[0] * 1e12
+    bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
+    prefill_tokens = sum(n for _, n in chunks)
+    total = decodes + prefill_tokens
+    rate = peak * (c["decode_compute"] * decodes + c["prefill_compute"] * prefill_tokens) / total
+    groups = dep.dp_attention
+    local_decodes = -(-decodes // groups)  # the requests one data-parallel attention group decodes
+    local = local_decodes + (-(-prefill_tokens // groups) if spread_prefill else prefill_tokens)
+    pairs = sum(n * (s + n / 2) for s, n in chunks)
+    seconds = read_total = flops_total = 0.0
+    memory_bound = 0
+    decode_kv = dep.stage_request_bytes(context) if decodes else (0.0,) * len(dep.stages)
+    prefix_kv = [dep.stage_request_bytes(s) for s, _ in chunks if s]
+    for i, (work, request) in enumerate(zip(_work(dep), decode_kv, strict=True)):
+        read = work.weight_read(total, total) + local_decodes * request + sum(kv[i] for kv in prefix_kv)
+        flops = (2 * work.active_params * (local_decodes + prefill_tokens) + 2 * work.expert_active * total
+                 + 4 * local_decodes * context * work.attention_width + 4 * pairs * work.attention_width)
+        t_mem, t_cmp = read / bw, flops / rate
+        memory_bound += t_mem >= t_cmp
+        seconds += max(t_mem, t_cmp)
+        read_total += read
+        flops_total += flops
+    comm = (allreduce_seconds(dep, gpu, local, spread=False) + pp_seconds(dep, gpu, total)
+            + alltoall_seconds(dep, gpu, local, spread=False))
+    seconds += comm + constants()["comm"]["step_overhead_ms"] * 1e-3
+    return Step(seconds, read_total, flops_total, comm, memory_bound)
+
+
+@dataclass(frozen=True)
 class Decode:
     batch: int
     context: int
@@ -193,29 +245,15 @@ class Decode:
 
 
 def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
-    _require(gpu)
+    """One decode step of `batch` requests at `context` tokens each."""
+    s = step(dep, gpu, decodes=batch, context=context)
     c = constants()["efficiency"]
     peak, peak_kind = _peak_tflops(dep, gpu)
-    bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
-    flops_rate = peak * 1e12 * c["decode_compute"]
-    step = bytes_total = flops_total = 0.0
-    memory_bound = 0
-    local = -(-batch // dep.dp_attention)  # the requests one data-parallel attention group decodes
-    for work, request in zip(_work(dep), dep.stage_request_bytes(context), strict=True):
-        read = work.weight_read(local, batch) + local * request
-        flops = (2 * work.active_params * local + 2 * work.expert_active * batch
-                 + 4 * local * context * work.attention_width)
-        t_mem, t_cmp = read / bw, flops / flops_rate
-        memory_bound += t_mem >= t_cmp
-        step += max(t_mem, t_cmp)
-        bytes_total += read
-        flops_total += flops
-    comm = allreduce_seconds(dep, gpu, batch) + pp_seconds(dep, gpu, batch) + alltoall_seconds(dep, gpu, batch)
-    step += comm + constants()["comm"]["step_overhead_ms"] * 1e-3
-    bound = "memory" if memory_bound * 2 >= len(dep.stages) else "compute"
+    bound = "memory" if s.memory_bound_stages * 2 >= len(dep.stages) else "compute"
     assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']} achieved, {peak:,.0f} TFLOPS "
-                   f"{peak_kind} x {c['decode_compute']}; {constants()['efficiency']['source']}")
-    return Decode(batch, context, step, 1 / step, batch / step, bound, bytes_total, flops_total, comm, assumptions)
+                   f"{peak_kind} x {c['decode_compute']}; {c['source']}")
+    return Decode(batch, context, s.seconds, 1 / s.seconds, batch / s.seconds, bound, s.bytes_read, s.flops,
+                  s.comm_seconds, assumptions)
 
 
 @dataclass(frozen=True)
@@ -229,25 +267,10 @@ class Prefill:
 
 def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
     """Time to process `batch` prompts of `prompt` tokens at once (batch 1: the time to first token)."""
-    _require(gpu)
+    s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1)
     c = constants()["efficiency"]
     peak, peak_kind = _peak_tflops(dep, gpu)
-    rate = peak * 1e12 * c["prefill_compute"]
-    bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
-    tokens = prompt * batch
-    seconds = flops_total = 0.0
-    compute_bound = 0
-    for work in _work(dep):
-        flops = (2 * (work.active_params + work.expert_active) * tokens
-                 + 2 * batch * prompt * prompt * work.attention_width)
-        t_cmp = flops / rate
-        t_mem = work.weight_read(tokens) / bw
-        compute_bound += t_cmp >= t_mem
-        seconds += max(t_cmp, t_mem)
-        flops_total += flops
-    seconds += (allreduce_seconds(dep, gpu, tokens, spread=batch > 1) + pp_seconds(dep, gpu, tokens)
-                + alltoall_seconds(dep, gpu, tokens, spread=batch > 1) + constants()["comm"]["step_overhead_ms"] * 1e-3)
-    bound = "compute" if compute_bound * 2 >= len(dep.stages) else "memory"
+    bound = "memory" if s.memory_bound_stages * 2 > len(dep.stages) else "compute"
     assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "
                    f"{c['source']}")
-    return Prefill(tokens, seconds, flops_total, bound, assumptions)
+    return Prefill(prompt * batch, s.seconds, s.flops, bound, assumptions)
