@@ -387,11 +387,26 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--batch", type=int, default=1, show_default=True, help="Sequences decoded together.")
 @click.option("--prompt", type=TOKENS, default=1024, show_default=True, help="Prompt tokens (time to first token).")
 @click.option("--context", type=TOKENS, help="Tokens each decoding sequence holds (default: the prompt).")
+@click.option("--concurrency", type=int,
+              help="Under load: closed-loop clients (vllm bench serve --max-concurrency), a scheduler simulation.")
+@click.option("--rate", help="Under load: Poisson requests per second (vllm bench serve --request-rate); inf: all "
+                             "at once (offline).")
+@click.option("--output", type=TOKENS, default=128, show_default=True, help="Under load: output tokens per request.")
+@click.option("--num-prompts", type=int, default=1000, show_default=True, help="Under load: requests in the run.")
+@click.option("--engine", type=_EngineChoice(), help="Under load: whose scheduler and pool (default vLLM V1).")
+@click.option("--engine-version", help="Under load: engine release whose rules apply.")
+@click.option("--util", type=float, help="Under load: the engine's memory fraction (default: its own).")
+@click.option("--max-model-len", type=TOKENS, help="Under load: max_model_len (default: the model's context).")
+@click.option("--max-num-batched-tokens", type=TOKENS, help="Under load: tokens per scheduler pass.")
+@click.option("--max-num-seqs", type=int, help="Under load: requests running at once.")
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
-         dp_attention: int, expert_parallel: bool, batch: int,
-         prompt: int, context: int | None, as_json: bool) -> None:
-    """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines)."""
+         dp_attention: int, expert_parallel: bool, batch: int, prompt: int, context: int | None,
+         concurrency: int | None, rate: str | None, output: int, num_prompts: int, engine: str | None,
+         engine_version: str | None, util: float | None, max_model_len: int | None,
+         max_num_batched_tokens: int | None, max_num_seqs: int | None, as_json: bool) -> None:
+    """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
+    --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
     from kvplan import perf as estimates
     from kvplan.deployment import Deployment
     from kvplan.errors import InputError
@@ -401,6 +416,11 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
         if value is not None and value < 1:
             raise InputError(f"{label} must be a positive integer (got {value})")
+    if concurrency is not None or rate is not None:
+        _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, prompt, output,
+                   num_prompts, concurrency, rate, engine, engine_version, util, max_model_len,
+                   max_num_batched_tokens, max_num_seqs, as_json)
+        return
     dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
                      dp_attention=dp_attention, expert_parallel=expert_parallel)
     device = get_gpu(gpu)
@@ -446,6 +466,31 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
                       "it did", soft_wrap=True)
     for line in data["assumptions"]:
         console.print(f"  {line}", soft_wrap=True)
+
+
+def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
+               dp_attention: int, expert_parallel: bool, prompt: int, output: int, num_prompts: int,
+               concurrency: int | None, rate: str | None, engine: str | None, engine_version: str | None,
+               util: float | None, max_model_len: int | None, max_num_batched_tokens: int | None,
+               max_num_seqs: int | None, as_json: bool) -> None:
+    """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
+    from kvplan import batching
+    from kvplan.engines import DEFAULT_ENGINE
+    from kvplan.planning import plan as make_plan
+
+    work = batching.Workload(prompt, output, num_prompts, concurrency, batching.parse_rate(rate))
+    name = engine or DEFAULT_ENGINE
+    held = make_plan(model, gpu=gpu, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
+                     seq=prompt + output, util=util, engine=name, engine_version=engine_version,
+                     max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
+                     max_num_seqs=max_num_seqs, dp_attention=dp_attention, expert_parallel=expert_parallel)
+    result = batching.under_load(held, work)
+    if as_json:
+        _emit_json(result.to_dict())
+        return
+    from kvplan.render import load_view
+
+    load_view(_console(), result)
 
 
 @main.command()

@@ -14,6 +14,7 @@ from kvplan.planning import Plan
 from kvplan.units import fmt_bytes, fmt_count, fmt_dec, fmt_gib
 
 if TYPE_CHECKING:
+    from kvplan.batching import LoadResult
     from kvplan.explain import Diagnosis
     from kvplan.fit import FitResult
     from kvplan.inventory import Inventory, LayerRow
@@ -356,3 +357,30 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
                       soft_wrap=True, markup=False)
     for note in result.notes:
         console.print(f"  note: {note}", soft_wrap=True)
+
+
+def load_view(console: Console, r: LoadResult) -> None:
+    """kvplan perf under load: the figures a serving benchmark prints, then how the scheduler ran."""
+    a, w, s = r.about, r.workload, r.scheduler
+    load = (f"{w.concurrency:,} concurrent clients" if w.concurrency else "") + (
+        (", " if w.concurrency else "") + f"Poisson {w.rate:g} req/s" if w.rate else
+        ("" if w.concurrency else "all requests at once"))
+    console.print(f"[bold]{a['model']}[/bold] on {a['tp'] * a['pp']} x {a['gpu']} (TP {a['tp']}, PP {a['pp']}), "
+                  f"{a['engine']} {a['engine_version']}, weights {a['weights']}, KV {a['kv_dtype']}: {w.num_prompts:,} "
+                  f"requests of {w.prompt:,} + {w.output:,} tokens, {load}", soft_wrap=True)
+    table = Table(show_header=True, header_style="bold")
+    for column in ("figure", "mean", "median", "p99"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for label, st in (("TTFT (ms)", r.ttft_ms), ("TPOT (ms)", r.tpot_ms), ("ITL (ms)", r.itl_ms),
+                      ("E2E latency (ms)", r.e2el_ms)):
+        table.add_row(label, f"{st.mean:,.2f}", f"{st.median:,.2f}", f"{st.p99:,.2f}")
+    console.print(table)
+    console.print(f"  request throughput {r.request_throughput:,.2f} req/s, output {r.output_tokens_per_sec:,.1f} "
+                  f"tok/s, total {r.total_tokens_per_sec:,.1f} tok/s over {r.duration_seconds:,.2f} s", soft_wrap=True)
+    mix = "prefill chunks beside the decodes" if s.mixes_prefill else "prefill passes of their own"
+    console.print(f"  scheduler: max_num_seqs {s.max_num_seqs:,}, {s.token_budget:,} tokens per pass, KV pool "
+                  f"{s.kv_tokens:,} tokens in blocks of {s.block_size}, {mix}; {r.passes:,} passes, "
+                  f"{r.mean_batch:,.1f} requests per pass on average, at most {r.peak_running:,} running, "
+                  f"{r.preemptions:,} preemptions", soft_wrap=True)
+    for line in a.get("assumptions", ()):
+        console.print(f"  {line}", soft_wrap=True)

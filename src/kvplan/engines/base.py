@@ -310,6 +310,7 @@ class Printed:
     cpu_blocks: int | None = None  # vLLM V0's "# CPU blocks: N": the swap space in blocks (pinned CPU memory)
     cpu_tier_tokens: int | None = None  # vLLM V1 --kv-offloading-size: tokens the CPU tier holds (all ranks alike)
     cpu_tier_pinned_bytes: int | None = None  # pinned host memory that tier takes per GPU (power-of-2 rounded)
+    chunked_prefill: bool | None = None  # vLLM's "Chunked prefill is enabled with max_num_batched_tokens=N"
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values (a shallow copy: every field is a number, a string or the notes)."""
@@ -674,6 +675,11 @@ class Engine(ABC):
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group
+
+    def batching(self, printed: Printed) -> tuple[bool, bool] | None:
+        """How its scheduler forms passes (kvplan.batching): (prefill chunks share a pass with the decodes, a
+        prompt longer than the token budget is split over passes); None: speed under load is not modelled."""
+        return None
 
     def launch_command(self, launch: Launch) -> str:
         """The launch line; past one node, one line per node after a `# node k` comment (HEAD_IP: node 0's

@@ -219,6 +219,11 @@ class LlamaCpp(Engine):
                                   f"{longest:,} (or lower -np, or --cache-type-k/v q8_0)", longest)
         return Startup(True, longest_context=setup.seq)
 
+    def batching(self, printed: Printed) -> tuple[bool, bool] | None:
+        """One llama_decode batch per pass: every slot's next token and prompt tokens up to the batch size
+        (tools/server/server.cpp update_slots)."""
+        return True, True
+
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, SlotPool)
         slots = per_replica(setup.batch, setup.replicas)

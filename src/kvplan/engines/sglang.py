@@ -525,6 +525,12 @@ class SGLang(Engine):
                                f"{context:,}: longer requests are refused when served")
         return Startup(True, longest_context=min(context, pool.tokens))
 
+    def batching(self, printed: Printed) -> tuple[bool, bool] | None:
+        """Prefill passes of their own, first whenever a new request can be admitted (managers/scheduler.py
+        get_next_batch_to_run; --enable-mixed-chunk, off by default, would mix them), prompts chunked at
+        chunked_prefill_size."""
+        return False, True
+
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)

@@ -390,6 +390,11 @@ class TGI(Engine):
             return Startup(False, f"{self.label} will not start: the cache holds no token", 0)
         return Startup(True, longest_context=min(context, pool.tokens))
 
+    def batching(self, printed: Printed) -> tuple[bool, bool] | None:
+        """Whole prompts in prefill passes that the running batch waits for (the router's batching loop, read in
+        2.x: a new batch is prefilled, then concatenated to the running one); 3.x's prefill chunking is not read."""
+        return False, False
+
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context
         o = setup.options

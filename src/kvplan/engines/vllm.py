@@ -745,6 +745,13 @@ class VLLM(Engine):
                                                                        max_num_seqs, chunked)
         setup.options = VllmOptions(max_model_len, mnbt, max_num_seqs, s.block_size, s.enforce_eager, chunked)
 
+    def batching(self, printed: Printed) -> tuple[bool, bool] | None:
+        """V1 (v1/core/sched/scheduler.py schedule, 0.19.0): one token budget for the running requests' decodes
+        and the prompt chunks; V0 (core/scheduler.py _schedule_chunked_prefill) likewise with chunked prefill,
+        else whole prompts in passes of their own, ahead of the decodes (_schedule_default)."""
+        chunked = printed.chunked_prefill is not False
+        return chunked, chunked
+
     def scheduler_defaults(self, setup: Setup) -> tuple[int, int]:
         return scheduler_defaults(setup.total, setup.gpu, setup.rules.scheduler, setup.settings.entry_point)
 
@@ -894,7 +901,7 @@ class VLLM(Engine):
             kv_groups=pool.layout.n_groups, kv_tokens=tokens, max_concurrency=concurrency,
             max_num_seqs=o.max_num_seqs, max_num_batched_tokens=o.max_num_batched_tokens, notes=tuple(setup.notes),
             cpu_blocks=cpu_blocks, cpu_tier_tokens=tier[0] if tier else None,
-            cpu_tier_pinned_bytes=tier[1] if tier else None,
+            cpu_tier_pinned_bytes=tier[1] if tier else None, chunked_prefill=o.chunked_prefill,
         )
 
     def cpu_tier(self, setup: Setup, pool: BlockPool) -> tuple[int, int] | None:
