@@ -1,40 +1,78 @@
 """kvplan's speed estimates beside published measurements (benchmarks/perf_measurements.csv).
 
-    python benchmarks/perf_compare.py                # compare with the current constants
-    python benchmarks/perf_compare.py --fit [--write]
+    python benchmarks/perf_compare.py                 # compare with the current constants (every row)
+    python benchmarks/perf_compare.py --rows          # ... and print each row
+    python benchmarks/perf_compare.py --fit [--write] # choose the fitted constants, leave-one-source-out report
 
-Each row is re-created as a kvplan deployment (model from the embedded catalog by HF id, GPU, TP, weight
-precision) and the figure it measured is estimated:
-- ttft_ms: prefill of `batch` prompts of input_len tokens,
-- decode_tpot_ms: one decode step of `batch` sequences at input_len + output_len / 2 tokens,
-- output_tokens_per_sec_total: batch x output_len / (prefill + output_len decode steps), as the static-batch
-  latency benchmarks that produced these rows measure it.
-The memory-bandwidth fraction is stated, not fitted (0.8: aiconfigurator's empirical factor, gpus-NOTES.md
-section 2). With --fit the decode and prefill compute fractions and the all-reduce latency are chosen on a
-grid to minimise the summed absolute log error over all rows; --write stores them in
-src/kvplan/data/perf-constants.toml.
+Each row is re-created as a kvplan deployment (model from the embedded catalog by HF id, GPU, TP, weights) and
+the figure it measured is estimated:
+- `static` rows (one static batch, the latency benchmarks): prefill of `batch` prompts (ttft_ms), one decode
+  step at input_len + output_len / 2 (decode_tpot_ms), batch x output_len / (prefill + output_len steps);
+- `concurrency`, `rate` and `offline` rows (serving benchmarks): kvplan.batching's scheduler simulation under
+  the row's engine (vLLM, SGLang or TGI; TensorRT-LLM, NIM, LMDeploy and unstated engines run vLLM's
+  scheduler, an in-flight batcher with chunked prefill like theirs, which is an approximation), on the engine's
+  own pool and limits at its default max_model_len (the model's context; 32K when that does not start), with
+  the row's prompt, output, request count (1000, the benchmarks' default, when unstated), concurrency and rate.
+A row kvplan cannot answer (a model outside the catalog, NVFP4 weights, lengths not stated) is counted and
+its reason printed.
+
+The fitted constants (data/perf-constants.toml): decode and prefill compute fractions, the all-reduce latency
+and the fixed overhead per forward pass; the memory-bandwidth fraction is stated (0.8, aiconfigurator's
+empirical factor, gpus-NOTES.md section 2). --fit chooses them on a grid minimising the summed absolute log
+error over all answered rows, and reports each source's rows with the constants fitted on the other sources
+(leave-one-source-out), the figures the README quotes as held out.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import re
 import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from kvplan import perf  # noqa: E402
+from kvplan import batching, perf  # noqa: E402
 from kvplan.deployment import Deployment  # noqa: E402
+from kvplan.errors import InputError, UnsupportedModelError  # noqa: E402
 from kvplan.hardware import find_gpu  # noqa: E402
 from kvplan.model import catalog  # noqa: E402
 from kvplan.model.load import load_model  # noqa: E402
+from kvplan.planning import plan  # noqa: E402
 
 CSV = ROOT / "benchmarks" / "perf_measurements.csv"
 OUT = ROOT / "src" / "kvplan" / "data" / "perf-constants.toml"
+DEFAULT_PROMPTS = 1000  # vllm bench serve / sglang.bench_serving --num-prompts default
+
+# checkpoints with the dimensions of a catalog model, and the weights they carry
+SAME_AS = {
+    "deepseek-ai/DeepSeek-R1-0528": ("deepseek-ai/DeepSeek-R1", None),
+    "amd/Llama-3.3-70B-Instruct-FP8-KV": ("meta-llama/Llama-3.3-70B-Instruct", "fp8"),
+    "amd/Llama-3.1-70B-Instruct-FP8-KV": ("meta-llama/Llama-3.1-70B", "fp8"),
+    "amd/Llama-3.1-405B-Instruct-FP8-KV": ("meta-llama/Llama-3.1-405B", "fp8"),
+    "amd/Llama-3.3-70B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.3-70B-Instruct", "mxfp4"),
+    "amd/Llama-3.1-405B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.1-405B", "mxfp4"),
+    "Qwen/Qwen3-14B-AWQ": ("Qwen/Qwen3-14B", "awq"),
+    "meta-llama/Meta-Llama-3.1-8B-Instruct": ("meta-llama/Llama-3.1-8B-Instruct", None),
+    "NVIDIA Nemotron Nano 30B": ("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", None),
+    "Qwen/Qwen2.5-0.5B-Instruct": ("Gensyn/Qwen2.5-0.5B-Instruct", None),
+}
+WEIGHTS = {"fp8": "fp8", "mxfp4": "mxfp4", "int4-awq": "awq", "awq": "awq", "int4-gptq": "gptq"}
+
+FAMILIES = {  # the README's figures: metric -> family
+    "request_throughput": "throughput", "output_tokens_per_sec_total": "throughput",
+    "total_tokens_per_sec": "throughput", "output_tokens_per_sec_per_gpu": "throughput",
+    "ttft_ms": "ttft", "ttft_ms_mean": "ttft", "ttft_ms_median": "ttft",
+    "decode_tpot_ms": "tpot", "tpot_ms_mean": "tpot", "tpot_ms_median": "tpot", "itl_ms_mean": "tpot",
+    "itl_ms_median": "tpot", "output_tokens_per_sec_per_user": "tpot", "decode_tokens_per_sec_per_user": "tpot",
+    "ttft_ms_p99": "p99", "tpot_ms_p99": "p99", "itl_ms_p99": "p99",
+    "e2el_ms_mean": "e2el", "e2el_ms_median": "e2el",
+}
 
 
 def rows() -> list[dict]:
@@ -42,22 +80,59 @@ def rows() -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def setup(row: dict):
-    # an -Instruct / -Chat checkpoint has its base model's dimensions
-    entry = catalog.lookup(row["model"]) or catalog.lookup(re.sub(r"-(Instruct|Chat)$", "", row["model"]))
+def _int(text: str) -> int | None:
+    return int(float(text)) if text.strip() else None
+
+
+def engine_of(row: dict) -> tuple[str, str | None]:
+    """The kvplan engine whose scheduler and pool stand for the row's, and the release (None: the default)."""
+    name = row["engine"].lower()
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", row["engine_version"])
+    version = m.group(1) if m and "ci build" not in row["engine_version"].lower() else None
+    if "sglang" in name:
+        return "sglang", version
+    if "tgi" in name or "text-generation" in name:
+        return "tgi", version
+    if "vllm" in name:
+        if (version and tuple(int(x) for x in version.split(".")[:2]) < (0, 8)) or "v0 engine" in row[
+                "engine_version"].lower():
+            return "vllm-v0", version
+        return "vllm", version
+    return "vllm", None  # TensorRT-LLM, NIM, LMDeploy, unstated: vLLM's in-flight batcher stands in
+
+
+def resolve(row: dict):
+    """(model spec, weight quantization or None) of the row, or a reason it cannot be answered."""
+    model, quant = row["model"], None
+    if model in SAME_AS:
+        model, quant = SAME_AS[model]
+    entry = catalog.lookup(model) or catalog.lookup(re.sub(r"-(Instruct|Chat)$", "", model))
     if entry is None:
         return None, f"{row['model']} not in the embedded catalog"
+    spec = load_model(entry.alias)
+    weight = row["weight_dtype"].lower().strip()
+    if "fp4" in weight and "mxfp4" not in weight:
+        return None, f"{row['weight_dtype']} weights are not modelled"
+    quant = quant or (WEIGHTS.get(weight) if spec.quant is None else None)
+    if quant == "mxfp4" and spec.moe is None:
+        return None, "mxfp4 weights of a dense model are not modelled (kvplan's mxfp4 quantizes experts)"
+    return (spec, quant), None
+
+
+def setup(row: dict):
+    resolved, why = resolve(row)
+    if resolved is None:
+        return None, why
     gpu = find_gpu(row["gpu"])
     if gpu is None:
         return None, f"GPU {row['gpu']!r} not in the catalog"
-    spec = load_model(entry.alias)
-    weight = row["weight_dtype"].lower()
-    quant = "fp8" if weight == "fp8" and spec.quant is None else None
-    dtype = {"fp16": "fp16", "bf16": "bf16"}.get(weight)
-    return (Deployment(spec, tp=int(row["tp"] or 1), dtype=dtype, quant=quant), gpu), None
+    spec, quant = resolved
+    dtype = {"fp16": "fp16", "bf16": "bf16"}.get(row["weight_dtype"].lower())
+    return (spec, quant, dtype, gpu), None
 
 
-def estimate(row: dict, dep: Deployment, gpu) -> float:
+def static_estimate(row: dict, spec, quant, dtype, gpu) -> float:
+    dep = Deployment(spec, tp=int(row["tp"] or 1), dtype=dtype, quant=quant)
     batch, inp, out = int(row["batch"]), int(row["input_len"]), int(row["output_len"] or 1)
     metric = row["metric"]
     if metric == "ttft_ms":
@@ -72,76 +147,195 @@ def estimate(row: dict, dep: Deployment, gpu) -> float:
     raise ValueError(metric)
 
 
-def compare(verbose: bool = True) -> list[tuple[dict, float, float]]:
-    results = []
-    for row in rows():
+def run_key(row: dict) -> tuple:
+    return tuple(row[k] for k in ("model", "gpu", "tp", "weight_dtype", "kv_dtype", "engine", "engine_version",
+                                  "load", "concurrency", "request_rate", "num_prompts", "input_len", "output_len",
+                                  "max_num_seqs", "max_num_batched_tokens"))
+
+
+def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
+    inp, out = _int(row["input_len"]), _int(row["output_len"])
+    if not inp or not out:
+        raise InputError("prompt or output length not stated")
+    rate = row["request_rate"].strip().lower()
+    work = batching.Workload(inp, out, _int(row["num_prompts"]) or DEFAULT_PROMPTS,
+                             _int(row["concurrency"]) if row["load"] == "concurrency" else None,
+                             None if rate in ("", "inf") or row["load"] == "offline" else float(rate))
+    engine, version = engine_of(row)
+    kv = "fp8" if row["kv_dtype"].lower().startswith("fp8") else "auto"
+    common = dict(gpu=gpu, tp=int(row["tp"] or 1), dtype=dtype, quant=quant, kv_dtype=kv, seq=inp + out,
+                  engine=engine, engine_version=version, max_num_seqs=_int(row["max_num_seqs"]),
+                  max_num_batched_tokens=_int(row["max_num_batched_tokens"]))
+    try:
+        p = plan(spec, **common)
+        if not p.scenarios[0].startup.starts:
+            raise InputError("does not start at the model's context")
+    except InputError:
+        p = plan(spec, **common, max_model_len=max(32768, inp + out))
+    return batching.under_load(p, work)
+
+
+def figure(result: batching.LoadResult, row: dict) -> float:
+    metric = row["metric"]
+    if metric == "request_throughput":
+        return result.request_throughput
+    if metric == "output_tokens_per_sec_total":
+        return result.output_tokens_per_sec
+    if metric == "output_tokens_per_sec_per_gpu":
+        return result.output_tokens_per_sec / int(row["gpu_count"] or row["tp"] or 1)
+    if metric == "total_tokens_per_sec":
+        return result.total_tokens_per_sec
+    if metric == "output_tokens_per_sec_per_user":
+        return 1000 / result.tpot_ms.mean
+    name, stat = metric.rsplit("_", 1)
+    return getattr({"ttft_ms": result.ttft_ms, "tpot_ms": result.tpot_ms, "itl_ms": result.itl_ms,
+                    "e2el_ms": result.e2el_ms}[name], stat)
+
+
+def compare(table: list[dict], verbose: bool = False) -> tuple[list[tuple[dict, float, float]], dict[str, int]]:
+    """(row, estimated, measured) for every answered row, and the count of each reason a row was not."""
+    results, skipped, runs = [], defaultdict(int), {}
+    for row in table:
         built, why = setup(row)
         if built is None:
-            if verbose:
-                print(f"skipped {row['model']} on {row['gpu']}: {why}")
+            skipped[why] += 1
             continue
-        predicted = estimate(row, *built)
+        try:
+            if row["load"] == "static":
+                predicted = static_estimate(row, *built)
+            else:
+                key = run_key(row)
+                if key not in runs:
+                    runs[key] = simulate(row, *built)
+                predicted = figure(runs[key], row)
+        except (InputError, UnsupportedModelError) as e:
+            skipped[str(e).split(":")[0][:90]] += 1
+            continue
         results.append((row, predicted, float(row["value"])))
-    return results
+        if verbose:
+            err = (predicted - float(row["value"])) / float(row["value"])
+            print(f"{row['metric']:26s} {row['model'][:30]:30s} {row['gpu'][:16]:16s} TP{row['tp']:<2s} "
+                  f"{row['load'][:5]:5s} c{row['concurrency'] or row['batch'] or '-':>4s} "
+                  f"r{row['request_rate'] or '-':>4s} {row['input_len']:>5s}/{row['output_len']:<5s} "
+                  f"measured {float(row['value']):>10.2f} estimated {predicted:>10.2f} ({err:+.0%})")
+    return results, dict(skipped)
 
 
-def report(results: list[tuple[dict, float, float]]) -> None:
-    by_metric: dict[str, list[float]] = {}
+def _p90(errs: list[float]) -> float:
+    errs = sorted(errs)
+    return errs[min(len(errs) - 1, math.ceil(0.9 * len(errs)) - 1)]
+
+
+def groups(results: list[tuple[dict, float, float]]) -> dict[str, list[float]]:
+    """|relative error| per README figure: each family, TTFT split at concurrency 1, AMD rows apart."""
+    out: dict[str, list[float]] = defaultdict(list)
     for row, predicted, measured in results:
-        err = (predicted - measured) / measured
-        by_metric.setdefault(row["metric"], []).append(abs(err))
-        print(f"{row['metric']:28s} {row['model'][:34]:34s} {row['gpu'][:14]:14s} TP{row['tp']:<2s} "
-              f"b{row['batch']:>5s} {row['input_len']:>5s}/{row['output_len']:<5s} measured {measured:>9.1f} "
-              f"estimated {predicted:>9.1f} ({err:+.0%})")
-    for metric, errs in sorted(by_metric.items()):
-        errs.sort()
-        p90 = errs[min(len(errs) - 1, round(0.9 * len(errs) + 0.5) - 1)]
-        print(f"{metric}: n {len(errs)}, median |error| {statistics.median(errs):.0%}, p90 {p90:.0%}")
-    all_errs = sorted(e for errs in by_metric.values() for e in errs)
-    print(f"all: n {len(all_errs)}, median |error| {statistics.median(all_errs):.0%}")
+        err = abs(predicted - measured) / measured
+        family = FAMILIES.get(row["metric"], "other")
+        out[family].append(err)
+        if family == "ttft":
+            one = (row["concurrency"] or row["batch"]) == "1" and row["load"] in ("concurrency", "static")
+            out["ttft, concurrency 1" if one else "ttft, concurrency > 1"].append(err)
+        if re.search(r"MI\d{3}", row["gpu"]):
+            out[f"AMD {family}"].append(err)
+        out["all"].append(err)
+    return out
 
 
-def fit() -> dict[str, float]:
-    built = [(row, setup(row)[0]) for row in rows()]
-    built = [(r, b) for r, b in built if b is not None]
-    base = perf.constants()
-    best, best_loss = None, math.inf
-    def consts(dc: float, pc: float, lat: float, over: float) -> dict:
-        return {"efficiency": {**base["efficiency"], "decode_compute": dc, "prefill_compute": pc},
-                "comm": {"allreduce_latency_us": lat, "step_overhead_ms": over}}
+def report(results: list[tuple[dict, float, float]], skipped: dict[str, int], title: str) -> None:
+    print(f"\n{title}: {len(results)} rows answered, {sum(skipped.values())} not")
+    for why, n in sorted(skipped.items(), key=lambda x: -x[1]):
+        print(f"  not answered ({n}): {why}")
+    print("| figure | rows | median abs. error | p90 |\n|---|---|---|---|")
+    for name, errs in sorted(groups(results).items()):
+        print(f"| {name} | {len(errs)} | {statistics.median(errs):.1%} | {_p90(errs):.1%} |")
 
-    for dc in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        for pc in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-            for lat in (5.0, 10.0, 20.0, 30.0):
-                for over in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0):
-                    trial = consts(dc, pc, lat, over)
-                    perf.constants = lambda c=trial: c
-                    loss = sum(abs(math.log(estimate(r, *b) / float(r["value"]))) for r, b in built)
-                    if loss < best_loss:
-                        best, best_loss = (dc, pc, lat, over), loss
-    chosen = consts(*best)
-    perf.constants = lambda c=chosen: c
-    return {"decode_compute": best[0], "prefill_compute": best[1], "allreduce_latency_us": best[2],
-            "step_overhead_ms": best[3], "rows": len(built)}
+
+GRID = {"decode_compute": (0.4, 0.55), "prefill_compute": (0.4, 0.55), "step_overhead_ms": (2.0, 4.0, 6.0)}
+VENDOR_GRID = (1.0, 0.8, 0.6, 0.45)  # AMD's scale on the three fractions, fitted on AMD rows alone
+
+
+def _use(point: dict[str, float], amd: float = 1.0) -> None:
+    c = perf.constants()
+    c["efficiency"].update(decode_compute=point["decode_compute"], prefill_compute=point["prefill_compute"])
+    c["comm"]["step_overhead_ms"] = point["step_overhead_ms"]
+    c.setdefault("vendor_scale", {})["AMD"] = amd
+
+
+def _amd(row: dict) -> bool:
+    return find_gpu(row["gpu"]) is not None and find_gpu(row["gpu"]).vendor == "AMD"
+
+
+def _errors(table: list[dict]) -> dict[int, tuple[dict, float, float]]:
+    return {id(r): (r, p, m) for r, p, m in compare(table)[0]}
+
+
+def _best(runs: list[dict[int, tuple[dict, float, float]]], keep) -> int:
+    """The grid point with the least summed |log error| over the rows `keep` accepts."""
+    def loss(run: dict) -> float:
+        return sum(abs(math.log(p / m)) for r, p, m in run.values() if keep(r))
+    return min(range(len(runs)), key=lambda i: loss(runs[i]))
+
+
+def fit(table: list[dict]) -> dict:
+    """Two grids: the fractions and the pass overhead on the non-AMD rows, then AMD's scale on the AMD rows
+    with those fixed. Held out: each source's rows predicted by the grid points chosen without it."""
+    nvidia = [r for r in table if not _amd(r)]
+    amd_rows = [r for r in table if _amd(r)]
+    points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
+    runs = []
+    for point in points:
+        _use(point)
+        runs.append(_errors(nvidia))
+        print(f"  {point}: {len(runs[-1])} rows", file=sys.stderr)
+    best = _best(runs, lambda r: True)
+    _use(points[best])
+    amd_runs = []
+    for scale in VENDOR_GRID:
+        _use(points[best], scale)
+        amd_runs.append(_errors(amd_rows))
+        print(f"  AMD scale {scale}: {len(amd_runs[-1])} rows", file=sys.stderr)
+    amd_best = _best(amd_runs, lambda r: True)
+    held_out = []
+    for source in {r["source"] for r in table}:
+        if any(_amd(r) for r in table if r["source"] == source):
+            i = _best(amd_runs, lambda r, s=source: r["source"] != s)
+            held_out += [v for v in amd_runs[i].values() if v[0]["source"] == source]
+        else:
+            i = _best(runs, lambda r, s=source: r["source"] != s)
+            held_out += [v for v in runs[i].values() if v[0]["source"] == source]
+    return {"point": points[best], "amd": VENDOR_GRID[amd_best], "held_out": held_out,
+            "rows": len(runs[best]) + len(amd_runs[amd_best]), "sources": len({r["source"] for r in table})}
+
+
+def write(point: dict[str, float], amd: float, rows_used: int, sources: int) -> None:
+    OUT.write_text(
+        "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
+        "# benchmarks/perf_compare.py --fit --write from benchmarks/perf_measurements.csv.\n"
+        "[efficiency]\nbandwidth = 0.8\n"
+        f"decode_compute = {point['decode_compute']}\nprefill_compute = {point['prefill_compute']}\n"
+        'source = "bandwidth 0.8 stated (aiconfigurator mem_bw_empirical_scaling_factor, gpus-NOTES.md '
+        f'section 2); compute fractions and pass overhead fitted on {rows_used} published '
+        f'measurements from {sources} sources (benchmarks/perf_measurements.csv)"\n\n'
+        f"[comm]\nallreduce_latency_us = {perf.constants()['comm']['allreduce_latency_us']}  # fitted before, kept\n"
+        f"step_overhead_ms = {point['step_overhead_ms']}\n\n"
+        "# scale on the three fractions by GPU vendor, fitted on that vendor's rows alone\n"
+        f"[vendor_scale]\nAMD = {amd}\n", encoding="utf-8")
+    print(f"wrote {OUT}")
 
 
 def main() -> None:
+    table = rows()
     if "--fit" in sys.argv:
-        found = fit()
-        print("fitted:", found)
+        found = fit(table)
+        print("fitted on all rows:", found["point"], "AMD scale", found["amd"])
+        report(found["held_out"], {}, "held out: each source predicted with the constants fitted on the others")
+        _use(found["point"], found["amd"])
         if "--write" in sys.argv:
-            OUT.write_text(
-                "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
-                "# benchmarks/perf_compare.py --fit --write from benchmarks/perf_measurements.csv.\n"
-                "[efficiency]\nbandwidth = 0.8\n"
-                f"decode_compute = {found['decode_compute']}\nprefill_compute = {found['prefill_compute']}\n"
-                'source = "bandwidth 0.8 stated (aiconfigurator mem_bw_empirical_scaling_factor, gpus-NOTES.md '
-                f'section 2); compute fractions and all-reduce latency fitted on {found["rows"]} published '
-                'measurements (benchmarks/perf_measurements.csv)"\n\n'
-                f"[comm]\nallreduce_latency_us = {found['allreduce_latency_us']}\n"
-                f"step_overhead_ms = {found['step_overhead_ms']}\n", encoding="utf-8")
-            print(f"wrote {OUT}")
-    report(compare())
+            write(found["point"], found["amd"], found["rows"], found["sources"])
+    results, skipped = compare(table, verbose="--rows" in sys.argv)
+    report(results, skipped, "in sample: the constants in data/perf-constants.toml" if "--fit" not in sys.argv
+           else "in sample: the constants fitted on all rows")
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
     n = len(rs)
     k = min(run.work.output - r.generated for r in rs)
     room = (run.free_blocks // n - 1) * bs  # passes every request can grow without a new block running short
-    if room < 1:
+    if room < 1 or any(r.last_token < run.now for r in rs):  # (a request that waited: its next gap is long)
         return _pass(run)
     k = min(k, room)
     if next_send < math.inf:
@@ -284,13 +284,14 @@ def _preempt(run: _Run, victim: _Request) -> None:
     run.preemptions += 1
 
 
-def _pass(run: _Run) -> list[_Request]:
-    """One scheduler pass (the module docstring) and its time."""
+def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
+    """One scheduler pass (the module docstring) and its time. An engine that does not mix runs a pass of prefill
+    chunks when one can be formed (`prefill_first`), else a decode pass."""
     s = run.sched
     decodes: list[_Request] = []
     chunks: list[tuple[_Request, int]] = []
     budget = s.token_budget
-    prefill_only = not s.mixes_prefill and (any(r.prefilling for r in run.running) or (
+    prefill_only = prefill_first and not s.mixes_prefill and (any(r.prefilling for r in run.running) or (
         bool(run.waiting) and len(run.running) < s.max_num_seqs and _admissible(run, run.waiting[0])))
     preempted = False
     running, bs = run.running, s.block_size
@@ -328,6 +329,8 @@ def _pass(run: _Run) -> list[_Request]:
             run.running.append(r)
             chunks.append((r, n))
             budget -= n
+    if not decodes and not chunks and prefill_only and run.running:
+        return _pass(run, prefill_first=False)  # the chunk's request was preempted: the others decode
     if not decodes and not chunks:
         raise InputError("the scheduler cannot place any request (the pool is too small for one prompt chunk)")
     seconds = run.pass_seconds(decodes, chunks)

@@ -61,6 +61,14 @@ def _link(text: str) -> tuple[float, str]:
     return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
 
 
+def efficiency(gpu: GPU) -> dict[str, float]:
+    """The achieved fractions for this GPU: the constants, times its vendor's scale where one is fitted (the
+    same kernels run further below the peak figures on some vendors' parts: [vendor_scale])."""
+    c = constants()["efficiency"]
+    scale = constants().get("vendor_scale", {}).get(gpu.vendor, 1.0)
+    return {k: c[k] * scale for k in ("bandwidth", "decode_compute", "prefill_compute")}
+
+
 def _peak_tflops(dep: Deployment, gpu: GPU) -> tuple[float, str]:
     fp8 = dep.weight_format.bits <= 8 and "fp8" in dep.weight_format.name.lower()
     if fp8 and gpu.fp8_tflops:
@@ -201,7 +209,7 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     tokens and the fixed per-pass overhead. `spread_prefill`: the chunks are shared out over the data-parallel
     attention groups (a batch of prompts), not one request's."""
     _require(gpu)
-    c = constants()["efficiency"]
+    c = efficiency(gpu)
     peak = _peak_tflops(dep, gpu)[0] * 1e12
     bw = gpu.bandwidth_gbps * 1e9 * c["bandwidth"]
     prefill_tokens = sum(n for _, n in chunks)
@@ -247,7 +255,7 @@ class Decode:
 def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
     """One decode step of `batch` requests at `context` tokens each."""
     s = step(dep, gpu, decodes=batch, context=context)
-    c = constants()["efficiency"]
+    c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 >= len(dep.stages) else "compute"
     assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']} achieved, {peak:,.0f} TFLOPS "
@@ -268,7 +276,7 @@ class Prefill:
 def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
     """Time to process `batch` prompts of `prompt` tokens at once (batch 1: the time to first token)."""
     s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1)
-    c = constants()["efficiency"]
+    c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 > len(dep.stages) else "compute"
     assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "

@@ -1,0 +1,162 @@
+"""The scheduler simulation (kvplan.batching), against pass sequences derived by hand from the schedulers' rules
+(vLLM V1 `v1/core/sched/scheduler.py schedule`, 0.19.0: running requests first, then waiting ones in order,
+one token budget; SGLang `get_next_batch_to_run`: a prefill pass whenever one can be formed). Each expected
+figure is the sum of the passes listed in the test, each timed by kvplan.perf.step on its own."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from kvplan import batching, perf
+from kvplan.cli import main
+from kvplan.deployment import Deployment
+from kvplan.errors import InputError
+from kvplan.hardware import get_gpu
+from kvplan.model.load import load_model
+from kvplan.planning import plan
+
+GPU = get_gpu("h100")
+
+
+@pytest.fixture(scope="module")
+def dep() -> Deployment:
+    return Deployment(load_model("llama-3.1-8b"))
+
+
+def sched(mixes: bool, budget: int = 100, seqs: int = 8, kv: int = 1 << 20) -> batching.Scheduler:
+    return batching.Scheduler(seqs, budget, kv, 16, mixes_prefill=mixes, chunks_prompts=True)
+
+
+def t(dep: Deployment, decodes: int = 0, context: int = 0, *chunks: tuple[int, int]) -> float:
+    """One pass's seconds; the decodes' mean context on the simulation's 16-token grid."""
+    return perf.step(dep, GPU, decodes, -(-context // 16) * 16, tuple(chunks)).seconds
+
+
+def test_one_request_chunked_prompt(dep: Deployment) -> None:
+    # a 150-token prompt under a 100-token budget: chunks of 100 and 50, the first token ends the second pass;
+    # then two decode passes at contexts 150 and 151 (output 3)
+    r = batching.simulate(dep, GPU, sched(True), batching.Workload(150, 3, 1, concurrency=1))
+    ttft = t(dep, 0, 0, (0, 100)) + t(dep, 0, 0, (100, 50))
+    assert r.ttft_ms.mean == pytest.approx(ttft * 1000, rel=1e-12)
+    decode = t(dep, 1, 150) + t(dep, 1, 151)
+    assert r.tpot_ms.mean == pytest.approx(decode / 2 * 1000, rel=1e-12)
+    assert r.e2el_ms.mean == pytest.approx((ttft + decode) * 1000, rel=1e-12)
+    assert r.passes == 4 and r.request_throughput == pytest.approx(1 / (ttft + decode))
+
+
+def test_v1_two_requests_share_the_budget(dep: Deployment) -> None:
+    # pass 1: r1 chunk 100 (budget spent); pass 2: r1 chunk 50 (first token) + r2 chunk 50;
+    # pass 3: r1 decode at 150 + r2 chunk 99; pass 4: r1 decode at 151 + r2 chunk 1 (first token)
+    r = batching.simulate(dep, GPU, sched(True), batching.Workload(150, 3, 2, concurrency=2))
+    p1 = t(dep, 0, 0, (0, 100))
+    p2 = t(dep, 0, 0, (100, 50), (0, 50))
+    p3 = t(dep, 1, 150, (50, 99))
+    p4 = t(dep, 1, 151, (149, 1))
+    r1, r2 = p1 + p2, p1 + p2 + p3 + p4
+    assert r.ttft_ms.mean == pytest.approx((r1 + r2) / 2 * 1000, rel=1e-12)
+    assert r.ttft_ms.p99 == pytest.approx((r1 + 0.99 * (r2 - r1)) * 1000, rel=1e-12)  # numpy's interpolation
+
+
+def test_prefill_first_stalls_the_decodes(dep: Deployment) -> None:
+    # SGLang's order: pass 1 r1 chunk 100; pass 2 r1 chunk 50 (first token) + r2 chunk 50; pass 3 r2 chunk 100
+    # (first token; r1 waits); pass 4 decodes r1 at 150 and r2 at 150: r1's first gap is passes 3 + 4
+    r = batching.simulate(dep, GPU, sched(False), batching.Workload(150, 3, 2, concurrency=2))
+    p1 = t(dep, 0, 0, (0, 100))
+    p2 = t(dep, 0, 0, (100, 50), (0, 50))
+    p3 = t(dep, 0, 0, (50, 100))
+    p4 = t(dep, 2, 150)
+    assert r.ttft_ms.mean == pytest.approx((2 * (p1 + p2) + p3) / 2 * 1000, rel=1e-12)
+    assert r.itl_ms.p99 * 1e-3 == pytest.approx(p3 + p4, rel=0.02)  # the longest gap, interpolated near the top
+
+
+def test_decode_jumps_match_passes_one_by_one(dep: Deployment) -> None:
+    # a long output is jumped in segments; the TPOT equals the mean of every pass timed on its own
+    out = 600
+    r = batching.simulate(dep, GPU, sched(True, budget=8192), batching.Workload(1000, out, 1, concurrency=1))
+    passes = [t(dep, 1, 1000 + j) for j in range(out - 1)]
+    assert r.tpot_ms.mean == pytest.approx(sum(passes) / (out - 1) * 1000, rel=2e-3)
+
+
+def test_seat_cap_queues_requests(dep: Deployment) -> None:
+    # 2 seats, 6 clients: at most 2 run; the others wait, so TTFT's median exceeds one prefill pass
+    r = batching.simulate(dep, GPU, sched(True, budget=8192, seqs=2), batching.Workload(200, 20, 6, concurrency=6))
+    assert r.peak_running == 2
+    assert r.ttft_ms.median > 3 * t(dep, 0, 0, (0, 200)) * 1000
+
+
+def test_pool_shortage_preempts_and_still_finishes(dep: Deployment) -> None:
+    # a pool of 40 blocks (640 tokens) and four requests that each grow to 300 tokens: they cannot all stay
+    r = batching.simulate(dep, GPU, sched(True, budget=8192, kv=640), batching.Workload(100, 200, 8, concurrency=4))
+    assert r.preemptions > 0
+    assert r.request_throughput * r.duration_seconds == pytest.approx(8)
+
+
+def test_littles_law_closed_loop(dep: Deployment) -> None:
+    # N clients always busy: throughput x mean latency = N (up to the ramp and drain of the run)
+    r = batching.simulate(dep, GPU, sched(True, budget=2048, seqs=256),
+                          batching.Workload(512, 128, 2000, concurrency=32))
+    assert r.request_throughput * r.e2el_ms.mean / 1000 == pytest.approx(32, rel=0.03)
+
+
+def test_open_loop_at_a_low_rate_is_one_request_at_a_time(dep: Deployment) -> None:
+    r = batching.simulate(dep, GPU, sched(True, budget=8192), batching.Workload(500, 2, 20, rate=0.01))
+    assert r.ttft_ms.mean == pytest.approx(t(dep, 0, 0, (0, 500)) * 1000, rel=1e-12)
+    assert r.peak_running == 1
+
+
+def test_stats_follow_numpy_interpolation() -> None:
+    s = batching._stats([(1.0, 1), (2.0, 2), (10.0, 1)])  # values 1, 2, 2, 10
+    assert s.mean == pytest.approx(3750.0)
+    assert s.median == pytest.approx(2000.0)
+    assert s.p99 == pytest.approx((2 + 0.97 * 8) * 1000)  # rank 0.99 x 3 = 2.97
+
+
+def test_bad_workloads_are_one_line_errors(dep: Deployment) -> None:
+    with pytest.raises(InputError, match="--concurrency"):
+        batching.Workload(100, 10, 10, concurrency=0)
+    with pytest.raises(InputError, match="--rate"):
+        batching.parse_rate("fast")
+    assert batching.parse_rate("inf") is None and batching.parse_rate("2.5") == 2.5
+    with pytest.raises(InputError, match="KV blocks"):
+        batching.simulate(dep, GPU, sched(True, kv=64), batching.Workload(100, 10, 1))
+
+
+def test_engine_batching_rules() -> None:
+    from kvplan.engines import get_engine
+
+    v1 = plan(load_model("llama-3.1-8b"), gpu=GPU, seq=2048)
+    s = batching.scheduler(get_engine("vllm"), v1.scenarios[0].printed, v1.deployment)
+    e = v1.scenarios[0].printed
+    assert (s.mixes_prefill, s.chunks_prompts) == (True, True)
+    assert (s.max_num_seqs, s.token_budget, s.kv_tokens, s.block_size) == (
+        e.max_num_seqs, e.max_num_batched_tokens, e.kv_tokens, e.block_size)
+    sg = plan(load_model("llama-3.1-8b"), gpu=GPU, seq=2048, engine="sglang")
+    s = batching.scheduler(get_engine("sglang"), sg.scenarios[0].printed, sg.deployment)
+    assert (s.mixes_prefill, s.chunks_prompts) == (False, True)
+    assert s.max_num_seqs == sg.scenarios[0].printed.max_running_requests
+    v0 = plan(load_model("llama-3.1-8b"), gpu=GPU, seq=2048, engine="vllm-v0", max_model_len=8192)
+    assert v0.scenarios[0].printed.chunked_prefill is False  # 8K: V0 leaves chunked prefill off
+    s = batching.scheduler(get_engine("vllm-v0"), v0.scenarios[0].printed, v0.deployment)
+    assert (s.mixes_prefill, s.chunks_prompts) == (False, False)
+
+
+def test_cli_under_load_equals_the_library() -> None:
+    args = ["perf", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "8", "--prompt", "512", "--output", "64",
+            "--num-prompts", "40", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    held = plan("llama-3.1-8b", gpu="h100", seq=576)
+    lib = batching.under_load(held, batching.Workload(512, 64, 40, concurrency=8))
+    assert data["ttft_ms"]["mean"] == pytest.approx(lib.ttft_ms.mean)
+    assert data["output_tokens_per_sec"] == pytest.approx(lib.output_tokens_per_sec)
+    assert data["engine"] == "vllm" and data["scheduler"]["mixes_prefill"] is True
+    text = CliRunner().invoke(main, args[:-1])
+    assert text.exit_code == 0 and "TTFT (ms)" in text.output and "req/s" in text.output
+    bad = CliRunner().invoke(main, ["perf", "llama-3.1-8b", "--gpu", "h100", "--rate", "soon"])
+    assert bad.exit_code != 0 and "not a number" in bad.output and "Traceback" not in bad.output
+    assert math.isfinite(data["itl_ms"]["p99"])
