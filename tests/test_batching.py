@@ -160,3 +160,33 @@ def test_cli_under_load_equals_the_library() -> None:
     bad = CliRunner().invoke(main, ["perf", "llama-3.1-8b", "--gpu", "h100", "--rate", "soon"])
     assert bad.exit_code != 0 and "not a number" in bad.output and "Traceback" not in bad.output
     assert math.isfinite(data["itl_ms"]["p99"])
+
+
+def test_fit_judges_targets_at_load() -> None:
+    from kvplan.fit import Workload as FitWorkload
+    from kvplan.fit import search
+
+    spec = load_model("llama-3.1-8b")
+    w = FitWorkload.from_options(64, prompt=2000, output=200, max_ttft=0.5)
+    judged = search(spec, w, ["h100"], max_gpus=2)
+    plain = search(spec, w, ["h100"], max_gpus=2, load_stat="none")
+    assert all(c.load is None for c in plain.candidates)
+    loaded = [c for c in judged.candidates if c.load is not None]
+    assert loaded and any("at the workload's load" in n for n in judged.notes)
+    for c in loaded:
+        # the same replica, simulated on its own: its users as clients, three rounds
+        dep = Deployment(spec, tp=c.tp, pp=c.pp, quant=c.quant, kv_dtype=c.kv_dtype)
+        held = plan(spec, gpu=c.gpu, tp=c.tp, pp=c.pp, quant=c.quant, kv_dtype=c.kv_dtype, seq=w.seq,
+                    max_model_len=w.seq)
+        from kvplan.engines import get_engine
+
+        s = batching.scheduler(get_engine("vllm"), held.scenarios[0].printed, dep)
+        alone = batching.simulate(dep, c.gpu, s, batching.Workload(2000, 200, max(3 * c.batch, 30),
+                                                                   concurrency=c.batch))
+        assert c.load.ttft_ms.median == pytest.approx(alone.ttft_ms.median)
+        late = alone.ttft_ms.median / 1000 > 0.5
+        assert late == any("under load (median)" in m for m in c.misses)
+    res = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "64", "--prompt", "2000", "--output", "200",
+                                    "--max-ttft", "0.5", "--gpu", "h100", "--max-gpus", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert any("under_load" in c for c in json.loads(res.output)["candidates"])

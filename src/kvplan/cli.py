@@ -340,11 +340,14 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
               help="k8s: a Kubernetes LeaderWorkerSet (+ Service) for the best candidate, one pod per node.")
 @click.option("--speculative-method", help="Size every candidate with speculative decoding (mtp, ngram).")
 @click.option("--num-speculative-tokens", type=int, default=0, help="Tokens proposed per step.")
+@click.option("--load-stat", type=click.Choice(["median", "p99", "none"]), default="median", show_default=True,
+              help="Judge --max-ttft / --min-tokens-per-sec again at the workload's load (the best candidates, "
+                   "their users as closed-loop clients in the scheduler simulation): median or p99; none: not.")
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, allow_cross_node_tp: bool, engine: str, price: tuple[str, ...],
         price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None,
-        speculative_method: str | None, num_speculative_tokens: int) -> None:
+        speculative_method: str | None, num_speculative_tokens: int, load_stat: str) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -358,7 +361,7 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
                     serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp,
                     (speculative_method, num_speculative_tokens) if speculative_method or num_speculative_tokens
-                    else None)
+                    else None, load_stat)
     if emit == "k8s":
         from kvplan.errors import InputError
         from kvplan.manifest import leader_worker_set, to_yaml

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kvplan import perf
+from kvplan import batching, perf
+from kvplan.batching import LoadResult
 from kvplan.capacity import largest
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, EngineSettings, Launch, canonical_name, fit_engines, get_engine, scenario
@@ -96,6 +97,7 @@ class Candidate:
     dp_attention: int = 1  # data-parallel attention groups per replica (with expert parallelism)
     expert_parallel: bool = False
     settings: EngineSettings | None = None  # the serving features its launch line turns on (speculative decoding)
+    load: LoadResult | None = None  # its replica under the workload's load (kvplan.batching), when judged at load
 
     @property
     def layout(self) -> str:
@@ -184,6 +186,7 @@ class Candidate:
             "latency_seconds": round(self.latency_seconds, 3), "closes_with": self.closes_with,
             "engine": self.engine, "gpu_memory_utilization": self.util, "command": self.command,
             "vllm_command": self.vllm_command,
+            **({"under_load": self.load.to_dict()} if self.load is not None else {}),
         }
 
 
@@ -340,12 +343,39 @@ def _closing_setting(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSet
     return None
 
 
+LOAD_STATS = ("median", "p99", "none")
+LOAD_CHECKS = 8  # candidates simulated under load at most, best first
+
+
+def judge_at_load(spec: ModelSpec, w: Workload, c: Candidate, stat: str) -> None:
+    """Run the candidate's replica under the workload's load: its users as closed-loop clients (as `vllm bench
+    serve --max-concurrency` runs them), each sending prompt + output, three rounds; the targets are then
+    judged on the run's TTFT and TPOT at `stat` (median or p99), and misses added."""
+    dep = Deployment(spec, tp=c.tp, pp=c.pp, quant=c.quant, kv_dtype=c.kv_dtype, dp_attention=c.dp_attention,
+                     expert_parallel=c.expert_parallel)
+    settings = c.settings or EngineSettings(engine=c.engine, max_model_len=w.seq)
+    sc = scenario(settings, dep, c.gpu, None, w.seq, 1, 1)
+    work = batching.Workload(w.prompt, w.output, max(3 * c.batch, 30), concurrency=c.batch)
+    c.load = batching.simulate(dep, c.gpu, batching.scheduler(get_engine(c.engine), sc.printed, dep), work)
+    ttft = getattr(c.load.ttft_ms, stat) / 1000
+    if w.max_ttft is not None and ttft > w.max_ttft:
+        c.misses.append(f"time to first token under load ({stat}) {ttft:.3f} s > {w.max_ttft:g} s")
+    tpot = getattr(c.load.tpot_ms, stat)
+    if w.min_tokens_per_sec is not None and tpot and 1000 / tpot < w.min_tokens_per_sec:
+        c.misses.append(f"decode under load ({stat}) {1000 / tpot:.1f} tok/s per user < {w.min_tokens_per_sec:g}")
+
+
 def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, max_gpus: int = 8,
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
            model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0],
-           cross_node_tp: bool = False, speculative: tuple[str, int] | None = None) -> FitResult:
+           cross_node_tp: bool = False, speculative: tuple[str, int] | None = None,
+           load_stat: str = "median") -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
-    candidates another of the same GPU type beats on every axis are pruned (and counted)."""
+    candidates another of the same GPU type beats on every axis are pruned (and counted). With speed targets,
+    the best candidates that meet them by the per-request estimates are then judged at the workload's load
+    (`load_stat`: median or p99 of the simulation; none: not)."""
+    if load_stat not in LOAD_STATS:
+        raise InputError(f"--load-stat must be one of {', '.join(LOAD_STATS)} (got {load_stat!r})")
     start = time.perf_counter()
     if rank_by not in RANKINGS:
         raise InputError(f"--rank-by must be one of {', '.join(RANKINGS)} (got {rank_by!r})")
@@ -440,6 +470,15 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     kept.sort(key=lambda c: _rank(c, rank_by))
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "
              "(benchmarks/perf_compare.py); TTFT is one request's prefill, without queueing"]
+    targets = workload.max_ttft is not None or workload.min_tokens_per_sec is not None
+    if targets and load_stat != "none":
+        judged = [c for c in kept if c.meets_targets][:LOAD_CHECKS]
+        for c in judged:
+            judge_at_load(spec, workload, c, load_stat)
+        kept.sort(key=lambda c: _rank(c, rank_by))
+        notes.append(f"the targets were judged again at the workload's load ({load_stat} TTFT and TPOT of "
+                     f"{workload.users:,} closed-loop clients, kvplan.batching) for the {len(judged)} best "
+                     "candidate(s) that met them per request; the others were not simulated")
     if method is not None:
         notes.append(f"speculative decoding ({method}, {k} token(s) a step): its memory (drafter, lookahead slots) "
                      "sizes every candidate, PP 1 only; the speeds do not include its speed-up (acceptance rates "

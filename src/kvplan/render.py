@@ -329,13 +329,17 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
     else:
         shown = best
     table = Table(header_style="bold")
+    loaded = any(c.load is not None for c in shown)
     for col in ("#", "GPU", "per replica", "replicas", "weights", "KV", "requests/replica", "tok/s/user",
-                "TTFT s", "$/hour", "$/M tokens"):
+                "TTFT s", *(("load TTFT s", "load tok/s/user") if loaded else ()), "$/hour", "$/M tokens"):
         table.add_column(col, justify="left" if col in ("GPU", "weights", "KV") else "right")
     for i, c in enumerate(shown, 1):
+        at_load = () if not loaded else ("-", "-") if c.load is None else (
+            f"{c.load.ttft_ms.median / 1000:.3f}",
+            f"{1000 / c.load.tpot_ms.median:,.1f}" if c.load.tpot_ms.median else "-")
         table.add_row(str(i), c.gpu.alias, c.layout, str(c.replicas),
                       c.weight_scheme, c.kv_dtype, f"{c.max_concurrent_requests:,}",
-                      f"{c.decode.tokens_per_sec_per_user:,.1f}", f"{c.ttft_seconds:.3f}",
+                      f"{c.decode.tokens_per_sec_per_user:,.1f}", f"{c.ttft_seconds:.3f}", *at_load,
                       "-" if c.cost_per_hour is None else f"{c.cost_per_hour:,.2f}",
                       "-" if c.cost_per_million_tokens is None else f"{c.cost_per_million_tokens:,.3f}")
     console.print(table)
