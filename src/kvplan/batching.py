@@ -166,11 +166,11 @@ class _Run:
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.sched.block_size)
 
-    def pass_seconds(self, decodes: list[_Request], chunks: list[tuple[_Request, int]]) -> float:
-        context = round(sum(r.computed for r in decodes) / len(decodes)) if decodes else 0
+    def pass_seconds(self, decodes: int, context_sum: int, chunks: list[tuple[_Request, int]]) -> float:
+        """One pass of `decodes` requests holding `context_sum` tokens in all, beside the prompt chunks."""
+        context = round(context_sum / decodes) if decodes else 0
         context = -(-context // 16) * 16  # on a 16-token grid: perf.step's figures are cached by context
-        return perf.step(self.dep, self.gpu, len(decodes), context,
-                         tuple((r.computed, n) for r, n in chunks)).seconds
+        return perf.step(self.dep, self.gpu, decodes, context, tuple((r.computed, n) for r, n in chunks)).seconds
 
 
 def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> LoadResult:
@@ -233,25 +233,22 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
     if room < 1 or any(r.last_token < run.now for r in rs):  # (a request that waited: its next gap is long)
         return _pass(run)
     k = min(k, room)
+    held = sum(r.computed for r in rs)
     if next_send < math.inf:
-        first = run.pass_seconds(rs, [])
+        first = run.pass_seconds(n, held, [])
         k = min(k, max(1, int((next_send - run.now) / first)))
     if k <= 1:
         return _pass(run)
     segments = min(JUMP_SEGMENTS, k)
-    base, total = [r.computed for r in rs], 0.0
-    done = 0
+    total, done = 0.0, 0
     for s in range(segments):
         length = k * (s + 1) // segments - done
-        mid = done + length / 2
-        for r, c in zip(rs, base, strict=True):
-            r.computed = c + round(mid)
-        seconds = run.pass_seconds(rs, [])
+        seconds = run.pass_seconds(n, held + n * round(done + length / 2), [])  # at the segment's middle
         run.itl.append((seconds, length * n))
         total += seconds * length
         done += length
-    for r, c in zip(rs, base, strict=True):
-        r.computed = c + k
+    for r in rs:
+        r.computed += k
         run.free_blocks -= run.blocks_for(r.computed) - r.blocks
         r.blocks = run.blocks_for(r.computed)
         r.generated += k
@@ -333,7 +330,7 @@ def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
         return _pass(run, prefill_first=False)  # the chunk's request was preempted: the others decode
     if not decodes and not chunks:
         raise InputError("the scheduler cannot place any request (the pool is too small for one prompt chunk)")
-    seconds = run.pass_seconds(decodes, chunks)
+    seconds = run.pass_seconds(len(decodes), sum(r.computed for r in decodes), chunks)
     run.now += seconds
     run.passes += 1
     run.batch_sum += len(decodes) + len(chunks)
