@@ -230,7 +230,12 @@ _COMPUTE_UNITS = (
 
 def compute_units(gpu: GPU) -> int | None:
     """The device's SMs (NVIDIA) or CUs (AMD) as torch counts them; None where the catalog does not know."""
-    return next((n for pattern, n in _COMPUTE_UNITS if re.search(pattern, gpu.name)), None)
+    return _compute_units(gpu.name)
+
+
+@lru_cache(maxsize=256)  # bounded: custom devices' names come from users
+def _compute_units(name: str) -> int | None:
+    return next((n for pattern, n in _COMPUTE_UNITS if re.search(pattern, name)), None)
 
 
 @lru_cache(maxsize=256)  # bounded: custom devices' names come from users

@@ -304,10 +304,15 @@ V1_RULES = RuleTable(
 )
 
 
+@derived
+def _has_state(model: ModelSpec) -> bool:
+    return any(layer.kv.retention == Retention.STATE for layer in model.layers)
+
+
 def uses_runner_v2(rule: str, model: ModelSpec) -> bool:
     """Whether the release runs `model` on Model Runner V2 by default (V1_RULES runner_v2, config/vllm.py
     _is_default_v2_model_runner_model); VLLM_USE_V2_MODEL_RUNNER=0 is not modelled."""
-    hybrid = any(layer.kv.retention == Retention.STATE for layer in model.layers)
+    hybrid = _has_state(model)
     if rule == "all":
         return True
     if rule == "dense":
@@ -985,13 +990,18 @@ class VLLM(Engine):
         return call + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 else "")
 
 
+@derived
+def _has_tower(model: ModelSpec) -> bool:
+    return any(t.role in TOWER_ROLES for t in model.tensors)
+
+
 def tower_profile_note(setup: Setup, stage: Stage) -> None:
     """vLLM's profile also runs the vision / audio tower on dummy inputs (V0 enc_dec_model_runner.py profile_run:
     max_num_seqs sequences with an image each through Mllama's tower at once; V1 gpu_model_runner.py profile_run:
     the encoder cache budget's items). kvplan does not model that peak: a replay of 0.7.0's Mllama tower gives
     about 60 GiB at 128 images where the public log (vllm-project/vllm#12126) printed 36.63, so no rule is
     trusted yet. Said, not guessed: the activation term and the pool leave it out."""
-    if stage.index == 0 and any(t.role in TOWER_ROLES for t in setup.dep.model.tensors):
+    if stage.index == 0 and _has_tower(setup.dep.model):
         setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (for Mllama "
                            "under V0 one image per sequence, max_num_seqs at once): kvplan does not model that peak, "
                            "so the activation term leaves it out and the KV pool shown is an upper bound (lower "
