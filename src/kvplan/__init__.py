@@ -8,8 +8,8 @@ Python API (no CLI needed):
     result.scenarios[0].capacity.max_concurrent_requests
 
 The names below are the public API: entry points (load_model, plan, search, validate_csv, diagnose,
-decode, prefill), the result types they return, the engine registry, and the errors. Light at import: the submodules
-load on first use, and nothing here imports torch.
+decode, prefill, under_load), the result types they return, the engine registry, and the errors. Light at
+import: the submodules load on first use, and nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ _EXPORTS = {
     "Candidate": "kvplan.fit",
     "decode": "kvplan.perf",
     "prefill": "kvplan.perf",
+    "under_load": "kvplan.batching",
+    "LoadWorkload": "kvplan.batching",
+    "LoadResult": "kvplan.batching",
     # inventory, logs: validation and explanation
     "inspect": "kvplan.inventory",
     "Inventory": "kvplan.inventory",
@@ -72,7 +75,7 @@ _EXPORTS = {
 }
 # exported under another name where the module's name would clash with a subpackage (kvplan.engines, ...)
 _RENAMED = {"register_engine": "register", "list_engines": "engines", "validate_csv": "validate",
-            "inspect": "inventory"}
+            "inspect": "inventory", "LoadWorkload": "Workload"}
 
 __all__ = [
     "GPU",
@@ -91,6 +94,8 @@ __all__ = [
     "KvplanError",
     "Launch",
     "LimitedBy",
+    "LoadResult",
+    "LoadWorkload",
     "ModelSpec",
     "Plan",
     "Pool",
@@ -117,10 +122,13 @@ __all__ = [
     "prefill",
     "register_engine",
     "search",
+    "under_load",
     "validate_csv",
 ]
 
 if TYPE_CHECKING:
+    from kvplan.batching import LoadResult, under_load
+    from kvplan.batching import Workload as LoadWorkload
     from kvplan.budget import Budget, Term, TermKind
     from kvplan.capacity import Capacity, LimitedBy, Pool, TokenPool
     from kvplan.deployment import Deployment
