@@ -251,14 +251,22 @@ def report(results: list[tuple[dict, float, float]], skipped: dict[str, int], ti
         print(f"| {name} | {len(errs)} | {statistics.median(errs):.1%} | {_p90(errs):.1%} |")
 
 
-GRID = {"decode_compute": (0.4, 0.55), "prefill_compute": (0.4, 0.55), "step_overhead_ms": (2.0, 4.0, 6.0)}
-VENDOR_GRID = (1.0, 0.8, 0.6, 0.45)  # AMD's scale on the three fractions, fitted on AMD rows alone
+# the compute fractions and the pass overhead were chosen on a first grid (decode 0.4/0.55 x prefill 0.4/0.55 x
+# 2/4/6 ms, leave-one-source-out) and are held at its choice here; this grid adds the overheads per sequence in a
+# pass and per request (the API server) and the grouped expert GEMMs' fraction
+FIXED = {"decode_compute": 0.55, "prefill_compute": 0.4, "step_overhead_ms": 2.0}
+GRID = {"sequence_overhead_us": (0.0, 15.0, 40.0), "request_overhead_ms": (0.0, 15.0, 40.0),
+        "moe_compute_scale": (1.0, 0.6, 0.35)}
+VENDOR_GRID = (0.6, 0.45, 0.35, 0.25)  # AMD's scale on the three fractions, fitted on AMD rows alone
 
 
 def _use(point: dict[str, float], amd: float = 1.0) -> None:
     c = perf.constants()
-    c["efficiency"].update(decode_compute=point["decode_compute"], prefill_compute=point["prefill_compute"])
-    c["comm"]["step_overhead_ms"] = point["step_overhead_ms"]
+    p = {**FIXED, **point}
+    c["efficiency"].update(decode_compute=p["decode_compute"], prefill_compute=p["prefill_compute"],
+                           moe_compute_scale=p["moe_compute_scale"])
+    c["comm"].update(step_overhead_ms=p["step_overhead_ms"], sequence_overhead_us=p["sequence_overhead_us"],
+                     request_overhead_ms=p["request_overhead_ms"])
     c.setdefault("vendor_scale", {})["AMD"] = amd
 
 
@@ -278,8 +286,8 @@ def _best(runs: list[dict[int, tuple[dict, float, float]]], keep) -> int:
 
 
 def fit(table: list[dict]) -> dict:
-    """Two grids: the fractions and the pass overhead on the non-AMD rows, then AMD's scale on the AMD rows
-    with those fixed. Held out: each source's rows predicted by the grid points chosen without it."""
+    """Two grids: the overheads and the MoE fraction (GRID, beside FIXED) on the non-AMD rows, then AMD's scale
+    on the AMD rows with those fixed. Held out: each source's rows predicted by the grid points chosen without it."""
     nvidia = [r for r in table if not _amd(r)]
     amd_rows = [r for r in table if _amd(r)]
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
@@ -309,16 +317,20 @@ def fit(table: list[dict]) -> dict:
 
 
 def write(point: dict[str, float], amd: float, rows_used: int, sources: int) -> None:
+    point = {**FIXED, **point}
     OUT.write_text(
         "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
         "# benchmarks/perf_compare.py --fit --write from benchmarks/perf_measurements.csv.\n"
         "[efficiency]\nbandwidth = 0.8\n"
         f"decode_compute = {point['decode_compute']}\nprefill_compute = {point['prefill_compute']}\n"
+        f"moe_compute_scale = {point['moe_compute_scale']}  # the routed experts' grouped GEMMs\n"
         'source = "bandwidth 0.8 stated (aiconfigurator mem_bw_empirical_scaling_factor, gpus-NOTES.md '
-        f'section 2); compute fractions and pass overhead fitted on {rows_used} published '
+        f'section 2); compute fractions, overheads and the MoE scale fitted on {rows_used} published '
         f'measurements from {sources} sources (benchmarks/perf_measurements.csv)"\n\n'
         f"[comm]\nallreduce_latency_us = {perf.constants()['comm']['allreduce_latency_us']}  # fitted before, kept\n"
-        f"step_overhead_ms = {point['step_overhead_ms']}\n\n"
+        f"step_overhead_ms = {point['step_overhead_ms']}\n"
+        f"sequence_overhead_us = {point['sequence_overhead_us']}  # per sequence in a pass\n"
+        f"request_overhead_ms = {point['request_overhead_ms']}  # per request, before the engine sees it\n\n"
         "# scale on the three fractions by GPU vendor, fitted on that vendor's rows alone\n"
         f"[vendor_scale]\nAMD = {amd}\n", encoding="utf-8")
     print(f"wrote {OUT}")

@@ -185,12 +185,13 @@ def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> Loa
     run = _Run(dep, gpu, sched, work, free_blocks=sched.kv_tokens // sched.block_size)
     arrivals = _arrivals(work)
     clients = work.concurrency or work.num_prompts
-    pending = [(t, i) for i, t in enumerate(arrivals[:clients])]  # (send time, request index)
+    delay = perf.constants()["comm"].get("request_overhead_ms", 0.0) * 1e-3  # the API server, before the engine
+    pending = [(t + delay, t, i) for i, t in enumerate(arrivals[:clients])]  # (engine sees it, sent, index)
     heapq.heapify(pending)
     sent = len(pending)
     while len(run.done) < work.num_prompts:
         while pending and pending[0][0] <= run.now + 1e-12:
-            t, i = heapq.heappop(pending)
+            _, t, i = heapq.heappop(pending)
             run.waiting.append(_Request(i, t, work.prompt))
         if not run.running and not run.waiting:
             run.now = pending[0][0]  # idle until the next request is sent
@@ -198,7 +199,8 @@ def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> Loa
         finished = _jump(run, pending[0][0] if pending else math.inf) if _steady(run) else _pass(run)
         for _ in finished:
             if sent < work.num_prompts:  # the client sends its next request (closed loop), or the next arrival
-                heapq.heappush(pending, (max(arrivals[sent], run.now if work.concurrency else 0.0), sent))
+                send = max(arrivals[sent], run.now if work.concurrency else 0.0)
+                heapq.heappush(pending, (send + delay, send, sent))
                 sent += 1
     return _result(run)
 

@@ -206,7 +206,9 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     chunks attend over; compute = 2 x active parameters x tokens + attention (decode 4 x context x width per
     request, a chunk of c tokens after s cached ones 4 x c x (s + c / 2) x width), at the decode or prefill
     compute efficiency weighted by their tokens; plus the all-reduces, hand-offs and all-to-alls of the pass's
-    tokens and the fixed per-pass overhead. `spread_prefill`: the chunks are shared out over the data-parallel
+    tokens, the fixed per-pass overhead and one per sequence in the pass (scheduling, sampling, output
+    processing); the routed experts' grouped GEMMs run at the compute fraction x moe_compute_scale.
+    `spread_prefill`: the chunks are shared out over the data-parallel
     attention groups (a batch of prompts), not one request's."""
     _require(gpu)
     c = efficiency(gpu)
@@ -219,6 +221,7 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     local_decodes = -(-decodes // groups)  # the requests one data-parallel attention group decodes
     local = local_decodes + (-(-prefill_tokens // groups) if spread_prefill else prefill_tokens)
     pairs = sum(n * (s + n / 2) for s, n in chunks)
+    moe_scale = constants()["efficiency"].get("moe_compute_scale", 1.0)
     seconds = read_total = flops_total = 0.0
     memory_bound = 0
     decode_kv = dep.stage_request_bytes(context) if decodes else (0.0,) * len(dep.stages)
@@ -227,14 +230,18 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
         read = work.weight_read(total, total) + local_decodes * request + sum(kv[i] for kv in prefix_kv)
         flops = (2 * work.active_params * (local_decodes + prefill_tokens) + 2 * work.expert_active * total
                  + 4 * local_decodes * context * work.attention_width + 4 * pairs * work.attention_width)
-        t_mem, t_cmp = read / bw, flops / rate
+        routed = 2 * work.expert_active * total  # the grouped expert GEMMs run at their own fraction
+        t_mem = read / bw
+        t_cmp = flops / rate if moe_scale == 1 else (flops - routed) / rate + routed / (rate * moe_scale)
         memory_bound += t_mem >= t_cmp
         seconds += max(t_mem, t_cmp)
         read_total += read
         flops_total += flops
     comm = (allreduce_seconds(dep, gpu, local, spread=False) + pp_seconds(dep, gpu, total)
             + alltoall_seconds(dep, gpu, local, spread=False))
-    seconds += comm + constants()["comm"]["step_overhead_ms"] * 1e-3
+    k = constants()["comm"]
+    seconds += comm + k["step_overhead_ms"] * 1e-3 + k.get("sequence_overhead_us", 0.0) * 1e-6 * (
+        decodes + len(chunks))
     return Step(seconds, read_total, flops_total, comm, memory_bound)
 
 
