@@ -60,6 +60,34 @@ def test_plan_serving_features_are_the_cli_json(client):
     assert bad.status_code == 422 and "multi-token-prediction" in bad.text
 
 
+def test_perf_under_load_is_the_cli_json(client):
+    body = {"model": "llama-3.1-8b", "gpu": "h100", "prompt": 512, "output": 64, "num_prompts": 40,
+            "concurrency": 8, "engine": "sglang"}
+    r = client.post("/api/perf", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64",
+                                "--num-prompts", "40", "--concurrency", "8", "--engine", "sglang")
+    rate = client.post("/api/perf", json={**body, "concurrency": None, "rate": 2.0, "engine": "vllm"})
+    assert rate.json() == cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64",
+                                   "--num-prompts", "40", "--rate", "2")
+    too_many = client.post("/api/perf", json={**body, "num_prompts": 100_000})
+    assert too_many.status_code == 422
+    plain = client.post("/api/perf", json={**body, "engine": "none"})
+    assert plain.status_code == 422 and "not modelled" in plain.json()["detail"]
+
+
+def test_fit_load_stat_is_the_cli_json(client):
+    body = {"model": "llama-3.1-8b", "users": 64, "prompt": 2000, "output": 200, "max_ttft": 0.5, "gpu": ["h100"],
+            "max_gpus": 2, "load_stat": "p99"}
+    r = client.post("/api/fit", json=body)
+    assert r.status_code == 200, r.text
+    cli = cli_json("fit", "llama-3.1-8b", "--users", "64", "--prompt", "2000", "--output", "200",
+                   "--max-ttft", "0.5", "--gpu", "h100", "--max-gpus", "2", "--load-stat", "p99")
+    fit = r.json()
+    fit.pop("search_seconds"), cli.pop("search_seconds")
+    assert fit == cli and any("under_load" in c for c in fit["candidates"])
+
+
 def test_plan_article_dimensions_via_pasted_config(client):
     r = client.post("/api/plan", json={"config": FALCON, "gpu": "a10g", "util": 0.9, "seq": 1000, "engine": "none"})
     assert r.status_code == 200
@@ -198,7 +226,7 @@ def test_openapi_document_describes_every_endpoint(client):
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert {"/api/models", "/api/gpus", "/api/plan", "/api/inspect", "/api/fit", "/api/explain",
-            "/api/validate"} <= set(doc["paths"])
+            "/api/validate", "/api/perf"} <= set(doc["paths"])
     plan = doc["components"]["schemas"]["PlanRequest"]["properties"]
     assert {"model", "config", "gpu", "util", "seq", "tp", "kv_dtype", "engine", "max_model_len"} <= set(plan)
     assert doc["paths"]["/api/plan"]["post"]["requestBody"]["content"]["application/json"]

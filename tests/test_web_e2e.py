@@ -78,6 +78,21 @@ def test_default_view_matches_the_library(page):
     assert "KV per token" in page.inner_text("#derivation")
 
 
+def test_speed_under_load_matches_the_library(page):
+    from kvplan import batching
+
+    # the default view: falcon-7b, 18 users of 1,000 tokens on the first GPU (a10g), 128 output tokens, 200 requests
+    lib = batching.load_for("falcon-7b", batching.Workload(872, 128, 200, concurrency=18), gpu="a10g", util=0.9,
+                            kv_dtype="auto")
+    rows = page.locator("#load tbody tr")
+    assert rows.count() == 4
+    ttft = rows.nth(0).locator("td")
+    assert ttft.nth(0).inner_text() == "TTFT (ms)"
+    assert ttft.nth(2).inner_text() == f"{lib.ttft_ms.median:.2f}"
+    assert rows.nth(1).locator("td").nth(1).inner_text() == f"{lib.tpot_ms.mean:.2f}"
+    assert f"{lib.output_tokens_per_sec:.1f} output tok/s" in page.inner_text("#load-summary")
+
+
 def test_changing_inputs_updates_the_numbers(page):
     settle(page, lambda: page.fill("#seq", "2000"))
     assert shown(page, "a10g", "max_concurrent_requests") == \

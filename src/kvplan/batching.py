@@ -441,13 +441,16 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
     from kvplan.engines import get_engine
 
     sc = plan.scenarios[0]
-    if sc.printed is None or sc.gpu is None:
-        raise InputError("speed under load needs an engine's accounting on a catalog GPU (--gpu, --engine)")
+    engine = get_engine(plan.engine.engine)
+    if sc.gpu is None:
+        raise InputError("speed under load needs a catalog GPU (--gpu): its bandwidth and FLOPS time the passes")
+    if sc.printed is None:
+        raise UnsupportedModelError(f"speed under load is not modelled under {engine.label}: choose an engine "
+                                    "whose scheduler kvplan simulates (vllm, vllm-v0, sglang, tgi, llamacpp)")
     if not sc.startup.starts:
         raise InputError(f"the engine will not start: {sc.startup.reason}")
     if plan.replicas > 1:
         raise UnsupportedModelError("speed under load is simulated for one replica: plan one and divide the load")
-    engine = get_engine(plan.engine.engine)
     result = simulate(plan.deployment, sc.gpu, scheduler(engine, sc.printed, plan.deployment), work)
     d = plan.deployment
     about = {"model": plan.model.name, "gpu": sc.gpu.alias, "tp": d.tp, "pp": d.pp, "dp_attention": d.dp_attention,
@@ -458,3 +461,11 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
                  "output length; pass times are kvplan.perf's roofline estimates",
                  perf.decode(d, sc.gpu, 1, work.prompt).assumptions]}
     return replace(result, about=about)
+
+
+def load_for(model, work: Workload, **plan_options) -> LoadResult:
+    """kvplan perf under load: plan `model` (plan()'s options: gpu, tp, engine, util, ...) for requests of the
+    workload's length, then simulate the workload on its first scenario (the CLI's and the page's call)."""
+    from kvplan.planning import plan
+
+    return under_load(plan(model, seq=work.prompt + work.output, **plan_options), work)

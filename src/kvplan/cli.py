@@ -479,15 +479,13 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
     """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
     from kvplan import batching
     from kvplan.engines import DEFAULT_ENGINE
-    from kvplan.planning import plan as make_plan
 
     work = batching.Workload(prompt, output, num_prompts, concurrency, batching.parse_rate(rate))
-    name = engine or DEFAULT_ENGINE
-    held = make_plan(model, gpu=gpu, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
-                     seq=prompt + output, util=util, engine=name, engine_version=engine_version,
-                     max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
-                     max_num_seqs=max_num_seqs, dp_attention=dp_attention, expert_parallel=expert_parallel)
-    result = batching.under_load(held, work)
+    result = batching.load_for(model, work, gpu=gpu, tp=tp, pp=pp, dtype=dtype, quant=quant,
+                               kv_dtype=kv_dtype.lower(), util=util, engine=engine or DEFAULT_ENGINE,
+                               engine_version=engine_version, max_model_len=max_model_len,
+                               max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                               dp_attention=dp_attention, expert_parallel=expert_parallel)
     if as_json:
         _emit_json(result.to_dict())
         return

@@ -164,6 +164,26 @@ class FitRequest(ModelInput):
     allow_cross_node_tp: bool = False
     speculative_method: str | None = Field(default=None, max_length=32)
     num_speculative_tokens: int = Field(default=0, ge=0, le=64)
+    load_stat: Literal["median", "p99", "none"] = Field(
+        default="median", description="Judge the speed targets again at the workload's load (kvplan fit --load-stat).")
+
+
+class LoadRequest(DeploymentInput):
+    gpu: str = Field(max_length=64, description="A catalog GPU.")
+    pp: int = Field(default=1, ge=1)
+    util: float | None = Field(default=None, gt=0, le=1)
+    engine: EngineName = DEFAULT_ENGINE
+    engine_version: str | None = None
+    prompt: int = Field(default=1024, ge=1)
+    output: int = Field(default=128, ge=1)
+    num_prompts: int = Field(default=200, ge=1, le=5000, description="Requests in the run (at most 5,000 here).")
+    concurrency: int | None = Field(default=None, ge=1, description="Closed-loop clients.")
+    rate: float | None = Field(default=None, gt=0, description="Poisson requests per second (none: all at once).")
+    max_model_len: int | None = Positive
+    max_num_batched_tokens: int | None = Positive
+    max_num_seqs: int | None = Positive
+    dp_attention: int = Field(default=1, ge=1, le=64)
+    expert_parallel: bool = False
 
 
 class ConcurrencyRequest(ModelInput):
@@ -446,8 +466,23 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
                             parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp,
                             (body.speculative_method, body.num_speculative_tokens)
-                            if body.speculative_method or body.num_speculative_tokens else None)
+                            if body.speculative_method or body.num_speculative_tokens else None, body.load_stat)
             return result.to_dict(top=body.top)
+
+        return await run(call, body)
+
+    @post("/api/perf", LoadRequest, "kvplan perf --concurrency / --rate --json: speed under load")
+    async def api_perf(body: LoadRequest) -> Response:
+        from kvplan import batching
+
+        def call() -> dict[str, Any]:
+            work = batching.Workload(body.prompt, body.output, body.num_prompts, body.concurrency, body.rate)
+            return batching.load_for(body.source(), work, gpu=body.gpu, tp=body.tp, pp=body.pp, dtype=body.dtype,
+                                     quant=body.quant, kv_dtype=body.kv_dtype, util=body.util, engine=body.engine,
+                                     engine_version=body.engine_version, max_model_len=body.max_model_len,
+                                     max_num_batched_tokens=body.max_num_batched_tokens,
+                                     max_num_seqs=body.max_num_seqs, dp_attention=body.dp_attention,
+                                     expert_parallel=body.expert_parallel).to_dict()
 
         return await run(call, body)
 

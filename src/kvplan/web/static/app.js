@@ -53,7 +53,8 @@ function inputs() {
            dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value, seq: positive("seq", "tokens per request"),
            users: positive("users", "concurrent users"), maxGpus: positive("max-gpus", "max GPUs per replica"),
            rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked,
-           features: features() };
+           features: features(), loadOutput: positive("load-output", "output tokens per request"),
+           loadPrompts: positive("load-prompts", "requests in the run") };
 }
 
 // the serving features, named as the API (and the CLI) name them; a feature left at its default is not sent
@@ -249,6 +250,24 @@ async function copy(text, button) {
   setTimeout(() => { button.textContent = "copy"; }, 1500);
 }
 
+function showLoad(load) {
+  const body = $("load").tBodies[0];
+  clear(body);
+  if (load.error) { $("load-summary").textContent = `not simulated: ${load.error}`; return; }
+  for (const [label, key] of [["TTFT (ms)", "ttft_ms"], ["TPOT (ms)", "tpot_ms"], ["ITL (ms)", "itl_ms"],
+                              ["E2E latency (ms)", "e2el_ms"]]) {
+    const row = body.insertRow();
+    cell(row, label);
+    for (const stat of ["mean", "median", "p99"]) cell(row, load[key][stat].toFixed(2));
+  }
+  const s = load.scheduler;
+  $("load-summary").textContent = `${load.model} on ${load.tp * load.pp} x ${load.gpu} (${load.engine} ` +
+    `${load.engine_version}): ${load.request_throughput.toFixed(2)} req/s, ` +
+    `${load.output_tokens_per_sec.toFixed(1)} output tok/s over ${load.duration_seconds.toFixed(1)} s; ` +
+    `max_num_seqs ${int(s.max_num_seqs)}, ${int(s.token_budget)} tokens per pass, KV pool ${int(s.kv_tokens)} ` +
+    `tokens, ${int(load.preemptions)} preemptions. ${load.assumptions[0]}.`;
+}
+
 function showDerivation(steps) {
   const list = $("derivation");
   clear(list);
@@ -278,6 +297,11 @@ async function update() {
     { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens } :
     {};
   const fitEngine = engine.fit ? x.engine : ENGINES.default;
+  const output = Math.min(x.loadOutput, Math.max(1, x.seq - 1));
+  const load = api("/api/perf", { ...x.source, gpu: x.gpus[0], tp: x.tp, util: x.util, engine: x.engine,
+                                  dtype: x.dtype, kv_dtype: x.kv_dtype, prompt: Math.max(1, x.seq - output), output,
+                                  concurrency: x.users, num_prompts: x.loadPrompts })
+    .catch((e) => ({ error: e.message }));
   try {
     const [p, series, fit] = await Promise.all([
       api("/api/plan", plan),
@@ -291,6 +315,7 @@ async function update() {
     showMemory(p);
     showChart(series);
     showFit(fit);
+    showLoad(await load);
     showDerivation(p.derivation || []);
     $("status").textContent = "";
     document.body.dataset.ready = String(mine);
@@ -362,7 +387,8 @@ async function start() {
   const later = debounce(update, 250);
   for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
                     "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras",
-                    "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens"]) {
+                    "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens", "load-output",
+                    "load-prompts"]) {
     $(id).addEventListener("input", later);
     $(id).addEventListener("change", later);
   }
