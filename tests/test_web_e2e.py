@@ -209,3 +209,29 @@ def test_screenshot_artifact(page):
     out = ARTIFACTS / "web-page.png"
     page.screenshot(path=str(out), full_page=True)
     assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 20_000
+
+
+def test_legend_colours_match_their_series(page):
+    # each legend entry is drawn in its series' colour (a CSS rule on svg text once turned them all grey)
+    pairs = page.evaluate("""() => {
+        const lines = [...document.querySelectorAll('#chart polyline:not([stroke-dasharray])')];
+        const texts = [...document.querySelectorAll('#chart text[fill]')];
+        return texts.map((t, i) => [getComputedStyle(t).fill, lines[i] && getComputedStyle(lines[i]).stroke]);
+    }""")
+    assert len(pairs) == 2 and all(fill == stroke for fill, stroke in pairs), pairs
+
+
+def test_an_error_marks_every_result_stale(page):
+    page.fill("#tp", "3")  # falcon-7b's 71 heads do not split over 3 GPUs
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "stale" in page.get_attribute("body", "class")
+    assert page.is_visible("#stale")
+    assert float(page.evaluate("getComputedStyle(document.querySelector('#scenarios')).opacity")) < 0.5
+    settle(page, lambda: page.fill("#tp", "1"))
+    assert "stale" not in (page.get_attribute("body", "class") or "")
+    assert not page.is_visible("#stale") and not page.is_visible("#error")
+
+
+def test_launch_lines_do_not_break_inside_a_flag(page):
+    style = page.evaluate("getComputedStyle(document.querySelector('#fit td.cmd')).wordBreak")
+    assert style != "break-all"

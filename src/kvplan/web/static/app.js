@@ -139,11 +139,12 @@ function showMemory(plan) {
     const total = s.engine ? s.engine.total_bytes : s.gpu_memory_bytes;
     const parts = s.budget_terms.map((t) => [t.label, t.bytes]);
     parts.push(["KV pool", Math.max(0, s.kv_pool_bytes)]);
+    const short = s.kv_pool_bytes < 0 ? -s.kv_pool_bytes : 0;
     parts.push(["left by utilization", Math.max(0, total - s.usable_bytes)]);
-    return { label: `${s.gpu} @ ${Math.round(s.util * 100)}%`, total, parts };
+    return { label: `${s.gpu} @ ${Math.round(s.util * 100)}%`, total, parts, short };
   });
   const max = Math.max(...rows.map((r) => Math.max(r.total, r.parts.reduce((a, [, b]) => a + b, 0))));
-  const left = 110, width = 740, barH = 22, gap = 14;
+  const left = 110, width = 680, barH = 22, gap = 14;
   svg.setAttribute("height", String(rows.length * (barH + gap) + 40));
   const labels = [...new Set(rows.flatMap((r) => r.parts.map(([l]) => l)))];
   rows.forEach((r, i) => {
@@ -160,6 +161,8 @@ function showMemory(plan) {
     const tx = left + (r.total / max) * width;
     svgEl(svg, "line", { x1: tx, x2: tx, y1: y - 3, y2: y + barH + 3, stroke: "#000", "stroke-dasharray": "4 3" });
     svgEl(svg, "text", { x: Math.min(tx + 4, left + width + 4), y: y + 15 }, gib(r.total));
+    if (r.short) svgEl(svg, "text", { x: left, y: y + barH + 11, fill: "#b00020", "data-short": "" },
+                       `KV pool short by ${gib(r.short)}: the weights and overheads exceed the budget`);
   });
   let lx = left;
   const ly = rows.length * (barH + gap) + 22;
@@ -281,6 +284,10 @@ function showDerivation(steps) {
 function setError(message) {
   $("error").hidden = !message;
   $("error").textContent = message || "";
+  // results drawn for an earlier input stay on the page, marked stale, until an input is valid again
+  const stale = Boolean(message) && document.body.dataset.ready !== undefined;
+  document.body.classList.toggle("stale", stale);
+  $("stale").hidden = !stale;
 }
 
 async function update() {
