@@ -46,6 +46,7 @@ function positive(id, label) {
 
 function inputs() {
   const gpus = [...$("gpu").selectedOptions].map((o) => o.value);
+  $("gpu-chosen").textContent = gpus.length ? `chosen: ${gpus.join(", ")}` : "";
   if (!gpus.length) throw new Error("choose at least one GPU");
   const util = Number($("util").value);
   if (!(util > 0 && util <= 1)) throw new Error("memory utilization must be in (0, 1]");
@@ -145,7 +146,9 @@ function showMemory(plan) {
   });
   const max = Math.max(...rows.map((r) => Math.max(r.total, r.parts.reduce((a, [, b]) => a + b, 0))));
   const left = 110, width = 680, barH = 22, gap = 14;
-  svg.setAttribute("height", String(rows.length * (barH + gap) + 40));
+  const height = rows.length * (barH + gap) + 40;
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("viewBox", `0 0 900 ${height}`);
   const labels = [...new Set(rows.flatMap((r) => r.parts.map(([l]) => l)))];
   rows.forEach((r, i) => {
     const y = 10 + i * (barH + gap);
