@@ -127,6 +127,21 @@ def test_concurrency_series_has_the_article_line(client):
     assert len(data["lengths"]) == 4 and set(data["series"]) == set(data["naive"]) == {"a10g @ 90%"}
 
 
+def test_concurrency_series_follows_engine_and_dtypes(client):
+    from kvplan.planning import plan
+
+    body = {"model": "llama-3.1-8b", "gpu": ["h100"], "util": [0.9], "points": 3}
+    auto = client.post("/api/concurrency", json=body).json()
+    fp8 = client.post("/api/concurrency", json={**body, "kv_dtype": "fp8"}).json()
+    sglang = client.post("/api/concurrency", json={**body, "engine": "sglang"}).json()
+    for data, options in ((fp8, {"kv_dtype": "fp8"}), (sglang, {"engine": "sglang"})):
+        for length, y in zip(data["lengths"], data["series"]["h100 @ 90%"], strict=True):
+            s = plan("llama-3.1-8b", gpu="h100", util=0.9, seq=length, max_model_len=length, **options).scenarios[0]
+            assert y == s.printed.max_concurrency
+    assert fp8["series"] != auto["series"] != sglang["series"]
+    assert auto["caps"] == {"h100 @ 90%": plan("llama-3.1-8b", gpu="h100", seq=2048).scenarios[0].printed.max_num_seqs}
+
+
 @pytest.mark.parametrize(("path", "body", "message"), [
     ("/api/plan", {"model": "falcon-7b", "seq": 0}, "seq: Input should be greater than or equal to 1"),
     ("/api/plan", {"model": "falcon-7b", "tp": 3}, "does not divide the 71 attention heads"),

@@ -35,24 +35,28 @@ def _save(fig, out: str | Path) -> Path:
 
 
 def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24,
-                       tp: int = 1) -> dict[str, Any]:
-    """Requests the KV cache holds against context length, per (GPU, util) under vLLM, and the article's naive
-    formula (MHA over d_model, 2 bytes per parameter, no overheads) on the same GPUs."""
+                       tp: int = 1, engine: str = "vllm", dtype: str | None = None,
+                       kv_dtype: str = "auto") -> dict[str, Any]:
+    """Requests the KV cache holds against context length, per (GPU, util) under `engine` (not capped by its
+    request limit: `caps` gives that limit per series), and the article's naive formula (MHA over d_model,
+    2 bytes per parameter, no overheads) on the same GPUs."""
     top = min(spec.max_context or 131072, 131072)
     lengths = sorted({round(128 * (top / 128) ** (i / (points - 1))) for i in range(points)})
-    series, naive = {}, {}
+    series, naive, caps = {}, {}, {}
     for g in gpus:
         gpu = get_gpu(g)
         for u in utils:
             ys = []
             for length in lengths:
-                s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length, tp=tp).scenarios[0]
+                s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length, tp=tp, engine=engine,
+                         dtype=dtype, kv_dtype=kv_dtype).scenarios[0]
                 ys.append(s.printed.max_concurrency if s.printed else s.capacity.max_concurrent_requests)
+                caps[f"{gpu.alias} @ {u:.0%}"] = s.printed.max_num_seqs if s.printed else None
             series[f"{gpu.alias} @ {u:.0%}"] = ys
             pool = tp * gpu.memory_bytes * u - 2 * spec.params
             per_token = 2 * 2 * spec.num_layers * spec.hidden_size
             naive[f"{gpu.alias} @ {u:.0%}"] = [max(0, pool // (per_token * n)) for n in lengths]
-    return {"lengths": lengths, "series": series, "naive": naive}
+    return {"lengths": lengths, "series": series, "naive": naive, "caps": caps}
 
 
 def plot_concurrency(spec: ModelSpec, gpus: list[str], utils: list[float], out: str | Path, tp: int = 1) -> Path:

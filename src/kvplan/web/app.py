@@ -190,6 +190,9 @@ class ConcurrencyRequest(ModelInput):
     gpu: list[str] = Field(default_factory=lambda: ["a10g", "h100"])
     util: list[float] = Field(default_factory=lambda: [0.9])
     tp: int = Field(default=1, ge=1)
+    engine: EngineName = DEFAULT_ENGINE
+    dtype: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"] | None = None
+    kv_dtype: Literal["auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4"] = "auto"
     points: int = Field(default=16, ge=2, le=64)
 
 
@@ -492,7 +495,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         from kvplan.plots import concurrency_series
 
         return await run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
-                                              body.tp), body)
+                                              body.tp, body.engine, body.dtype, body.kv_dtype), body)
 
     @post("/api/explain", ExplainRequest, "kvplan explain --json: a startup log in \"log\"")
     async def api_explain(body: ExplainRequest) -> Response:

@@ -179,6 +179,10 @@ function showMemory(plan) {
 function showChart(series) {
   const svg = $("chart");
   clear(svg);
+  const caps = Object.entries(series.caps || {}).filter(([, n]) => n);
+  $("chart-caps").textContent = caps.length ? "Not capped: the engine runs at most " +
+    caps.map(([label, n]) => `${int(n)} requests at once on ${label}`).join(", ") +
+    " (max_num_seqs), as the verdict table counts them." : "";
   const W = 900, H = 380, L = 60, R = 200, T = 10, B = 40;
   const xs = series.lengths;
   const all = Object.values(series.series).concat(Object.values(series.naive)).flat().filter((v) => v > 0);
@@ -315,7 +319,8 @@ async function update() {
   try {
     const [p, series, fit] = await Promise.all([
       api("/api/plan", plan),
-      api("/api/concurrency", { ...x.source, gpu: x.gpus, util: [x.util], tp: x.tp }),
+      api("/api/concurrency", { ...x.source, gpu: x.gpus, util: [x.util], tp: x.tp, engine: x.engine,
+                                dtype: x.dtype, kv_dtype: x.kv_dtype }),
       api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5,
                         max_gpus: x.maxGpus, rank_by: x.rankBy, allow_quant: x.allowQuant,
                         allow_fp8_kv: x.allowFp8Kv, ...spec }),
