@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from kvplan import batching, perf  # noqa: E402
 from kvplan.deployment import Deployment  # noqa: E402
 from kvplan.errors import InputError, UnsupportedModelError  # noqa: E402
-from kvplan.hardware import find_gpu  # noqa: E402
+from kvplan.hardware import find_gpu, generation  # noqa: E402
 from kvplan.model import catalog  # noqa: E402
 from kvplan.model.load import load_model  # noqa: E402
 from kvplan.planning import plan  # noqa: E402
@@ -251,72 +251,85 @@ def report(results: list[tuple[dict, float, float]], skipped: dict[str, int], ti
         print(f"| {name} | {len(errs)} | {statistics.median(errs):.1%} | {_p90(errs):.1%} |")
 
 
-# the compute fractions and the pass overhead were chosen on a first grid (decode 0.4/0.55 x prefill 0.4/0.55 x
-# 2/4/6 ms, leave-one-source-out) and are held at its choice here; this grid adds the overheads per sequence in a
-# pass and per request (the API server) and the grouped expert GEMMs' fraction
+# The compute fractions and the pass overhead were chosen on a first grid (decode 0.4/0.55 x prefill 0.4/0.55 x
+# 2/4/6 ms, leave-one-source-out on all NVIDIA rows) and are held at its choice here. This grid, on the Hopper
+# rows (the generation most measurements ran on), adds the overheads per sequence in a pass and per request (the
+# API server) and the grouped expert GEMMs' fraction; each other generation then gets its own bandwidth and
+# compute scales on its own rows (GEN_GRID), the Hopper constants fixed.
 FIXED = {"decode_compute": 0.55, "prefill_compute": 0.4, "step_overhead_ms": 2.0}
-GRID = {"sequence_overhead_us": (0.0, 15.0, 40.0), "request_overhead_ms": (0.0, 15.0, 40.0),
-        "moe_compute_scale": (1.0, 0.6, 0.35)}
-VENDOR_GRID = (0.6, 0.45, 0.35, 0.25)  # AMD's scale on the three fractions, fitted on AMD rows alone
+GRID = {"sequence_overhead_us": (20.0, 40.0, 80.0), "request_overhead_ms": (5.0, 15.0, 40.0),
+        "moe_compute_scale": (0.2, 0.35, 0.6)}
+GEN_GRID = {"bandwidth": (0.45, 0.7, 1.0, 1.3), "compute": (0.3, 0.5, 0.75, 1.0, 1.4)}
+BASE = "hopper"
 
 
-def _use(point: dict[str, float], amd: float = 1.0) -> None:
+def _use(point: dict[str, float], scales: dict[str, dict[str, float]] | None = None) -> None:
     c = perf.constants()
     p = {**FIXED, **point}
     c["efficiency"].update(decode_compute=p["decode_compute"], prefill_compute=p["prefill_compute"],
                            moe_compute_scale=p["moe_compute_scale"])
     c["comm"].update(step_overhead_ms=p["step_overhead_ms"], sequence_overhead_us=p["sequence_overhead_us"],
                      request_overhead_ms=p["request_overhead_ms"])
-    c.setdefault("vendor_scale", {})["AMD"] = amd
+    c["generation_scale"] = dict(scales or {})
 
 
-def _amd(row: dict) -> bool:
-    return find_gpu(row["gpu"]) is not None and find_gpu(row["gpu"]).vendor == "AMD"
+def _generation(row: dict) -> str:
+    gpu = find_gpu(row["gpu"])
+    return generation(gpu) if gpu is not None else ""
 
 
 def _errors(table: list[dict]) -> dict[int, tuple[dict, float, float]]:
     return {id(r): (r, p, m) for r, p, m in compare(table)[0]}
 
 
-def _best(runs: list[dict[int, tuple[dict, float, float]]], keep) -> int:
-    """The grid point with the least summed |log error| over the rows `keep` accepts."""
+def _best(runs: list[dict[int, tuple[dict, float, float]]], keep) -> int | None:
+    """The grid point with the least summed |log error| over the rows `keep` accepts (None: it accepts none)."""
     def loss(run: dict) -> float:
         return sum(abs(math.log(p / m)) for r, p, m in run.values() if keep(r))
+    if not any(keep(r) for r, _, _ in runs[0].values()):
+        return None
     return min(range(len(runs)), key=lambda i: loss(runs[i]))
 
 
 def fit(table: list[dict]) -> dict:
-    """Two grids: the overheads and the MoE fraction (GRID, beside FIXED) on the non-AMD rows, then AMD's scale
-    on the AMD rows with those fixed. Held out: each source's rows predicted by the grid points chosen without it."""
-    nvidia = [r for r in table if not _amd(r)]
-    amd_rows = [r for r in table if _amd(r)]
+    """The Hopper grid, then one scale grid per other generation. Held out: each source's rows predicted by the
+    grid points chosen without it (a generation's only source is predicted with no scale)."""
+    gens = defaultdict(list)
+    for r in table:
+        gens[_generation(r)].append(r)
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     runs = []
     for point in points:
         _use(point)
-        runs.append(_errors(nvidia))
+        runs.append(_errors(gens[BASE]))
         print(f"  {point}: {len(runs[-1])} rows", file=sys.stderr)
     best = _best(runs, lambda r: True)
-    _use(points[best])
-    amd_runs = []
-    for scale in VENDOR_GRID:
-        _use(points[best], scale)
-        amd_runs.append(_errors(amd_rows))
-        print(f"  AMD scale {scale}: {len(amd_runs[-1])} rows", file=sys.stderr)
-    amd_best = _best(amd_runs, lambda r: True)
-    held_out = []
-    for source in {r["source"] for r in table}:
-        if any(_amd(r) for r in table if r["source"] == source):
-            i = _best(amd_runs, lambda r, s=source: r["source"] != s)
-            held_out += [v for v in amd_runs[i].values() if v[0]["source"] == source]
-        else:
-            i = _best(runs, lambda r, s=source: r["source"] != s)
-            held_out += [v for v in runs[i].values() if v[0]["source"] == source]
-    return {"point": points[best], "amd": VENDOR_GRID[amd_best], "held_out": held_out,
-            "rows": len(runs[best]) + len(amd_runs[amd_best]), "sources": len({r["source"] for r in table})}
+    scale_points = [dict(zip(GEN_GRID, v, strict=True)) for v in itertools.product(*GEN_GRID.values())]
+    unit = scale_points.index({"bandwidth": 1.0, "compute": 1.0})
+    scales, held_out = {}, []
+    for source in {r["source"] for r in gens[BASE]}:
+        i = _best(runs, lambda r, s=source: r["source"] != s)
+        held_out += [v for v in runs[i].values() if v[0]["source"] == source]
+    for gen, rows_g in sorted(gens.items()):
+        if gen == BASE or not gen:
+            continue
+        gen_runs = []
+        for sp in scale_points:
+            _use(points[best], {gen: sp})
+            gen_runs.append(_errors(rows_g))
+        if not gen_runs[0]:
+            continue
+        chosen = _best(gen_runs, lambda r: True)
+        scales[gen] = scale_points[chosen]
+        print(f"  {gen}: {scales[gen]} on {len(gen_runs[chosen])} rows", file=sys.stderr)
+        for source in {r["source"] for r in rows_g}:
+            i = _best(gen_runs, lambda r, s=source: r["source"] != s)
+            held_out += [v for v in gen_runs[unit if i is None else i].values() if v[0]["source"] == source]
+    return {"point": points[best], "scales": scales, "held_out": held_out,
+            "rows": sum(1 for _ in held_out), "sources": len({r["source"] for r in table})}
 
 
-def write(point: dict[str, float], amd: float, rows_used: int, sources: int) -> None:
+def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_used: int, sources: int) -> None:
     point = {**FIXED, **point}
     OUT.write_text(
         "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
@@ -331,8 +344,10 @@ def write(point: dict[str, float], amd: float, rows_used: int, sources: int) -> 
         f"step_overhead_ms = {point['step_overhead_ms']}\n"
         f"sequence_overhead_us = {point['sequence_overhead_us']}  # per sequence in a pass\n"
         f"request_overhead_ms = {point['request_overhead_ms']}  # per request, before the engine sees it\n\n"
-        "# scale on the three fractions by GPU vendor, fitted on that vendor's rows alone\n"
-        f"[vendor_scale]\nAMD = {amd}\n", encoding="utf-8")
+        "# scales on the bandwidth and compute fractions by GPU generation (the fractions above are Hopper's), each\n"
+        "# fitted on that generation's rows alone\n"
+        + "".join(f"[generation_scale.{g}]\nbandwidth = {v['bandwidth']}\ncompute = {v['compute']}\n\n"
+                  for g, v in sorted(scales.items())), encoding="utf-8")
     print(f"wrote {OUT}")
 
 
@@ -340,11 +355,11 @@ def main() -> None:
     table = rows()
     if "--fit" in sys.argv:
         found = fit(table)
-        print("fitted on all rows:", found["point"], "AMD scale", found["amd"])
+        print("fitted on all rows:", found["point"], "generation scales", found["scales"])
         report(found["held_out"], {}, "held out: each source predicted with the constants fitted on the others")
-        _use(found["point"], found["amd"])
+        _use(found["point"], found["scales"])
         if "--write" in sys.argv:
-            write(found["point"], found["amd"], found["rows"], found["sources"])
+            write(found["point"], found["scales"], found["rows"], found["sources"])
     results, skipped = compare(table, verbose="--rows" in sys.argv)
     report(results, skipped, "in sample: the constants in data/perf-constants.toml" if "--fit" not in sys.argv
            else "in sample: the constants fitted on all rows")

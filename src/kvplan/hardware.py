@@ -209,6 +209,20 @@ _CAPABILITY = (
 )
 
 
+_GENERATIONS = {70: "volta", 75: "turing", 80: "ampere", 86: "ampere", 87: "ampere", 89: "ada", 90: "hopper",
+                100: "blackwell", 120: "blackwell"}
+_AMD_GENERATIONS = ((r"\bMI2\d0X?\b", "cdna2"), (r"\bMI3(00|25)X\b", "cdna3"), (r"\bMI35\dX\b", "cdna4"))
+
+
+def generation(gpu: GPU) -> str:
+    """The GPU's architecture generation: ampere, ada, hopper, blackwell (NVIDIA, by compute capability), cdna2-4
+    (AMD), else its vendor in lower case ('' for a custom device)."""
+    cc = compute_capability(gpu)
+    if cc in _GENERATIONS:
+        return _GENERATIONS[cc]
+    return next((g for pattern, g in _AMD_GENERATIONS if re.search(pattern, gpu.name)), gpu.vendor.lower())
+
+
 def compute_capability(gpu: GPU) -> int | None:
     """An NVIDIA GPU's compute capability x 10 (Turing T4 = 75, Hopper H100 = 90); None for other devices."""
     return _capability(gpu.name)

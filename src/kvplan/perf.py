@@ -31,7 +31,7 @@ from typing import Any
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
-from kvplan.hardware import GPU
+from kvplan.hardware import GPU, generation
 from kvplan.model.quant import DTYPE_BYTES
 from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention
 
@@ -61,12 +61,21 @@ def _link(text: str) -> tuple[float, str]:
     return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
 
 
+# a generation without fitted rows takes the scale of its vendor's nearest fitted one
+GENERATION_FALLBACK = {"volta": "ampere", "turing": "ampere", "cdna2": "cdna3"}
+
+
 def efficiency(gpu: GPU) -> dict[str, float]:
-    """The achieved fractions for this GPU: the constants, times its vendor's scale where one is fitted (the
-    same kernels run further below the peak figures on some vendors' parts: [vendor_scale])."""
+    """The achieved fractions for this GPU: the constants (fitted on Hopper, the generation most measurements
+    ran on), times its generation's bandwidth and compute scales where they are fitted ([generation_scale]:
+    the same kernels reach a different share of the peak figures on other generations)."""
     c = constants()["efficiency"]
-    scale = constants().get("vendor_scale", {}).get(gpu.vendor, 1.0)
-    return {k: c[k] * scale for k in ("bandwidth", "decode_compute", "prefill_compute")}
+    scales = constants().get("generation_scale", {})
+    gen = generation(gpu)
+    scale = scales.get(gen) or scales.get(GENERATION_FALLBACK.get(gen, ""), {})
+    bw, fl = scale.get("bandwidth", 1.0), scale.get("compute", 1.0)
+    return {"bandwidth": c["bandwidth"] * bw, "decode_compute": c["decode_compute"] * fl,
+            "prefill_compute": c["prefill_compute"] * fl}
 
 
 def _peak_tflops(dep: Deployment, gpu: GPU) -> tuple[float, str]:
