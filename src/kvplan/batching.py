@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from kvplan import perf
 from kvplan.deployment import Deployment
-from kvplan.engines.base import Engine, Printed
+from kvplan.engines.base import Engine, Printed, Scenario
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 
@@ -421,6 +421,12 @@ def scheduler(engine: Engine, printed: Printed, dep: Deployment) -> Scheduler:
                      printed.block_size or 1, *how)
 
 
+def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload) -> LoadResult:
+    """The workload on one scenario of `dep` (a plan's, or a fit candidate's) under its engine's scheduler."""
+    assert sc.printed is not None and sc.gpu is not None
+    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep), work)
+
+
 def parse_rate(text: str | float | None) -> float | None:
     """--rate: requests per second, or inf (all at once: None)."""
     if text is None:
@@ -451,7 +457,7 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
         raise InputError(f"the engine will not start: {sc.startup.reason}")
     if plan.replicas > 1:
         raise UnsupportedModelError("speed under load is simulated for one replica: plan one and divide the load")
-    result = simulate(plan.deployment, sc.gpu, scheduler(engine, sc.printed, plan.deployment), work)
+    result = on_scenario(plan.deployment, sc, engine, work)
     d = plan.deployment
     about = {"model": plan.model.name, "gpu": sc.gpu.alias, "tp": d.tp, "pp": d.pp, "dp_attention": d.dp_attention,
              "engine": engine.name, "engine_version": sc.printed.version, "weights": d.weight_format.name,

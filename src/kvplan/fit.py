@@ -356,7 +356,7 @@ def judge_at_load(spec: ModelSpec, w: Workload, c: Candidate, stat: str) -> None
     settings = c.settings or EngineSettings(engine=c.engine, max_model_len=w.seq)
     sc = scenario(settings, dep, c.gpu, None, w.seq, 1, 1)
     work = batching.Workload(w.prompt, w.output, max(3 * c.batch, 30), concurrency=c.batch)
-    c.load = batching.simulate(dep, c.gpu, batching.scheduler(get_engine(c.engine), sc.printed, dep), work)
+    c.load = batching.on_scenario(dep, sc, get_engine(c.engine), work)
     ttft = getattr(c.load.ttft_ms, stat) / 1000
     if w.max_ttft is not None and ttft > w.max_ttft:
         c.misses.append(f"time to first token under load ({stat}) {ttft:.3f} s > {w.max_ttft:g} s")

@@ -366,9 +366,9 @@ def fit_view(console: Console, spec: ModelSpec, result: FitResult, top: int) -> 
 def load_view(console: Console, r: LoadResult) -> None:
     """kvplan perf under load: the figures a serving benchmark prints, then how the scheduler ran."""
     a, w, s = r.about, r.workload, r.scheduler
-    load = (f"{w.concurrency:,} concurrent clients" if w.concurrency else "") + (
-        (", " if w.concurrency else "") + f"Poisson {w.rate:g} req/s" if w.rate else
-        ("" if w.concurrency else "all requests at once"))
+    parts = ([f"{w.concurrency:,} concurrent clients"] if w.concurrency else []) + (
+        [f"Poisson {w.rate:g} req/s"] if w.rate else [])
+    load = ", ".join(parts) or "all requests at once"
     console.print(f"[bold]{a['model']}[/bold] on {a['tp'] * a['pp']} x {a['gpu']} (TP {a['tp']}, PP {a['pp']}), "
                   f"{a['engine']} {a['engine_version']}, weights {a['weights']}, KV {a['kv_dtype']}: {w.num_prompts:,} "
                   f"requests of {w.prompt:,} + {w.output:,} tokens, {load}", soft_wrap=True)
