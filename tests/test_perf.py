@@ -15,7 +15,8 @@ from kvplan.model.load import load_model
 
 EFF = perf.constants()["efficiency"]
 COMM = perf.constants()["comm"]
-OVERHEAD = COMM["step_overhead_ms"] * 1e-3
+# per pass, plus one sequence's share (scheduling, sampling, output processing): these tests run one sequence
+OVERHEAD = COMM["step_overhead_ms"] * 1e-3 + COMM.get("sequence_overhead_us", 0.0) * 1e-6
 
 # Llama-2-7B (hidden 4096, 32 layers, MLP 11008, vocab 32000, 32 heads of 128, MHA), bf16.
 LAYER = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096  # q,k,v,o + gate,up,down + 2 norms = 202,383,360

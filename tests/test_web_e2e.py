@@ -134,6 +134,24 @@ def test_fit_options_reach_the_search(page):
     settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
 
 
+def test_fit_speed_targets_are_judged_at_load(page):
+    """The page's fit takes --max-ttft and --load-stat and shows each judged candidate's TTFT under load, as the
+    library's search gives it."""
+    from kvplan.fit import Workload, search
+    from kvplan.model.load import load_model
+
+    settle(page, lambda: page.fill("#max-ttft", "5"))
+    result = search(load_model("llama-3.1-8b"), Workload.from_options(18, 2000, max_ttft=5), ["a10g", "h100"])
+    first = result.candidates[0]
+    assert first.load is not None
+    cells = page.locator("#fit tbody tr:first-child td")
+    assert cells.nth(8).inner_text() == f"{first.load.ttft_ms.median / 1000:.3f}"
+    settle(page, lambda: page.select_option("#load-stat", "none"))
+    assert page.locator("#fit tbody tr:first-child td").nth(8).inner_text() == "-"
+    settle(page, lambda: page.select_option("#load-stat", "median"))
+    settle(page, lambda: page.fill("#max-ttft", ""))
+
+
 def test_serving_features_reach_the_plan(page):
     """The page's serving features are the CLI's flags: LoRA slots shrink the pool as plan's do, and MTP
     speculative decoding on DeepSeek-V3 gives plan's request count and fit's launch line."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kvplan.engines import DEFAULT_ENGINE
 from kvplan.errors import InputError
 from kvplan.fit import Workload, search
 from kvplan.hardware import get_gpu
@@ -35,7 +36,7 @@ def _save(fig, out: str | Path) -> Path:
 
 
 def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24,
-                       tp: int = 1, engine: str = "vllm", dtype: str | None = None,
+                       tp: int = 1, engine: str = DEFAULT_ENGINE, dtype: str | None = None,
                        kv_dtype: str = "auto") -> dict[str, Any]:
     """Requests the KV cache holds against context length, per (GPU, util) under `engine` (not capped by its
     request limit: `caps` gives that limit per series), and the article's naive formula (MHA over d_model,

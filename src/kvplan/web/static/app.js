@@ -54,8 +54,22 @@ function inputs() {
            dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value, seq: positive("seq", "tokens per request"),
            users: positive("users", "concurrent users"), maxGpus: positive("max-gpus", "max GPUs per replica"),
            rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked,
-           features: features(), loadOutput: positive("load-output", "output tokens per request"),
+           features: features(), targets: targets(), loadOutput: positive("load-output", "output tokens per request"),
            loadPrompts: positive("load-prompts", "requests in the run") };
+}
+
+// fit's speed targets (blank: none) and how they are judged at load, as the API names them
+function targets() {
+  const out = { load_stat: $("load-stat").value };
+  for (const [id, key, label] of [["min-tps", "min_tokens_per_sec", "min tok/s per user"],
+                                  ["max-ttft", "max_ttft", "max TTFT"]]) {
+    const text = $(id).value.trim();
+    if (!text) continue;
+    const value = Number(text);
+    if (!(value > 0)) throw new Error(`${label} must be a number above 0 (or blank)`);
+    out[key] = value;
+  }
+  return out;
 }
 
 // the serving features, named as the API (and the CLI) name them; a feature left at its default is not sent
@@ -229,6 +243,9 @@ function showFit(fit) {
     cell(row, c.kv_dtype);
     cell(row, c.decode_tokens_per_sec_per_user.toFixed(1));
     cell(row, c.ttft_seconds.toFixed(3));
+    const load = c.under_load;
+    cell(row, load ? (load.ttft_ms.median / 1000).toFixed(3) : "-");
+    cell(row, load && load.tpot_ms.median ? (1000 / load.tpot_ms.median).toFixed(1) : "-");
     cell(row, c.cost_per_hour === null ? "-" : c.cost_per_hour.toFixed(2));
     cell(row, c.cost_per_million_tokens === null ? "-" : c.cost_per_million_tokens.toFixed(3));
     const cmd = cell(row, "", "cmd");
@@ -323,7 +340,7 @@ async function update() {
                                 dtype: x.dtype, kv_dtype: x.kv_dtype }),
       api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5,
                         max_gpus: x.maxGpus, rank_by: x.rankBy, allow_quant: x.allowQuant,
-                        allow_fp8_kv: x.allowFp8Kv, ...spec }),
+                        allow_fp8_kv: x.allowFp8Kv, ...spec, ...x.targets }),
     ]);
     if (mine !== generation) return;  // a newer input change is on its way
     showScenarios(p, x);
@@ -403,7 +420,7 @@ async function start() {
   for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
                     "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras",
                     "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens", "load-output",
-                    "load-prompts"]) {
+                    "load-prompts", "min-tps", "max-ttft", "load-stat"]) {
     $(id).addEventListener("input", later);
     $(id).addEventListener("change", later);
   }
