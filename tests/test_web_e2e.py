@@ -264,3 +264,20 @@ def test_narrow_screen_has_no_horizontal_overflow(page, server):
     ARTIFACTS.mkdir(exist_ok=True)
     narrow.screenshot(path=str(ARTIFACTS / "web-page-390.png"), full_page=True)
     narrow.close()
+
+
+def test_the_url_keeps_and_restores_the_inputs(page, server):
+    settle(page, lambda: page.fill("#users", "32"))
+    assert "users=32" in page.url and "model=llama-3.1-8b" in page.url
+    settle(page, lambda: page.fill("#users", "18"))
+    shared = page.context.browser.new_page(viewport={"width": 1100, "height": 1400})
+    shared.goto(f"{server}?model=llama-3.1-8b&gpu=h100&seq=4096&users=32&kv-dtype=fp8&allow-quant=1")
+    shared.wait_for_selector("body[data-ready]", timeout=30_000)
+    assert shared.input_value("#users") == "32" and shared.input_value("#kv-dtype") == "fp8"
+    assert shared.is_checked("#allow-quant")
+    s = plan("llama-3.1-8b", gpu="h100", util=0.9, seq=4096, batch=32, max_model_len=4096,
+             kv_dtype="fp8").scenarios[0]
+    cell = shared.inner_text("#scenarios tr[data-gpu='h100'] td[data-field='max_concurrent_requests']")
+    assert cell == f"{s.capacity.max_concurrent_requests:,}"
+    assert shared.locator("#scenarios tr[data-gpu='a10g']").count() == 0
+    shared.close()

@@ -396,6 +396,33 @@ async function explainLog() {
   }
 }
 
+// the form's inputs live in the URL's query (a pasted config or log does not): a shared link restores them
+const SHARED = ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "max-gpus", "rank-by",
+                "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras", "max-lora-rank", "cpu-offload-gb",
+                "spec-method", "spec-tokens", "load-output", "load-prompts", "min-tps", "max-ttft", "load-stat"];
+
+function saveState() {
+  const query = new URLSearchParams();
+  for (const id of SHARED) {
+    const el = $(id);
+    if (el.type === "checkbox") { if (el.checked) query.set(id, "1"); }
+    else if (el.multiple) query.set(id, [...el.selectedOptions].map((o) => o.value).join(","));
+    else if (el.value !== "") query.set(id, el.value);
+  }
+  history.replaceState(null, "", `${location.pathname}?${query}`);
+}
+
+function restoreState() {
+  const query = new URLSearchParams(location.search);
+  for (const id of SHARED) {
+    if (!query.has(id)) continue;
+    const el = $(id), value = query.get(id);
+    if (el.type === "checkbox") el.checked = value === "1";
+    else if (el.multiple) { const chosen = value.split(","); for (const o of el.options) o.selected = chosen.includes(o.value); }
+    else el.value = value;
+  }
+}
+
 function debounce(fn, ms) {
   let timer;
   return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
@@ -416,7 +443,8 @@ async function start() {
     $("gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias, false, ["a10g", "h100"].includes(g.alias)));
     $("log-gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias));
   }
-  const later = debounce(update, 250);
+  restoreState();
+  const later = debounce(() => { saveState(); update(); }, 250);
   for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
                     "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras",
                     "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens", "load-output",
