@@ -36,17 +36,15 @@ import itertools
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field, replace
 
-from kvplan import perf
+from kvplan import perf, planning
 from kvplan.deployment import Deployment
+from kvplan.engines import get_engine
 from kvplan.engines.base import Engine, Printed, Scenario
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
-
-if TYPE_CHECKING:
-    from kvplan.planning import Plan
+from kvplan.planning import Plan
 
 MAX_PROMPTS = 100_000
 JUMP_SEGMENTS = 8  # a jump of decode passes is timed at the midpoints of up to this many equal segments
@@ -92,7 +90,7 @@ class Stats:
     p99: float
 
     def to_dict(self) -> dict[str, float]:
-        return {"mean": self.mean, "median": self.median, "p99": self.p99}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -444,8 +442,6 @@ def parse_rate(text: str | float | None) -> float | None:
 
 def under_load(plan: Plan, work: Workload) -> LoadResult:
     """The workload on the plan's first scenario: its engine's pool and scheduler, one replica."""
-    from kvplan.engines import get_engine
-
     sc = plan.scenarios[0]
     engine = get_engine(plan.engine.engine)
     if sc.gpu is None:
@@ -472,6 +468,4 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
 def load_for(model, work: Workload, **plan_options) -> LoadResult:
     """kvplan perf under load: plan `model` (plan()'s options: gpu, tp, engine, util, ...) for requests of the
     workload's length, then simulate the workload on its first scenario (the CLI's and the page's call)."""
-    from kvplan.planning import plan
-
-    return under_load(plan(model, seq=work.prompt + work.output, **plan_options), work)
+    return under_load(planning.plan(model, seq=work.prompt + work.output, **plan_options), work)
