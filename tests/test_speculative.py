@@ -205,3 +205,43 @@ def test_kv_offloading_tier():
     assert "--kv-offloading-size 100" in tier.launch_command(tier.scenarios[0])
     with pytest.raises(InputError, match="V1 only"):
         plan("llama-3.1-70b", gpu="h100", tp=4, engine="vllm-v0", kv_offloading_size=10)
+
+
+# The published EAGLE-3 head for Llama-3.1-8B-Instruct (yuhuili/EAGLE3-LLaMA3.1-Instruct-8B config.json, as
+# copied in public test suites): a one-layer Llama with a 32,000-token draft vocabulary.
+EAGLE3_LLAMA31_8B = {
+    "architectures": ["LlamaForCausalLMEagle3"], "model_type": "llama", "hidden_size": 4096,
+    "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 1,
+    "max_position_embeddings": 2048, "rms_norm_eps": 1e-05, "tie_word_embeddings": False,
+    "torch_dtype": "float16", "vocab_size": 128256, "draft_vocab_size": 32000,
+}
+
+
+@pytest.mark.parametrize("method", ["eagle", "eagle3"])
+def test_eagle_heads_weights_and_kv(tmp_path, method):
+    """vLLM 0.19.0 model_executor/models/llama_eagle.py and llama_eagle3.py, v1/spec_decode/eagle.py load_model.
+    Hand count for the 8B head (h = 4096, q 4096, k = v 1024, MLP 14336):
+      one decoder layer: q/k/v/o = (4096 + 1024 + 1024) x in + 4096 x 4096, MLP 3 x 4096 x 14336 = 176,160,768;
+      EAGLE-1: in = 4096 (28,966,912 + 16,777,216 attention), the first layer's input norm is nn.Identity (one
+        norm of 4096 left), fc 2h x h = 33,554,432, no final norm, embedding and lm_head the target's;
+      EAGLE-3: the first layer's q/k/v read 2h (6144 x 8192 = 50,331,648), two norms + hidden_norm (3 x 4096),
+        fc 3 x 4096 x 4096 = 50,331,648, the final norm, its own lm_head 32,000 x 4096 = 131,072,000; the
+        embedding the target's.
+    The head's one attention layer joins the KV spec: 33 x 2 x 8 x 128 x 2 B = 135,168 B per token."""
+    path = tmp_path / "eagle.json"
+    eagle1 = {k: v for k, v in EAGLE3_LLAMA31_8B.items() if k != "draft_vocab_size"}  # EAGLE-1 heads: no draft vocab
+    path.write_text(json.dumps(EAGLE3_LLAMA31_8B if method == "eagle3" else eagle1))
+    kw = dict(gpu="h100", seq=8192)
+    base = plan("llama-3.1-8b-instruct", **kw)
+    head = plan("llama-3.1-8b-instruct", speculative_method=method, draft_model=str(path), num_speculative_tokens=3,
+                **kw)
+    layer = 176_160_768 + 4096 * 4096
+    if method == "eagle":
+        params = layer + (4096 + 1024 + 1024) * 4096 + 4096 + 2 * 4096 * 4096
+    else:
+        params = layer + (4096 + 1024 + 1024) * 8192 + 3 * 4096 + 3 * 4096 * 4096 + 4096 + 32_000 * 4096
+    assert _weights(head) - _weights(base) == 2 * params  # bf16, TP 1
+    assert base.kv_bytes_per_token == 32 * 2 * 8 * 128 * 2 and head.kv_bytes_per_token == 135_168
+    assert any("shares the target's token embedding" in n for n in head.notes)
+    spec = head.to_dict()["speculative"]
+    assert spec["method"] == method and spec["drafter_params"] == params and spec["drafter_kv_layers"] == 1

@@ -322,6 +322,8 @@ def served_model(spec: ModelSpec, settings: EngineSettings, notes: list[str] | N
     elif method in DRAFTED:
         draft = draft or load_model(str(settings.draft_model))
     served = get_engine(settings.engine).served_model(spec, draft, settings)
+    if notes is not None:
+        notes.extend(n for n in served.notes if n not in spec.notes)  # what the engine says of the drafter
     if notes is not None and draft is not None:
         notes.append(f"speculative decoding by {method}: the drafter ({draft.name}, {draft.params / 1e9:.2f} B "
                      f"parameters, {draft.num_layers} KV layer(s)) is loaded beside the model and counted in the "

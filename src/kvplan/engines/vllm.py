@@ -21,7 +21,7 @@ import json
 import math
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from kvplan.budget import Budget, Term, TermKind
@@ -46,6 +46,7 @@ from kvplan.engines.common import CUDA_CONTEXT_GIB, SamplerPeak, activation_peak
 from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability, compute_units
+from kvplan.model.drafters import eagle_head
 from kvplan.model.quant import DTYPE_BYTES
 from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention
 from kvplan.units import GiB, fmt_gib
@@ -688,7 +689,7 @@ class VLLM(Engine):
     prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
     cpu_offload = True
     lora_slots = True
-    speculative_methods = frozenset({"mtp", "ngram", "draft_model"})
+    speculative_methods = frozenset({"mtp", "ngram", "draft_model", "eagle", "eagle3"})
     # the first release after those known to refuse a draft model (0.11.0 engine/arg_utils.py raises
     # NotImplementedError; 0.13.0 too, vllm-project/vllm#31883); read in 0.19.0, 0.14-0.18 not read (assumed alike)
     draft_model_since = "0.14.0"
@@ -718,9 +719,13 @@ class VLLM(Engine):
         (get_kv_cache_spec walks every attention layer of the static forward context, the drafter's included)."""
         if draft is None:
             return target
-        if settings.speculative_method == "draft_model":
+        method = settings.speculative_method
+        if method == "draft_model":
             self._check_draft_model(target, draft, settings)
-        return target.with_draft(draft, f"{settings.speculative_method} drafter")
+        elif method in ("eagle", "eagle3"):
+            draft, notes = eagle_head(draft, target, eagle3=method == "eagle3")
+            target = target.with_notes(*notes)
+        return target.with_draft(draft, f"{method} drafter")
 
     def _check_draft_model(self, target: ModelSpec, draft: ModelSpec, settings: EngineSettings) -> None:
         """A separate draft model (v1/spec_decode/draft_model.py 0.19.0 DraftModelProposer): the whole checkpoint,
@@ -809,12 +814,13 @@ class VLLM(Engine):
                          "whole parameters of the decoder layers in order until the GiB are reached)")
             if stage.index == 0:
                 setup.notes.append(f"--cpu-offload-gb {setup.settings.cpu_offload_gb:g}: {off / GiB:.2f} GiB of "
-                                   "weights per GPU in pinned CPU memory, read over PCIe every step (kvplan's speed "
-                                   "estimates do not include it)")
+                                   "weights per GPU in pinned CPU memory, read over the host link every pass "
+                                   "(the speed estimates add that read)")
         terms = [Term(TermKind.WEIGHTS, weights, f"as loaded: {w_source}"), *self.overheads(setup, stage)]
         if setup.reserve:
             terms.append(Term(TermKind.RESERVE, setup.reserve, "--reserve"))
-        return Budget.of(setup.total, fraction, math.ceil(setup.total * fraction), terms)
+        budget = Budget.of(setup.total, fraction, math.ceil(setup.total * fraction), terms)
+        return replace(budget, host_weights=off) if setup.settings.cpu_offload_gb else budget
 
     def pool(self, setup: Setup, layouts: list[KVLayout], budgets: list[Budget]) -> BlockPool:
         return BlockPool(budgets, layouts)

@@ -138,7 +138,9 @@ def build_decoder(cfg: Config, model_type: str, prefix: str = "model", lm_head: 
         for norm in t.norms:
             inv.norm(f"{p}.{norm}", hidden, i, norm_bias)
         inv.layers.append(LayerSpec(i, attention_kv(types[i], kv_heads, head_dim, window), block))
-    inv.head(f"{prefix}.{t.final_norm}", lm_head, vocab, hidden, tie, t.lm_head_bias, norm_bias=norm_bias)
+    # an EAGLE-3 drafter's head covers a smaller draft vocabulary (its config's draft_vocab_size)
+    head_rows = cfg.int("draft_vocab_size", default=vocab)
+    inv.head(f"{prefix}.{t.final_norm}", lm_head, head_rows, hidden, tie, t.lm_head_bias, norm_bias=norm_bias)
     rope = rope_tables(cfg, head_dim, local_base=model_type == "gemma3_text")
     return Built(inv, heads, kv_heads, context_length(cfg), tie, moe, rope=rope)
 
