@@ -402,6 +402,36 @@ def test_cpu_offload_moves_whole_parameters_of_the_layers_in_order():
         plan("llama-3.1-8b", gpu="l4", engine="sglang", cpu_offload_gb=4)
 
 
+def test_cpu_offload_is_paid_in_speed_and_searched_by_fit():
+    """The offloaded parameters stay in pinned CPU memory and are read in place every forward pass (uva.py
+    0.19.0), so each pass adds their bytes over the host link: the L4's PCIe Gen4 x16 at 32 GB/s per direction
+    x the 0.8 bandwidth fraction. fit --allow-cpu-offload sizes every family a second time with that offload,
+    and its candidates carry the flag in their launch line and pay the read in their speeds."""
+    from kvplan import perf
+    from kvplan.errors import InputError
+    from kvplan.fit import Workload, search
+    from kvplan.hardware import get_gpu
+
+    s = plan("llama-3.1-8b", gpu="l4", seq=4096, cpu_offload_gb=10).scenarios[0]
+    host = s.budgets[0].host_weights
+    assert host == plan("llama-3.1-8b", gpu="l4", seq=4096).scenarios[0].budgets[0].term(TermKind.WEIGHTS) - \
+        s.budgets[0].term(TermKind.WEIGHTS)
+    dep, l4 = Deployment(load_model("llama-3.1-8b")), get_gpu("l4")
+    added = perf.decode(dep, l4, 4, 2048, host).step_seconds - perf.decode(dep, l4, 4, 2048).step_seconds
+    assert added == pytest.approx(host / (32e9 * 0.8), rel=1e-9)
+    result = search(load_model("llama-3.1-70b"), Workload.from_options(16, 4096), gpus=["l40s"], max_gpus=4,
+                    cpu_offload_gb=20)
+    offloaded = [c for c in result.candidates if c.settings and c.settings.cpu_offload_gb == 20]
+    assert offloaded, "an offloaded family should be kept (it needs fewer GPUs)"
+    c = offloaded[0]
+    assert "--cpu-offload-gb 20" in c.command and c.to_dict()["cpu_offload_gb"] == 20
+    slow = perf.decode(Deployment(load_model("llama-3.1-70b"), tp=c.tp, pp=c.pp), c.gpu, c.batch, 4096 - 1024)
+    assert c.decode.step_seconds > slow.step_seconds  # the host read is paid
+    with pytest.raises(InputError, match="vLLM only"):
+        search(load_model("llama-3.1-8b"), Workload.from_options(4, 4096), gpus=["l4"], engine="sglang",
+               cpu_offload_gb=4)
+
+
 def test_lora_slots_shrink_the_pool_by_the_derived_reservation():
     """--enable-lora --max-loras 4 --max-lora-rank 64 on Llama-3.1-8B (lora/layers/*.py create_lora_weights,
     0.19.0): per layer and slice A = 4 x 64 x input, B = 4 x output x 64, bf16. Inputs + outputs per layer:

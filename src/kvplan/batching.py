@@ -60,6 +60,7 @@ class Scheduler:
     block_size: int
     mixes_prefill: bool  # prefill chunks share a pass with the decodes
     chunks_prompts: bool  # a prompt longer than the budget is split over passes
+    host_bytes: float = 0.0  # weights per GPU read from CPU memory every pass (--cpu-offload-gb)
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,7 @@ class LoadResult:
             **self.about,
             "workload": {"prompt": w.prompt, "output": w.output, "num_prompts": w.num_prompts,
                          "concurrency": w.concurrency, "request_rate": w.rate, "seed": w.seed},
-            "scheduler": {"max_num_seqs": s.max_num_seqs, "token_budget": s.token_budget, "kv_tokens": s.kv_tokens,
-                          "block_size": s.block_size, "mixes_prefill": s.mixes_prefill,
-                          "chunks_prompts": s.chunks_prompts},
+            "scheduler": asdict(s),
             "duration_seconds": self.duration_seconds, "request_throughput": self.request_throughput,
             "output_tokens_per_sec": self.output_tokens_per_sec, "total_tokens_per_sec": self.total_tokens_per_sec,
             "ttft_ms": self.ttft_ms.to_dict(), "tpot_ms": self.tpot_ms.to_dict(), "itl_ms": self.itl_ms.to_dict(),
@@ -168,7 +167,8 @@ class _Run:
         """One pass of `decodes` requests holding `context_sum` tokens in all, beside the prompt chunks."""
         context = round(context_sum / decodes) if decodes else 0
         context = -(-context // 16) * 16  # on a 16-token grid: perf.step's figures are cached by context
-        return perf.step(self.dep, self.gpu, decodes, context, tuple((r.computed, n) for r, n in chunks)).seconds
+        return perf.step(self.dep, self.gpu, decodes, context, tuple((r.computed, n) for r, n in chunks),
+                         host_bytes=self.sched.host_bytes).seconds
 
 
 def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> LoadResult:
@@ -405,7 +405,7 @@ def _result(run: _Run) -> LoadResult:
                       _stats(e2el), run.passes, run.preemptions, run.batch_sum / max(run.passes, 1), run.peak)
 
 
-def scheduler(engine: Engine, printed: Printed, dep: Deployment) -> Scheduler:
+def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: float = 0.0) -> Scheduler:
     """The scheduler of one replica from what its engine prints at startup. Under data-parallel attention each
     attention group schedules its own requests into its own pool: the groups are taken as one scheduler with
     their pools and sequence caps summed (the requests spread evenly)."""
@@ -416,13 +416,14 @@ def scheduler(engine: Engine, printed: Printed, dep: Deployment) -> Scheduler:
     groups = dep.dp_attention
     seqs = printed.max_num_seqs or printed.max_running_requests or printed.kv_tokens
     return Scheduler(seqs * groups, printed.max_num_batched_tokens, printed.kv_tokens * groups,
-                     printed.block_size or 1, *how)
+                     printed.block_size or 1, *how, host_bytes)
 
 
 def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload) -> LoadResult:
     """The workload on one scenario of `dep` (a plan's, or a fit candidate's) under its engine's scheduler."""
     assert sc.printed is not None and sc.gpu is not None
-    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep), work)
+    host = sum(b.host_weights for b in sc.budgets)
+    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep, host), work)
 
 
 def parse_rate(text: str | float | None) -> float | None:

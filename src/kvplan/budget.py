@@ -49,6 +49,7 @@ class Budget:
     terms: tuple[Term, ...]
     kv_pool: int
     pool_given: bool = False
+    host_weights: int = 0  # weights held in CPU memory, read over the host link every pass (--cpu-offload-gb)
 
     @property
     def weights_fit(self) -> bool:

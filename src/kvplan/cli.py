@@ -338,8 +338,13 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--json", "as_json", is_flag=True, help='{"candidates": [...], "rejected": {...}}, best first.')
 @click.option("--emit", type=click.Choice(["k8s"]),
               help="k8s: a Kubernetes LeaderWorkerSet (+ Service) for the best candidate, one pod per node.")
-@click.option("--speculative-method", help="Size every candidate with speculative decoding (mtp, ngram).")
+@click.option("--speculative-method",
+              help="Size every candidate with speculative decoding (mtp, ngram, draft_model, eagle, eagle3).")
 @click.option("--num-speculative-tokens", type=int, default=0, help="Tokens proposed per step.")
+@click.option("--draft-model", help="The drafter for draft_model / eagle / eagle3.")
+@click.option("--allow-cpu-offload", type=float, default=0.0, metavar="GIB",
+              help="vLLM: also size every family with GIB of weights per GPU in CPU memory (--cpu-offload-gb), "
+                   "its speeds paying the host-link read every pass.")
 @click.option("--load-stat", type=click.Choice(["median", "p99", "none"]), default="median", show_default=True,
               help="Judge --max-ttft / --min-tokens-per-sec again at the workload's load (the best candidates, "
                    "their users as closed-loop clients in the scheduler simulation): median or p99; none: not.")
@@ -347,7 +352,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, allow_cross_node_tp: bool, engine: str, price: tuple[str, ...],
         price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None,
-        speculative_method: str | None, num_speculative_tokens: int, load_stat: str) -> None:
+        speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
+        allow_cpu_offload: float, load_stat: str) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -361,7 +367,7 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
                     serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp,
                     (speculative_method, num_speculative_tokens) if speculative_method or num_speculative_tokens
-                    else None, load_stat)
+                    else None, load_stat, draft_model, allow_cpu_offload)
     if emit == "k8s":
         from kvplan.errors import InputError
         from kvplan.manifest import leader_worker_set, to_yaml
@@ -402,12 +408,15 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--max-model-len", type=TOKENS, help="Under load: max_model_len (default: the model's context).")
 @click.option("--max-num-batched-tokens", type=TOKENS, help="Under load: tokens per scheduler pass.")
 @click.option("--max-num-seqs", type=int, help="Under load: requests running at once.")
+@click.option("--cpu-offload-gb", type=float, default=0.0,
+              help="vLLM: GiB of weights per GPU held in CPU memory, read over the host link every pass.")
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
          dp_attention: int, expert_parallel: bool, batch: int, prompt: int, context: int | None,
          concurrency: int | None, rate: str | None, output: int, num_prompts: int, engine: str | None,
          engine_version: str | None, util: float | None, max_model_len: int | None,
-         max_num_batched_tokens: int | None, max_num_seqs: int | None, as_json: bool) -> None:
+         max_num_batched_tokens: int | None, max_num_seqs: int | None, cpu_offload_gb: float,
+         as_json: bool) -> None:
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
     --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
     from kvplan import perf as estimates
@@ -422,20 +431,22 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     if concurrency is not None or rate is not None:
         _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, prompt, output,
                    num_prompts, concurrency, rate, engine, engine_version, util, max_model_len,
-                   max_num_batched_tokens, max_num_seqs, as_json)
+                   max_num_batched_tokens, max_num_seqs, cpu_offload_gb, as_json)
         return
     dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
                      dp_attention=dp_attention, expert_parallel=expert_parallel)
     device = get_gpu(gpu)
-    d = estimates.decode(dep, device, batch, context or prompt)
-    p = estimates.prefill(dep, device, prompt)
     from kvplan.engines import DEFAULT_ENGINE, get_engine
     from kvplan.planning import plan as make_plan
 
     length = max(context or prompt, prompt)  # does the batch fit? vLLM's accounting at max_model_len = that length
     held = make_plan(dep.model, gpu=device, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
                      seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length),
-                     dp_attention=dp_attention, expert_parallel=expert_parallel).scenarios[0]
+                     dp_attention=dp_attention, expert_parallel=expert_parallel,
+                     cpu_offload_gb=cpu_offload_gb).scenarios[0]
+    host = sum(b.host_weights for b in held.budgets)  # --cpu-offload-gb: read over the host link every pass
+    d = estimates.decode(dep, device, batch, context or prompt, host)
+    p = estimates.prefill(dep, device, prompt, host_bytes=host)
     memory = {"engine": get_engine(DEFAULT_ENGINE).name, "fits": held.capacity.fits and held.startup.starts,
               "max_batch": held.capacity.max_concurrent_requests, "kv_pool_bytes": held.capacity.kv_pool_bytes,
               "start_error": held.startup.reason}
@@ -447,6 +458,7 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
                        "bytes_read_per_step": d.bytes_read, "flops_per_step": d.flops,
                        "comm_seconds": d.comm_seconds},
             "prefill": {"ttft_seconds": p.seconds, "flops": p.flops, "bound": p.bound},
+            "host_weights_bytes": host,
             "assumptions": [d.assumptions, p.assumptions]}
     if as_json:
         _emit_json(data)
@@ -475,7 +487,7 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
                dp_attention: int, expert_parallel: bool, prompt: int, output: int, num_prompts: int,
                concurrency: int | None, rate: str | None, engine: str | None, engine_version: str | None,
                util: float | None, max_model_len: int | None, max_num_batched_tokens: int | None,
-               max_num_seqs: int | None, as_json: bool) -> None:
+               max_num_seqs: int | None, cpu_offload_gb: float, as_json: bool) -> None:
     """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
     from kvplan import batching
     from kvplan.engines import DEFAULT_ENGINE
@@ -485,7 +497,8 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
                                kv_dtype=kv_dtype.lower(), util=util, engine=engine or DEFAULT_ENGINE,
                                engine_version=engine_version, max_model_len=max_model_len,
                                max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                               dp_attention=dp_attention, expert_parallel=expert_parallel)
+                               dp_attention=dp_attention, expert_parallel=expert_parallel,
+                               cpu_offload_gb=cpu_offload_gb)
     if as_json:
         _emit_json(result.to_dict())
         return

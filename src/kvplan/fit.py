@@ -10,6 +10,7 @@ million output tokens = cost per hour / (aggregate decode tokens per second x 36
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -176,7 +177,8 @@ class Candidate:
             "layout": self.layout, "dp_attention": self.dp_attention, "expert_parallel": self.expert_parallel,
             "nodes_per_replica": self.nodes,
             "replicas": self.replicas, "gpus_total": self.gpus_total, "weight_scheme": self.weight_scheme,
-            "kv_dtype": self.kv_dtype, "max_concurrent_requests": self.max_concurrent_requests,
+            "kv_dtype": self.kv_dtype, "cpu_offload_gb": self.settings.cpu_offload_gb if self.settings else 0.0,
+            "max_concurrent_requests": self.max_concurrent_requests,
             "batch_per_replica": self.batch, "meets_targets": self.meets_targets, "misses": self.misses,
             "cost_per_hour": _round(self.cost_per_hour), "price_per_gpu_hour": self.price.usd_per_hour,
             "price_source": self.price.source, "cost_per_million_tokens": _round(self.cost_per_million_tokens),
@@ -269,9 +271,9 @@ def _schemes(spec: ModelSpec, allow_quant: bool) -> list[tuple[str | None, str]]
     return out
 
 
-def _fastest_batch(dep: Deployment, gpu: GPU, most: int, context: int, target: float) -> int:
+def _fastest_batch(dep: Deployment, gpu: GPU, most: int, context: int, target: float, host: int) -> int:
     """The largest batch (<= most) whose per-user decode speed still reaches `target`; 0 if even 1 does not."""
-    return largest(lambda b: perf.decode(dep, gpu, b, context).tokens_per_sec_per_user >= target, most)
+    return largest(lambda b: perf.decode(dep, gpu, b, context, host).tokens_per_sec_per_user >= target, most)
 
 
 def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, label: str, cost: Price,
@@ -290,20 +292,21 @@ def _evaluate(dep: Deployment, gpu: GPU, w: Workload, settings: EngineSettings, 
     replicas = math.ceil(w.users / per_replica)
     batch = math.ceil(w.users / replicas)
     misses = []
+    host = sum(b.host_weights for b in sc.budgets)  # --cpu-offload-gb: read over the host link every pass
     if w.min_tokens_per_sec is not None:
-        fastest = _fastest_batch(dep, gpu, batch, w.context, w.min_tokens_per_sec)
+        fastest = _fastest_batch(dep, gpu, batch, w.context, w.min_tokens_per_sec, host)
         if fastest == 0:
-            speed = perf.decode(dep, gpu, 1, w.context).tokens_per_sec_per_user
+            speed = perf.decode(dep, gpu, 1, w.context, host).tokens_per_sec_per_user
             misses.append(f"decode {speed:.1f} tok/s per user even at batch 1 < {w.min_tokens_per_sec:g}")
         else:
             batch = fastest
             replicas = math.ceil(w.users / batch)
             batch = math.ceil(w.users / replicas)
-    ttft = perf.prefill(dep, gpu, w.prompt).seconds
+    ttft = perf.prefill(dep, gpu, w.prompt, host_bytes=host).seconds
     if w.max_ttft is not None and ttft > w.max_ttft:
         misses.append(f"time to first token {ttft:.3f} s > {w.max_ttft:g} s")
     candidate = Candidate(gpu, dep.tp, dep.pp, replicas, label, dep.quant, dep.kv_dtype, per_replica, batch,
-                          perf.decode(dep, gpu, batch, w.context), ttft, cost, misses, model_id, w.seq,
+                          perf.decode(dep, gpu, batch, w.context, host), ttft, cost, misses, model_id, w.seq,
                           settings.engine, sc.util, w.output, dp_attention=dep.dp_attention,
                           expert_parallel=dep.expert_parallel, settings=settings)
     if replicas > 1 and not misses:
@@ -369,11 +372,13 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
            model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0],
            cross_node_tp: bool = False, speculative: tuple[str, int] | None = None,
-           load_stat: str = "median") -> FitResult:
+           load_stat: str = "median", draft_model: str | None = None, cpu_offload_gb: float = 0.0) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
     candidates another of the same GPU type beats on every axis are pruned (and counted). With speed targets,
     the best candidates that meet them by the per-request estimates are then judged at the workload's load
-    (`load_stat`: median or p99 of the simulation; none: not)."""
+    (`load_stat`: median or p99 of the simulation; none: not). `draft_model`: the drafter of a draft_model /
+    eagle / eagle3 method. `cpu_offload_gb` > 0: every family is also sized with that many GiB of weights per GPU
+    in CPU memory (vLLM --cpu-offload-gb), its speeds paying the host-link read every pass."""
     if load_stat not in LOAD_STATS:
         raise InputError(f"--load-stat must be one of {', '.join(LOAD_STATS)} (got {load_stat!r})")
     start = time.perf_counter()
@@ -391,9 +396,12 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     devices = [get_gpu(g) for g in (gpus or DEFAULT_GPUS)]
     method, k = speculative or (None, 0)
     settings = EngineSettings(engine=engine, max_model_len=workload.seq, speculative_method=method,
-                              num_speculative_tokens=k)
+                              num_speculative_tokens=k, draft_model=draft_model)
     spec = served_model(spec, settings)  # with the drafter speculative decoding loads (PP 1 only, as plan says)
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
+    offloads = [0.0, float(cpu_offload_gb)] if cpu_offload_gb else [0.0]
+    if cpu_offload_gb:
+        EngineSettings(engine=engine, cpu_offload_gb=cpu_offload_gb)  # refused for engines that do not model it
     deployments: dict[tuple, Deployment | str] = {}
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []
@@ -413,7 +421,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
             out.append((n, 1, n))
         return out
 
-    def family(gpu: GPU, quant: str | None, label: str, kv: str, counts: range,
+    def family(gpu: GPU, quant: str | None, label: str, kv: str, counts: range, offload: float,
                first_only: bool = False) -> tuple[list[Candidate], str | None]:
         """The candidates of one (GPU, weights, KV) family over `counts` GPUs per replica, and the last reason a
         layout failed; `first_only`: stop at the smallest count that serves the workload."""
@@ -438,8 +446,8 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                     continue
                 evaluated += not first_only
                 try:
-                    result = _evaluate(dep, gpu, workload, settings, label, price(gpu, prices or {}),
-                                       model_id or spec.name)
+                    result = _evaluate(dep, gpu, workload, replace(settings, cpu_offload_gb=offload), label,
+                                       price(gpu, prices or {}), model_id or spec.name)
                 except KvplanError as e:
                     result = str(e)
                 if isinstance(result, str):
@@ -450,22 +458,23 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
                 break
         return found, reason
 
-    for gpu in devices:
-        for quant, label in _schemes(spec, allow_quant):
-            for kv in kv_dtypes:
-                name = f"{gpu.alias} / {label} / KV {kv}"
-                found, reason = family(gpu, quant, label, kv, range(1, max_gpus + 1))
-                candidates += found
-                if not found:
-                    more, _ = family(gpu, quant, label, kv, range(max_gpus + 1, SEARCH_LIMIT_GPUS + 1), True)
-                    if more:
-                        c = min(more, key=lambda x: _rank(x, rank_by))
-                        layout = c.layout.split(" (", 1)[1].rstrip(")").split(", ")[0]
-                        reason = (f"{reason or 'no valid layout'}; the smallest that would: {c.gpus_per_replica} x "
-                                  f"{gpu.alias} per replica ({layout}"
-                                  + (f", {c.nodes} nodes of {gpu.node.gpus}" if c.nodes > 1 else "")
-                                  + f"; --max-gpus {c.gpus_per_replica})")
-                    _reject(rejected, name, reason or "no valid layout")
+    for gpu, (quant, label), kv, offload in itertools.product(devices, _schemes(spec, allow_quant), kv_dtypes,
+                                                              offloads):
+        family_label = f"{label} + {offload:g} GiB in CPU" if offload else label
+        name = f"{gpu.alias} / {family_label} / KV {kv}"
+        found, reason = family(gpu, quant, family_label, kv, range(1, max_gpus + 1), offload)
+        candidates += found
+        if not found:
+            more, _ = family(gpu, quant, family_label, kv, range(max_gpus + 1, SEARCH_LIMIT_GPUS + 1), offload,
+                             True)
+            if more:
+                c = min(more, key=lambda x: _rank(x, rank_by))
+                layout = c.layout.split(" (", 1)[1].rstrip(")").split(", ")[0]
+                reason = (f"{reason or 'no valid layout'}; the smallest that would: {c.gpus_per_replica} x "
+                          f"{gpu.alias} per replica ({layout}"
+                          + (f", {c.nodes} nodes of {gpu.node.gpus}" if c.nodes > 1 else "")
+                          + f"; --max-gpus {c.gpus_per_replica})")
+            _reject(rejected, name, reason or "no valid layout")
     kept = _prune(candidates)
     kept.sort(key=lambda c: _rank(c, rank_by))
     notes = ["speeds are estimates: roofline with achieved fractions fitted on published measurements "

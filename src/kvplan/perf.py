@@ -61,6 +61,18 @@ def _link(text: str) -> tuple[float, str]:
     return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
 
 
+def host_link_gbps(gpu: GPU) -> tuple[float, str]:
+    """Per-direction CPU-to-GPU bandwidth in GB/s: NVLink-C2C where the GPU has it (GH200, GB200: half the
+    stated total), else its PCIe link."""
+    m = re.search(r"NVLink-C2C (\d+(?:\.\d+)?)\s*GB/s", gpu.interconnect)
+    if m:
+        return float(m.group(1)) / 2, "NVLink-C2C (half the stated total)"
+    gen = re.search(r"PCIe Gen(\d)", gpu.interconnect)
+    if gen and gen.group(1) in PCIE_GBPS:
+        return PCIE_GBPS[gen.group(1)], f"PCIe Gen{gen.group(1)} x16"
+    return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
+
+
 # a generation without fitted rows takes the scale of its vendor's nearest fitted one
 GENERATION_FALLBACK = {"volta": "ampere", "turing": "ampere", "cdna2": "cdna3"}
 
@@ -209,7 +221,7 @@ class Step:
 
 
 def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
-         chunks: tuple[tuple[int, int], ...] = (), spread_prefill: bool = False) -> Step:
+         chunks: tuple[tuple[int, int], ...] = (), spread_prefill: bool = False, host_bytes: float = 0.0) -> Step:
     """The time of one pass, per pipeline stage on one GPU of its TP group (the module docstring's terms):
     memory = weights read (the experts the pass's tokens touch) + the decodes' KV at `context` + the KV the
     chunks attend over; compute = 2 x active parameters x tokens + attention (decode 4 x context x width per
@@ -218,7 +230,9 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     tokens, the fixed per-pass overhead and one per sequence in the pass (scheduling, sampling, output
     processing); the routed experts' grouped GEMMs run at the compute fraction x moe_compute_scale.
     `spread_prefill`: the chunks are shared out over the data-parallel
-    attention groups (a batch of prompts), not one request's."""
+    attention groups (a batch of prompts), not one request's. `host_bytes`: weights per GPU (all stages) held in
+    CPU memory (--cpu-offload-gb), read over the host link every pass at the bandwidth fraction, added to the
+    pass (vLLM's UVA offloader reads them in place, model_executor/offloader/uva.py 0.19.0)."""
     _require(gpu)
     c = efficiency(gpu)
     peak = _peak_tflops(dep, gpu)[0] * 1e12
@@ -249,6 +263,9 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     comm = (allreduce_seconds(dep, gpu, local, spread=False) + pp_seconds(dep, gpu, total)
             + alltoall_seconds(dep, gpu, local, spread=False))
     k = constants()["comm"]
+    if host_bytes:
+        # at the stated bandwidth fraction, not a generation's HBM scale (the link is PCIe / C2C, not HBM)
+        seconds += host_bytes / (host_link_gbps(gpu)[0] * 1e9 * constants()["efficiency"]["bandwidth"])
     seconds += comm + k["step_overhead_ms"] * 1e-3 + k.get("sequence_overhead_us", 0.0) * 1e-6 * (
         decodes + len(chunks))
     return Step(seconds, read_total, flops_total, comm, memory_bound)
@@ -268,9 +285,9 @@ class Decode:
     assumptions: str
 
 
-def decode(dep: Deployment, gpu: GPU, batch: int, context: int) -> Decode:
-    """One decode step of `batch` requests at `context` tokens each."""
-    s = step(dep, gpu, decodes=batch, context=context)
+def decode(dep: Deployment, gpu: GPU, batch: int, context: int, host_bytes: float = 0.0) -> Decode:
+    """One decode step of `batch` requests at `context` tokens each (`host_bytes`: as in `step`)."""
+    s = step(dep, gpu, decodes=batch, context=context, host_bytes=host_bytes)
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 >= len(dep.stages) else "compute"
@@ -289,9 +306,9 @@ class Prefill:
     assumptions: str
 
 
-def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1) -> Prefill:
+def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1, host_bytes: float = 0.0) -> Prefill:
     """Time to process `batch` prompts of `prompt` tokens at once (batch 1: the time to first token)."""
-    s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1)
+    s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1, host_bytes=host_bytes)
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 > len(dep.stages) else "compute"
