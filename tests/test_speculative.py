@@ -80,8 +80,11 @@ def test_speculative_settings_refused_with_a_reason():
         plan("deepseek-v3", gpu="h200", tp=8, pp=2, speculative_method="mtp", num_speculative_tokens=1)
     with pytest.raises(InputError, match="num-speculative-tokens"):
         plan("deepseek-v3", gpu="h200", tp=8, speculative_method="mtp")
-    with pytest.raises(InputError, match="not modelled for SGLang"):
-        plan("deepseek-v3", gpu="h200", tp=8, engine="sglang", speculative_method="nextn", num_speculative_tokens=1)
+    with pytest.raises(UnsupportedModelError, match=r"kvplan reads it from 0\.5\.3"):
+        plan("deepseek-v3", gpu="h200", tp=8, engine="sglang", engine_version="0.4.9", speculative_method="nextn",
+             num_speculative_tokens=1)
+    with pytest.raises(InputError, match="not modelled for TGI"):
+        plan("llama-3.1-8b", gpu="h100", engine="tgi", speculative_method="ngram", num_speculative_tokens=2)
     with pytest.raises(InputError, match="need --speculative-method"):
         plan("llama-3.1-8b", gpu="h100", num_speculative_tokens=2)
     with pytest.raises(InputError, match="unknown speculative-decoding method"):
@@ -245,3 +248,33 @@ def test_eagle_heads_weights_and_kv(tmp_path, method):
     assert any("shares the target's token embedding" in n for n in head.notes)
     spec = head.to_dict()["speculative"]
     assert spec["method"] == method and spec["drafter_params"] == params and spec["drafter_kv_layers"] == 1
+
+
+def test_sglang_speculative_drafter_by_release():
+    """SGLang with NEXTN (DeepSeek-V3's MTP layer) on 8 x H200 (nvidia-smi 143,771 MiB), --seq 8192.
+    0.5.10 (srt/server_args.py _handle_gpu_memory_settings): reserved = max(512 + 1.5 x 8192 + 8 / 8 x 1024
+    + 2 x 512 (decode graphs) + 1536 (MLA prefill graphs), 10240) = 16,384 MiB, + 4,096 for the EAGLE-family
+    drafter after the floor: fraction round((143771 - 20480) / 143771, 3) = 0.858 instead of 0.886; the target's
+    pool alone (cell 61 layers x 576 x 2 B = 70,272). 0.5.23 (pool_configurator.py): the fraction unchanged, the
+    MTP weights loaded before the pool is sized, cell += int(70,272 x 1 / 61) = 71,424. Both: max_running_requests
+    reset to 48 (_handle_speculative_decoding / _handle_eagle_family)."""
+    kw = dict(gpu="h200", tp=8, engine="sglang", seq=8192)
+    spec = dict(speculative_method="nextn", num_speculative_tokens=3)
+    old_base, old = plan("deepseek-v3", engine_version="0.5.10", **kw), plan("deepseek-v3", engine_version="0.5.10",
+                                                                                **kw, **spec)
+    assert old_base.scenarios[0].util == round((143771 - 16384) / 143771, 3) == 0.886
+    assert old.scenarios[0].util == round((143771 - 16384 - 4096) / 143771, 3) == 0.858
+    assert old.kv_bytes_per_token == 70_272 and _weights(old) == _weights(old_base)
+    assert old.scenarios[0].printed.kv_tokens == old.scenarios[0].budgets[0].kv_pool // 70_272
+    new_base, new = plan("deepseek-v3", **kw), plan("deepseek-v3", **kw, **spec)
+    assert new.scenarios[0].util == new_base.scenarios[0].util == 0.886
+    assert new.kv_bytes_per_token == 70_272 + int(70_272 * 1 / 61) == 71_424
+    added = _weights(new) - _weights(new_base)
+    dep = new_base.deployment
+    layer60 = sum(size for t, size in zip(dep.model.tensors, dep.tensor_sizes, strict=True) if t.layer == 60)
+    assert added == round(layer60 + HIDDEN * 2 * HIDDEN * 2 + 3 * HIDDEN * 2)  # as the first test derives it
+    assert new.scenarios[0].budgets[0].kv_pool == new_base.scenarios[0].budgets[0].kv_pool - added
+    assert new.scenarios[0].printed.kv_tokens == new.scenarios[0].budgets[0].kv_pool // 71_424
+    for p in (old, new):
+        assert p.scenarios[0].printed.max_running_requests == 48
+    assert new_base.scenarios[0].printed.max_running_requests > 48

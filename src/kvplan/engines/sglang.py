@@ -51,7 +51,8 @@ from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTab
 from kvplan.engines.common import loaded_weights, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
-from kvplan.model.spec import MLAKV, TOWER_ROLES, Retention
+from kvplan.model.drafters import eagle_head
+from kvplan.model.spec import MLAKV, TOWER_ROLES, ModelSpec, Retention
 from kvplan.units import MiB
 
 DEFAULT_PAGE_SIZE = 1
@@ -142,6 +143,8 @@ class SglangRules:
     swa_pool_types: frozenset[str]  # model types given a hybrid sliding-window pool (full + SWA tokens)
     mamba_pool: str  # Mamba / linear-attention hybrids: "none" (not served), "requests", "ratio", "ratio_padded"
     running: str  # how max_running_requests resolves (max_running_requests): "0.4.0", "0.4.7", "0.5.10", "0.5.15"
+    speculative: str  # where a drafter lives: "none" (not modelled), "reserve" (outside the fraction, which
+    # its default keeps 4 / 6 GiB more for), "in_pool" (its weights and KV layers inside the fraction)
 
 
 SGLANG_RULES = RuleTable(
@@ -150,7 +153,8 @@ SGLANG_RULES = RuleTable(
         "4 / 8 / 16; srt/model_executor/model_runner.py 0.4.0: x 0.95 for multimodal models, given or not (rules "
         "that begin at a .postN release apply from its base release: kvplan's versions drop .postN)",
         default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
-        multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0"),
+        multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0",
+        speculative="none"),
     row("0.4.4", "srt/model_executor/model_runner.py 0.4.4.post4: x 0.90 for multimodal models",
         multimodal_factor=0.90),
     row("0.4.5", "srt/server_args.py 0.4.5.post3: above 80 GiB (81920 MiB) (g - 13 GiB) / g",
@@ -175,8 +179,12 @@ SGLANG_RULES = RuleTable(
     row("0.5.3", "srt/server_args.py 0.5.3 _handle_gpu_memory_settings: reserved 512 + 1.5 x max(chunked_prefill_size, "
         "2048) + 2 x cuda_graph_max_bs + TP x PP / 8 GiB (MiB), at least 10 GiB above 60 GiB; model_runner.py "
         "0.5.3.post3 handle_max_mamba_cache: with the radix cache, states = rest x 0.9 / 1.9 // state bytes "
-        "(mamba_full_memory_ratio 0.9; 0.5.3.post2's 0.2 is taken as 0.9)", default_fraction="reserve_0.5",
-        mamba_pool="ratio"),
+        "(mamba_full_memory_ratio 0.9; 0.5.3.post2's 0.2 is taken as 0.9); speculative decoding as read in 0.5.10 "
+        "(server_args.py _handle_gpu_memory_settings: 4 GiB more reserved for EAGLE / EAGLE3 / NEXTN drafters, "
+        "6 GiB for STANDALONE, after the floor; the target's pool sized over its own weights and layers "
+        "(model_runner_kv_cache_mixin.py profile_max_num_token), the drafter's weights and its pool of as many "
+        "tokens taken from the reserve; 0.5.3-0.5.9 and 0.5.11-0.5.16 not read, assumed alike)",
+        default_fraction="reserve_0.5", mamba_pool="ratio", speculative="reserve"),
     row("0.5.7", "srt/configs/model_config.py 0.5.7: a sliding-window pool for MiMo-V2-Flash only",
         swa_pool_types=frozenset({"mimo_v2_flash"})),
     row("0.5.8", "srt/configs/model_config.py 0.5.8 is_hybrid_swa_model: Llama 4, GPT-OSS, MiMo-V2-Flash",
@@ -194,8 +202,12 @@ SGLANG_RULES = RuleTable(
                                                               "gemma4", "gemma4_text"})),
     row("0.5.15", "mem_cache/pool_configurator.py 0.5.15 resolve_max_num_reqs: a given --max-running-requests "
         "capped by half the tokens", running="0.5.15"),
-    row("0.5.17", "mem_cache/kv_cache_configurator.py 0.5.17 _handle_max_mamba_cache: one padding state more",
-        mamba_pool="ratio_padded"),
+    row("0.5.17", "mem_cache/kv_cache_configurator.py 0.5.17 _handle_max_mamba_cache: one padding state more; "
+        "server_args.py 0.5.17: no speculative reserve in the default fraction; the drafter inside it, as read in "
+        "0.5.23 (kv_cache_configurator.py _profile_available_bytes: the draft weights are loaded before the "
+        "target's pool is sized; pool_configurator.py: cell += cell x draft layers / target layers, the draft's "
+        "pool holding as many tokens; 0.5.18-0.5.22 assumed alike)", mamba_pool="ratio_padded",
+        speculative="in_pool"),
     row("0.5.20", "srt/server_args.py 0.5.20: chunked_prefill_size 4096 and cuda_graph_max_bs 48 below 35 GiB",
         small_gpu_defaults=(4096, 48)),
 )
@@ -250,10 +262,11 @@ def _tp_table(parallel: int) -> float:
 
 
 def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: bool = False,
-                                multimodal: bool = False, rules: SglangRules | None = None) -> float:
+                                multimodal: bool = False, rules: SglangRules | None = None,
+                                drafter_mib: float = 0.0) -> float:
     """SGLang's --mem-fraction-static when none is given, for a GPU whose nvidia-smi total is `total_bytes`, by the
     release's rule (SGLANG_RULES). The 0.4.9.post3+ adjustment for vision-language models (by the ViT's size) is not
-    applied."""
+    applied. `drafter_mib`: what the release reserves on top for a speculative drafter (SPECULATIVE_RESERVE_MIB)."""
     gpu_mem = total_bytes / MiB
     if gpu_mem <= 0:
         raise InputError("the GPU memory must be positive")
@@ -286,7 +299,7 @@ def default_mem_fraction_static(total_bytes: int, tp: int, *, pp: int = 1, mla: 
         reserved += 1.5 * 1024 if mla else len(prefill_graph_sizes(min(chunk, 8192) if mla else chunk)) * 8
     if gpu_mem > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
-    return round((gpu_mem - reserved) / gpu_mem, 3)
+    return round((gpu_mem - reserved - drafter_mib) / gpu_mem, 3)
 
 
 # ----------------------------------------------------------------------------------------------- the pool
@@ -416,6 +429,12 @@ def max_running_requests(tokens: int, context: int, requested: int | None, rule:
     return max(1, min(requested, tokens // 2))
 
 
+# srt/server_args.py 0.5.10 _handle_gpu_memory_settings: MiB more reserved below the default fraction for the
+# drafter (its weights, its pool and CUDA graphs) where the release keeps it outside the fraction; NGRAM none
+SPECULATIVE_RESERVE_MIB = {"draft_model": 6 * 1024, "mtp": 4 * 1024, "eagle": 4 * 1024, "eagle3": 4 * 1024}
+SPECULATIVE_RUNNING = 48  # max_running_requests when unset (0.5.10 and 0.5.23 _handle_speculative_decoding)
+
+
 class SGLang(Engine):
     name = "sglang"
     label = "SGLang"
@@ -433,6 +452,7 @@ class SGLang(Engine):
     serve_port = 30000  # srt/server_args.py ServerArgs.port
     dp_attention_lm_head_over_tp = True  # models/deepseek_v2.py ParallelLMHead: the whole TP group by default
     max_model_len_from_seq = True
+    speculative_methods = frozenset({"mtp", "eagle", "eagle3", "draft_model", "ngram"})
     flags: ClassVar[dict[str, str]] = {
         "util": "--mem-fraction-static",
         "tp": "--tp-size",
@@ -442,8 +462,32 @@ class SGLang(Engine):
     }
 
     def options(self, settings: EngineSettings) -> SglangOptions:
-        return SglangOptions(settings.max_model_len, settings.max_num_batched_tokens, settings.max_num_seqs,
+        running = settings.max_num_seqs or (SPECULATIVE_RUNNING if settings.speculative_method else None)
+        return SglangOptions(settings.max_model_len, settings.max_num_batched_tokens, running,
                              settings.block_size or DEFAULT_PAGE_SIZE)
+
+    def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
+        """Where the release holds the drafter (SglangRules.speculative): outside the fraction, in the reserve its
+        default keeps for it (the target's pool unchanged), or inside it (weights and KV layers with the
+        target's: one token count for both pools). EAGLE heads are taken as built like vLLM's (a shared embedding;
+        SGLang's models/llama_eagle*.py not read)."""
+        version = parse_version(settings.version, self.default_version)
+        rules = SGLANG_RULES.rules_for(version)
+        method = settings.speculative_method
+        if rules.speculative == "none":
+            raise UnsupportedModelError(f"speculative decoding under SGLang {settings.version} is not modelled "
+                                        "(kvplan reads it from 0.5.3): use a newer --engine-version")
+        if draft is None:
+            return target
+        if rules.speculative == "reserve":
+            return target.with_notes(f"SGLang {settings.version or self.default_version} holds the {method} drafter "
+                                     "outside --mem-fraction-static, in what the fraction leaves (its default keeps "
+                                     f"{SPECULATIVE_RESERVE_MIB[method] / 1024:g} GiB more for it): the KV pool is "
+                                     "the target's alone; kvplan does not check that the drafter fits there")
+        if method in ("eagle", "eagle3"):
+            draft, notes = eagle_head(draft, target, eagle3=method == "eagle3")
+            target = target.with_notes(*notes)
+        return target.with_draft(draft, f"{method} drafter")
 
     def resolve(self, setup: Setup) -> None:
         if setup.dep.kv_dtype in ("int8", "int4"):
@@ -460,7 +504,10 @@ class SGLang(Engine):
             fraction = super().fraction(setup, util)
         else:
             mla = any(layer.kv.kind == MLAKV.kind for layer in dep.model.layers)
-            fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal, rules=r)
+            drafter = SPECULATIVE_RESERVE_MIB.get(setup.settings.speculative_method or "", 0.0) \
+                if r.speculative == "reserve" else 0.0
+            fraction = default_mem_fraction_static(smi, dep.tp, pp=dep.pp, mla=mla, multimodal=multimodal, rules=r,
+                                                   drafter_mib=drafter)
             setup.notes.append(f"--mem-fraction-static {fraction:.3f} is SGLang {setup.version_text}'s default for "
                                f"{smi / MiB:,.0f} MiB at TP {dep.tp}")
             if multimodal and r.default_fraction == "reserve_0.5":
