@@ -210,6 +210,25 @@ def test_kv_offloading_tier():
         plan("llama-3.1-70b", gpu="h100", tp=4, engine="vllm-v0", kv_offloading_size=10)
 
 
+def test_lmcache_cpu_tier():
+    """--kv-offloading-backend lmcache (vLLM 0.19.0 config/vllm.py: lmcache.max_local_cpu_size = S / (TP x PP) GB
+    per rank; LMCache 0.5.6 pins int(GB x 1024^3) bytes and stores 256-token chunks). Llama-3.1-70B at TP 4, S = 90:
+    22.5 GiB = 24,159,191,040 B per rank; a chunk is 256 x 80 x 2 x 2 x 128 x 2 B = 20,971,520 B; 1,152 chunks =
+    294,912 tokens (the native tier of 90 GiB: 90 x 2^30 // (1,310,720 x 4) = 18,432 blocks = 294,912 tokens too,
+    pinned as 32 GiB after power-of-two rounding instead of 22.5)."""
+    kw = dict(gpu="h100", tp=4, seq=8192, max_model_len=8192, kv_offloading_size=90)
+    lm = plan("llama-3.1-70b", kv_offloading_backend="lmcache", **kw)
+    native = plan("llama-3.1-70b", **kw)
+    e, n = lm.scenarios[0].printed, native.scenarios[0].printed
+    assert e.cpu_tier_tokens == (24_159_191_040 // 20_971_520) * 256 == 294_912 == n.cpu_tier_tokens
+    assert e.cpu_tier_pinned_bytes == 24_159_191_040 and n.cpu_tier_pinned_bytes == 32 * 2**30
+    assert e.num_blocks == n.num_blocks
+    assert "--kv-offloading-backend lmcache" in lm.launch_command(lm.scenarios[0])
+    assert any("LMCache's CPU tier" in note for note in e.notes)
+    with pytest.raises(InputError, match="native or lmcache"):
+        plan("llama-3.1-70b", kv_offloading_backend="mooncake", **kw)
+
+
 # The published EAGLE-3 head for Llama-3.1-8B-Instruct (yuhuili/EAGLE3-LLaMA3.1-Instruct-8B config.json, as
 # copied in public test suites): a one-layer Llama with a 32,000-token draft vocabulary.
 EAGLE3_LLAMA31_8B = {

@@ -171,6 +171,9 @@ def _engine_options(f):
                      help="vLLM: GiB of CPU swap per GPU (V0 allocates it as CPU blocks, default 4; V1 none)."),
         click.option("--kv-offloading-size", type=float, default=0.0,
                      help="vLLM V1: GiB of CPU KV tier over all ranks (native offloading connector)."),
+        click.option("--kv-offloading-backend", type=click.Choice(["native", "lmcache"]), default="native",
+                     show_default=True, help="vLLM V1: who holds the CPU KV tier: vLLM's connector or LMCache's "
+                                             "local CPU backend."),
         click.option("--shared-prefix", type=TOKENS, default=0,
                      help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
         click.option("--entry-point", default="serve", show_default=True,
@@ -224,7 +227,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_num_seqs: int | None, block_size: int | None, enforce_eager: bool, enable_lora: bool, max_loras: int,
          max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
-         speculative_config: str | None, swap_space: float | None, kv_offloading_size: float, as_json: bool,
+         speculative_config: str | None, swap_space: float | None, kv_offloading_size: float,
+         kv_offloading_backend: str, as_json: bool,
          explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
@@ -266,7 +270,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        cpu_offload_gb=cpu_offload_gb, max_loras=max_loras if enable_lora else 0,
                        max_lora_rank=max_lora_rank, lora_dtype=lora_dtype, speculative_method=speculative_method,
                        num_speculative_tokens=num_speculative_tokens, draft_model=draft_model,
-                       swap_space=swap_space, kv_offloading_size=kv_offloading_size)
+                       swap_space=swap_space, kv_offloading_size=kv_offloading_size,
+                       kv_offloading_backend=kv_offloading_backend)
     if as_json:
         data = result.to_dict()
         if explain:

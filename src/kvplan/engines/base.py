@@ -155,6 +155,7 @@ class EngineSettings:
     draft_model: str | None = None  # the drafter (draft_model, eagle, eagle3): a catalog alias, config or Hub id
     swap_space: float | None = None  # vLLM --swap-space: GiB of CPU swap per GPU (None: the engine's default)
     kv_offloading_size: float = 0.0  # vLLM --kv-offloading-size: GiB of CPU KV tier over all ranks (0: none)
+    kv_offloading_backend: str = "native"  # vLLM --kv-offloading-backend: native (OffloadingConnector) or lmcache
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -181,6 +182,8 @@ class EngineSettings:
                 raise InputError(f"--kv-offloading-size must be a number of GiB > 0 (got {self.kv_offloading_size!r})")
             if not engine.kv_offload_tier:
                 raise InputError(f"--kv-offloading-size is modelled for vLLM V1 only, not {engine.label}: drop it")
+        if self.kv_offloading_backend not in ("native", "lmcache"):
+            raise InputError(f"--kv-offloading-backend must be native or lmcache (got {self.kv_offloading_backend!r})")
         if self.swap_space is not None:
             if not (isinstance(self.swap_space, int | float) and 0 <= self.swap_space < 1e6):
                 raise InputError(f"--swap-space must be a number of GiB >= 0 (got {self.swap_space!r})")

@@ -466,6 +466,8 @@ def offloaded_bytes(dep: Deployment, stage: Stage, gib: float) -> int:
     return round(total)
 
 
+LMCACHE_CHUNK = 256  # LMCache's chunk_size default (lmcache/v1/config.py 0.5.6)
+
 # ------------------------------------------------------------------------------------------------ KV blocks
 
 @dataclass(frozen=True)
@@ -927,6 +929,8 @@ class VLLM(Engine):
             return None
         block = pool.layout.bytes_per_block()
         ranks = setup.dep.gpus_per_replica
+        if setup.settings.kv_offloading_backend == "lmcache":
+            return self._lmcache_tier(setup, size, block // pool.layout.block_size, ranks)
         blocks = int(size * GiB // (block * ranks))
         tokens = blocks * pool.layout.block_size
         pinned = 1 << max(0, (blocks * block - 1).bit_length()) if blocks else 0
@@ -935,6 +939,20 @@ class VLLM(Engine):
                            f"({fmt_gib(pinned * ranks)} per replica, power-of-two rounded); prefix hits served from "
                            "it still cost a copy back to the GPU")
         return tokens, pinned
+
+    def _lmcache_tier(self, setup: Setup, size: float, token_bytes: int, ranks: int) -> tuple[int, int]:
+        """--kv-offloading-backend lmcache (config/vllm.py 0.19.0 _post_init_kv_transfer_config: LMCacheConnectorV1
+        with lmcache.max_local_cpu_size = size / (TP x PP) GB per rank); LMCache 0.5.6 local_cpu_backend.py
+        initialize_allocator pins int(GB x 1024^3) bytes per rank and stores KV in chunks of chunk_size = 256 tokens
+        (v1/config.py) of this rank's per-token bytes over all its layers."""
+        per_rank = int(size / ranks * GiB)
+        chunk = LMCACHE_CHUNK * token_bytes
+        tokens = per_rank // chunk * LMCACHE_CHUNK if chunk else 0
+        setup.notes.append(f"--kv-offloading-size {size:g} --kv-offloading-backend lmcache: LMCache's CPU tier of "
+                           f"{tokens:,} tokens ({tokens // LMCACHE_CHUNK:,} chunks of {LMCACHE_CHUNK}) beside the GPU "
+                           f"pool, which it does not shrink; {fmt_gib(per_rank)} of pinned host memory per GPU "
+                           f"({fmt_gib(per_rank * ranks)} per replica)")
+        return tokens, per_rank
 
     def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:
         """V1 allocates no CPU swap: a preempted request is recomputed (v1/core/sched/scheduler.py _preempt_request
@@ -1037,7 +1055,7 @@ def feature_args(s: EngineSettings) -> list[tuple[str, object]]:
     out += [("cpu_offload_gb", float(s.cpu_offload_gb))] if s.cpu_offload_gb else []
     out += [("swap_space", float(s.swap_space))] if s.swap_space is not None else []
     if s.kv_offloading_size:
-        out += [("kv_offloading_size", float(s.kv_offloading_size)), ("kv_offloading_backend", "native")]
+        out += [("kv_offloading_size", float(s.kv_offloading_size)), ("kv_offloading_backend", s.kv_offloading_backend)]
     if s.speculative_method:
         spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
         spec |= {"model": s.draft_model} if s.draft_model else {}
