@@ -195,3 +195,17 @@ def test_fit_judges_targets_at_load() -> None:
                                     "--max-ttft", "0.5", "--gpu", "h100", "--max-gpus", "2", "--json"])
     assert res.exit_code == 0, res.output
     assert any("under_load" in c for c in json.loads(res.output)["candidates"])
+
+
+def test_replicas_share_the_load_evenly() -> None:
+    """4 replicas behind an even balancer: 64 clients and 256 prompts become 16 and 64 per replica; the
+    latencies are one replica's, the throughputs four times its own."""
+    work = batching.Workload(1000, 200, 256, concurrency=64)
+    one = batching.under_load(plan("llama-3.1-8b", gpu="h100", seq=1200, max_model_len=4096),
+                              batching.Workload(1000, 200, 64, concurrency=16))
+    four = batching.under_load(plan("llama-3.1-8b", gpu="h100", gpus=4, seq=1200, max_model_len=4096), work)
+    assert four.about["replicas"] == 4 and four.workload == work
+    assert four.ttft_ms == one.ttft_ms and four.tpot_ms == one.tpot_ms
+    assert four.output_tokens_per_sec == pytest.approx(4 * one.output_tokens_per_sec)
+    assert four.request_throughput == pytest.approx(4 * one.request_throughput)
+    assert batching.split(batching.Workload(10, 10, 10, rate=3.0), 4) == batching.Workload(10, 10, 3, rate=0.75)

@@ -441,8 +441,20 @@ def parse_rate(text: str | float | None) -> float | None:
     return value
 
 
+def split(work: Workload, replicas: int) -> Workload:
+    """One replica's share of the workload when `replicas` serve it behind a balancer that spreads requests evenly
+    (vLLM's --data-parallel-size front end, SGLang's router, round-robin): the clients, the prompts and the rate
+    divided, rounded up (the busiest replica)."""
+    if replicas == 1:
+        return work
+    return replace(work, num_prompts=-(-work.num_prompts // replicas),
+                   concurrency=None if work.concurrency is None else -(-work.concurrency // replicas),
+                   rate=None if work.rate is None else work.rate / replicas)
+
+
 def under_load(plan: Plan, work: Workload) -> LoadResult:
-    """The workload on the plan's first scenario: its engine's pool and scheduler, one replica."""
+    """The workload on the plan's first scenario: its engine's pool and scheduler; with replicas, one replica
+    runs its even share (`split`) and the throughputs are that replica's times the replicas."""
     sc = plan.scenarios[0]
     engine = get_engine(plan.engine.engine)
     if sc.gpu is None:
@@ -452,16 +464,23 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
                                     "whose scheduler kvplan simulates (vllm, vllm-v0, sglang, tgi, llamacpp)")
     if not sc.startup.starts:
         raise InputError(f"the engine will not start: {sc.startup.reason}")
-    if plan.replicas > 1:
-        raise UnsupportedModelError("speed under load is simulated for one replica: plan one and divide the load")
-    result = on_scenario(plan.deployment, sc, engine, work)
+    replicas = plan.replicas
+    result = on_scenario(plan.deployment, sc, engine, split(work, replicas))
+    if replicas > 1:
+        result = replace(result, workload=work, request_throughput=result.request_throughput * replicas,
+                         output_tokens_per_sec=result.output_tokens_per_sec * replicas,
+                         total_tokens_per_sec=result.total_tokens_per_sec * replicas)
     d = plan.deployment
     about = {"model": plan.model.name, "gpu": sc.gpu.alias, "tp": d.tp, "pp": d.pp, "dp_attention": d.dp_attention,
+             "replicas": replicas,
              "engine": engine.name, "engine_version": sc.printed.version, "weights": d.weight_format.name,
              "kv_dtype": d.kv_dtype, "max_model_len": sc.printed.max_model_len,
              "assumptions": [
                  "a simulation of the engine's scheduler (kvplan.batching): every request has the same prompt and "
-                 "output length; pass times are kvplan.perf's roofline estimates",
+                 "output length; pass times are kvplan.perf's roofline estimates"
+                 + (f"; {replicas} replicas: one runs its even share of the clients, prompts and rate (rounded "
+                    "up), and the throughputs are its own times the replicas; latencies are that replica's"
+                    if replicas > 1 else ""),
                  perf.decode(d, sc.gpu, 1, work.prompt).assumptions]}
     return replace(result, about=about)
 

@@ -415,12 +415,13 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--max-num-seqs", type=int, help="Under load: requests running at once.")
 @click.option("--cpu-offload-gb", type=float, default=0.0,
               help="vLLM: GiB of weights per GPU held in CPU memory, read over the host link every pass.")
+@click.option("--gpus", type=int, help="Under load: GPUs in all (more than TP x PP: replicas sharing the load evenly).")
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
          dp_attention: int, expert_parallel: bool, batch: int, prompt: int, context: int | None,
          concurrency: int | None, rate: str | None, output: int, num_prompts: int, engine: str | None,
          engine_version: str | None, util: float | None, max_model_len: int | None,
-         max_num_batched_tokens: int | None, max_num_seqs: int | None, cpu_offload_gb: float,
+         max_num_batched_tokens: int | None, max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None,
          as_json: bool) -> None:
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
     --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
@@ -436,8 +437,10 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     if concurrency is not None or rate is not None:
         _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, prompt, output,
                    num_prompts, concurrency, rate, engine, engine_version, util, max_model_len,
-                   max_num_batched_tokens, max_num_seqs, cpu_offload_gb, as_json)
+                   max_num_batched_tokens, max_num_seqs, cpu_offload_gb, gpus, as_json)
         return
+    if gpus is not None:
+        raise InputError("--gpus applies under load (--concurrency or --rate): the static estimate is one replica's")
     dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
                      dp_attention=dp_attention, expert_parallel=expert_parallel)
     device = get_gpu(gpu)
@@ -492,7 +495,7 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
                dp_attention: int, expert_parallel: bool, prompt: int, output: int, num_prompts: int,
                concurrency: int | None, rate: str | None, engine: str | None, engine_version: str | None,
                util: float | None, max_model_len: int | None, max_num_batched_tokens: int | None,
-               max_num_seqs: int | None, cpu_offload_gb: float, as_json: bool) -> None:
+               max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None, as_json: bool) -> None:
     """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
     from kvplan import batching
     from kvplan.engines import DEFAULT_ENGINE
@@ -503,7 +506,7 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
                                engine_version=engine_version, max_model_len=max_model_len,
                                max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                                dp_attention=dp_attention, expert_parallel=expert_parallel,
-                               cpu_offload_gb=cpu_offload_gb)
+                               cpu_offload_gb=cpu_offload_gb, gpus=gpus)
     if as_json:
         _emit_json(result.to_dict())
         return

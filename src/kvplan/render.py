@@ -369,7 +369,9 @@ def load_view(console: Console, r: LoadResult) -> None:
     parts = ([f"{w.concurrency:,} concurrent clients"] if w.concurrency else []) + (
         [f"Poisson {w.rate:g} req/s"] if w.rate else [])
     load = ", ".join(parts) or "all requests at once"
-    console.print(f"[bold]{a['model']}[/bold] on {a['tp'] * a['pp']} x {a['gpu']} (TP {a['tp']}, PP {a['pp']}), "
+    copies = f"{a['replicas']} replicas of " if a.get("replicas", 1) > 1 else ""
+    console.print(f"[bold]{a['model']}[/bold] on {copies}{a['tp'] * a['pp']} x {a['gpu']} "
+                  f"(TP {a['tp']}, PP {a['pp']}), "
                   f"{a['engine']} {a['engine_version']}, weights {a['weights']}, KV {a['kv_dtype']}: {w.num_prompts:,} "
                   f"requests of {w.prompt:,} + {w.output:,} tokens, {load}", soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
