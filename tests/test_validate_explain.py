@@ -97,3 +97,35 @@ def test_explain_says_what_is_missing():
     assert r.exit_code == 2 and "--model" in r.output
     r = run("explain", str(LOGS / "vllm_v1_0.19_tp1_debug.log").replace(".log", ".nope"))
     assert r.exit_code == 2 and "cannot read" in r.output
+
+
+def test_validate_reads_serving_features_from_the_notes():
+    """A row's notes carry the flags its log ran with; validate plans with them (the spellings users copy: flags,
+    keyword arguments, vLLM's --speculative-config JSON, SGLang's --speculative-algorithm)."""
+    from kvplan.planning import plan
+    from kvplan.validate import row_setup, serving_features
+
+    assert serving_features("--enable-lora --max-loras 4 --max-lora-rank 64") == {"max_loras": 4,
+                                                                                 "max_lora_rank": 64}
+    assert serving_features("LLM(..., cpu_offload_gb=13, enforce_eager=True)") == {"cpu_offload_gb": 13.0}
+    assert serving_features('--speculative-config \'{"method": "mtp", "num_speculative_tokens": 2}\'') == {
+        "speculative_method": "mtp", "num_speculative_tokens": 2, "draft_model": None}
+    assert serving_features("--speculative-algorithm NEXTN --speculative-num-draft-tokens 4") == {
+        "speculative_method": "NEXTN", "num_speculative_tokens": 4, "draft_model": None}
+    assert serving_features("--kv-offloading-size 40 --kv-offloading-backend lmcache") == {
+        "kv_offloading_size": 40.0, "kv_offloading_backend": "lmcache"}
+    row = {"engine": "vLLM V1", "engine_version": "0.19.0", "model": "meta-llama/Llama-3.1-8B", "gpu": "L4",
+           "gpu_count": "1", "tensor_parallel": "1", "max_model_len": "4096",
+           "notes": "--cpu-offload-gb 10 --enable-lora --max-loras 2"}
+    setup = row_setup(row, None)
+    assert setup.settings.cpu_offload_gb == 10 and setup.settings.max_loras == 2
+    s = scenario_of(setup)
+    p = plan("llama-3.1-8b", gpu="l4", seq=4096, max_model_len=4096, engine_version="0.19.0", cpu_offload_gb=10,
+             max_loras=2)
+    assert s.budgets[0].kv_pool == p.scenarios[0].budgets[0].kv_pool
+
+
+def scenario_of(setup):
+    from kvplan.engines import scenario
+
+    return scenario(setup.settings, setup.dep, setup.gpu, setup.util, 4096, 1, 1)

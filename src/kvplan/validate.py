@@ -102,6 +102,59 @@ def _note_int(notes: str, *patterns: str) -> int | None:
     return None
 
 
+def _note_float(notes: str, *names: str) -> float | None:
+    """A number given to one of `names` in the notes, as a flag (--cpu-offload-gb 10) or a keyword (x=10)."""
+    for name in names:
+        flag, kw = name.replace("_", "-"), name.replace("-", "_")
+        m = re.search(rf"(?:--{flag}[ =]+|\b{kw}\s*[=:]\s*)([\d.]+)", notes, re.IGNORECASE)
+        if m:
+            return float(m.group(1).rstrip("."))
+    return None
+
+
+def _note_word(notes: str, *names: str) -> str | None:
+    for name in names:
+        flag, kw = name.replace("_", "-"), name.replace("-", "_")
+        m = re.search(rf"(?:--{flag}[ =]+|\b{kw}\s*[=:]\s*)['\"]?([\w./-]+)", notes, re.IGNORECASE)
+        if m:
+            return m.group(1)
+    return None
+
+
+def serving_features(notes: str) -> dict[str, Any]:
+    """The serving features a row's notes say the engine ran with, spelled as on the command line (vLLM's and
+    SGLang's flags) or as keyword arguments: LoRA slots, CPU weight offload, swap, the CPU KV tier, speculative
+    decoding (vLLM's --speculative-config JSON or --speculative-model / --num-speculative-tokens; SGLang's
+    --speculative-algorithm with --speculative-draft-model-path and --speculative-num-draft-tokens)."""
+    out: dict[str, Any] = {}
+    if re.search(r"--enable-lora\b|\benable_lora\s*=\s*True|--lora-paths?\b", notes, re.IGNORECASE):
+        loras = _note_float(notes, "max-loras", "max-loras-per-batch")
+        rank = _note_float(notes, "max-lora-rank")
+        out.update(max_loras=int(loras or 1), max_lora_rank=int(rank or 16))
+    for key, names in (("cpu_offload_gb", ("cpu-offload-gb",)), ("swap_space", ("swap-space",)),
+                       ("kv_offloading_size", ("kv-offloading-size",))):
+        value = _note_float(notes, *names)
+        if value is not None:
+            out[key] = value
+    backend = _note_word(notes, "kv-offloading-backend")
+    if backend:
+        out["kv_offloading_backend"] = backend.lower()
+    m = re.search(r"--speculative[-_]config[ =]+'?(\{[^}]*\})", notes, re.IGNORECASE)
+    if m:
+        from kvplan.engines.base import parse_speculative_config
+
+        method, k, draft = parse_speculative_config(m.group(1))
+        out.update(speculative_method=method, num_speculative_tokens=k, draft_model=draft)
+        return out
+    algorithm = _note_word(notes, "speculative-algorithm")
+    model = _note_word(notes, "speculative-model", "speculative-draft-model-path")
+    if algorithm or model:
+        k = _note_float(notes, "num-speculative-tokens", "speculative-num-draft-tokens", "speculative-num-steps")
+        out.update(speculative_method=algorithm or "draft_model", num_speculative_tokens=int(k or 1),
+                   draft_model=model if (algorithm or "").upper() not in ("NEXTN", "MTP", "NGRAM") else None)
+    return out
+
+
 @dataclass
 class RowSetup:
     dep: Deployment
@@ -186,7 +239,16 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
         total_bytes=round(total_gib * GiB) if total_gib else None,
         entry_point="llm" if found.entry_points and OFFLINE.search(notes) else "serve",
+        **serving_features(notes),
     )
+    if settings.speculative_method is not None:
+        from kvplan.planning import served_model
+
+        try:
+            served = served_model(spec, settings)
+        except InputError as e:  # a drafter kvplan cannot load offline (a Hub id outside the catalog)
+            raise Skip(f"the speculative drafter: {e}") from None
+        dep = Deployment(served, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
     return RowSetup(dep, gpu, util, settings, assumptions)
 
 
