@@ -223,6 +223,10 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
                            "rules")
     total_gib = _num(row, "gpu_total_gib")
     gpu = find_gpu(row.get("gpu") or "")
+    if gpu is not None and not total_gib and SHARED_DEVICE.search(row.get("gpu") or ""):
+        gpu = None  # a slice or a share of the named card: its memory is not the catalog's
+        assumptions.append("the GPU is a slice or a share of the named card and its total is not stated: "
+                           "figures that need the device's memory are not predicted")
     if gpu is None and total_gib:
         gpu = custom_gpu(round(total_gib * GiB), f"{total_gib}GiB")
     util = _num(row, "gpu_memory_utilization")
@@ -251,6 +255,9 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         dep = Deployment(served, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
     return RowSetup(dep, gpu, util, settings, assumptions)
 
+
+# A GPU column describing part of a card (a vGPU slice, a MIG instance) or a card other processes hold memory on.
+SHARED_DEVICE = re.compile(r"\bv?GPU slice\b|\bvGPU\b|\bMIG\b|\bGPU shared\b|\bshared GPU\b", re.IGNORECASE)
 
 # A row's notes saying it ran vLLM's offline LLM class (its scheduler defaults differ from `vllm serve`'s).
 OFFLINE = re.compile(r"\bLLM\(|LLM class|offline LLM|vllm bench throughput|benchmark_throughput", re.IGNORECASE)
