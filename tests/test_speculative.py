@@ -164,11 +164,31 @@ def test_v0_swap_blocks_count_cross_attention_layers():
     """vllm-project/vllm#12126 (youkaichao, 2025-01-16) logs Llama-3.2-11B-Vision under V0 with
     '# CUDA blocks: 6001, # CPU blocks: 1638': a V0 block spans all 40 decoder layers, the 8 cross-attention
     ones included (16 x 8 KV heads x 128 x 2 x 2 B x 40 = 2.5 MiB), so 4 GiB make int(1638.4) = 1638 blocks.
-    The same plan says the tower's profiling peak is not modelled (that log's pool is far below kvplan's)."""
+    """
     p = plan("llama-3.2-11b-vision-instruct", gpu="h100", engine="vllm-v0", max_model_len=65536, max_num_seqs=128,
              enforce_eager=True)
     assert p.scenarios[0].printed.cpu_blocks == 4 * 2**30 // (16 * 8 * 128 * 2 * 2 * 40) == 1638
-    assert any("vision / audio tower" in n and "upper bound" in n for n in p.scenarios[0].printed.notes)
+
+
+def test_v0_mllama_vision_tower_profiling_peak():
+    """V0's profile (enc_dec_model_runner.py profile_run, 0.6.6-0.10) sends max_num_seqs sequences with
+    --limit-mm-per-prompt images each (default 1) through Mllama's tower at once; every image is 4 tiles of
+    3 x 560 x 560, 1601 patches padded to 1608. Per image: two fp32 pixel copies 2 x 4 x 3 x 560^2 x 4 =
+    30,105,600 B, the bf16 mask 2 x 6432^2 = 82,741,248 B, four 1280-wide states plus fc1 and its GELU (5120
+    each) 2 x 6432 x (4 x 1280 + 2 x 5120) = 197,591,040 B: 310,437,888 B, x 128 = 37.01 GiB against the 36.63
+    GiB vllm-project/vllm#12126 logged. It replaces the text model's smaller peak; image=0 drops it."""
+    kw = dict(gpu="h100", engine="vllm-v0", max_model_len=65536, max_num_seqs=128, enforce_eager=True)
+    act = lambda p: p.scenarios[0].budgets[0].term(TermKind.ACTIVATION)  # noqa: E731
+    p = plan("llama-3.2-11b-vision-instruct", **kw)
+    per_image = 30_105_600 + 82_741_248 + 197_591_040
+    assert act(p) == 128 * per_image and abs(128 * per_image / 2**30 - 37.01) < 0.005
+    two = plan("llama-3.2-11b-vision-instruct", images_per_prompt=2, max_num_seqs=64,
+               **{k: v for k, v in kw.items() if k != "max_num_seqs"})
+    assert act(two) == act(p)  # 64 sequences x 2 images
+    none = plan("llama-3.2-11b-vision-instruct", images_per_prompt=0, **kw)
+    assert act(none) < act(p) / 4 and "--limit-mm-per-prompt" in none.launch_command(none.scenarios[0])
+    with pytest.raises(UnsupportedModelError, match="does not serve cross-attention"):
+        plan("llama-3.2-11b-vision-instruct", gpu="h100")  # V1 never served Mllama
 
 
 def test_draft_model_weights_and_kv_join_the_target():

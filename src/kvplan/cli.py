@@ -171,6 +171,9 @@ def _engine_options(f):
                      help="vLLM: GiB of CPU swap per GPU (V0 allocates it as CPU blocks, default 4; V1 none)."),
         click.option("--kv-offloading-size", type=float, default=0.0,
                      help="vLLM V1: GiB of CPU KV tier over all ranks (native offloading connector)."),
+        click.option("--limit-mm-per-prompt", "limit_mm_per_prompt",
+                     help="vLLM: images per prompt the profile feeds the vision tower: image=N or "
+                          "'{\"image\": N}' (default 1)."),
         click.option("--kv-offloading-backend", type=click.Choice(["native", "lmcache"]), default="native",
                      show_default=True, help="vLLM V1: who holds the CPU KV tier: vLLM's connector or LMCache's "
                                              "local CPU backend."),
@@ -228,7 +231,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
          speculative_config: str | None, swap_space: float | None, kv_offloading_size: float,
-         kv_offloading_backend: str, as_json: bool,
+         kv_offloading_backend: str, limit_mm_per_prompt: str | None, as_json: bool,
          explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
@@ -271,7 +274,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        max_lora_rank=max_lora_rank, lora_dtype=lora_dtype, speculative_method=speculative_method,
                        num_speculative_tokens=num_speculative_tokens, draft_model=draft_model,
                        swap_space=swap_space, kv_offloading_size=kv_offloading_size,
-                       kv_offloading_backend=kv_offloading_backend)
+                       kv_offloading_backend=kv_offloading_backend,
+                       images_per_prompt=parse_mm_limit(limit_mm_per_prompt))
     if as_json:
         data = result.to_dict()
         if explain:
@@ -489,6 +493,23 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
                       "it did", soft_wrap=True)
     for line in data["assumptions"]:
         console.print(f"  {line}", soft_wrap=True)
+
+
+def parse_mm_limit(text: str | None) -> int | None:
+    """--limit-mm-per-prompt as vLLM takes it: image=N[,video=M] (0.6-0.8) or a JSON object (0.9+); the images."""
+    if text is None:
+        return None
+    from kvplan.errors import InputError
+
+    try:
+        data = json.loads(text) if text.strip().startswith("{") else dict(
+            (k.strip(), v) for k, v in (part.split("=", 1) for part in text.split(",")))
+        images = int(data.get("image", 1))
+    except (ValueError, TypeError, AttributeError):
+        raise InputError(f"--limit-mm-per-prompt {text!r}: give image=N or '{{\"image\": N}}'") from None
+    if images < 0:
+        raise InputError(f"--limit-mm-per-prompt: the image count must be >= 0 (got {images})")
+    return images
 
 
 def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,

@@ -215,6 +215,7 @@ def plan(
     swap_space: float | None = None,
     kv_offloading_size: float = 0.0,
     kv_offloading_backend: str = "native",
+    images_per_prompt: int | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -266,7 +267,8 @@ def plan(
                               max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
                               draft_model=draft_model, swap_space=swap_space,
-                              kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend)
+                              kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend,
+                              images_per_prompt=images_per_prompt)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

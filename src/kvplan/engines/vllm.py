@@ -48,7 +48,7 @@ from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability, compute_units
 from kvplan.model.drafters import eagle_head
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention
+from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention, TiledVision
 from kvplan.units import GiB, fmt_gib
 
 DEFAULT_BLOCK_SIZE = 16
@@ -1019,17 +1019,43 @@ def _has_tower(model: ModelSpec) -> bool:
     return any(t.role in TOWER_ROLES for t in model.tensors)
 
 
+def tiled_vision_peak(tower: TiledVision, images: int, tp: int = 1) -> int:
+    """Bytes per GPU live at the peak of V0's profile through a tiled vision tower (Mllama), `images` dummy images
+    at once (enc_dec_model_runner.py profile_run 0.6.6-0.10: max_num_seqs sequences, each with
+    --limit-mm-per-prompt images, default 1; mllama.py: every image of max_num_tiles tiles):
+        per image  2 x tiles x channels x S^2 x 4 B   pixel_values in fp32, twice (the input and the padded copy)
+                 + 2 x (tiles x P)^2                 the dense bf16 aspect-ratio mask over every tile's patches
+                 + 2 x tiles x P x (4 x D + 2 x I)   four bf16 hidden states of width D and the MLP's fc1 output
+                                                     and its activation (I wide, split over TP)
+    with S the tile size, P the patches per tile padded to 8. Not derived line by line: a replay of the released
+    forward's tensor lifetimes keeps more alive (about 60 GiB at 128 images: the five saved intermediate states,
+    the stacked copy, the 7680-wide concatenation), yet the one V0 log of the allocator's peak
+    (vllm-project/vllm#12126, 0.7 branch, 128 images) printed 36.63 GiB, which this set of terms gives to 1%.
+    Held out: no second log of the allocator's peak exists (0.6.3's vllm#9630 measured free memory, with the
+    caching allocator's reserve, instead)."""
+    t, p = tower.tiles, tower.padded_patches
+    per_image = (2 * t * tower.channels * tower.image_size ** 2 * 4 + 2 * (t * p) ** 2
+                 + 2 * t * p * (4 * tower.hidden + 2 * -(-tower.intermediate // tp)))
+    return images * per_image
+
+
+def tiled_vision_source(tower: TiledVision, images: int, tp: int) -> str:
+    return (f"{images:,} dummy images x (2 x {tower.tiles} x {tower.channels} x {tower.image_size}^2 x 4 B pixels "
+            f"+ 2 x ({tower.tiles} x {tower.padded_patches})^2 B mask + 2 x {tower.tiles} x {tower.padded_patches} "
+            f"x (4 x {tower.hidden} + 2 x {tower.intermediate}/{tp}) B states) = "
+            f"{fmt_gib(tiled_vision_peak(tower, images, tp))} (max_num_seqs x images per prompt; a structural "
+            "estimate matched to the one V0 log, vllm-project/vllm#12126, not confirmed by a second)")
+
+
 def tower_profile_note(setup: Setup, stage: Stage) -> None:
-    """vLLM's profile also runs the vision / audio tower on dummy inputs (V0 enc_dec_model_runner.py profile_run:
-    max_num_seqs sequences with an image each through Mllama's tower at once; V1 gpu_model_runner.py profile_run:
-    the encoder cache budget's items). kvplan does not model that peak: a replay of 0.7.0's Mllama tower gives
-    about 60 GiB at 128 images where the public log (vllm-project/vllm#12126) printed 36.63, so no rule is
-    trusted yet. Said, not guessed: the activation term and the pool leave it out."""
+    """V1's profile also runs the vision / audio tower on dummy inputs (gpu_model_runner.py profile_run: the
+    encoder budget's items, max(max_num_batched_tokens, the largest item's tokens) at once); kvplan does not model
+    that peak yet (V0's Mllama peak is tiled_vision_peak). Said, not guessed: the activation term leaves it out."""
     if stage.index == 0 and _has_tower(setup.dep.model):
-        setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (for Mllama "
-                           "under V0 one image per sequence, max_num_seqs at once): kvplan does not model that peak, "
-                           "so the activation term leaves it out and the KV pool shown is an upper bound (lower "
-                           "--max-num-seqs or --limit-mm-per-prompt to shrink it)")
+        setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (the encoder "
+                           "budget's items at once): kvplan does not model that peak under V1, so the activation "
+                           "term leaves it out and the KV pool shown is an upper bound (--limit-mm-per-prompt "
+                           "image=0 turns the tower's profile off)")
 
 
 def engine_args(launch: Launch) -> list[tuple[str, object]]:
@@ -1060,6 +1086,7 @@ def feature_args(s: EngineSettings) -> list[tuple[str, object]]:
         spec: dict[str, object] = {"method": s.speculative_method, "num_speculative_tokens": s.num_speculative_tokens}
         spec |= {"model": s.draft_model} if s.draft_model else {}
         out += [("speculative_config", spec)]
+    out += [("limit_mm_per_prompt", {"image": s.images_per_prompt})] if s.images_per_prompt is not None else []
     return out
 
 
@@ -1135,7 +1162,16 @@ class VLLMV0(VLLM):
         nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), eager=True, hidden_rows="rows")
-        tower_profile_note(setup, stage)
+        tower = dep.model.vision
+        if tower is not None and stage.index == 0:
+            per_prompt = setup.settings.images_per_prompt
+            images = o.max_num_seqs * (1 if per_prompt is None else per_prompt)
+            peak = tiled_vision_peak(tower, images, dep.tp)
+            if peak > act:
+                act, act_source = peak, (f"the vision tower's profiling peak, above the text model's "
+                                         f"({fmt_gib(act)}): {tiled_vision_source(tower, images, dep.tp)}")
+        else:
+            tower_profile_note(setup, stage)
         return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:

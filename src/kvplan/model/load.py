@@ -16,7 +16,7 @@ from kvplan.model.families import builder_for
 from kvplan.model.families.blocks import Inventory
 from kvplan.model.sources import hub
 from kvplan.model.sources.checkpoint import StoredTensor, local_tensors, summarize
-from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor
+from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor, TiledVision
 
 # Side files next to config.json that describe quantization (GPTQ/AutoGPTQ, NVIDIA ModelOpt).
 SIDE_FILES = {"quantize_config": "quantize_config.json", "hf_quant_config": "hf_quant_config.json"}
@@ -162,17 +162,18 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
     notes = [n for n in (warning, dtype_note) if n] + built.notes
     if kv_hint:
         notes.append(f"the checkpoint ships {kv_hint} KV-cache scales: --kv-dtype {kv_hint} uses them")
-    def spec(inv: Inventory, label: str, notes: tuple[str, ...], mtp: ModelSpec | None = None) -> ModelSpec:
+    def spec(inv: Inventory, label: str, notes: tuple[str, ...], mtp: ModelSpec | None = None,
+             vision: TiledVision | None = None) -> ModelSpec:
         return ModelSpec(
             name=label, source=source, model_type=cfg.str("model_type"), tensors=tuple(inv.tensors),
             layers=tuple(inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,
             num_kv_heads=built.num_kv_heads, max_context=built.max_context, moe=built.moe, quant=fmt,
             tie_word_embeddings=built.tie_word_embeddings, kv_dtype_hint=kv_hint, notes=notes, rope=built.rope,
-            dims=dims.from_config(cfg), mtp=mtp,
+            dims=dims.from_config(cfg), mtp=mtp, vision=vision,
         )
 
     mtp = spec(built.mtp, f"{name} MTP layers", ()) if built.mtp is not None else None
-    return spec(built.inv, name, tuple(notes), mtp)
+    return spec(built.inv, name, tuple(notes), mtp, built.vision)
 
 
 def model_from_dims(layers: int, hidden: int, params: int, heads: int | None = None,

@@ -34,6 +34,25 @@ TOWER_ROLES = frozenset({"vision", "audio", "projector"})
 
 
 @dataclass(frozen=True, slots=True)
+class TiledVision:
+    """A tiled vision tower's input as an engine's profile feeds it (Mllama): `tiles` tiles of
+    `image_size` x `image_size` x `channels` per image, `patches` tokens per tile (with the class token), the
+    ViT's width and MLP width."""
+
+    tiles: int
+    image_size: int
+    channels: int
+    patches: int
+    hidden: int
+    intermediate: int
+
+    @property
+    def padded_patches(self) -> int:
+        """Patches per tile padded to a multiple of 8, as the tower pads them before its layers."""
+        return -(-self.patches // 8) * 8
+
+
+@dataclass(frozen=True, slots=True)
 class Tensor:
     """One stored tensor (or one fused group, e.g. all experts of a layer as shape (E, out, in)).
 
@@ -484,6 +503,7 @@ class ModelSpec:
     dims: Dims | None = None  # the text model's canonical dimensions, read from the config (kvplan.model.dims)
     checkpoint: Checkpoint | None = None  # the stored tensors, when their headers were read
     mtp: ModelSpec | None = None  # the multi-token-prediction layers the checkpoint stores (speculative decoding)
+    vision: TiledVision | None = None  # a tiled vision tower's profiling input (Mllama)
     own_tensors: int | None = None  # with a draft added (with_draft): how many of `tensors` are the model's own
 
     def with_notes(self, *notes: str) -> ModelSpec:

@@ -13,7 +13,7 @@ from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory, attention, experts, gated_mlp, moe_info, plain_mlp, router
 from kvplan.model.families.common import Built, attention_kv, context_length, layer_types, rope_tables
 from kvplan.model.families.decoder import build_decoder
-from kvplan.model.spec import CrossAttentionKV, LayerSpec
+from kvplan.model.spec import CrossAttentionKV, LayerSpec, TiledVision
 
 GEMMA3_TEXT_DEFAULTS = {
     "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
@@ -183,7 +183,8 @@ def build_mllama(cfg: Config) -> Built:
     v.linear("multi_modal_projector", hidden, vc.int("vision_output_dim"), "projector", None, None, True)
     built = Built(inv, heads, kv_heads, context_length(tc), tie, rope=rope_tables(tc, head_dim),
                   notes=[f"{len(cross)} cross-attention layers hold {encoder_tokens} image tokens of K/V per "
-                         "request (max tiles x patches)"])
+                         "request (max tiles x patches)"],
+                  vision=TiledVision(tiles, vc.int("image_size"), vc.int("num_channels"), patches, d, inter))
     return _merge(built, v, ["vision tower (tiled ViT) and projector counted separately; loaded by the engine"])
 
 
