@@ -13,7 +13,7 @@ the figure it measured is estimated:
   scheduler, an in-flight batcher with chunked prefill like theirs, which is an approximation), on the engine's
   own pool and limits at its default max_model_len (the model's context; 32K when that does not start), with
   the row's prompt, output, request count (1000, the benchmarks' default, when unstated), concurrency and rate.
-A row kvplan cannot answer (a model outside the catalog, NVFP4 weights, lengths not stated) is counted and
+A row kvplan cannot answer (a model outside the catalog, lengths not stated) is counted and
 its reason printed.
 
 The fitted constants (data/perf-constants.toml): decode and prefill compute fractions, the all-reduce latency
@@ -55,8 +55,9 @@ SAME_AS = {
     "amd/Llama-3.3-70B-Instruct-FP8-KV": ("meta-llama/Llama-3.3-70B-Instruct", "fp8"),
     "amd/Llama-3.1-70B-Instruct-FP8-KV": ("meta-llama/Llama-3.1-70B", "fp8"),
     "amd/Llama-3.1-405B-Instruct-FP8-KV": ("meta-llama/Llama-3.1-405B", "fp8"),
-    "amd/Llama-3.3-70B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.3-70B-Instruct", "mxfp4"),
-    "amd/Llama-3.1-405B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.1-405B", "mxfp4"),
+    "amd/Llama-3.3-70B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.3-70B-Instruct", "mxfp4-linear"),
+    "amd/Llama-3.1-405B-Instruct-MXFP4-Preview": ("meta-llama/Llama-3.1-405B", "mxfp4-linear"),
+    "nvidia/Llama-3.3-70B-Instruct-FP4": ("meta-llama/Llama-3.3-70B-Instruct", "nvfp4"),
     "Qwen/Qwen3-14B-AWQ": ("Qwen/Qwen3-14B", "awq"),
     "meta-llama/Meta-Llama-3.1-8B-Instruct": ("meta-llama/Llama-3.1-8B-Instruct", None),
     "NVIDIA Nemotron Nano 30B": ("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", None),
@@ -111,11 +112,11 @@ def resolve(row: dict):
         return None, f"{row['model']} not in the embedded catalog"
     spec = load_model(entry.alias)
     weight = row["weight_dtype"].lower().strip()
-    if "fp4" in weight and "mxfp4" not in weight:
+    if "fp4" in weight and "mxfp4" not in weight and quant != "nvfp4":
         return None, f"{row['weight_dtype']} weights are not modelled"
     quant = quant or (WEIGHTS.get(weight) if spec.quant is None else None)
     if quant == "mxfp4" and spec.moe is None:
-        return None, "mxfp4 weights of a dense model are not modelled (kvplan's mxfp4 quantizes experts)"
+        quant = "mxfp4-linear"  # a dense model's mxfp4 checkpoint (AMD Quark): every linear layer
     return (spec, quant), None
 
 

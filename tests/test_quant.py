@@ -134,3 +134,24 @@ def test_unknown_quant_method_is_refused_by_name():
 def test_quant_on_quantized_checkpoint_is_refused():
     with pytest.raises(InputError, match="already quantized"):
         Deployment(load_model("qwen3-32b-fp8"), quant="awq").weights_bytes_per_gpu  # noqa: B018
+
+
+def test_fp4_schemes_of_every_linear_layer():
+    """--quant nvfp4 (ModelOpt NVFP4: e2m1 weights, one fp8 scale per 16 inputs, fp32 global weight and input
+    scales per matrix) and mxfp4-linear (Quark MXFP4: one e8m0 scale per 32) on Llama-3.1-8B; the embedding,
+    lm_head and norms stay bf16. Both run at the GPU's fp4 tensor rate where it has one (W4A4), else bf16."""
+    from kvplan import perf
+    from kvplan.hardware import get_gpu
+
+    hidden, layers, vocab = 4096, 32, 128256
+    linears = llama_linears(hidden, 32, 8, 128, 14336)
+    dense = 2 * llama_dense_params(hidden, vocab, layers, tied=False)
+    nv = layers * sum(o * i // 2 + o * i // 16 + 8 for o, i in linears) + dense
+    mx = layers * sum(o * i // 2 + o * i // 32 for o, i in linears) + dense
+    m = load_model("llama-3.1-8b")
+    assert Deployment(m, quant="nvfp4").weights_bytes_per_gpu == nv
+    assert Deployment(m, quant="mxfp4-linear").weights_bytes_per_gpu == mx
+    b200, h100 = get_gpu("b200"), get_gpu("h100")
+    assert perf._peak_tflops(Deployment(m, quant="nvfp4"), b200) == (b200.fp4_tflops, "fp4 dense")
+    assert perf._peak_tflops(Deployment(m, quant="nvfp4"), h100)[1] == "bf16 dense"  # weight-only on Hopper
+    assert perf._peak_tflops(Deployment(load_model("gpt-oss-20b")), b200)[1] == "bf16 dense"  # experts only

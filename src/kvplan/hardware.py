@@ -52,6 +52,7 @@ class GPU:
     bandwidth_gbps: float | None = None
     bf16_tflops: float | None = None
     fp8_tflops: float | None = None
+    fp4_tflops: float | None = None  # dense fp4 tensor throughput (Blackwell, CDNA4), where the catalog has it
     price_per_hour: float | None = None
     price_source: str = ""
     notes: str = ""
@@ -107,6 +108,7 @@ def _row_to_gpu(row: dict[str, str], alias: str) -> GPU | None:
         name=row["name"], alias=alias, memory_bytes=memory, memory_source=source, marketing=marketing,
         vendor=row["vendor"], bandwidth_gbps=_float(row["memory_bandwidth_GBps"]),
         bf16_tflops=_float(row["fp16_bf16_dense_tflops"]), fp8_tflops=_float(row["fp8_dense_tflops"]),
+        fp4_tflops=_float(row["fp4_dense_tflops"]),
         price_per_hour=_float(row["typical_cloud_price_usd_per_hour"]), price_source=row["price_provider_date"],
         notes=row["memory_bytes_basis"], interconnect=row["interconnect"],
     )

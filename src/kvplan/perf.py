@@ -91,7 +91,13 @@ def efficiency(gpu: GPU) -> dict[str, float]:
 
 
 def _peak_tflops(dep: Deployment, gpu: GPU) -> tuple[float, str]:
-    fp8 = dep.weight_format.bits <= 8 and "fp8" in dep.weight_format.name.lower()
+    """The tensor throughput the linear layers run at: fp4 for fp4 formats of every linear layer on a GPU with fp4
+    tensor cores (W4A4), fp8 for fp8 formats, else bf16 (weight-only formats dequantize to bf16)."""
+    fmt = dep.weight_format
+    fp4 = fmt.bits == 4 and "fp4" in fmt.name.lower() and not fmt.experts_only
+    if fp4 and gpu.fp4_tflops:
+        return gpu.fp4_tflops, "fp4 dense"
+    fp8 = fmt.bits == 8 and "fp8" in fmt.name.lower()  # (an fp4 format's fp8 scales do not make it fp8)
     if fp8 and gpu.fp8_tflops:
         return gpu.fp8_tflops, "fp8 dense"
     if gpu.bf16_tflops:

@@ -148,6 +148,10 @@ SCHEMES: dict[str, WeightFormat] = {
     "nf4": WeightFormat("bitsandbytes nf4 (absmax per 64)", 4, ("flat", 64), 4),
     "bnb-int8": WeightFormat("bitsandbytes int8 (LLM.int8)", 8, "channel", 4),
     "mxfp4": WeightFormat("mxfp4 experts (e8m0 scale per 32)", 4, ("group", 32), 1, experts_only=True),
+    # every linear layer in fp4 (weights and activations where the GPU has fp4 tensor cores):
+    # NVIDIA ModelOpt NVFP4 (as _modelopt reads hf_quant_config.json) and AMD Quark's MXFP4 checkpoints
+    "nvfp4": WeightFormat("nvfp4 (fp8 scale per 16)", 4, ("group", 16), 1, extra_bytes=8),
+    "mxfp4-linear": WeightFormat("mxfp4 every linear layer (e8m0 scale per 32)", 4, ("group", 32), 1),
 }
 SCHEME_ALIASES = {"int8": "w8a8", "int4": "w4a16", "gptq-int4": "gptq", "awq-int4": "awq", "bnb-4bit": "nf4",
                   "bnb-nf4": "nf4", "bnb-8bit": "bnb-int8"}
