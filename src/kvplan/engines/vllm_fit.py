@@ -19,6 +19,7 @@ data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kv
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,6 +32,9 @@ from kvplan.units import GiB
 
 Rows = list[tuple[int, dict[str, str]]]  # (0-based data row of the CSV, the row)
 SetupOf = Callable[[dict[str, str]], Any]  # a row -> its setup (.dep, .gpu, .settings); KvplanError: cannot be
+
+
+EAGER = re.compile(r"enforce[-_ ]eager", re.IGNORECASE)
 
 
 def _with(rows: Iterable[tuple[int, dict[str, str]]], column: str, engine: str, exclude: frozenset[int]) -> Rows:
@@ -201,8 +205,10 @@ CUDAGRAPH_PRIOR_GIB = 0.5  # without a row: a typical "Graph capturing finished 
 
 
 def _cudagraph_rows(rows: Rows, exclude: frozenset[int]) -> Rows:
+    """The >= 0.20 logs that print their graph memory; an --enforce-eager run captures none (its 0 is no estimate)."""
     return [(i, r) for i, r in _with(rows, "cuda_graph_gib", "vLLM V1", exclude)
-            if (r.get("engine_version") or "").strip() and parse_version(r["engine_version"], "0") >= (0, 20)]
+            if (r.get("engine_version") or "").strip() and parse_version(r["engine_version"], "0") >= (0, 20)
+            and not EAGER.search(r.get("notes") or "")]
 
 
 def fit_cudagraph(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str, Any]:
