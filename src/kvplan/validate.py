@@ -172,6 +172,8 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
         raise Skip(f"engine {row.get('engine')!r} is not modelled")
     engine = found.name
     notes = row.get("notes") or ""
+    if re.search(r"context[-_ ]parallel", notes, re.IGNORECASE):
+        raise Skip("context parallelism (--attention-context-parallel-size) is not modelled")
     config = (row.get("config") or "").strip()
     if config and base is None:  # CSV text (the web API): only the embedded config of that name, never a path
         entry = next((e for e in catalog.models() if f"{e.config}.json" == Path(config).name), None)
