@@ -102,23 +102,24 @@ def _note_int(notes: str, *patterns: str) -> int | None:
     return None
 
 
-def _note_float(notes: str, *names: str) -> float | None:
-    """A number given to one of `names` in the notes, as a flag (--cpu-offload-gb 10) or a keyword (x=10)."""
+def _note_value(notes: str, names: tuple[str, ...], value: str) -> str | None:
+    """What the notes give one of `names`, as a flag (--cpu-offload-gb 10) or a keyword (cpu_offload_gb=10):
+    the first match of the `value` pattern."""
     for name in names:
         flag, kw = name.replace("_", "-"), name.replace("-", "_")
-        m = re.search(rf"(?:--{flag}[ =]+|\b{kw}\s*[=:]\s*)([\d.]+)", notes, re.IGNORECASE)
-        if m:
-            return float(m.group(1).rstrip("."))
-    return None
-
-
-def _note_word(notes: str, *names: str) -> str | None:
-    for name in names:
-        flag, kw = name.replace("_", "-"), name.replace("-", "_")
-        m = re.search(rf"(?:--{flag}[ =]+|\b{kw}\s*[=:]\s*)['\"]?([\w./-]+)", notes, re.IGNORECASE)
+        m = re.search(rf"(?:--{flag}[ =]+|\b{kw}\s*[=:]\s*)['\"]?({value})", notes, re.IGNORECASE)
         if m:
             return m.group(1)
     return None
+
+
+def _note_float(notes: str, *names: str) -> float | None:
+    found = _note_value(notes, names, r"[\d.]+")
+    return None if found is None else float(found.rstrip("."))
+
+
+def _note_word(notes: str, *names: str) -> str | None:
+    return _note_value(notes, names, r"[\w./-]+")
 
 
 def serving_features(notes: str) -> dict[str, Any]:
