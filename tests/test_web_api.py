@@ -266,3 +266,112 @@ def test_page_and_assets_are_served_locally(client):
 def test_serve_refuses_a_bad_port():
     r = CliRunner().invoke(main, ["serve", "--port", "70000"])
     assert r.exit_code == 2 and "is not a TCP port" in r.output
+
+
+def test_the_chart_library_is_vendored_with_its_licence(client):
+    """Chart.js is served from the package (no CDN) with its MIT licence, and the wheel's package data ships both."""
+    import tomllib
+    from importlib import resources
+
+    page = client.get("/").text
+    assert '<script src="/static/vendor/chartjs/chart.umd.min.js"></script>' in page
+    lib = client.get("/static/vendor/chartjs/chart.umd.min.js")
+    assert lib.status_code == 200 and "javascript" in lib.headers["content-type"]
+    assert lib.text.startswith("/*!\n * Chart.js v4.")
+    licence = client.get("/static/vendor/chartjs/LICENSE.md")
+    assert licence.status_code == 200 and "The MIT License" in licence.text
+    static = resources.files("kvplan.web") / "static"
+    assert (static / "vendor/chartjs/LICENSE.md").is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kvplan.web"]
+    assert "static/vendor/chartjs/*.js" in data and "static/vendor/chartjs/LICENSE.md" in data
+    assert client.get("/static/vendor/chartjs/chart.umd.min.js.map").status_code == 404  # a fixed list
+
+
+def test_page_errors_name_the_pages_fields():
+    """The page's requests (X-Kvplan-Page) get errors naming its fields; API clients get the CLI's words."""
+    from kvplan.web.app import page_message
+
+    assert page_message("the log states neither the GPU nor its total memory: give --gpu (e.g. --gpu h100)",
+                        "/api/explain") == ("the log states neither the GPU nor its total memory: give “GPU the log "
+                                            "ran on” (e.g. h100)")
+    assert page_message("no GPU memory to budget: give --gpu, --gpu-memory or --kv-memory", "/api/plan") == \
+        "no GPU memory to budget: give “GPUs to compare”, “custom GPU memory” or “KV pool per GPU”"
+    assert page_message("--price 'x': write GPU=USD_PER_HOUR, e.g. --price h100=2.49", "/api/fit") == \
+        "“price overrides” 'x': write GPU=USD_PER_HOUR, e.g. h100=2.49"
+    # the engine's own flags (what a launch line says) stay as they are
+    assert page_message("raise --gpu-memory-utilization or lower --kv-cache-dtype", "/api/plan") == \
+        "raise --gpu-memory-utilization or lower --kv-cache-dtype"
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    log = (ROOT / "tests/logs/sglang_server_args_gemma3.log").read_text()
+    plain = client.post("/api/explain", json={"log": log})
+    assert plain.status_code == 422 and "give --gpu (e.g. --gpu h100)" in plain.json()["detail"]
+    page = client.post("/api/explain", json={"log": log}, headers={"X-Kvplan-Page": "1"})
+    assert page.status_code == 422 and "give “GPU the log ran on” (e.g. h100)" in page.json()["detail"]
+    body = {"model": "llama-3.1-8b", "gpu": ["h100"], "seq": 1000, "shared_prefix": 5000}
+    detail = client.post("/api/plan", json=body, headers={"X-Kvplan-Page": "1"}).json()["detail"]
+    assert "“shared prefix tokens”" in detail and "--" not in detail
+
+
+def test_no_util_is_the_engines_default_as_the_cli(client):
+    """No utilization: plan is `kvplan plan` without --util (SGLang's own fraction per GPU), and the chart uses
+    the fraction plan resolves on each GPU."""
+    body = {"model": "llama-3.1-8b", "gpu": ["a10g", "h100"], "seq": 2000, "batch": 18, "engine": "sglang"}
+    cli = cli_json("plan", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "2000", "--batch", "18",
+                   "--engine", "sglang")
+    assert client.post("/api/plan", json=body).json() == cli
+    utils = {s["gpu"]: s["util"] for s in cli["scenarios"]}
+    assert set(utils.values()) != {0.9}
+    chart = client.post("/api/concurrency", json={"model": "llama-3.1-8b", "gpu": ["a10g", "h100"],
+                                                  "engine": "sglang", "points": 3}).json()
+    explicit = client.post("/api/concurrency", json={"model": "llama-3.1-8b", "gpu": ["h100"], "engine": "sglang",
+                                                     "points": 3, "util": [utils["h100"]]}).json()
+    assert set(chart["series"]) == {f"{g} @ {u:.0%}" for g, u in utils.items()}
+    assert chart["series"][f"h100 @ {utils['h100']:.0%}"] == explicit["series"][f"h100 @ {utils['h100']:.0%}"]
+
+
+def test_plan_options_the_cli_has_are_the_cli_json(client):
+    """--max-model-len auto, --speculative-config, --gpu-memory, --reserve, --kv-memory, --entry-point, --block-size,
+    --enforce-eager, --swap-space, --kv-offloading-size and the engine version through the API."""
+    cases = [
+        ({"max_model_len": "auto"}, ["--max-model-len", "auto"]),
+        ({"speculative_config": '{"method": "ngram", "num_speculative_tokens": 3}'},
+         ["--speculative-config", '{"method": "ngram", "num_speculative_tokens": 3}']),
+        ({"gpu_memory": "24GiB", "reserve": "1GiB"}, ["--gpu-memory", "24GiB", "--reserve", "1GiB"]),
+        ({"kv_memory": "10GiB"}, ["--kv-memory", "10GiB"]),
+        ({"entry_point": "llm", "block_size": 32, "enforce_eager": True},
+         ["--entry-point", "llm", "--block-size", "32", "--enforce-eager"]),
+        ({"kv_offloading_size": 8, "engine_version": "0.19.0"},
+         ["--kv-offloading-size", "8", "--engine-version", "0.19.0"]),
+        ({"engine": "vllm-v0", "swap_space": 2}, ["--engine", "vllm-v0", "--swap-space", "2"]),
+    ]
+    for extra, flags in cases:
+        body = {"model": "llama-3.1-8b", "gpu": ["h100"], "seq": 4096, "batch": 8, **extra}
+        r = client.post("/api/plan", json=body)
+        assert r.status_code == 200, (extra, r.text)
+        assert r.json() == cli_json("plan", "llama-3.1-8b", "--gpu", "h100", "--seq", "4096", "--batch", "8",
+                                    *flags), extra
+    both = client.post("/api/plan", json={"model": "llama-3.1-8b", "gpu": ["h100"], "speculative_method": "ngram",
+                                          "speculative_config": '{"method": "ngram"}'})
+    assert both.status_code == 422 and "not both" in both.json()["detail"]
+
+
+def test_explain_targets_are_the_cli_json(client):
+    log = ROOT / "tests/logs/vllm_v1_0.19_tp1_debug.log"
+    body = {"log": log.read_text(), "gpu": "l40s", "target_concurrency": 64, "target_len": 8192}
+    r = client.post("/api/explain", json=body)
+    assert r.status_code == 200 and r.json()["suggestions"]
+    assert r.json() == cli_json("explain", str(log), "--gpu", "l40s", "--target-concurrency", "64",
+                                "--target-len", "8192")
+
+
+def test_plan_by_explicit_dimensions_is_the_cli_json(client):
+    body = {"dims": {"layers": 32, "hidden": 4096, "params": "7B", "kv_heads": 8}, "gpu": ["a10g"], "seq": 2048}
+    r = client.post("/api/plan", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json("plan", "--layers", "32", "--hidden", "4096", "--params", "7B", "--kv-heads", "8",
+                                "--gpu", "a10g", "--seq", "2048")
+    both = client.post("/api/plan", json={**body, "model": "falcon-7b"})
+    assert both.status_code == 422 and "not both" in both.json()["detail"]
+    bad = client.post("/api/plan", json={**body, "dims": {"layers": 32, "hidden": 4096, "params": "lots"}},
+                      headers={"X-Kvplan-Page": "1"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("“parameters” 'lots' is not a number")

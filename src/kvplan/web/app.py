@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -39,9 +40,48 @@ CACHE_BYTES = 64 * MB  # ... and their bytes at most (answers larger than a quar
 FIT_TOP = 200  # fit candidates an answer carries at most (the ranking is best first)
 INLINE_SCENARIOS = 8  # plans of a catalog model over at most this many GPU x utilization scenarios run inline
 CACHE_KEY_LIMIT = 64 * 1024  # bodies larger than this (pasted logs, CSVs, big configs) are not kept
-STATIC = ("index.html", "app.js", "app.css")
+# the page's assets, a fixed list (no path from a request reaches the file system); the chart library is vendored
+# with its licence (Chart.js 4, MIT: vendor/chartjs/LICENSE.md), so the page needs no network
+STATIC = ("index.html", "app.js", "app.css", "vendor/chartjs/chart.umd.min.js", "vendor/chartjs/LICENSE.md")
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
-                 "css": "text/css; charset=utf-8"}
+                 "css": "text/css; charset=utf-8", "md": "text/plain; charset=utf-8"}
+PAGE_HEADER = "x-kvplan-page"  # the page's requests carry it: their errors name the page's fields, not CLI flags
+# kvplan's CLI flags as the page names their fields (errors from the library name the flags)
+PAGE_FIELDS = {
+    "--gpu": "GPUs to compare", "--gpu-memory": "custom GPU memory", "--gpus": "GPUs in all",
+    "--tp": "GPUs per replica (TP)", "--pp": "pipeline stages (PP)", "--util": "memory utilization",
+    "--engine": "engine", "--engine-version": "engine version", "--dtype": "weights dtype",
+    "--quant": "quantize weights", "--kv-dtype": "KV dtype", "--seq": "tokens per request",
+    "--batch": "concurrent users", "--users": "concurrent users", "--reserve": "reserve per GPU",
+    "--kv-memory": "KV pool per GPU", "--max-model-len": "max model length", "--max-num-seqs": "max running requests",
+    "--max-num-batched-tokens": "max batched tokens", "--block-size": "KV block size",
+    "--entry-point": "entry point", "--dp-attention": "data-parallel attention groups",
+    "--expert-parallel": "expert parallel", "--enable-lora": "LoRA slots", "--max-loras": "LoRA slots",
+    "--max-lora-rank": "LoRA max rank", "--lora-dtype": "LoRA dtype", "--cpu-offload-gb": "CPU offload GiB",
+    "--swap-space": "swap space GiB", "--kv-offloading-size": "KV offloading GiB",
+    "--shared-prefix": "shared prefix tokens", "--speculative-method": "speculative decoding",
+    "--num-speculative-tokens": "speculative tokens", "--draft-model": "draft model",
+    "--speculative-config": "speculative config JSON", "--max-gpus": "max GPUs per replica",
+    "--rank-by": "rank by", "--price": "price overrides", "--min-tokens-per-sec": "min tok/s per user",
+    "--max-ttft": "max TTFT", "--load-stat": "judge targets at load by", "--prompt": "tokens per request",
+    "--output": "output tokens per request", "--num-prompts": "requests in the run", "--rate": "arrival rate",
+    "--concurrency": "concurrent users", "--layers": "layers", "--hidden": "d_model", "--params": "parameters",
+    "--heads": "attention heads", "--kv-heads": "KV heads", "--head-dim": "head dimension", "--vocab": "vocabulary",
+}
+# the explain form's own fields
+EXPLAIN_FIELDS = {"--model": "model the log ran", "--gpu": "GPU the log ran on", "--util": "utilization the log ran",
+                  "--tp": "TP the log ran", "--target-concurrency": "target concurrency",
+                  "--target-len": "target context length"}
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*(?![a-z0-9-])")
+EXAMPLE = re.compile(r"\be\.g\. (--[a-z][a-z0-9-]*) (?=[^\s-])")
+
+
+def page_message(message: str, path: str) -> str:
+    """An error as the page shows it: kvplan's flags named as the page's fields ("give --gpu (e.g. --gpu h100)"
+    -> "give “GPU the log ran on” (e.g. h100)"); engine flags (--gpu-memory-utilization) and the rest unchanged."""
+    fields = {**PAGE_FIELDS, **(EXPLAIN_FIELDS if path == "/api/explain" else {})}
+    text = EXAMPLE.sub(lambda m: "e.g. " if m.group(1) in fields else m.group(0), message)
+    return FLAG.sub(lambda m: f"“{fields[m.group(0)]}”" if m.group(0) in fields else m.group(0), text)
 
 Positive = Field(default=None, ge=1)
 B = TypeVar("B", bound=BaseModel)
@@ -110,7 +150,19 @@ class DeploymentInput(ModelInput):
     kv_dtype: Literal["auto", "fp32", "fp16", "bf16", "fp8", "int8", "int4"] = "auto"
 
 
+class Dims(_Body):
+    """A model known by its dimensions only (kvplan plan --layers / --hidden / --params ...)."""
+    layers: int = Field(ge=1, le=10_000)
+    hidden: int = Field(ge=1, le=1_000_000)
+    params: str = Field(max_length=32, description="Parameter count, e.g. 7B or 7e9.")
+    heads: int | None = Field(default=None, ge=1, le=100_000)
+    kv_heads: int | None = Field(default=None, ge=1, le=100_000)
+    head_dim: int | None = Field(default=None, ge=1, le=100_000)
+    vocab: int | None = Field(default=None, ge=1, le=100_000_000)
+
+
 class PlanRequest(DeploymentInput):
+    dims: Dims | None = Field(default=None, description="Explicit dimensions instead of model / config.")
     gpu: str | list[str] = Field(default_factory=list)
     gpu_memory: str | None = None
     gpus: int | None = Positive
@@ -122,7 +174,8 @@ class PlanRequest(DeploymentInput):
     kv_memory: str | None = None
     engine: EngineName = DEFAULT_ENGINE
     engine_version: str | None = None
-    max_model_len: int | None = Positive
+    max_model_len: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        default=None, description="Tokens, or \"auto\": the largest that starts (kvplan plan --max-model-len auto).")
     max_num_batched_tokens: int | None = Positive
     max_num_seqs: int | None = Positive
     block_size: int | None = Positive
@@ -142,7 +195,22 @@ class PlanRequest(DeploymentInput):
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
+    speculative_config: str | None = Field(default=None, max_length=4096,
+                                           description="vLLM's --speculative-config JSON (instead of the three above).")
     explain: bool = False
+
+    def source(self) -> Any:
+        """The model, the config, or (as the CLI's --layers / --hidden / --params) the explicit dimensions."""
+        if self.dims is None:
+            return super().source()
+        from kvplan.model.load import model_from_dims
+        from kvplan.units import parse_count
+
+        if self.model is not None or self.config is not None:
+            raise InputError("give either MODEL or explicit dimensions (--layers/--hidden/--params), not both")
+        d = self.dims
+        return model_from_dims(d.layers, d.hidden, parse_count(d.params, "--params"), d.heads, d.kv_heads,
+                               d.head_dim, d.vocab)
 
 
 class FitRequest(ModelInput):
@@ -188,7 +256,7 @@ class LoadRequest(DeploymentInput):
 
 class ConcurrencyRequest(ModelInput):
     gpu: list[str] = Field(default_factory=lambda: ["a10g", "h100"])
-    util: list[float] = Field(default_factory=lambda: [0.9])
+    util: list[float] | None = Field(default=None, description="None: the engine's own default on each GPU.")
     tp: int = Field(default=1, ge=1)
     engine: EngineName = DEFAULT_ENGINE
     dtype: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"] | None = None
@@ -323,7 +391,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     @app.exception_handler(KvplanError)
-    async def _kvplan_error(_: Request, e: KvplanError) -> JSONResponse:
+    async def _kvplan_error(request: Request, e: KvplanError) -> JSONResponse:
+        if request.headers.get(PAGE_HEADER):
+            return _error(422, page_message(str(e), request.url.path))
         return _error(422, str(e))
 
     @app.exception_handler(RequestValidationError)
@@ -423,6 +493,14 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         utils = [body.util] if isinstance(body.util, float | int) else body.util
 
         def call() -> dict[str, Any]:
+            method, tokens, draft = body.speculative_method, body.num_speculative_tokens, body.draft_model
+            if body.speculative_config is not None:  # as the CLI reads --speculative-config
+                from kvplan.engines.base import parse_speculative_config
+
+                if method or tokens or draft:
+                    raise InputError("give --speculative-config or --speculative-method / --num-speculative-tokens "
+                                     "/ --draft-model, not both")
+                method, tokens, draft = parse_speculative_config(body.speculative_config)
             result = plan(body.source(), gpu=gpus, gpu_memory=body.gpu_memory, gpus=body.gpus, tp=body.tp,
                           pp=body.pp, util=utils or None, seq=body.seq, batch=body.batch, dtype=body.dtype,
                           kv_dtype=body.kv_dtype, quant=body.quant, reserve=body.reserve,
@@ -433,8 +511,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
                           shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
                           max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
-                          speculative_method=body.speculative_method,
-                          num_speculative_tokens=body.num_speculative_tokens, draft_model=body.draft_model,
+                          speculative_method=method, num_speculative_tokens=tokens, draft_model=draft,
                           swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size)
             data = result.to_dict()
             if body.explain:
@@ -492,10 +569,28 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     @post("/api/concurrency", ConcurrencyRequest, "Concurrency vs context length, and the article's line")
     async def api_concurrency(body: ConcurrencyRequest) -> Response:
         from kvplan.model.load import load_model
+        from kvplan.planning import plan
         from kvplan.plots import concurrency_series
 
-        return await run(lambda: concurrency_series(load_model(body.source()), body.gpu, body.util, body.points,
-                                              body.tp, body.engine, body.dtype, body.kv_dtype), body)
+        def call() -> dict[str, Any]:
+            spec = load_model(body.source())
+            if body.util or not body.gpu:
+                return concurrency_series(spec, body.gpu, body.util or [], body.points, body.tp, body.engine,
+                                          body.dtype, body.kv_dtype)
+            # no utilization given: each GPU at the fraction plan resolves for the engine (SGLang's default
+            # mem_fraction_static depends on the GPU's memory and the TP), as the verdict uses it
+            merged: dict[str, Any] = {"series": {}, "naive": {}, "caps": {}}
+            for gpu in body.gpu:
+                util = plan(spec, gpu=gpu, tp=body.tp, engine=body.engine, dtype=body.dtype,
+                            kv_dtype=body.kv_dtype).scenarios[0].util
+                one = concurrency_series(spec, [gpu], [util], body.points, body.tp, body.engine, body.dtype,
+                                         body.kv_dtype)
+                merged["lengths"] = one["lengths"]
+                for key in ("series", "naive", "caps"):
+                    merged[key].update(one[key])
+            return merged
+
+        return await run(call, body)
 
     @post("/api/explain", ExplainRequest, "kvplan explain --json: a startup log in \"log\"")
     async def api_explain(body: ExplainRequest) -> Response:
@@ -519,7 +614,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     def favicon() -> Response:
         return Response(status_code=204)
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str) -> Response:
         if name not in STATIC:  # a fixed list: no path from a request reaches the file system
             return _error(404, f"no asset {name!r}")

@@ -12,7 +12,9 @@ let explained = 0;
 
 async function api(path, body) {
   const init = body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: restoreBare(JSON.stringify(body)) };
+    // X-Kvplan-Page: errors name the page's fields ("GPUs to compare"), not the CLI's flags (--gpu)
+    method: "POST", headers: { "Content-Type": "application/json", "X-Kvplan-Page": "1" },
+    body: restoreBare(JSON.stringify(body)) };
   const response = await fetch(path, init);
   const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
@@ -28,8 +30,25 @@ const MARKED = /"\\u0001kvplan-bare:(-?Infinity|NaN)"/g;
 const parseConfig = (text) => JSON.parse(text.replace(BARE, (m, str, bare) => str ?? JSON.stringify(MARK + bare)));
 const restoreBare = (json) => json.replace(MARKED, "$1");
 
+// explicit dimensions (kvplan plan --layers / --hidden / --params ...): null when none is filled
+function dims() {
+  const ids = ["dim-layers", "dim-hidden", "dim-params", "dim-heads", "dim-kv-heads", "dim-head-dim", "dim-vocab"];
+  if (!ids.some((id) => $(id).value.trim())) return null;
+  const params = optText("dim-params");
+  const out = compact({ layers: optInt("dim-layers", "layers"), hidden: optInt("dim-hidden", "d_model"), params,
+                        heads: optInt("dim-heads", "attention heads"), kv_heads: optInt("dim-kv-heads", "KV heads"),
+                        head_dim: optInt("dim-head-dim", "head dimension"), vocab: optInt("dim-vocab", "vocabulary") });
+  const missing = [["layers", "layers"], ["hidden", "d_model"], ["params", "parameters"]]
+    .filter(([k]) => out[k] === undefined).map(([, label]) => label);
+  if (missing.length) throw new Error(`explicit dimensions need ${missing.join(", ")} as well`);
+  return out;
+}
+
 function modelInput() {
   const text = $("config").value.trim();
+  const explicit = dims();
+  if (explicit && text) throw new Error("use either a pasted config or explicit dimensions, not both");
+  if (explicit) return { dims: explicit };
   if (!text) return { model: $("model").value };
   let config;
   try { config = parseConfig(text); } catch (e) { throw new Error(`the pasted config is not JSON: ${e.message}`); }
@@ -44,18 +63,77 @@ function positive(id, label) {
   return value;
 }
 
+// a blank optional field is null; a filled one must be a whole number >= least
+function optInt(id, label, least = 1) {
+  const text = $(id).value.trim();
+  if (!text) return null;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < least) throw new Error(`${label} must be a whole number >= ${least} (or blank)`);
+  return value;
+}
+
+function optNumber(id, label, least = 0) {
+  const text = $(id).value.trim();
+  if (!text) return null;
+  const value = Number(text);
+  if (!(value >= least) || !Number.isFinite(value)) throw new Error(`${label} must be a number >= ${least} (or blank)`);
+  return value;
+}
+
+const optText = (id) => $(id).value.trim() || null;
+
+// the utilizations: blank is the engine's own default (null), as `kvplan plan` without --util
+function utils() {
+  const text = $("util").value.trim();
+  if (!text) return null;
+  const values = text.split(/[\s,]+/).filter(Boolean).map(Number);
+  if (!values.every((u) => u > 0 && u <= 1)) throw new Error("memory utilization must be in (0, 1] (or blank: the engine's default)");
+  return values;
+}
+
+// what `kvplan plan` takes beside the model, GPUs and workload: the engine settings and parallel layout
+function settings() {
+  const len = $("max-model-len").value.trim().toLowerCase();
+  let maxModelLen = null;
+  if (len === "auto") maxModelLen = "auto";
+  else if (len) {
+    maxModelLen = Number(len);
+    if (!Number.isInteger(maxModelLen) || maxModelLen < 1)
+      throw new Error("max model length must be a positive whole number, auto, or blank");
+  }
+  return { pp: positive("pp", "pipeline stages (PP)"), gpus: optInt("gpus-all", "GPUs in all"),
+           dp_attention: positive("dp-attention", "data-parallel attention groups"),
+           expert_parallel: $("expert-parallel").checked, engine_version: optText("engine-version"),
+           quant: $("quant").value || null, max_model_len: maxModelLen,
+           max_num_batched_tokens: optInt("max-num-batched-tokens", "max batched tokens"),
+           max_num_seqs: optInt("max-num-seqs", "max running requests"),
+           block_size: optInt("block-size", "KV block size"), enforce_eager: $("enforce-eager").checked,
+           entry_point: $("entry-point").value, reserve: optText("reserve"), kv_memory: optText("kv-memory"),
+           gpu_memory: optText("gpu-memory"), swap_space: optNumber("swap-space", "swap space GiB"),
+           kv_offloading_size: optNumber("kv-offloading-size", "KV offloading GiB") };
+}
+
 function inputs() {
   const gpus = [...$("gpu").selectedOptions].map((o) => o.value);
   $("gpu-chosen").textContent = gpus.length ? `chosen: ${gpus.join(", ")}` : "";
   if (!gpus.length) throw new Error("choose at least one GPU");
-  const util = Number($("util").value);
-  if (!(util > 0 && util <= 1)) throw new Error("memory utilization must be in (0, 1]");
-  return { source: modelInput(), gpus, tp: positive("tp", "GPUs per replica"), util, engine: $("engine").value,
-           dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value, seq: positive("seq", "tokens per request"),
-           users: positive("users", "concurrent users"), maxGpus: positive("max-gpus", "max GPUs per replica"),
-           rankBy: $("rank-by").value, allowQuant: $("allow-quant").checked, allowFp8Kv: $("allow-fp8-kv").checked,
-           features: features(), targets: targets(), loadOutput: positive("load-output", "output tokens per request"),
-           loadPrompts: positive("load-prompts", "requests in the run") };
+  return { source: modelInput(), gpus, tp: positive("tp", "GPUs per replica"), utils: utils(),
+           engine: $("engine").value, dtype: $("dtype").value || null, kv_dtype: $("kv-dtype").value,
+           seq: positive("seq", "tokens per request"), users: positive("users", "concurrent users"),
+           settings: settings(), features: features(), fit: fitOptions(),
+           loadOutput: positive("load-output", "output tokens per request"),
+           loadPrompts: positive("load-prompts", "requests in the run"),
+           loadRate: optNumber("load-rate", "arrival rate", Number.MIN_VALUE) };
+}
+
+// fit's options beside the workload, as the API (and the CLI) name them
+function fitOptions() {
+  const out = { max_gpus: positive("max-gpus", "max GPUs per replica"), rank_by: $("rank-by").value,
+                allow_quant: $("allow-quant").checked, allow_fp8_kv: $("allow-fp8-kv").checked,
+                allow_cross_node_tp: $("allow-cross-node-tp").checked, top: positive("top", "candidates shown"),
+                output: optInt("fit-output", "fit's output tokens per request"),
+                price: ($("price").value || "").split(/[\s,]+/).filter(Boolean), ...targets() };
+  return out;
 }
 
 // fit's speed targets (blank: none) and how they are judged at load, as the API names them
@@ -83,7 +161,11 @@ function features() {
   const shared = count("shared-prefix", "shared prefix tokens", 0);
   if (shared) out.shared_prefix = shared;
   const loras = count("max-loras", "LoRA slots", 0);
-  if (loras) { out.max_loras = loras; out.max_lora_rank = count("max-lora-rank", "LoRA max rank", 1); }
+  if (loras) {
+    out.max_loras = loras;
+    out.max_lora_rank = count("max-lora-rank", "LoRA max rank", 1);
+    out.lora_dtype = $("lora-dtype").value;
+  }
   const offload = Number($("cpu-offload-gb").value || 0);
   if (!(offload >= 0)) throw new Error("CPU offload GiB must be a number >= 0");
   if (offload) out.cpu_offload_gb = offload;
@@ -91,8 +173,17 @@ function features() {
   if (method) {
     out.speculative_method = method;
     out.num_speculative_tokens = count("spec-tokens", "speculative tokens", 1);
+    const draft = optText("draft-model");
+    if (draft) out.draft_model = draft;
   }
+  const config = optText("spec-config");
+  if (config) out.speculative_config = config;
   return out;
+}
+
+// a request body without the fields left unset (the API's defaults apply, as the CLI's do)
+function compact(body) {
+  return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null && v !== undefined));
 }
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
@@ -113,6 +204,24 @@ function svgEl(parent, tag, attrs, text) {
   return el;
 }
 
+// a launch line as <code>: each flag with its value kept on one line (a line breaks only between flags), one
+// line per node as the command gives them; its text is the command's, character for character
+function commandCode(command) {
+  const code = document.createElement("code");
+  code.className = "command";
+  command.split("\n").forEach((line, i) => {
+    if (i) code.append("\n");
+    line.split(/ (?=--)/).forEach((part, j) => {
+      if (j) code.append(" ");
+      const span = document.createElement("span");
+      span.className = "flag";
+      span.textContent = part;
+      code.appendChild(span);
+    });
+  });
+  return code;
+}
+
 function showScenarios(plan, x) {
   const body = $("scenarios").tBodies[0];
   clear(body);
@@ -122,7 +231,7 @@ function showScenarios(plan, x) {
     const total = s.engine ? s.engine.total_bytes : s.gpu_memory_bytes;
     const weights = (s.budget_terms.find((t) => t.kind === "weights") || { bytes: plan.weights_bytes }).bytes;
     cell(row, s.gpu);
-    cell(row, s.util);
+    cell(row, String(s.util)).dataset.field = "util";
     cell(row, gib(total));
     cell(row, gib(weights));
     cell(row, gib(s.kv_pool_bytes)).dataset.field = "kv_pool";
@@ -144,7 +253,24 @@ function showScenarios(plan, x) {
   const kv = plan.kv_bytes_per_token;
   $("summary").textContent = `${plan.model.name}: ${int(plan.params)} parameters, weights ${gib(plan.weights_bytes)} ` +
     `per GPU, KV ${int(kv)} B per token; ${x.users} users x ${int(x.seq)} tokens need ${gib(plan.kv_cache_bytes)} ` +
-    `of KV per GPU (TP ${plan.deployment.tp}, engine ${plan.deployment.engine}).`;
+    `of KV per GPU (TP ${plan.deployment.tp}, PP ${plan.deployment.pp}, ${plan.deployment.replicas} ` +
+    `replica(s) over ${plan.deployment.gpus} GPUs, engine ${plan.deployment.engine}).`;
+  // the launch line per GPU, as `kvplan plan` prints it
+  const launches = $("launch");
+  clear(launches);
+  for (const s of plan.scenarios.filter((x) => x.launch_command)) {
+    const li = document.createElement("li");
+    li.dataset.gpu = s.gpu;
+    const code = commandCode(s.launch_command);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = "copy";
+    button.setAttribute("aria-label", `copy the launch line for ${s.gpu}`);
+    button.addEventListener("click", () => copy(s.launch_command, button));
+    li.append(`${s.gpu}: `, code, " ", button);
+    launches.appendChild(li);
+  }
 }
 
 function showMemory(plan) {
@@ -190,42 +316,97 @@ function showMemory(plan) {
   }
 }
 
+// log-axis ticks labelled at round values only: 1, 2 and 5 times a power of ten
+function roundTick(value) {
+  if (!(value > 0)) return "";
+  const mantissa = value / 10 ** Math.floor(Math.log10(value) + 1e-9);
+  const m = Math.round(mantissa);
+  return Math.abs(mantissa - m) < 1e-6 && [1, 2, 5].includes(m) ? int(value) : "";
+}
+
+let chart = null;
+
+// the concurrency series (POST /api/concurrency) drawn by Chart.js (vendored: static/vendor/chartjs)
 function showChart(series) {
-  const svg = $("chart");
-  clear(svg);
-  const caps = Object.entries(series.caps || {}).filter(([, n]) => n);
-  $("chart-caps").textContent = caps.length ? "Not capped: the engine runs at most " +
-    caps.map(([label, n]) => `${int(n)} requests at once on ${label}`).join(", ") +
-    " (max_num_seqs), as the verdict table counts them." : "";
-  const W = 900, H = 380, L = 60, R = 200, T = 10, B = 40;
+  const labels = Object.keys(series.series);
   const xs = series.lengths;
-  const all = Object.values(series.series).concat(Object.values(series.naive)).flat().filter((v) => v > 0);
-  if (!all.length) { svgEl(svg, "text", { x: L, y: 40 }, "nothing fits: no request of any length"); return; }
-  const lx = (v) => Math.log10(v);
-  const [x0, x1] = [lx(xs[0]), lx(xs[xs.length - 1])];
-  const y0 = Math.floor(lx(Math.min(...all))), y1 = Math.ceil(lx(Math.max(...all)));
-  const px = (v) => L + ((lx(v) - x0) / (x1 - x0 || 1)) * (W - L - R);
-  const py = (v) => T + (1 - (lx(v) - y0) / (y1 - y0 || 1)) * (H - T - B);
-  svgEl(svg, "line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#555" });
-  svgEl(svg, "line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#555" });
-  for (let e = y0; e <= y1; e++) {
-    svgEl(svg, "line", { x1: L, x2: W - R, y1: py(10 ** e), y2: py(10 ** e), stroke: "#eee" });
-    svgEl(svg, "text", { x: 4, y: py(10 ** e) + 4 }, int(10 ** e));
-  }
-  for (const v of [xs[0], xs[Math.floor(xs.length / 2)], xs[xs.length - 1]])
-    svgEl(svg, "text", { x: px(v) - 14, y: H - B + 16 }, int(v));
-  svgEl(svg, "text", { x: L + 120, y: H - 6 }, "tokens per request (log scale); y: concurrent requests (log scale)");
-  Object.keys(series.series).forEach((label, i) => {
+  const caps = Object.entries(series.caps || {}).filter(([, n]) => n);
+  const capped = [];
+  const datasets = [];
+  labels.forEach((label, i) => {
     const color = COLORS[i % COLORS.length];
-    for (const [ys, dash, suffix] of [[series.series[label], "", "kvplan"], [series.naive[label], "6 4", "article"]]) {
-      const points = xs.map((x, j) => [x, ys[j]]).filter(([, y]) => y > 0);
-      if (!points.length) continue;
-      const path = svgEl(svg, "polyline", { fill: "none", stroke: color, "stroke-width": 2,
-        points: points.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(" ") });
-      if (dash) path.setAttribute("stroke-dasharray", dash);
-      path.dataset.series = `${label} ${suffix}`;
+    const points = (ys) => xs.map((x, j) => ({ x, y: ys[j] })).filter((p) => p.y > 0);
+    const line = { borderColor: color, backgroundColor: color, borderWidth: 2, pointRadius: 0, pointHitRadius: 6,
+                   fill: false, series: label };
+    datasets.push({ ...line, label: `${label} kvplan`, kind: "kvplan", data: points(series.series[label]) });
+    datasets.push({ ...line, label: `${label} article`, kind: "article", borderDash: [6, 4],
+                    data: points(series.naive[label]) });
+    const cap = series.caps[label];
+    if (cap && xs.length) {
+      datasets.push({ ...line, label: `${label} max_num_seqs ${int(cap)}`, kind: "cap", borderWidth: 1.5,
+                      borderDash: [2, 3], data: [{ x: xs[0], y: cap }, { x: xs[xs.length - 1], y: cap }] });
+      const over = xs.filter((x, j) => series.series[label][j] > cap);
+      if (over.length) capped.push(`${label} is capped at ${int(cap)} running requests up to ` +
+                                   `${int(over[over.length - 1])} tokens per request`);
     }
-    svgEl(svg, "text", { x: W - R + 10, y: T + 14 + i * 16, fill: color }, `${label}`);
+  });
+  $("chart-caps").textContent = (caps.length ? "The engine runs at most " +
+    caps.map(([label, n]) => `${int(n)} requests at once on ${label}`).join(", ") +
+    " (max_num_seqs), as the verdict table counts them" : "") +
+    (capped.length ? `: ${capped.join("; ")} (the solid line above the dotted one is what the KV cache holds, ` +
+                     "not what runs)." : (caps.length ? "; no series reaches its cap." : ""));
+  showChartTable(series);
+  const any = datasets.some((d) => d.kind !== "cap" && d.data.length);
+  const canvas = $("chart");
+  canvas.setAttribute("aria-label", any ? `max concurrent requests against tokens per request (log-log) for ` +
+    `${labels.join(", ")}; the numbers are in the table below the chart` : "nothing fits: no request of any length");
+  if (!any) datasets.length = 0;
+  if (chart) {
+    chart.data.datasets = datasets;
+    chart.update();
+    return;
+  }
+  const axis = (title) => ({ type: "logarithmic", title: { display: true, text: title, color: "#333" },
+                             ticks: { autoSkip: false, maxRotation: 0, color: "#333", callback: roundTick },
+                             grid: { color: (c) => (c.tick && roundTick(c.tick.value) ? "#ddd" : "#f3f3f3") } });
+  chart = new Chart(canvas, {
+    type: "line",
+    data: { datasets },
+    options: {
+      responsive: true, maintainAspectRatio: false, animation: false, parsing: false,
+      interaction: { mode: "nearest", intersect: false },
+      // requests are whole numbers: the y axis starts at one
+      scales: { x: axis("tokens per request (log scale)"), y: { ...axis("concurrent requests (log scale)"), min: 1 } },
+      plugins: {
+        // each entry a short line in its series' colour and dash (solid kvplan, dashed article, dotted cap)
+        legend: { position: "bottom", labels: { usePointStyle: true, pointStyle: "line", pointStyleWidth: 32,
+          color: "#333", generateLabels: (c) => Chart.defaults.plugins.legend.labels.generateLabels(c).map((item) =>
+            ({ ...item, lineDash: c.data.datasets[item.datasetIndex].borderDash || [],
+               strokeStyle: c.data.datasets[item.datasetIndex].borderColor })) } },
+        tooltip: { callbacks: {
+          title: (items) => items.length ? `${int(items[0].parsed.x)} tokens per request` : "",
+          label: (item) => `${item.dataset.label}: ${int(item.parsed.y)} requests` } },
+      },
+    },
+  });
+}
+
+function showChartTable(series) {
+  const table = $("chart-table");
+  clear(table.tHead);
+  clear(table.tBodies[0]);
+  const labels = Object.keys(series.series);
+  const head = table.tHead.insertRow();
+  for (const h of ["tokens per request", ...labels.flatMap((l) => [`${l} kvplan`, `${l} article`])]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  series.lengths.forEach((x, j) => {
+    const row = table.tBodies[0].insertRow();
+    cell(row, int(x));
+    for (const l of labels) { cell(row, int(series.series[l][j])); cell(row, int(series.naive[l][j])); }
   });
 }
 
@@ -249,8 +430,7 @@ function showFit(fit) {
     cell(row, c.cost_per_hour === null ? "-" : c.cost_per_hour.toFixed(2));
     cell(row, c.cost_per_million_tokens === null ? "-" : c.cost_per_million_tokens.toFixed(3));
     const cmd = cell(row, "", "cmd");
-    const code = document.createElement("code");
-    code.textContent = c.command;
+    const code = commandCode(c.command);
     const button = document.createElement("button");
     button.type = "button";
     button.className = "copy";
@@ -314,6 +494,11 @@ function setError(message) {
   $("stale").hidden = !stale;
 }
 
+function setFitError(message) {
+  $("fit-error").hidden = !message;
+  $("fit-error").textContent = message ? `kvplan fit: ${message}` : "";
+}
+
 async function update() {
   const mine = ++generation;
   let x;
@@ -321,33 +506,47 @@ async function update() {
   setError("");
   $("status").textContent = "computing...";
   const engine = ENGINES.byName[x.engine] || {};
-  const plan = { ...x.source, gpu: x.gpus, tp: x.tp, util: x.util, engine: x.engine, dtype: x.dtype,
-                 kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users,
-                 max_model_len: engine.max_model_len_from_seq ? x.seq : null, explain: true, ...x.features };
+  const st = x.settings;
+  // the page's default max_model_len is the tokens per request (for engines that take one): the length the
+  // verdict is asked about; a typed one (or auto) goes as typed
+  const maxModelLen = st.max_model_len ?? (engine.max_model_len_from_seq ? x.seq : null);
+  const plan = compact({ ...x.source, gpu: x.gpus, tp: x.tp, util: x.utils, engine: x.engine, dtype: x.dtype,
+                         kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users, ...st, max_model_len: maxModelLen,
+                         explain: true, ...x.features });
   const spec = x.features.speculative_method ?
     { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens } :
     {};
   const fitEngine = engine.fit ? x.engine : ENGINES.default;
+  const { output: fitOutput, ...fitRest } = x.fit;
+  const workload = fitOutput ? { prompt: Math.max(1, x.seq - fitOutput), output: fitOutput } : { seq: x.seq };
+  const fitBody = { ...x.source, users: x.users, ...workload, gpu: x.gpus, engine: fitEngine, ...fitRest, ...spec };
   const output = Math.min(x.loadOutput, Math.max(1, x.seq - 1));
-  const load = api("/api/perf", { ...x.source, gpu: x.gpus[0], tp: x.tp, util: x.util, engine: x.engine,
-                                  dtype: x.dtype, kv_dtype: x.kv_dtype, prompt: Math.max(1, x.seq - output), output,
-                                  concurrency: x.users, num_prompts: x.loadPrompts })
-    .catch((e) => ({ error: e.message }));
+  const loadBody = compact({ ...x.source, gpu: x.gpus[0], tp: x.tp, pp: st.pp, util: x.utils ? x.utils[0] : null,
+    engine: x.engine, engine_version: st.engine_version, dtype: x.dtype, quant: st.quant, kv_dtype: x.kv_dtype,
+    prompt: Math.max(1, x.seq - output), output, num_prompts: x.loadPrompts,
+    concurrency: x.loadRate ? null : x.users, rate: x.loadRate, max_model_len: typeof st.max_model_len === "number" ?
+      st.max_model_len : null, max_num_batched_tokens: st.max_num_batched_tokens, max_num_seqs: st.max_num_seqs,
+    dp_attention: st.dp_attention, expert_parallel: st.expert_parallel });
+  // explicit dimensions are plan's alone (as on the CLI): the search, the chart and the speeds need a config
+  const dimsOnly = "dims" in x.source;
+  const needs = { error: "explicit dimensions give the verdict only: pick a catalog model or paste a config.json" };
+  const load = dimsOnly ? Promise.resolve(needs) : api("/api/perf", loadBody).catch((e) => ({ error: e.message }));
+  const fit = dimsOnly ? Promise.resolve(needs) : api("/api/fit", fitBody).catch((e) => ({ error: e.message }));
+  const noSeries = { lengths: [], series: {}, naive: {}, caps: {} };
   try {
-    const [p, series, fit] = await Promise.all([
+    const [p, series] = await Promise.all([
       api("/api/plan", plan),
-      api("/api/concurrency", { ...x.source, gpu: x.gpus, util: [x.util], tp: x.tp, engine: x.engine,
-                                dtype: x.dtype, kv_dtype: x.kv_dtype }),
-      api("/api/fit", { ...x.source, users: x.users, seq: x.seq, gpu: x.gpus, engine: fitEngine, top: 5,
-                        max_gpus: x.maxGpus, rank_by: x.rankBy, allow_quant: x.allowQuant,
-                        allow_fp8_kv: x.allowFp8Kv, ...spec, ...x.targets }),
+      dimsOnly ? noSeries : api("/api/concurrency", compact({ ...x.source, gpu: x.gpus, util: x.utils, tp: x.tp,
+                                                              engine: x.engine, dtype: x.dtype, kv_dtype: x.kv_dtype })),
     ]);
+    const [f, l] = [await fit, await load];
     if (mine !== generation) return;  // a newer input change is on its way
     showScenarios(p, x);
     showMemory(p);
     showChart(series);
-    showFit(fit);
-    showLoad(await load);
+    if (f.error) { setFitError(f.error); clear($("fit").tBodies[0]); $("fit-note").textContent = ""; }
+    else { setFitError(""); showFit(f); }
+    showLoad(l);
     showDerivation(p.derivation || []);
     $("status").textContent = "";
     document.body.dataset.ready = String(mine);
@@ -358,14 +557,27 @@ async function update() {
   }
 }
 
+const fmt = (v) => (v === null || v === undefined ? "-" :
+  Number(v).toLocaleString("en-US", { maximumFractionDigits: 2 }));
+
+function explainBody() {
+  return compact({ log: $("log").value, model: $("log-model").value || null, gpu: $("log-gpu").value || null,
+                   util: optNumber("log-util", "the log's utilization", Number.MIN_VALUE),
+                   tp: optInt("log-tp", "the log's TP"),
+                   target_concurrency: optInt("target-concurrency", "target concurrency"),
+                   target_len: optInt("target-len", "target context length") });
+}
+
+const FIGURES = [["kv_pool", "KV pool GiB"], ["weights", "weights GiB"], ["kv_tokens", "KV tokens"],
+                 ["max_concurrency", "max concurrency"]];
+
 async function explainLog() {
   const mine = ++explained;
   const out = $("explain-out");
-  const log = $("log").value;
-  if (!log.trim()) { clear(out); return; }
+  if (!$("log").value.trim()) { clear(out); return; }
   try {
-    const d = await api("/api/explain", { log, gpu: $("log-gpu").value || null });
-    if (mine !== explained) return;  // a newer log or GPU is on its way
+    const d = await api("/api/explain", explainBody());
+    if (mine !== explained) return;  // a newer log or input is on its way
     clear(out);
     const table = document.createElement("table");
     table.id = "explain-table";
@@ -376,15 +588,23 @@ async function explainLog() {
       row.dataset.figure = k;
       cell(row, k);
       cell(row, d.logged[k] === undefined ? "-" : int(Math.round(d.logged[k] * 100) / 100));
-      cell(row, int(Math.round(v * 100) / 100));
+      cell(row, int(Math.round(v * 100) / 100)).dataset.value = String(v);
     }
     out.appendChild(table);
+    if (d.failure) {
+      const p = document.createElement("p");
+      p.id = "explain-failure";
+      p.className = "no";
+      p.textContent = `${d.failure.kind}: ${d.failure.what}` + (d.failure.fix ? ` Smallest fix: ${d.failure.fix}` : "");
+      out.appendChild(p);
+    }
     for (const line of [...d.flags, ...d.assumptions]) {
       const p = document.createElement("p");
       p.className = "note";
       p.textContent = line;
       out.appendChild(p);
     }
+    showSuggestions(out, d.suggestions);
   } catch (e) {
     if (mine !== explained) return;
     clear(out);
@@ -396,10 +616,60 @@ async function explainLog() {
   }
 }
 
+// "what each change would give": every suggested flag change re-planned (kvplan explain's table)
+function showSuggestions(out, suggestions) {
+  if (!suggestions.length) return;
+  const h = document.createElement("h3");
+  h.textContent = "What each change would give";
+  out.appendChild(h);
+  const box = document.createElement("div");
+  box.className = "scroll";
+  box.tabIndex = 0;
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", "suggested changes table");
+  const table = document.createElement("table");
+  table.id = "suggestions";
+  const head = table.createTHead().insertRow();
+  for (const text of ["change", ...FIGURES.map(([, label]) => label), "meets the target", "engine starts"]) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = text;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  for (const s of suggestions) {
+    const row = body.insertRow();
+    row.dataset.change = s.change;
+    cell(row, s.change, "change");
+    if (s.error) {
+      const td = cell(row, `not re-planned: ${s.error}`, "change");
+      td.colSpan = FIGURES.length + 2;
+      continue;
+    }
+    for (const [key] of FIGURES) {
+      const td = cell(row, fmt(s.predicted[key]));
+      td.dataset.field = key;
+      td.dataset.value = String(s.predicted[key]);
+    }
+    const yesNo = (v) => (v === null || v === undefined ? "-" : v ? "yes" : "no");
+    cell(row, yesNo(s.meets_target), s.meets_target ? "yes" : (s.meets_target === false ? "no" : "")).dataset.field =
+      "meets_target";
+    cell(row, yesNo(s.starts), s.starts === false ? "no" : "").dataset.field = "starts";
+  }
+  box.appendChild(table);
+  out.appendChild(box);
+}
+
 // the form's inputs live in the URL's query (a pasted config or log does not): a shared link restores them
-const SHARED = ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "max-gpus", "rank-by",
-                "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras", "max-lora-rank", "cpu-offload-gb",
-                "spec-method", "spec-tokens", "load-output", "load-prompts", "min-tps", "max-ttft", "load-stat"];
+const SHARED = ["model", "dim-layers", "dim-hidden", "dim-params", "dim-heads", "dim-kv-heads", "dim-head-dim",
+                "dim-vocab", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "pp", "gpus-all",
+                "dp-attention", "expert-parallel", "engine-version", "quant", "max-model-len",
+                "max-num-batched-tokens", "max-num-seqs", "block-size", "enforce-eager", "entry-point", "reserve",
+                "kv-memory", "gpu-memory", "swap-space", "kv-offloading-size", "shared-prefix", "max-loras",
+                "max-lora-rank", "lora-dtype", "cpu-offload-gb", "spec-method", "spec-tokens", "draft-model",
+                "spec-config", "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "allow-cross-node-tp",
+                "min-tps", "max-ttft", "load-stat", "fit-output", "price", "top", "load-output", "load-prompts",
+                "load-rate"];
 
 function saveState() {
   const query = new URLSearchParams();
@@ -420,6 +690,9 @@ function restoreState() {
     if (el.type === "checkbox") el.checked = value === "1";
     else if (el.multiple) { const chosen = value.split(","); for (const o of el.options) o.selected = chosen.includes(o.value); }
     else el.value = value;
+    // a restored setting inside a collapsed group opens the group, so the link shows what it changed
+    const group = el.closest("details");
+    if (group && (el.type === "checkbox" ? el.checked : el.value !== el.defaultValue)) group.open = true;
   }
 }
 
@@ -438,28 +711,27 @@ async function start() {
     ENGINES.byName[e.name] = e;
     $("engine").add(new Option(e.label, e.name, false, e.name === engines.default));
   }
-  for (const m of models) $("model").add(new Option(`${m.alias} (${m.hf_id})`, m.alias, false, m.alias === "falcon-7b"));
+  for (const m of models) {
+    $("model").add(new Option(`${m.alias} (${m.hf_id})`, m.alias, false, m.alias === "falcon-7b"));
+    $("log-model").add(new Option(`${m.alias} (${m.hf_id})`, m.alias));
+  }
   for (const g of gpus) {
     $("gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias, false, ["a10g", "h100"].includes(g.alias)));
     $("log-gpu").add(new Option(`${g.alias} - ${g.name}`, g.alias));
   }
   restoreState();
   const later = debounce(() => { saveState(); update(); }, 250);
-  for (const id of ["model", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "config",
-                    "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "shared-prefix", "max-loras",
-                    "max-lora-rank", "cpu-offload-gb", "spec-method", "spec-tokens", "load-output",
-                    "load-prompts", "min-tps", "max-ttft", "load-stat"]) {
-    $(id).addEventListener("input", later);
-    $(id).addEventListener("change", later);
-  }
+  for (const kind of ["input", "change"]) $("inputs").addEventListener(kind, (e) => {
+    if (e.target.id !== "config-file") later();
+  });
+  for (const form of ["inputs", "explain-inputs"]) $(form).addEventListener("submit", (e) => e.preventDefault());
   $("config-file").addEventListener("change", async () => {
     const file = $("config-file").files[0];
     if (file) { $("config").value = await file.text(); later(); }
   });
   $("config-clear").addEventListener("click", () => { $("config").value = ""; later(); });
   const explainLater = debounce(explainLog, 400);
-  $("log").addEventListener("input", explainLater);
-  $("log-gpu").addEventListener("change", explainLater);
+  for (const kind of ["input", "change"]) $("explain-inputs").addEventListener(kind, explainLater);
   update();
 }
 
