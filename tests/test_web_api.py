@@ -375,3 +375,30 @@ def test_plan_by_explicit_dimensions_is_the_cli_json(client):
     bad = client.post("/api/plan", json={**body, "dims": {"layers": 32, "hidden": 4096, "params": "lots"}},
                       headers={"X-Kvplan-Page": "1"})
     assert bad.status_code == 422 and bad.json()["detail"].startswith("“parameters” 'lots' is not a number")
+
+
+def test_the_newer_serving_options_are_the_cli_json(client):
+    """The LMCache tier, the Mllama image limit, fit's offload dimension and drafter, and perf's replicas and
+    offload through the API give the CLI's JSON."""
+    body = {"model": "llama-3.1-70b", "gpu": ["h100"], "tp": 4, "seq": 8192, "max_model_len": 8192,
+            "kv_offloading_size": 90, "kv_offloading_backend": "lmcache"}
+    assert client.post("/api/plan", json=body).json() == cli_json(
+        "plan", "llama-3.1-70b", "--gpu", "h100", "--tp", "4", "--seq", "8192", "--max-model-len", "8192",
+        "--kv-offloading-size", "90", "--kv-offloading-backend", "lmcache")
+    body = {"model": "llama-3.2-11b-vision", "gpu": ["h100"], "engine": "vllm-v0", "max_num_seqs": 64,
+            "max_model_len": 8192, "images_per_prompt": 2}
+    assert client.post("/api/plan", json=body).json() == cli_json(
+        "plan", "llama-3.2-11b-vision", "--gpu", "h100", "--engine", "vllm-v0", "--max-num-seqs", "64",
+        "--max-model-len", "8192", "--limit-mm-per-prompt", "image=2")
+    body = {"model": "llama-3.1-70b", "users": 16, "seq": 4096, "gpu": ["l40s"], "max_gpus": 4,
+            "allow_cpu_offload": 20}
+    got = client.post("/api/fit", json=body).json()
+    want = cli_json("fit", "llama-3.1-70b", "--users", "16", "--seq", "4096", "--gpu", "l40s", "--max-gpus", "4",
+                    "--allow-cpu-offload", "20", "--top", "200")
+    got.pop("search_seconds"), want.pop("search_seconds")  # timings
+    assert got == want and any(c["cpu_offload_gb"] == 20 for c in got["candidates"])
+    body = {"model": "llama-3.1-8b", "gpu": "h100", "prompt": 512, "output": 64, "num_prompts": 40,
+            "concurrency": 16, "gpus": 2, "cpu_offload_gb": 4, "max_model_len": 4096}
+    assert client.post("/api/perf", json=body).json() == cli_json(
+        "perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64", "--num-prompts", "40",
+        "--concurrency", "16", "--gpus", "2", "--cpu-offload-gb", "4", "--max-model-len", "4096")

@@ -503,6 +503,29 @@ def test_fit_matches_the_cli(page):
     settle(page, lambda: page.fill("#fit-output", ""))
 
 
+def test_offload_options_match_the_cli(page):
+    """The KV offloading backend on the verdict (LMCache's tier does not shrink the pool, its launch line says
+    so) and fit's CPU-offload dimension (its candidates carry --cpu-offload-gb): as `kvplan plan` / `fit`."""
+    reveal(page, "kv-offloading-backend", "allow-cpu-offload")
+    settle(page, lambda: page.fill("#kv-offloading-size", "40"))
+    settle(page, lambda: page.select_option("#kv-offloading-backend", "lmcache"))
+    cli = cli_json("plan", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "1000", "--batch", "18",
+                   "--max-model-len", "1000", "--kv-offloading-size", "40", "--kv-offloading-backend", "lmcache")
+    for s in cli["scenarios"]:
+        scenario_cells(page, s)
+    assert "--kv-offloading-backend lmcache" in page.inner_text("#launch")
+    settle(page, lambda: page.fill("#kv-offloading-size", ""))
+    settle(page, lambda: page.select_option("#kv-offloading-backend", "native"))
+    settle(page, lambda: page.fill("#allow-cpu-offload", "8"))
+    cli = cli_json("fit", "llama-3.1-8b", "--users", "18", "--seq", "1000", "--gpu", "a10g", "--gpu", "h100",
+                   "--allow-cpu-offload", "8")
+    rows = page.locator("#fit tbody tr")
+    assert rows.count() == len(cli["candidates"])
+    for i, c in enumerate(cli["candidates"]):
+        assert c["command"] in rows.nth(i).locator("td").nth(12).inner_text()
+    settle(page, lambda: page.fill("#allow-cpu-offload", "0"))
+
+
 def test_explain_suggestions_match_the_cli(page):
     """The explain form takes the CLI's targets; its "what each change would give" table is `kvplan explain
     --json`'s suggestions, figure by figure."""

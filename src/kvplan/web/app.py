@@ -59,6 +59,8 @@ PAGE_FIELDS = {
     "--expert-parallel": "expert parallel", "--enable-lora": "LoRA slots", "--max-loras": "LoRA slots",
     "--max-lora-rank": "LoRA max rank", "--lora-dtype": "LoRA dtype", "--cpu-offload-gb": "CPU offload GiB",
     "--swap-space": "swap space GiB", "--kv-offloading-size": "KV offloading GiB",
+    "--kv-offloading-backend": "KV offloading backend", "--limit-mm-per-prompt": "images per prompt",
+    "--allow-cpu-offload": "GiB of weights per GPU in CPU memory",
     "--shared-prefix": "shared prefix tokens", "--speculative-method": "speculative decoding",
     "--num-speculative-tokens": "speculative tokens", "--draft-model": "draft model",
     "--speculative-config": "speculative config JSON", "--max-gpus": "max GPUs per replica",
@@ -192,6 +194,10 @@ class PlanRequest(DeploymentInput):
     draft_model: str | None = Field(default=None, max_length=200)
     swap_space: float | None = Field(default=None, ge=0, lt=1e6, description="vLLM --swap-space (GiB per GPU).")
     kv_offloading_size: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --kv-offloading-size (GiB).")
+    kv_offloading_backend: Literal["native", "lmcache"] = Field(
+        default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
+    images_per_prompt: int | None = Field(default=None, ge=0, le=64,
+                                          description="vLLM --limit-mm-per-prompt image=N (default 1).")
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -232,6 +238,9 @@ class FitRequest(ModelInput):
     allow_cross_node_tp: bool = False
     speculative_method: str | None = Field(default=None, max_length=32)
     num_speculative_tokens: int = Field(default=0, ge=0, le=64)
+    draft_model: str | None = Field(default=None, max_length=200)
+    allow_cpu_offload: float = Field(default=0.0, ge=0, lt=1e6,
+                                     description="kvplan fit --allow-cpu-offload: GiB per GPU (0: not searched).")
     load_stat: Literal["median", "p99", "none"] = Field(
         default="median", description="Judge the speed targets again at the workload's load (kvplan fit --load-stat).")
 
@@ -252,6 +261,8 @@ class LoadRequest(DeploymentInput):
     max_num_seqs: int | None = Positive
     dp_attention: int = Field(default=1, ge=1, le=64)
     expert_parallel: bool = False
+    gpus: int | None = Field(default=None, ge=1, description="GPUs in all: replicas sharing the load evenly.")
+    cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
 
 
 class ConcurrencyRequest(ModelInput):
@@ -512,7 +523,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
                           max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
                           speculative_method=method, num_speculative_tokens=tokens, draft_model=draft,
-                          swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size)
+                          swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size,
+                          kv_offloading_backend=body.kv_offloading_backend, images_per_prompt=body.images_per_prompt)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
@@ -546,7 +558,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
             result = search(spec, workload, body.gpu or None, body.max_gpus, body.allow_quant, body.allow_fp8_kv,
                             parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp,
                             (body.speculative_method, body.num_speculative_tokens)
-                            if body.speculative_method or body.num_speculative_tokens else None, body.load_stat)
+                            if body.speculative_method or body.num_speculative_tokens else None, body.load_stat,
+                            body.draft_model, body.allow_cpu_offload)
             return result.to_dict(top=body.top)
 
         return await run(call, body)
@@ -562,7 +575,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                                      engine_version=body.engine_version, max_model_len=body.max_model_len,
                                      max_num_batched_tokens=body.max_num_batched_tokens,
                                      max_num_seqs=body.max_num_seqs, dp_attention=body.dp_attention,
-                                     expert_parallel=body.expert_parallel).to_dict()
+                                     expert_parallel=body.expert_parallel, gpus=body.gpus,
+                                     cpu_offload_gb=body.cpu_offload_gb).to_dict()
 
         return await run(call, body)
 

@@ -110,7 +110,8 @@ function settings() {
            block_size: optInt("block-size", "KV block size"), enforce_eager: $("enforce-eager").checked,
            entry_point: $("entry-point").value, reserve: optText("reserve"), kv_memory: optText("kv-memory"),
            gpu_memory: optText("gpu-memory"), swap_space: optNumber("swap-space", "swap space GiB"),
-           kv_offloading_size: optNumber("kv-offloading-size", "KV offloading GiB") };
+           kv_offloading_size: optNumber("kv-offloading-size", "KV offloading GiB"),
+           kv_offloading_backend: $("kv-offloading-backend").value };
 }
 
 function inputs() {
@@ -131,6 +132,7 @@ function fitOptions() {
   const out = { max_gpus: positive("max-gpus", "max GPUs per replica"), rank_by: $("rank-by").value,
                 allow_quant: $("allow-quant").checked, allow_fp8_kv: $("allow-fp8-kv").checked,
                 allow_cross_node_tp: $("allow-cross-node-tp").checked, top: positive("top", "candidates shown"),
+                allow_cpu_offload: optNumber("allow-cpu-offload", "CPU offload GiB to search") || 0,
                 output: optInt("fit-output", "fit's output tokens per request"),
                 price: ($("price").value || "").split(/[\s,]+/).filter(Boolean), ...targets() };
   return out;
@@ -169,6 +171,8 @@ function features() {
   const offload = Number($("cpu-offload-gb").value || 0);
   if (!(offload >= 0)) throw new Error("CPU offload GiB must be a number >= 0");
   if (offload) out.cpu_offload_gb = offload;
+  const images = optInt("images-per-prompt", "images per prompt", 0);
+  if (images !== null) out.images_per_prompt = images;
   const method = $("spec-method").value;
   if (method) {
     out.speculative_method = method;
@@ -514,7 +518,8 @@ async function update() {
                          kv_dtype: x.kv_dtype, seq: x.seq, batch: x.users, ...st, max_model_len: maxModelLen,
                          explain: true, ...x.features });
   const spec = x.features.speculative_method ?
-    { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens } :
+    { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens,
+      ...(x.features.draft_model ? { draft_model: x.features.draft_model } : {}) } :
     {};
   const fitEngine = engine.fit ? x.engine : ENGINES.default;
   const { output: fitOutput, ...fitRest } = x.fit;
@@ -526,7 +531,8 @@ async function update() {
     prompt: Math.max(1, x.seq - output), output, num_prompts: x.loadPrompts,
     concurrency: x.loadRate ? null : x.users, rate: x.loadRate, max_model_len: typeof st.max_model_len === "number" ?
       st.max_model_len : null, max_num_batched_tokens: st.max_num_batched_tokens, max_num_seqs: st.max_num_seqs,
-    dp_attention: st.dp_attention, expert_parallel: st.expert_parallel });
+    dp_attention: st.dp_attention, expert_parallel: st.expert_parallel, gpus: st.gpus,
+    cpu_offload_gb: x.features.cpu_offload_gb || 0 });
   // explicit dimensions are plan's alone (as on the CLI): the search, the chart and the speeds need a config
   const dimsOnly = "dims" in x.source;
   const needs = { error: "explicit dimensions give the verdict only: pick a catalog model or paste a config.json" };
@@ -665,7 +671,8 @@ const SHARED = ["model", "dim-layers", "dim-hidden", "dim-params", "dim-heads", 
                 "dim-vocab", "gpu", "tp", "util", "engine", "dtype", "kv-dtype", "seq", "users", "pp", "gpus-all",
                 "dp-attention", "expert-parallel", "engine-version", "quant", "max-model-len",
                 "max-num-batched-tokens", "max-num-seqs", "block-size", "enforce-eager", "entry-point", "reserve",
-                "kv-memory", "gpu-memory", "swap-space", "kv-offloading-size", "shared-prefix", "max-loras",
+                "kv-memory", "gpu-memory", "swap-space", "kv-offloading-size", "kv-offloading-backend",
+                "images-per-prompt", "allow-cpu-offload", "shared-prefix", "max-loras",
                 "max-lora-rank", "lora-dtype", "cpu-offload-gb", "spec-method", "spec-tokens", "draft-model",
                 "spec-config", "max-gpus", "rank-by", "allow-quant", "allow-fp8-kv", "allow-cross-node-tp",
                 "min-tps", "max-ttft", "load-stat", "fit-output", "price", "top", "load-output", "load-prompts",
