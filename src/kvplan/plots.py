@@ -35,18 +35,20 @@ def _save(fig, out: str | Path) -> Path:
     return out
 
 
-def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float], points: int = 24,
+def concurrency_series(spec: ModelSpec, gpus: list[str], utils: list[float] | None, points: int = 24,
                        tp: int = 1, engine: str = DEFAULT_ENGINE, dtype: str | None = None,
                        kv_dtype: str = "auto") -> dict[str, Any]:
     """Requests the KV cache holds against context length, per (GPU, util) under `engine` (not capped by its
     request limit: `caps` gives that limit per series), and the article's naive formula (MHA over d_model,
-    2 bytes per parameter, no overheads) on the same GPUs."""
+    2 bytes per parameter, no overheads) on the same GPUs. No `utils`: each GPU at the fraction plan resolves
+    for the engine there (SGLang's default depends on the GPU's memory and the TP)."""
     top = min(spec.max_context or 131072, 131072)
     lengths = sorted({round(128 * (top / 128) ** (i / (points - 1))) for i in range(points)})
     series, naive, caps = {}, {}, {}
     for g in gpus:
         gpu = get_gpu(g)
-        for u in utils:
+        own = utils or [plan(spec, gpu=gpu, tp=tp, engine=engine, dtype=dtype, kv_dtype=kv_dtype).scenarios[0].util]
+        for u in own:
             ys = []
             for length in lengths:
                 s = plan(spec, gpu=gpu, util=u, seq=length, max_model_len=length, tp=tp, engine=engine,
