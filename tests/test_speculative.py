@@ -316,4 +316,6 @@ def test_sglang_speculative_drafter_by_release():
     assert new.scenarios[0].printed.kv_tokens == new.scenarios[0].budgets[0].kv_pool // 71_424
     for p in (old, new):
         assert p.scenarios[0].printed.max_running_requests == 48
+        assert ("--speculative-algorithm NEXTN --speculative-num-steps 3 --speculative-eagle-topk 1 "
+                "--speculative-num-draft-tokens 4") in p.launch_command(p.scenarios[0])
     assert new_base.scenarios[0].printed.max_running_requests > 48

@@ -435,6 +435,25 @@ SPECULATIVE_RESERVE_MIB = {"draft_model": 6 * 1024, "mtp": 4 * 1024, "eagle": 4 
 SPECULATIVE_RUNNING = 48  # max_running_requests when unset (0.5.10 and 0.5.23 _handle_speculative_decoding)
 
 
+# kvplan's speculative methods as SGLang's --speculative-algorithm spells them (srt/server_args.py 0.5.23)
+SPECULATIVE_ALGORITHMS = {"mtp": "NEXTN", "eagle": "EAGLE", "eagle3": "EAGLE3", "draft_model": "STANDALONE",
+                          "ngram": "NGRAM"}
+
+
+def speculative_flags(settings: EngineSettings | None) -> list[str]:
+    """SGLang's speculative flags for kvplan's settings: K tokens a step as K chain steps of one candidate each
+    (--speculative-num-steps K --speculative-eagle-topk 1 --speculative-num-draft-tokens K + 1)."""
+    if settings is None or settings.speculative_method is None:
+        return []
+    k = settings.num_speculative_tokens
+    out = [f"--speculative-algorithm {SPECULATIVE_ALGORITHMS[settings.speculative_method]}"]
+    if settings.speculative_method != "ngram":
+        out += [f"--speculative-num-steps {k}", "--speculative-eagle-topk 1", f"--speculative-num-draft-tokens {k + 1}"]
+    else:
+        out += [f"--speculative-num-draft-tokens {k}"]
+    return out + ([f"--speculative-draft-model-path {settings.draft_model}"] if settings.draft_model else [])
+
+
 class SGLang(Engine):
     name = "sglang"
     label = "SGLang"
@@ -614,6 +633,7 @@ class SGLang(Engine):
         parts += [f"--page-size {launch.block_size}"] if launch.block_size else []
         parts += ["--kv-cache-dtype fp8_e4m3"] if launch.kv_dtype == "fp8" else []
         parts += ["--quantization fp8"] if launch.quant == "fp8" else []
+        parts += speculative_flags(launch.settings)
         line = " ".join(parts)
         return line + (f"  # one per replica: {launch.replicas} in all" if launch.replicas > 1 and (
             launch.dp_attention > 1 or launch.nodes > 1) else "")
