@@ -112,3 +112,16 @@ def test_multimodal_models_use_the_text_width():
     dep = Deployment(spec, tp=2)
     one = 2 * (2 - 1) / 2 * (4 * 5376 * 2) / 450e9 + COMM["allreduce_latency_us"] * 1e-6
     assert perf.allreduce_seconds(dep, get_gpu("h100"), 4) == pytest.approx(2 * spec.num_layers * one, rel=1e-12)
+
+
+def test_static_estimate_is_what_perf_prints():
+    """perf.static_estimate is `kvplan perf --json` without a load, and refuses a bad batch in one line."""
+    est = perf.static_estimate("llama-3.1-70b", "h100", tp=4, batch=64, prompt=2048, context=8192)
+    r = CliRunner().invoke(main, ["perf", "llama-3.1-70b", "--gpu", "h100", "--tp", "4", "--batch", "64",
+                                  "--prompt", "2048", "--context", "8192", "--json"])
+    assert r.exit_code == 0 and est.to_dict() == json.loads(r.output)
+    assert est.length == 8192 and est.decode.batch == 64 and est.prefill.tokens == 2048
+    from kvplan.errors import InputError
+
+    with pytest.raises(InputError, match="--batch must be a positive integer"):
+        perf.static_estimate("llama-3.1-8b", "h100", batch=0)

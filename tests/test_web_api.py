@@ -402,3 +402,92 @@ def test_the_newer_serving_options_are_the_cli_json(client):
     assert client.post("/api/perf", json=body).json() == cli_json(
         "perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64", "--num-prompts", "40",
         "--concurrency", "16", "--gpus", "2", "--cpu-offload-gb", "4", "--max-model-len", "4096")
+
+
+def cli_text(*args: str) -> str:
+    r = CliRunner().invoke(main, list(args))
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def test_static_speed_is_the_cli_json(client):
+    """POST /api/speed: `kvplan perf --json` without --concurrency / --rate (the static estimate)."""
+    cases = [
+        ({"model": "llama-3.1-8b", "gpu": "h100", "batch": 32}, ["llama-3.1-8b", "--gpu", "h100", "--batch", "32"]),
+        ({"model": "llama-3.1-70b", "gpu": "h100", "tp": 4, "batch": 64, "prompt": 2048, "context": 8192},
+         ["llama-3.1-70b", "--gpu", "h100", "--tp", "4", "--batch", "64", "--prompt", "2048", "--context", "8192"]),
+        ({"model": "qwen3-30b-a3b", "gpu": "a100-80g", "pp": 2, "batch": 16},
+         ["qwen3-30b-a3b", "--gpu", "a100-80g", "--pp", "2", "--batch", "16"]),
+        ({"model": "deepseek-v3", "gpu": "h200", "tp": 8, "dp_attention": 8, "expert_parallel": True, "batch": 128},
+         ["deepseek-v3", "--gpu", "h200", "--tp", "8", "--dp-attention", "8", "--expert-parallel", "--batch", "128"]),
+        ({"model": "llama-3.1-8b", "gpu": "l4", "quant": "w4a16", "kv_dtype": "fp8", "cpu_offload_gb": 2},
+         ["llama-3.1-8b", "--gpu", "l4", "--quant", "w4a16", "--kv-dtype", "fp8", "--cpu-offload-gb", "2"]),
+        ({"config": FALCON, "gpu": "a10g", "batch": 5000, "prompt": 872, "context": 1000, "dtype": "fp16"},
+         None),  # a pasted config (a batch that does not fit): the CLI reads the same file
+    ]
+    for body, flags in cases:
+        r = client.post("/api/speed", json=body)
+        assert r.status_code == 200, (body, r.text)
+        if flags is None:
+            flags = [str(ROOT / "src/kvplan/data/models/tiiuae--falcon-7b.json"), "--gpu", "a10g", "--batch",
+                     "5000", "--prompt", "872", "--context", "1000", "--dtype", "fp16"]
+            got, want = r.json(), cli_json("perf", *flags)
+            got.pop("model"), want.pop("model")  # the name follows the source (a file, an object)
+            assert got == want and got["memory"]["fits"] is False
+            continue
+        assert r.json() == cli_json("perf", *flags), body
+    from kvplan.perf import static_estimate
+
+    assert static_estimate("llama-3.1-8b", "h100", batch=32).to_dict() == cli_json(
+        "perf", "llama-3.1-8b", "--gpu", "h100", "--batch", "32")
+    for body, message in (({"model": "llama-3.1-8b", "gpu": "h100", "batch": 0}, "batch"),
+                          ({"model": "llama-3.1-8b", "gpu": "h9000"}, "unknown GPU"),
+                          ({"model": "llama-3.1-8b", "gpu": "h100", "tp": 3}, "does not divide"),
+                          ({"model": "llama-3.1-8b", "gpu": "h100", "concurrency": 4}, "concurrency")):
+        bad = client.post("/api/speed", json=body)
+        detail = bad.json()["detail"]
+        assert bad.status_code == 422 and message in detail and "\n" not in detail, (body, detail)
+
+
+def test_perf_rate_inf_is_the_cli_json(client):
+    """"rate": "inf" is `kvplan perf --rate inf` (every request at once); a bad rate is one line."""
+    body = {"model": "llama-3.1-8b", "gpu": "h100", "prompt": 512, "output": 64, "num_prompts": 40, "rate": "inf"}
+    r = client.post("/api/perf", json=body)
+    assert r.status_code == 200, r.text
+    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64", "--num-prompts",
+                   "40", "--rate", "inf")
+    assert r.json() == cli
+    assert client.post("/api/perf", json={**body, "rate": "INF"}).json() == cli
+    for rate in ("fast", 0, -1, True):
+        bad = client.post("/api/perf", json={**body, "rate": rate})
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("rate: ") and "inf" in bad.text, rate
+    for raw in (b'{"model": "llama-3.1-8b", "gpu": "h100", "rate": NaN}',
+                b'{"model": "llama-3.1-8b", "gpu": "h100", "rate": Infinity}'):
+        bad = client.post("/api/perf", content=raw, headers={"content-type": "application/json"})
+        assert bad.status_code == 422 and "\n" not in bad.json()["detail"]
+    doc = client.get("/openapi.json").json()
+    rate = doc["components"]["schemas"]["LoadRequest"]["properties"]["rate"]
+    assert {"type": "string", "const": "inf"} in rate["anyOf"]
+    assert "/api/speed" in doc["paths"] and "SpeedRequest" in doc["components"]["schemas"]
+
+
+def test_fit_emit_k8s_is_the_cli_manifest(client):
+    """"emit": "k8s" answers `kvplan fit --emit k8s`'s YAML, and its one-line error when no candidate qualifies."""
+    body = {"model": "llama-3.1-70b", "users": 32, "seq": 8192, "gpu": ["h100", "a100-80g"], "emit": "k8s"}
+    r = client.post("/api/fit", json=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/yaml")
+    assert r.text == cli_text("fit", "llama-3.1-70b", "--users", "32", "--seq", "8192", "--gpu", "h100", "--gpu",
+                              "a100-80g", "--emit", "k8s")
+    assert r.text.startswith("apiVersion: leaderworkerset.x-k8s.io/v1")
+    again = client.post("/api/fit", json=body)  # the kept answer keeps its media type
+    assert again.text == r.text and again.headers["content-type"] == r.headers["content-type"]
+    assert client.post("/api/fit", json={**body, "emit": None}).headers["content-type"] == "application/json"
+    none = {"model": "llama-3.1-8b", "users": 4, "seq": 1000, "gpu": ["l4"], "max_ttft": 0.0001, "emit": "k8s"}
+    bad = client.post("/api/fit", json=none)
+    cli = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--users", "4", "--seq", "1000", "--gpu", "l4",
+                                    "--max-ttft", "0.0001", "--emit", "k8s"])
+    assert bad.status_code == 422 and cli.exit_code != 0
+    assert bad.json()["detail"] in cli.output and "nothing to write a manifest for" in bad.json()["detail"]
+    wrong = client.post("/api/fit", json={**body, "emit": "helm"})
+    assert wrong.status_code == 422 and wrong.json()["detail"].startswith("emit: ")

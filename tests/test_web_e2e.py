@@ -598,3 +598,123 @@ def test_no_serious_accessibility_violation(page, server, width):
     problems = axe_violations(fresh)
     fresh.close()
     assert not problems, "\n".join(problems)
+
+
+# -------------------------------------------------- the static speed estimate, all-at-once runs, the manifest
+def speed_cells(page, cli: dict) -> None:
+    """The speed estimate's rows show `kvplan perf --json`'s figures (without a load)."""
+    page.wait_for_selector("#speed tbody tr", timeout=30_000)
+
+    def value(field: str) -> str:
+        return page.inner_text(f"#speed tr[data-field='{field}'] td:nth-child(2)")
+
+    d, p, m = cli["decode"], cli["prefill"], cli["memory"]
+    assert value("step_ms") == f"{d['step_seconds'] * 1000:.2f}"
+    assert value("tokens_per_sec_per_user") == f"{d['tokens_per_sec_per_user']:.1f}"
+    assert value("tokens_per_sec_total") == f"{d['tokens_per_sec_total']:.1f}"
+    assert value("decode_bound") == d["bound"]
+    assert value("ttft_seconds") == f"{p['ttft_seconds']:.3f}"
+    assert value("prefill_bound") == p["bound"]
+    assert value("fits") == ("yes" if m["fits"] else "no")
+    assert value("max_batch") == f"{m['max_batch']:,}"
+    summary = page.inner_text("#speed-summary")
+    assert summary.startswith(f"{cli['model']} on {cli['tp'] * cli['pp']} x {cli['gpu']}")
+    assert f"batch {cli['batch']:,} at {cli['context']:,} tokens, a prompt of {cli['prompt']:,} tokens" in summary
+    assert ("does not fit" in summary) == (not m["fits"])
+
+
+def test_static_speed_matches_the_cli(page):
+    """The speed estimate is `kvplan perf --batch USERS --prompt TOKENS-OUTPUT --context TOKENS --json` on the
+    first GPU: the default view, then other users, GPU and TP, and a batch that does not fit."""
+    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "a10g", "--batch", "18", "--prompt", "872", "--context", "1000")
+    speed_cells(page, cli)
+    settle(page, lambda: page.select_option("#gpu", ["h100"]))
+    settle(page, lambda: page.fill("#users", "64"))
+    settle(page, lambda: page.fill("#tp", "2"))
+    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--tp", "2", "--batch", "64", "--prompt", "872",
+                   "--context", "1000")
+    speed_cells(page, cli)
+    settle(page, lambda: page.fill("#tp", "1"))
+    settle(page, lambda: page.fill("#users", "2000"))
+    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--batch", "2000", "--prompt", "872", "--context", "1000")
+    assert cli["memory"]["fits"] is False
+    speed_cells(page, cli)
+    settle(page, lambda: page.fill("#users", "18"))
+    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+
+
+def test_speed_all_at_once_matches_the_cli(page):
+    """An arrival rate of inf: every request at once, `kvplan perf --rate inf` on the first GPU; a bad rate is
+    one line."""
+    reveal(page, "load-rate", "max-model-len")
+    settle(page, lambda: page.fill("#load-rate", "inf"))
+    settle(page, lambda: page.fill("#max-model-len", "4096"))  # at the model's 131,072 the A10G would not start
+    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "a10g", "--prompt", "872", "--output", "128", "--num-prompts",
+                   "200", "--rate", "inf", "--max-model-len", "4096")
+    rows = page.locator("#load tbody tr")
+    for i, key in enumerate(("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")):
+        cells = rows.nth(i).locator("td")
+        assert [cells.nth(j).inner_text() for j in (1, 2, 3)] == [f"{cli[key][s]:.2f}" for s in
+                                                                  ("mean", "median", "p99")]
+    assert f"{cli['request_throughput']:.2f} req/s" in page.inner_text("#load-summary")
+    page.fill("#load-rate", "fast")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "arrival rate must be a number above 0, inf" in page.inner_text("#error")
+    settle(page, lambda: page.fill("#load-rate", ""))
+    settle(page, lambda: page.fill("#max-model-len", ""))
+    assert page.is_hidden("#error")
+
+
+def manifest_is(page, text: str) -> None:
+    page.wait_for_function("t => document.getElementById('manifest').textContent === t", arg=text, timeout=30_000)
+
+
+def test_kubernetes_manifest_matches_the_cli(page):
+    """The manifest box under the candidates shows `kvplan fit --emit k8s`'s text, follows the inputs while open,
+    and gives the CLI's one line when no candidate meets the targets."""
+    def emitted(*args: str) -> str:
+        r = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "1000",
+                                      *args, "--emit", "k8s"])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    assert not page.evaluate("document.getElementById('manifest-box').open")
+    page.click("#manifest-box summary")
+    manifest_is(page, emitted("--users", "18"))
+    assert page.inner_text("#manifest").startswith("apiVersion: leaderworkerset.x-k8s.io/v1")
+    assert page.is_hidden("#manifest-error")
+    settle(page, lambda: page.fill("#users", "200"))
+    manifest_is(page, emitted("--users", "200"))
+    reveal(page, "max-ttft")
+    settle(page, lambda: page.fill("#max-ttft", "0.0001"))
+    page.wait_for_selector("#manifest-error:not([hidden])", timeout=30_000)
+    refused = CliRunner().invoke(main, ["fit", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "1000",
+                                        "--users", "200", "--max-ttft", "0.0001", "--emit", "k8s"])
+    assert refused.exit_code != 0
+    message = page.inner_text("#manifest-error").removeprefix("kvplan fit --emit k8s: ")
+    assert "nothing to write a manifest for" in message and message in refused.output
+    settle(page, lambda: page.fill("#max-ttft", ""))
+    settle(page, lambda: page.fill("#users", "18"))
+    manifest_is(page, emitted("--users", "18"))
+    page.click("#manifest-box summary")  # closed again, as the earlier tests left it
+    assert not page.evaluate("document.getElementById('manifest-box').open")
+
+
+def test_memory_bars_are_readable_on_a_narrow_screen(page, server):
+    """At 390 px the memory bars are drawn at the column's width: every label at least 11 px high on screen and
+    inside the drawing (the legend wraps); at 1400 px the drawing keeps its 900-unit layout."""
+    assert page.get_attribute("#memory", "viewBox").startswith("0 0 900 ")
+    narrow = page.context.browser.new_page(viewport={"width": NARROW, "height": 900})
+    narrow.goto(server)
+    narrow.wait_for_selector("body[data-ready]", timeout=30_000)
+    boxes = narrow.evaluate("""() => { const svg = document.getElementById('memory').getBoundingClientRect();
+        return [...document.querySelectorAll('#memory text')].map(t => { const r = t.getBoundingClientRect();
+          return {text: t.textContent, size: parseFloat(getComputedStyle(t).fontSize) * svg.width /
+                  document.getElementById('memory').viewBox.baseVal.width,
+                  inside: r.left >= svg.left - 0.5 && r.right <= svg.right + 0.5}; }); }""")
+    assert boxes and all(b["size"] >= 11 and b["inside"] for b in boxes), boxes
+    texts = [b["text"] for b in boxes]
+    assert any(t.startswith("a10g @ 90%: ") and t.endswith(" GiB") for t in texts)
+    assert {"weights", "KV pool", "left by utilization"} <= set(texts)
+    assert narrow.evaluate("document.documentElement.scrollWidth") <= NARROW
+    narrow.close()

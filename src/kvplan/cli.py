@@ -430,10 +430,7 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
     --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
     from kvplan import perf as estimates
-    from kvplan.deployment import Deployment
     from kvplan.errors import InputError
-    from kvplan.hardware import get_gpu
-    from kvplan.model.load import load_model
 
     for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
         if value is not None and value < 1:
@@ -445,33 +442,11 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
         return
     if gpus is not None:
         raise InputError("--gpus applies under load (--concurrency or --rate): the static estimate is one replica's")
-    dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
-                     dp_attention=dp_attention, expert_parallel=expert_parallel)
-    device = get_gpu(gpu)
-    from kvplan.engines import DEFAULT_ENGINE, get_engine
-    from kvplan.planning import plan as make_plan
-
-    length = max(context or prompt, prompt)  # does the batch fit? vLLM's accounting at max_model_len = that length
-    held = make_plan(dep.model, gpu=device, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype.lower(),
-                     seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length),
-                     dp_attention=dp_attention, expert_parallel=expert_parallel,
-                     cpu_offload_gb=cpu_offload_gb).scenarios[0]
-    host = sum(b.host_weights for b in held.budgets)  # --cpu-offload-gb: read over the host link every pass
-    d = estimates.decode(dep, device, batch, context or prompt, host)
-    p = estimates.prefill(dep, device, prompt, host_bytes=host)
-    memory = {"engine": get_engine(DEFAULT_ENGINE).name, "fits": held.capacity.fits and held.startup.starts,
-              "max_batch": held.capacity.max_concurrent_requests, "kv_pool_bytes": held.capacity.kv_pool_bytes,
-              "start_error": held.startup.reason}
-    data = {"model": dep.model.name, "gpu": device.alias, "tp": tp, "pp": pp, "dp_attention": dp_attention,
-            "expert_parallel": expert_parallel, "batch": batch,
-            "context": context or prompt, "prompt": prompt, "memory": memory,
-            "decode": {"step_seconds": d.step_seconds, "tokens_per_sec_per_user": d.tokens_per_sec_per_user,
-                       "tokens_per_sec_total": d.tokens_per_sec_total, "bound": d.bound,
-                       "bytes_read_per_step": d.bytes_read, "flops_per_step": d.flops,
-                       "comm_seconds": d.comm_seconds},
-            "prefill": {"ttft_seconds": p.seconds, "flops": p.flops, "bound": p.bound},
-            "host_weights_bytes": host,
-            "assumptions": [d.assumptions, p.assumptions]}
+    est = estimates.static_estimate(model, gpu, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
+                                    dp_attention=dp_attention, expert_parallel=expert_parallel, batch=batch,
+                                    prompt=prompt, context=context, cpu_offload_gb=cpu_offload_gb)
+    dep, device, d, p, memory, length = est.dep, est.gpu, est.decode, est.prefill, est.memory, est.length
+    data = est.to_dict()
     if as_json:
         _emit_json(data)
         return

@@ -321,3 +321,66 @@ def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1, host_bytes: 
     assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "
                    f"{c['source']}")
     return Prefill(prompt * batch, s.seconds, s.flops, bound, assumptions)
+
+
+@dataclass(frozen=True)
+class StaticEstimate:
+    """`kvplan perf` without a load: one decode step of `batch` requests at `context` tokens, the time to first
+    token of one `prompt`, and whether that batch fits at `length` tokens under the default engine's accounting."""
+    dep: Deployment
+    gpu: GPU
+    batch: int
+    prompt: int
+    context: int
+    length: int  # the tokens each request holds for the fit check (max_model_len = that length)
+    memory: dict[str, Any]
+    decode: Decode
+    prefill: Prefill
+    host_bytes: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """`kvplan perf --json` without --concurrency / --rate."""
+        d, p = self.decode, self.prefill
+        return {"model": self.dep.model.name, "gpu": self.gpu.alias, "tp": self.dep.tp, "pp": self.dep.pp,
+                "dp_attention": self.dep.dp_attention, "expert_parallel": self.dep.expert_parallel,
+                "batch": self.batch, "context": self.context, "prompt": self.prompt, "memory": self.memory,
+                "decode": {"step_seconds": d.step_seconds, "tokens_per_sec_per_user": d.tokens_per_sec_per_user,
+                           "tokens_per_sec_total": d.tokens_per_sec_total, "bound": d.bound,
+                           "bytes_read_per_step": d.bytes_read, "flops_per_step": d.flops,
+                           "comm_seconds": d.comm_seconds},
+                "prefill": {"ttft_seconds": p.seconds, "flops": p.flops, "bound": p.bound},
+                "host_weights_bytes": self.host_bytes,
+                "assumptions": [d.assumptions, p.assumptions]}
+
+
+def static_estimate(model: Any, gpu: str | GPU, tp: int = 1, pp: int = 1, dtype: str | None = None,
+                    quant: str | None = None, kv_dtype: str = "auto", dp_attention: int = 1,
+                    expert_parallel: bool = False, batch: int = 1, prompt: int = 1024, context: int | None = None,
+                    cpu_offload_gb: float = 0.0) -> StaticEstimate:
+    """The decode speed at `batch` and the time to first token of `prompt` (first-order rooflines), with whether
+    the batch fits at max(context, prompt) tokens (the default engine's accounting, via planning.plan): what
+    `kvplan perf` prints without --concurrency / --rate. `model`: anything load_model takes."""
+    from kvplan.engines import DEFAULT_ENGINE, get_engine
+    from kvplan.hardware import get_gpu
+    from kvplan.model.load import load_model
+    from kvplan.planning import plan as make_plan
+
+    for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
+        if value is not None and value < 1:
+            raise InputError(f"{label} must be a positive integer (got {value})")
+    kv_dtype = kv_dtype.lower()
+    dep = Deployment(load_model(model), tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
+                     dp_attention=dp_attention, expert_parallel=expert_parallel)
+    device = gpu if isinstance(gpu, GPU) else get_gpu(gpu)
+    length = max(context or prompt, prompt)  # does the batch fit? vLLM's accounting at max_model_len = that length
+    held = make_plan(dep.model, gpu=device, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
+                     seq=length, batch=batch, max_model_len=min(length, dep.model.max_context or length),
+                     dp_attention=dp_attention, expert_parallel=expert_parallel,
+                     cpu_offload_gb=cpu_offload_gb).scenarios[0]
+    host = sum(b.host_weights for b in held.budgets)  # --cpu-offload-gb: read over the host link every pass
+    d = decode(dep, device, batch, context or prompt, host)
+    p = prefill(dep, device, prompt, host_bytes=host)
+    memory = {"engine": get_engine(DEFAULT_ENGINE).name, "fits": held.capacity.fits and held.startup.starts,
+              "max_batch": held.capacity.max_concurrent_requests, "kv_pool_bytes": held.capacity.kv_pool_bytes,
+              "start_error": held.startup.reason}
+    return StaticEstimate(dep, device, batch, prompt, context or prompt, length, memory, d, p, host)

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
@@ -45,6 +45,7 @@ CACHE_KEY_LIMIT = 64 * 1024  # bodies larger than this (pasted logs, CSVs, big c
 STATIC = ("index.html", "app.js", "app.css", "vendor/chartjs/chart.umd.min.js", "vendor/chartjs/LICENSE.md")
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
                  "css": "text/css; charset=utf-8", "md": "text/plain; charset=utf-8"}
+YAML = "application/yaml; charset=utf-8"  # kvplan fit --emit k8s's manifest (RFC 9512)
 PAGE_HEADER = "x-kvplan-page"  # the page's requests carry it: their errors name the page's fields, not CLI flags
 # kvplan's CLI flags as the page names their fields (errors from the library name the flags)
 PAGE_FIELDS = {
@@ -67,7 +68,8 @@ PAGE_FIELDS = {
     "--rank-by": "rank by", "--price": "price overrides", "--min-tokens-per-sec": "min tok/s per user",
     "--max-ttft": "max TTFT", "--load-stat": "judge targets at load by", "--prompt": "tokens per request",
     "--output": "output tokens per request", "--num-prompts": "requests in the run", "--rate": "arrival rate",
-    "--concurrency": "concurrent users", "--layers": "layers", "--hidden": "d_model", "--params": "parameters",
+    "--concurrency": "concurrent users", "--context": "tokens per request", "--layers": "layers",
+    "--hidden": "d_model", "--params": "parameters",
     "--heads": "attention heads", "--kv-heads": "KV heads", "--head-dim": "head dimension", "--vocab": "vocabulary",
 }
 # the explain form's own fields
@@ -243,6 +245,18 @@ class FitRequest(ModelInput):
                                      description="kvplan fit --allow-cpu-offload: GiB per GPU (0: not searched).")
     load_stat: Literal["median", "p99", "none"] = Field(
         default="median", description="Judge the speed targets again at the workload's load (kvplan fit --load-stat).")
+    emit: Literal["k8s"] | None = Field(
+        default=None, description="k8s: the best candidate's Kubernetes LeaderWorkerSet (+ Service) as YAML "
+                                  "(kvplan fit --emit k8s), answered as application/yaml.")
+
+
+def _rate(value: Any) -> Any:
+    """An arrival rate as kvplan perf --rate takes it: requests per second above 0, or "inf" (all at once)."""
+    if isinstance(value, str) and value.strip().lower() == "inf":
+        return "inf"
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError('give requests per second (a number above 0) or "inf" (all at once)')
 
 
 class LoadRequest(DeploymentInput):
@@ -255,13 +269,28 @@ class LoadRequest(DeploymentInput):
     output: int = Field(default=128, ge=1)
     num_prompts: int = Field(default=200, ge=1, le=5000, description="Requests in the run (at most 5,000 here).")
     concurrency: int | None = Field(default=None, ge=1, description="Closed-loop clients.")
-    rate: float | None = Field(default=None, gt=0, description="Poisson requests per second (none: all at once).")
+    rate: Annotated[Annotated[float, Field(gt=0)] | Literal["inf"] | None, BeforeValidator(_rate)] = Field(
+        default=None, description="Poisson requests per second, or \"inf\": all at once (kvplan perf --rate inf; "
+                                  "also with neither rate nor concurrency).")
     max_model_len: int | None = Positive
     max_num_batched_tokens: int | None = Positive
     max_num_seqs: int | None = Positive
     dp_attention: int = Field(default=1, ge=1, le=64)
     expert_parallel: bool = False
     gpus: int | None = Field(default=None, ge=1, description="GPUs in all: replicas sharing the load evenly.")
+    cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
+
+
+class SpeedRequest(DeploymentInput):
+    """kvplan perf without --concurrency / --rate: one replica's decode step and time to first token."""
+    gpu: str = Field(max_length=64, description="A catalog GPU.")
+    pp: int = Field(default=1, ge=1)
+    dp_attention: int = Field(default=1, ge=1, le=64)
+    expert_parallel: bool = False
+    batch: int = Field(default=1, ge=1, description="Sequences decoded together.")
+    prompt: int = Field(default=1024, ge=1, description="Prompt tokens (time to first token).")
+    context: int | None = Field(default=None, ge=1, description="Tokens each decoding sequence holds (none: the "
+                                                                "prompt).")
     cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
 
 
@@ -454,11 +483,13 @@ def create_app(allow_hub: bool = False) -> FastAPI:
 
     answers = AnswerCache(CACHE_ENTRIES, CACHE_BYTES)  # the latest answers by request: the page re-asks them
 
-    async def run(call: Any, body: BaseModel | None = None, inline: bool = False) -> Response:
-        """The library call with local files off and the Hub as the server was started, as JSON, in a worker
-        thread (on the event loop when `inline`: a call known to be about a millisecond, which the thread hop
-        and the GIL's hand-offs would double); answers to small bodies are kept and given again from the event
-        loop (the library is deterministic), errors never."""
+    async def run(call: Any, body: BaseModel | None = None, inline: bool = False,
+                  media_type: str = "application/json") -> Response:
+        """The library call with local files off and the Hub as the server was started, as JSON (a call answering
+        text, such as a manifest, is sent as that text in `media_type`), in a worker thread (on the event loop
+        when `inline`: a call known to be about a millisecond, which the thread hop and the GIL's hand-offs
+        would double); answers to small bodies are kept and given again from the event loop (the library is
+        deterministic), errors never."""
         # Python's JSON writer, not pydantic's: that one writes Infinity and NaN (real configs hold them in
         # fields such as time_step_limit) as null, so two different configs would share an answer
         key = (f"{type(body).__name__}:{json.dumps(body.model_dump(), separators=(',', ':'), default=str)}"
@@ -466,16 +497,17 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         if key is not None and len(key) > CACHE_KEY_LIMIT:
             key = None
         if key is not None and (kept := answers.get(key)) is not None:
-            return Response(kept, media_type="application/json")
+            return Response(kept, media_type=media_type)
 
         def compute() -> bytes:
             with model_sources(local_files=False, hub_lookups=allow_hub):
-                return json.dumps(call(), separators=(",", ":")).encode()
+                answer = call()
+            return answer.encode() if isinstance(answer, str) else json.dumps(answer, separators=(",", ":")).encode()
 
         content = compute() if inline else await run_in_threadpool(compute)
         if key is not None:
             answers.put(key, content)
-        return Response(content, media_type="application/json")
+        return Response(content, media_type=media_type)
 
     @app.get("/api/models", summary="The embedded model catalog (kvplan models --json)")
     async def api_models() -> Response:
@@ -543,7 +575,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         return await run(lambda: inventory(Deployment(load_model(body.source()), tp=body.tp, dtype=body.dtype,
                                                 quant=body.quant, kv_dtype=body.kv_dtype)).to_dict(), body)
 
-    @post("/api/fit", FitRequest, "kvplan fit --json")
+    @post("/api/fit", FitRequest, "kvplan fit --json (with \"emit\": \"k8s\", kvplan fit --emit k8s's YAML)")
     async def api_fit(body: FitRequest) -> Response:
         from kvplan.engines.base import serve_name
         from kvplan.fit import Workload, search
@@ -560,16 +592,24 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                             (body.speculative_method, body.num_speculative_tokens)
                             if body.speculative_method or body.num_speculative_tokens else None, body.load_stat,
                             body.draft_model, body.allow_cpu_offload)
+            if body.emit == "k8s":  # as kvplan fit --emit k8s
+                from kvplan.manifest import leader_worker_set, to_yaml
+
+                if result.best is None:
+                    raise InputError("no candidate meets every target: nothing to write a manifest for (see kvplan "
+                                     "fit without --emit)")
+                return to_yaml(leader_worker_set(result.best))
             return result.to_dict(top=body.top)
 
-        return await run(call, body)
+        return await run(call, body, media_type=YAML if body.emit else "application/json")
 
     @post("/api/perf", LoadRequest, "kvplan perf --concurrency / --rate --json: speed under load")
     async def api_perf(body: LoadRequest) -> Response:
         from kvplan import batching
 
         def call() -> dict[str, Any]:
-            work = batching.Workload(body.prompt, body.output, body.num_prompts, body.concurrency, body.rate)
+            work = batching.Workload(body.prompt, body.output, body.num_prompts, body.concurrency,
+                                     batching.parse_rate(body.rate))
             return batching.load_for(body.source(), work, gpu=body.gpu, tp=body.tp, pp=body.pp, dtype=body.dtype,
                                      quant=body.quant, kv_dtype=body.kv_dtype, util=body.util, engine=body.engine,
                                      engine_version=body.engine_version, max_model_len=body.max_model_len,
@@ -579,6 +619,16 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                                      cpu_offload_gb=body.cpu_offload_gb).to_dict()
 
         return await run(call, body)
+
+    @post("/api/speed", SpeedRequest, "kvplan perf --json without a load: decode step and time to first token")
+    async def api_speed(body: SpeedRequest) -> Response:
+        from kvplan.perf import static_estimate
+
+        return await run(lambda: static_estimate(
+            body.source(), body.gpu, tp=body.tp, pp=body.pp, dtype=body.dtype, quant=body.quant,
+            kv_dtype=body.kv_dtype, dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
+            batch=body.batch, prompt=body.prompt, context=body.context,
+            cpu_offload_gb=body.cpu_offload_gb).to_dict(), body)
 
     @post("/api/concurrency", ConcurrencyRequest, "Concurrency vs context length, and the article's line")
     async def api_concurrency(body: ConcurrencyRequest) -> Response:

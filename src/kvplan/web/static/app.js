@@ -10,12 +10,14 @@ const SVG = "http://www.w3.org/2000/svg";
 let generation = 0;
 let explained = 0;
 
-async function api(path, body) {
+// an answer's JSON (its text with `text`: kvplan fit --emit k8s's YAML); an error answer's one line thrown
+async function api(path, body, text = false) {
   const init = body === undefined ? {} : {
     // X-Kvplan-Page: errors name the page's fields ("GPUs to compare"), not the CLI's flags (--gpu)
     method: "POST", headers: { "Content-Type": "application/json", "X-Kvplan-Page": "1" },
     body: restoreBare(JSON.stringify(body)) };
   const response = await fetch(path, init);
+  if (text && response.ok) return response.text();
   const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
   if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
   return data;
@@ -124,7 +126,18 @@ function inputs() {
            settings: settings(), features: features(), fit: fitOptions(),
            loadOutput: positive("load-output", "output tokens per request"),
            loadPrompts: positive("load-prompts", "requests in the run"),
-           loadRate: optNumber("load-rate", "arrival rate", Number.MIN_VALUE) };
+           loadRate: rate() };
+}
+
+// the arrival rate as `kvplan perf --rate` takes it: requests per second, or inf (all at once); blank: none
+function rate() {
+  const text = $("load-rate").value.trim().toLowerCase();
+  if (!text) return null;
+  if (text === "inf") return "inf";
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value))
+    throw new Error("arrival rate must be a number above 0, inf (all at once), or blank");
+  return value;
 }
 
 // fit's options beside the workload, as the API (and the CLI) name them
@@ -277,7 +290,34 @@ function showScenarios(plan, x) {
   }
 }
 
+// the memory bars: the 900-unit drawing scaled to the column on a wide screen; on a narrow one drawn at the
+// column's own width in CSS pixels (its text at full size), each GPU's label and total above its bar and the
+// legend and any warning wrapped onto lines
+const NARROW_MEMORY = 700;
+let memoryPlan = null, memoryWidth = 0;
+
+function textWidth(el) {
+  const w = el.getComputedTextLength ? el.getComputedTextLength() : 0;
+  return w > 0 ? w : el.textContent.length * 6.5;
+}
+
+// words as <text> lines no wider than `width` from (x, y) on, `step` apart; the y after them
+function wrapText(svg, words, x, y, width, step, attrs = {}) {
+  let line = svgEl(svg, "text", { x, y, ...attrs }, "");
+  for (const word of words.split(" ")) {
+    const before = line.textContent;
+    line.textContent = before ? `${before} ${word}` : word;
+    if (before && textWidth(line) > width) {
+      line.textContent = before;
+      y += step;
+      line = svgEl(svg, "text", { x, y, ...attrs }, word);
+    }
+  }
+  return y + step;
+}
+
 function showMemory(plan) {
+  memoryPlan = plan;
   const svg = $("memory");
   clear(svg);
   const rows = plan.scenarios.map((s) => {
@@ -289,14 +329,17 @@ function showMemory(plan) {
     return { label: `${s.gpu} @ ${Math.round(s.util * 100)}%`, total, parts, short };
   });
   const max = Math.max(...rows.map((r) => Math.max(r.total, r.parts.reduce((a, [, b]) => a + b, 0))));
-  const left = 110, width = 680, barH = 22, gap = 14;
-  const height = rows.length * (barH + gap) + 40;
-  svg.setAttribute("height", String(height));
-  svg.setAttribute("viewBox", `0 0 900 ${height}`);
   const labels = [...new Set(rows.flatMap((r) => r.parts.map(([l]) => l)))];
-  rows.forEach((r, i) => {
-    const y = 10 + i * (barH + gap);
-    svgEl(svg, "text", { x: 0, y: y + 15 }, r.label);
+  const column = svg.parentNode.clientWidth;
+  const narrow = column > 0 && column < NARROW_MEMORY;
+  memoryWidth = narrow ? column : 900;
+  svg.classList.toggle("narrow", narrow);
+  const view = memoryWidth;
+  svg.setAttribute("width", String(view));
+  svg.setAttribute("viewBox", `0 0 ${view} 10`);  // the height follows once drawn
+  const left = narrow ? 0 : 110, width = narrow ? view - 8 : 680, barH = narrow ? 18 : 22, gap = 14;
+  const shortText = (r) => `KV pool short by ${gib(r.short)}: the weights and overheads exceed the budget`;
+  const bar = (r, y) => {
     let x = left;
     for (const [label, bytes] of r.parts) {
       const w = (bytes / max) * width;
@@ -307,17 +350,47 @@ function showMemory(plan) {
     }
     const tx = left + (r.total / max) * width;
     svgEl(svg, "line", { x1: tx, x2: tx, y1: y - 3, y2: y + barH + 3, stroke: "#000", "stroke-dasharray": "4 3" });
-    svgEl(svg, "text", { x: Math.min(tx + 4, left + width + 4), y: y + 15 }, gib(r.total));
-    if (r.short) svgEl(svg, "text", { x: left, y: y + barH + 11, fill: "#b00020", "data-short": "" },
-                       `KV pool short by ${gib(r.short)}: the weights and overheads exceed the budget`);
-  });
-  let lx = left;
-  const ly = rows.length * (barH + gap) + 22;
-  for (const label of labels) {
-    svgEl(svg, "rect", { x: lx, y: ly - 9, width: 10, height: 10, fill: COLORS[labels.indexOf(label) % COLORS.length] });
-    svgEl(svg, "text", { x: lx + 14, y: ly }, label);
-    lx += 14 + label.length * 6.5 + 16;
+    return tx;
+  };
+  let bottom;
+  if (narrow) {
+    let y = 14;
+    for (const r of rows) {
+      svgEl(svg, "text", { x: 0, y }, `${r.label}: ${gib(r.total)}`);
+      bar(r, y + 7);
+      y += 7 + barH + 18;
+      if (r.short) y = wrapText(svg, shortText(r), 0, y - 2, view, 15, { fill: "#b00020", "data-short": "" }) + 4;
+    }
+    bottom = y - 4;
+  } else {
+    rows.forEach((r, i) => {
+      const y = 10 + i * (barH + gap);
+      svgEl(svg, "text", { x: 0, y: y + 15 }, r.label);
+      const tx = bar(r, y);
+      svgEl(svg, "text", { x: Math.min(tx + 4, left + width + 4), y: y + 15 }, gib(r.total));
+      if (r.short) svgEl(svg, "text", { x: left, y: y + barH + 11, fill: "#b00020", "data-short": "" }, shortText(r));
+    });
+    bottom = rows.length * (barH + gap) + 22;
   }
+  // the legend, flowed onto as many lines as the width needs
+  let lx = left, ly = bottom;
+  for (const label of labels) {
+    const swatch = svgEl(svg, "rect", { x: lx, y: ly - 9, width: 10, height: 10,
+                                        fill: COLORS[labels.indexOf(label) % COLORS.length] });
+    const text = svgEl(svg, "text", { x: lx + 14, y: ly }, label);
+    if (lx > left && lx + 14 + textWidth(text) > view) {
+      lx = left;
+      ly += 18;
+      swatch.setAttribute("x", lx);
+      swatch.setAttribute("y", ly - 9);
+      text.setAttribute("x", lx + 14);
+      text.setAttribute("y", ly);
+    }
+    lx += 14 + textWidth(text) + 16;
+  }
+  const height = ly + 18;
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("viewBox", `0 0 ${view} ${height}`);
 }
 
 // log-axis ticks labelled at round values only: 1, 2 and 5 times a power of ten
@@ -479,6 +552,50 @@ function showLoad(load) {
     `tokens, ${int(load.preemptions)} preemptions. ${load.assumptions[0]}.`;
 }
 
+// kvplan perf's static estimate (POST /api/speed): its figures as the CLI prints them
+function showSpeed(speed) {
+  const body = $("speed").tBodies[0];
+  clear(body);
+  $("speed-note").textContent = "";
+  if (speed.error) { $("speed-summary").textContent = `not estimated: ${speed.error}`; return; }
+  const d = speed.decode, p = speed.prefill, m = speed.memory;
+  const rows = [["decode step (ms)", "step_ms", (d.step_seconds * 1000).toFixed(2)],
+                ["tok/s per user", "tokens_per_sec_per_user", d.tokens_per_sec_per_user.toFixed(1)],
+                ["tok/s in all", "tokens_per_sec_total", d.tokens_per_sec_total.toFixed(1)],
+                ["decode bound", "decode_bound", d.bound],
+                ["time to first token of one prompt (s)", "ttft_seconds", p.ttft_seconds.toFixed(3)],
+                ["prefill bound", "prefill_bound", p.bound],
+                ["the batch fits", "fits", m.fits ? "yes" : "no"],
+                [`most requests at the length (${m.engine})`, "max_batch", int(m.max_batch)]];
+  for (const [label, field, value] of rows) {
+    const row = body.insertRow();
+    row.dataset.field = field;
+    cell(row, label);
+    cell(row, value, field === "fits" ? (m.fits ? "yes" : "no") : "");
+  }
+  $("speed-summary").textContent = `${speed.model} on ${speed.tp * speed.pp} x ${speed.gpu} (TP ${speed.tp}, ` +
+    `PP ${speed.pp}): batch ${int(speed.batch)} at ${int(speed.context)} tokens, a prompt of ${int(speed.prompt)} ` +
+    "tokens." + (m.fits ? "" : ` The batch does not fit (${m.start_error || `the KV cache holds ` +
+    `${int(m.max_batch)} requests`}): the speeds assume it did.`);
+  $("speed-note").textContent = speed.assumptions.join(" ");
+}
+
+// kvplan fit --emit k8s for the page's search (POST /api/fit with emit), asked only while its box is open
+const MANIFEST = { body: null, asked: 0 };
+
+async function showManifest() {
+  const mine = ++MANIFEST.asked;
+  const say = (text, error) => {
+    if (mine !== MANIFEST.asked) return;
+    $("manifest").textContent = text;
+    $("manifest-error").hidden = !error;
+    $("manifest-error").textContent = error ? `kvplan fit --emit k8s: ${error}` : "";
+    $("manifest-box").dataset.ready = String(mine);
+  };
+  if (!MANIFEST.body) { say("", "explicit dimensions give the verdict only: pick a catalog model or paste a config.json"); return; }
+  try { say(await api("/api/fit", MANIFEST.body, true), ""); } catch (e) { say("", e.message); }
+}
+
 function showDerivation(steps) {
   const list = $("derivation");
   clear(list);
@@ -533,10 +650,17 @@ async function update() {
       st.max_model_len : null, max_num_batched_tokens: st.max_num_batched_tokens, max_num_seqs: st.max_num_seqs,
     dp_attention: st.dp_attention, expert_parallel: st.expert_parallel, gpus: st.gpus,
     cpu_offload_gb: x.features.cpu_offload_gb || 0 });
+  // the static estimate (kvplan perf --batch --prompt --context) of the same replica
+  const speedBody = compact({ ...x.source, gpu: x.gpus[0], tp: x.tp, pp: st.pp, dtype: x.dtype, quant: st.quant,
+    kv_dtype: x.kv_dtype, dp_attention: st.dp_attention, expert_parallel: st.expert_parallel, batch: x.users,
+    prompt: Math.max(1, x.seq - output), context: x.seq, cpu_offload_gb: x.features.cpu_offload_gb || 0 });
   // explicit dimensions are plan's alone (as on the CLI): the search, the chart and the speeds need a config
   const dimsOnly = "dims" in x.source;
   const needs = { error: "explicit dimensions give the verdict only: pick a catalog model or paste a config.json" };
   const load = dimsOnly ? Promise.resolve(needs) : api("/api/perf", loadBody).catch((e) => ({ error: e.message }));
+  const speed = dimsOnly ? Promise.resolve(needs) : api("/api/speed", speedBody).catch((e) => ({ error: e.message }));
+  MANIFEST.body = dimsOnly ? null : { ...fitBody, emit: "k8s" };
+  const manifest = $("manifest-box").open ? showManifest() : Promise.resolve();
   const fit = dimsOnly ? Promise.resolve(needs) : api("/api/fit", fitBody).catch((e) => ({ error: e.message }));
   const noSeries = { lengths: [], series: {}, naive: {}, caps: {} };
   try {
@@ -545,7 +669,8 @@ async function update() {
       dimsOnly ? noSeries : api("/api/concurrency", compact({ ...x.source, gpu: x.gpus, util: x.utils, tp: x.tp,
                                                               engine: x.engine, dtype: x.dtype, kv_dtype: x.kv_dtype })),
     ]);
-    const [f, l] = [await fit, await load];
+    const [f, l, sp] = [await fit, await load, await speed];
+    await manifest;
     if (mine !== generation) return;  // a newer input change is on its way
     showScenarios(p, x);
     showMemory(p);
@@ -553,6 +678,7 @@ async function update() {
     if (f.error) { setFitError(f.error); clear($("fit").tBodies[0]); $("fit-note").textContent = ""; }
     else { setFitError(""); showFit(f); }
     showLoad(l);
+    showSpeed(sp);
     showDerivation(p.derivation || []);
     $("status").textContent = "";
     document.body.dataset.ready = String(mine);
@@ -737,6 +863,14 @@ async function start() {
     if (file) { $("config").value = await file.text(); later(); }
   });
   $("config-clear").addEventListener("click", () => { $("config").value = ""; later(); });
+  $("manifest-box").addEventListener("toggle", () => { if ($("manifest-box").open) showManifest(); });
+  $("manifest-copy").addEventListener("click", () => copy($("manifest").textContent, $("manifest-copy")));
+  // the memory bars follow the column's width (narrow: drawn at it, wide: the scaled drawing)
+  window.addEventListener("resize", debounce(() => {
+    if (!memoryPlan) return;
+    const column = $("memory").parentNode.clientWidth;
+    if ((column < NARROW_MEMORY ? column : 900) !== memoryWidth) showMemory(memoryPlan);
+  }, 150));
   const explainLater = debounce(explainLog, 400);
   for (const kind of ["input", "change"]) $("explain-inputs").addEventListener(kind, explainLater);
   update();
