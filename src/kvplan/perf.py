@@ -297,8 +297,8 @@ def decode(dep: Deployment, gpu: GPU, batch: int, context: int, host_bytes: floa
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 >= len(dep.stages) else "compute"
-    assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']} achieved, {peak:,.0f} TFLOPS "
-                   f"{peak_kind} x {c['decode_compute']}; {c['source']}")
+    assumptions = (f"estimate: {gpu.bandwidth_gbps:,.0f} GB/s x {c['bandwidth']:.3g} achieved, {peak:,.0f} TFLOPS "
+                   f"{peak_kind} x {c['decode_compute']:.3g}; {c['source']}")
     return Decode(batch, context, s.seconds, 1 / s.seconds, batch / s.seconds, bound, s.bytes_read, s.flops,
                   s.comm_seconds, assumptions)
 
@@ -318,7 +318,7 @@ def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1, host_bytes: 
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 > len(dep.stages) else "compute"
-    assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']} achieved; "
+    assumptions = (f"estimate: {peak:,.0f} TFLOPS {peak_kind} x {c['prefill_compute']:.3g} achieved; "
                    f"{c['source']}")
     return Prefill(prompt * batch, s.seconds, s.flops, bound, assumptions)
 
