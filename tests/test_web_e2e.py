@@ -337,6 +337,7 @@ def test_narrow_screen_has_no_horizontal_overflow(page, server):
                            "document.getElementById('inputs').getBoundingClientRect().bottom")
     assert page.evaluate("document.getElementById('results').getBoundingClientRect().left > "
                          "document.getElementById('inputs').getBoundingClientRect().right")
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDE  # nor at 1400 px
     ARTIFACTS.mkdir(exist_ok=True)
     narrow.screenshot(path=str(ARTIFACTS / f"web-page-{NARROW}.png"), full_page=True)
     narrow.close()
