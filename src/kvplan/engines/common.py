@@ -141,18 +141,45 @@ def _mxfp4_padding(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_byte
 
 # ----------------------------------------------------------------------------------------------- activations
 
-def activation_width(dep: Deployment) -> int:
+def activation_width(dep: Deployment, routed: bool = True) -> int:
     """Activation elements per token at the forward's peak on one GPU, counted as eager PyTorch holds them in
     the widest layer: the up-projection output (gate + up), the activated half of it, and the residual stream
     (input, output, residual: 3 x hidden); an attention layer holds its q/k/v output instead when that is wider.
     Routed experts run as vLLM's fused MoE (model_executor/layers/fused_moe/fused_moe.py fused_experts_impl, read
     in 0.8.5, 0.10.1.1 and 0.19.0): per token top-k x max(gate_up width N, hidden) for cache1 / cache3, which
-    share one buffer, + top-k x N / 2 for the activated cache2; shared experts' own up-projection adds to it."""
-    return _activation_width(dep.model, dep.sharding)
+    share one buffer, + top-k x N / 2 for the activated cache2; shared experts' own up-projection adds to it.
+    `routed` False: without the routed experts' buffers (a release that holds them in a persistent workspace,
+    counted apart: moe_workspace)."""
+    return _activation_width(dep.model, dep.sharding, routed)
+
+
+def moe_workspace(dep: Deployment, stage: Stage, tokens: int, chunk: int | None) -> int:
+    """Bytes of the routed experts' persistent workspace after a forward of `tokens` (vLLM >= 0.14: the modular
+    fused-MoE kernel takes workspace13 (M, top-k, max(N / 2, K)) and workspace2 (M, top-k, max(N, K)) from the
+    process-wide WorkspaceManager, which grows and never frees, so they outlive the forward and the sampler's dummy
+    run; model_executor/layers/fused_moe/fused_moe.py TritonExperts.workspace_shapes, modular_kernel.py
+    _allocate_buffers, v1/worker/workspace.py, read in 0.19.0). N: the gate_up width per GPU, K: the hidden size,
+    M: the tokens, or `chunk` of them (VLLM_FUSED_MOE_CHUNK_SIZE, 0.14-0.17: 16384) with the (tokens, K) output
+    apart; in the activation dtype. 0 for a stage without routed experts."""
+    m = dep.model
+    if m.moe is None:
+        return 0
+    layers = {layer.index for layer in stage.layers}
+    widths: dict[int, int] = {}  # gate_up width per layer (its parts summed where stored apart)
+    for t in m.tensors:
+        if t.role == "experts" and t.linear and t.layer in layers and t.split == len(t.shape) - 2:
+            widths[t.layer] = widths.get(t.layer, 0) + t.shard_shape(dep.sharding.ranks(t))[-2]
+    n = max(widths.values(), default=0)
+    if not n:
+        return 0
+    k, top_k, d = m.hidden_size, m.moe.experts_per_token, DTYPE_BYTES[dep.activation_dtype]
+    rows = min(tokens, chunk) if chunk else tokens
+    out = tokens * k * d if chunk and tokens > chunk else 0
+    return round(rows * top_k * (max(n / 2, k) + max(n, k)) * d + out)
 
 
 @derived
-def _activation_width(m: ModelSpec, tp: Sharding) -> int:  # a function of the model and sharding: kept per model
+def _activation_width(m: ModelSpec, tp: Sharding, routed: bool = True) -> int:  # kept per model and sharding
     hidden = m.hidden_size
     widest = 0.0
     per_layer: dict[int, dict[str, float]] = {}
@@ -169,8 +196,8 @@ def _activation_width(m: ModelSpec, tp: Sharding) -> int:  # a function of the m
             w["up"] += out
     top_k = m.moe.experts_per_token if m.moe else 1
     for w in per_layer.values():
-        routed = top_k * (max(w["experts"], hidden) + w["experts"] / 2) if w["experts"] else 0.0
-        widest = max(widest, 1.5 * w["up"] + routed, w["attention"])
+        buffers = top_k * (max(w["experts"], hidden) + w["experts"] / 2) if w["experts"] and routed else 0.0
+        widest = max(widest, 1.5 * w["up"] + buffers, w["attention"])
     return round(widest + 3 * hidden)
 
 
@@ -233,11 +260,11 @@ class ActivationFeatures:
 
 
 def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int,
-                        hidden_rows: str = "tokens") -> ActivationFeatures:
+                        hidden_rows: str = "tokens", routed: bool = True) -> ActivationFeatures:
     """`hidden_rows`: the hidden states alive during the sampler, of every token ("tokens") or of the sampled
     rows only ("rows")."""
     dtype = DTYPE_BYTES[dep.activation_dtype]
-    width = activation_width(dep)
+    width = activation_width(dep, routed)
     requests = min(max_num_seqs, tokens)
     hidden = (tokens if hidden_rows == "tokens" else requests) * dep.model.hidden_size * dtype
     return ActivationFeatures(tokens * dtype * width, hidden, stage.index == len(dep.stages) - 1, width, tokens,
@@ -254,12 +281,14 @@ def forward_factor(eager: bool) -> tuple[float, str]:
 
 @derived
 def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, sampler: SamplerPeak, *,
-                    eager: bool = False, hidden_rows: str = "tokens", units: int | None = None) -> tuple[int, str]:
+                    eager: bool = False, hidden_rows: str = "tokens", units: int | None = None,
+                    moe_persistent: bool = False, moe_chunk: int | None = None) -> tuple[int, str]:
     """Peak of a profiling run: a forward pass of `tokens` (the fitted factor over the eager count, or 1 when
     `eager`), then (last stage only) the sampler's dummy run on min(max_num_seqs, tokens) requests as `sampler`
     reads from the release's source, with the forward's hidden states alive (`hidden_rows`). `units`: the
-    device's SMs (the Triton sampler's buffer)."""
-    f = activation_features(dep, stage, tokens, max_num_seqs, hidden_rows)
+    device's SMs (the Triton sampler's buffer). `moe_persistent`: the routed experts' buffers are a persistent
+    workspace (moe_workspace, `moe_chunk` tokens at most), alive under both, outside the fitted factor."""
+    f = activation_features(dep, stage, tokens, max_num_seqs, hidden_rows, routed=not moe_persistent)
     factor, factor_source = forward_factor(eager)
     peak = factor * f.forward
     source = f"forward {factor} x {tokens} tokens x width {f.width:,} x dtype ({factor_source})"
@@ -267,6 +296,11 @@ def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: in
         sampled, how = sampler.peak(f.requests, f.vocab, f.padded_vocab, f.dtype, units)
         source = f"max({source}, {how} + hidden states {f.hidden:,.0f} B)"
         peak = max(peak, sampled + f.hidden)
+    workspace = moe_workspace(dep, stage, tokens, moe_chunk) if moe_persistent else 0
+    if workspace:
+        peak += workspace
+        source += (f" + the routed experts' persistent workspace {workspace:,} B (fused_moe modular kernel, "
+                   "WorkspaceManager, >= 0.14)")
     return round(peak), source
 
 

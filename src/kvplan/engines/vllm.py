@@ -216,6 +216,8 @@ class V1Rules:
     # (weight format name prefix, vLLM quantization method, its get_min_capability()), first match wins
     min_capability: tuple[tuple[str, str, int], ...]
     kv_fp8_min_capability: int  # an fp8 KV cache (assumed, see the row)
+    moe_workspace: int  # routed experts' buffers: -1 per call (in the forward's width), 0 a persistent workspace
+    # of every profiled token, N > 0 persistent and chunked at N tokens (common.moe_workspace)
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -262,7 +264,7 @@ V1_RULES = RuleTable(
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
-        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name"),
+        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
@@ -281,10 +283,16 @@ V1_RULES = RuleTable(
         "alive during the sampler dummy run (before: the sampled rows')", hidden_rows="tokens"),
     row("0.11.1", "v1/sample/ops/topk_topp_sampler.py 0.11.1: FlashInfer's sampler opt-in only "
         "(VLLM_USE_FLASHINFER_SAMPLER=1): the sort", sampler=SORT),
+    row("0.14.0", "model_executor/layers/fused_moe/modular_kernel.py 0.14.0-0.17.0: unquantized and fp8 Triton MoE "
+        "take workspace13 / workspace2 from the persistent WorkspaceManager (v1/worker/workspace.py, never freed: "
+        "alive through the sampler's dummy run), chunked at VLLM_FUSED_MOE_CHUNK_SIZE 16384 (envs.py 0.14.0, "
+        "0.17.0); 0.15-0.16 taken as 0.14", moe_workspace=16384),
     row("0.17.0", "v1/sample/ops/topk_topp_sampler.py 0.17.0 apply_top_k_top_p: the Triton kernel from 8 rows "
         "(topk_topp_triton.py, its buffer cached), the sort below", sampler=TRITON_FROM_8),
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
         "fitted non-torch of 0.18+ logs", hybrid_group_ratio=1.5, non_torch_tp1="tp1_gib"),
+    row("0.19.0", "model_executor/layers/fused_moe/modular_kernel.py 0.19.0 _fused_experts: no chunking (the "
+        "whole profile in one workspace; VLLM_FUSED_MOE_CHUNK_SIZE gone from envs.py)", moe_workspace=0),
     row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1",
         cudagraph_estimate=True),
     row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency; "
@@ -787,10 +795,13 @@ class VLLM(Engine):
         nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         # --enforce-eager also turns torch.compile off (config/__init__.py 0.10.1.1 __post_init__: NO_COMPILATION;
         # config/vllm.py 0.19.0: CompilationMode.NONE): the forward runs eager, as counted
+        rule = setup.rules.moe_workspace
+        persistent = rule >= 0 and persistent_moe_kernel(dep)
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), eager=o.enforce_eager,
                                           hidden_rows=setup.rules.hidden_rows,
-                                          units=compute_units(gpu) if gpu else None)
+                                          units=compute_units(gpu) if gpu else None,
+                                          moe_persistent=persistent, moe_chunk=rule or None)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         tower_profile_note(setup, stage)
         cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
@@ -1017,6 +1028,14 @@ class VLLM(Engine):
 @derived
 def _has_tower(model: ModelSpec) -> bool:
     return any(t.role in TOWER_ROLES for t in model.tensors)
+
+
+def persistent_moe_kernel(dep: Deployment) -> bool:
+    """Whether the routed experts run through the modular Triton kernel whose workspace persists (>= 0.14):
+    unquantized and fp8 experts (read in 0.19.0); mxfp4 (gpt-oss: triton_kernels, per-call buffers) and the
+    other formats' kernels are kept per call (not read)."""
+    fmt = dep.weight_format
+    return dep.model.moe is not None and (not fmt.quantized or (fmt.bits == 8 and "fp8" in fmt.name.lower()))
 
 
 def tiled_vision_peak(tower: TiledVision, images: int, tp: int = 1) -> int:
