@@ -16,7 +16,7 @@ import pytest
 from kvplan.deployment import Deployment
 from kvplan.engines import EngineSettings, get_engine, parse_version
 from kvplan.engines import scenario as dispatch
-from kvplan.engines.common import SamplerPeak, activation_peak
+from kvplan.engines.common import activation_features, forward_factor
 from kvplan.engines.llamacpp import context, kv_bytes, layer_cells
 from kvplan.engines.sglang import SGLANG_RULES, default_mem_fraction_static
 from kvplan.engines.sglang import cell_size as _cell_size
@@ -254,10 +254,14 @@ def test_parse_version():
 
 def _tgi_used(dep: Deployment, prefill: int, rows: int = 1, log_softmax_bytes: float = 0) -> tuple[int, int]:
     """CUDA context 0.5 GiB + weights + the warmup's activation: vLLM's fitted forward factor (the one estimated
-    piece), or the logits of `rows` rows in the model dtype (at TP 1 nothing beyond them, but a log_softmax copy of
-    `log_softmax_bytes` per entry before 2.4.0: models/flash_causal_lm.py)."""
-    logits = SamplerPeak("hand", no_sort_from=1, no_sort=log_softmax_bytes, buffer=False)
-    act = activation_peak(dep, dep.stages[0], prefill, rows, logits)[0]
+    piece) plus the logits of `rows` rows in the model dtype (at TP 1 nothing beyond them, but a log_softmax copy of
+    `log_softmax_bytes` per entry before 2.4.0: models/flash_causal_lm.py) and the hidden states: added, not the
+    larger one, because the warmup reads free memory with the allocator's cache still held (no empty_cache between
+    the prefill and get_free_memory, flash_causal_lm.py warmup v2.0.4 / v2.2.0)."""
+    f = activation_features(dep, dep.stages[0], prefill, rows)
+    forward = forward_factor(False)[0] * f.forward
+    logits = rows * f.padded_vocab * f.dtype + rows * f.vocab * log_softmax_bytes
+    act = round(forward + logits + f.hidden)
     return 536_870_912 + WEIGHTS + act, act
 
 
@@ -425,3 +429,16 @@ def test_sglang_max_running_requests_by_release():
     assert max_running_requests(1_000_000, 1_024, 8_000, "0.4.7") == 8_000  # given: as given before 0.5.10
     assert max_running_requests(1_000_000, 1_024, 8_000, "0.5.10") == 4_096  # capped by the estimate
     assert max_running_requests(10_000, 1_024, 8_000, "0.5.15") == 5_000  # capped by half the tokens
+
+
+def test_tgi_warmup_logits_under_tp():
+    """TensorParallelHead (layers/tensor_parallel.py v2.0.4 / v2.2.0): each shard's [vocab / TP, tokens] output is
+    all-gathered and returned transposed; before 2.4.0 the log_softmax copies that transposed input contiguous and
+    writes a new tensor: per logits entry in bf16 at TP 2, 2 / 2 (the shard) + 2 (the copy) + 2 (the log_softmax)
+    beside the gathered logits; from 2.4.0 the log_softmax is in place (out=), the shard alone remains."""
+    from kvplan.engines.tgi import TGI_RULES, warmup_logits
+
+    dep = Deployment(load_model("llama-3.1-8b"), tp=2)
+    assert warmup_logits(dep, TGI_RULES.rules_for((2, 2, 0))).no_sort == 1 + 2 + 2
+    assert warmup_logits(dep, TGI_RULES.rules_for((2, 4, 0))).no_sort == 1
+    assert warmup_logits(Deployment(load_model("llama-3.1-8b")), TGI_RULES.rules_for((2, 2, 0))).no_sort == 2

@@ -282,20 +282,24 @@ def forward_factor(eager: bool) -> tuple[float, str]:
 @derived
 def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: int, sampler: SamplerPeak, *,
                     eager: bool = False, hidden_rows: str = "tokens", units: int | None = None,
-                    moe_persistent: bool = False, moe_chunk: int | None = None) -> tuple[int, str]:
+                    moe_persistent: bool = False, moe_chunk: int | None = None,
+                    reserved: bool = False) -> tuple[int, str]:
     """Peak of a profiling run: a forward pass of `tokens` (the fitted factor over the eager count, or 1 when
     `eager`), then (last stage only) the sampler's dummy run on min(max_num_seqs, tokens) requests as `sampler`
     reads from the release's source, with the forward's hidden states alive (`hidden_rows`). `units`: the
     device's SMs (the Triton sampler's buffer). `moe_persistent`: the routed experts' buffers are a persistent
-    workspace (moe_workspace, `moe_chunk` tokens at most), alive under both, outside the fitted factor."""
+    workspace (moe_workspace, `moe_chunk` tokens at most), alive under both, outside the fitted factor.
+    `reserved`: the engine reads free memory with the caching allocator's reserve still held (no empty_cache
+    between the forward and the reading), and the sampler's tensors are larger than any block the forward freed,
+    so they take new memory: the two add up instead of the larger one counting."""
     f = activation_features(dep, stage, tokens, max_num_seqs, hidden_rows, routed=not moe_persistent)
     factor, factor_source = forward_factor(eager)
     peak = factor * f.forward
     source = f"forward {factor} x {tokens} tokens x width {f.width:,} x dtype ({factor_source})"
     if f.last_stage:
         sampled, how = sampler.peak(f.requests, f.vocab, f.padded_vocab, f.dtype, units)
-        source = f"max({source}, {how} + hidden states {f.hidden:,.0f} B)"
-        peak = max(peak, sampled + f.hidden)
+        source = f"{'sum' if reserved else 'max'}({source}, {how} + hidden states {f.hidden:,.0f} B)"
+        peak = peak + sampled + f.hidden if reserved else max(peak, sampled + f.hidden)
     workspace = moe_workspace(dep, stage, tokens, moe_chunk) if moe_persistent else 0
     if workspace:
         peak += workspace

@@ -250,10 +250,14 @@ def launcher_tokens(dep: Deployment, rules: TgiRules) -> tuple[int | None, int]:
 def warmup_logits(dep: Deployment, rules: TgiRules) -> SamplerPeak:
     """The warmup's logits phase (models/flash_causal_lm.py, layers/tensor_parallel.py TensorParallelHead): with
     prefill logprobs (< 3.0) the lm_head runs on every prompt token; under TP each shard's [vocab / TP, tokens]
-    output is all-gathered into [vocab, tokens], in the model dtype; their log_softmax is a new tensor before
-    2.4.0. From 3.0 the last token's logits only (the sampler's B x vocab is small)."""
+    output is all-gathered into [vocab, tokens], in the model dtype, and returned transposed (not contiguous); their
+    log_softmax is a new tensor before 2.4.0, and under TP it first copies its transposed input contiguous. From 3.0
+    the last token's logits only (the sampler's B x vocab is small). The warmup reads free memory after the prefill
+    without emptying the allocator's cache (flash_causal_lm.py warmup, v2.0.4 and v2.2.0), so these add to the
+    forward's peak (activation_peak's `reserved`)."""
     d = DTYPE_BYTES[dep.activation_dtype]
-    per_entry = (d / dep.tp if dep.tp > 1 else 0.0) + (d if rules.log_softmax_copy else 0.0)
+    gather = d / dep.tp + (d if rules.log_softmax_copy else 0.0) if dep.tp > 1 else 0.0
+    per_entry = gather + (d if rules.log_softmax_copy else 0.0)
     return SamplerPeak("TGI warmup logits" + (" with prefill logprobs" if rules.prefill_logprobs else ""),
                        no_sort_from=1, no_sort=per_entry, buffer=False)
 
@@ -341,7 +345,7 @@ class TGI(Engine):
         in_use, in_use_source = startup_in_use(dep.tp, 1)
         requests = max(1, -(-prefill // max(1, context - 1)))
         rows = prefill if r.prefill_logprobs else requests  # logits rows: every prompt token, or one per request
-        act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r))
+        act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r), reserved=True)
         terms = [Term(TermKind.STARTUP, in_use, in_use_source, "CUDA context + NCCL"),
                  Term(TermKind.WEIGHTS, stage.weights_bytes, "tensor inventory x bytes per element (this shard)"),
                  Term(TermKind.ACTIVATION, act, f"estimate, vLLM's fitted forward factor at {prefill:,} prefill "
