@@ -460,19 +460,24 @@ def test_explicit_dimensions_match_the_cli(page):
     settle(page, lambda: page.fill("#dim-layers", ""))
     assert page.is_hidden("#error") and page.is_hidden("#fit-error")
 
-def test_speed_at_a_rate_matches_the_cli(page):
-    """An arrival rate instead of closed-loop users: `kvplan perf --rate` on the first GPU."""
+def speed_at_rate_matches_the_cli(page, rate: str) -> None:
+    """The page's speed under load at arrival rate `rate` equals `kvplan perf --rate` on the first GPU."""
     reveal(page, "load-rate", "max-model-len")
-    settle(page, lambda: page.fill("#load-rate", "2"))
+    settle(page, lambda: page.fill("#load-rate", rate))
     settle(page, lambda: page.fill("#max-model-len", "4096"))  # at the model's 131,072 the A10G would not start
     cli = cli_json("perf", "llama-3.1-8b", "--gpu", "a10g", "--prompt", "872", "--output", "128", "--num-prompts",
-                   "200", "--rate", "2", "--max-model-len", "4096")
+                   "200", "--rate", rate, "--max-model-len", "4096")
     rows = page.locator("#load tbody tr")
     for i, key in enumerate(("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")):
         cells = rows.nth(i).locator("td")
         assert [cells.nth(j).inner_text() for j in (1, 2, 3)] == [f"{cli[key][s]:.2f}" for s in
                                                                   ("mean", "median", "p99")]
     assert f"{cli['request_throughput']:.2f} req/s" in page.inner_text("#load-summary")
+
+
+def test_speed_at_a_rate_matches_the_cli(page):
+    """An arrival rate instead of closed-loop users."""
+    speed_at_rate_matches_the_cli(page, "2")
     settle(page, lambda: page.fill("#load-rate", ""))
     settle(page, lambda: page.fill("#max-model-len", ""))
 
@@ -645,19 +650,8 @@ def test_static_speed_matches_the_cli(page):
 
 
 def test_speed_all_at_once_matches_the_cli(page):
-    """An arrival rate of inf: every request at once, `kvplan perf --rate inf` on the first GPU; a bad rate is
-    one line."""
-    reveal(page, "load-rate", "max-model-len")
-    settle(page, lambda: page.fill("#load-rate", "inf"))
-    settle(page, lambda: page.fill("#max-model-len", "4096"))  # at the model's 131,072 the A10G would not start
-    cli = cli_json("perf", "llama-3.1-8b", "--gpu", "a10g", "--prompt", "872", "--output", "128", "--num-prompts",
-                   "200", "--rate", "inf", "--max-model-len", "4096")
-    rows = page.locator("#load tbody tr")
-    for i, key in enumerate(("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")):
-        cells = rows.nth(i).locator("td")
-        assert [cells.nth(j).inner_text() for j in (1, 2, 3)] == [f"{cli[key][s]:.2f}" for s in
-                                                                  ("mean", "median", "p99")]
-    assert f"{cli['request_throughput']:.2f} req/s" in page.inner_text("#load-summary")
+    """An arrival rate of inf: every request at once (`--rate inf`); a bad rate is one line."""
+    speed_at_rate_matches_the_cli(page, "inf")
     page.fill("#load-rate", "fast")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "arrival rate must be a number above 0, inf" in page.inner_text("#error")
