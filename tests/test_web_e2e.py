@@ -264,8 +264,18 @@ def test_screenshot_artifact(page):
     assert out.read_bytes().startswith(b"\x89PNG") and out.stat().st_size > 20_000
 
 
-def test_legend_colours_match_their_series(page):
-    # each legend entry is drawn in its series' colour and dash; one colour per GPU, shared by its three lines
+def test_legend_colours_match_their_series(page, server):
+    """Each legend entry is drawn in its series' colour and dash; one colour per GPU, shared by its three lines;
+    at 1400 and at 390 px."""
+    legend_matches_series(page)
+    narrow = page.context.browser.new_page(viewport={"width": NARROW, "height": 900})
+    narrow.goto(server)
+    narrow.wait_for_selector("body[data-ready]", timeout=30_000)
+    legend_matches_series(narrow)
+    narrow.close()
+
+
+def legend_matches_series(page) -> None:
     items = page.evaluate("""() => Chart.getChart('chart').legend.legendItems.map(i => ({
         text: i.text, stroke: i.strokeStyle, dash: i.lineDash || []}))""")
     datasets = chart_datasets(page)
