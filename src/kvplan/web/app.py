@@ -633,26 +633,13 @@ def create_app(allow_hub: bool = False) -> FastAPI:
     @post("/api/concurrency", ConcurrencyRequest, "Concurrency vs context length, and the article's line")
     async def api_concurrency(body: ConcurrencyRequest) -> Response:
         from kvplan.model.load import load_model
-        from kvplan.planning import plan
         from kvplan.plots import concurrency_series
 
         def call() -> dict[str, Any]:
-            spec = load_model(body.source())
-            if body.util or not body.gpu:
-                return concurrency_series(spec, body.gpu, body.util or [], body.points, body.tp, body.engine,
-                                          body.dtype, body.kv_dtype)
             # no utilization given: each GPU at the fraction plan resolves for the engine (SGLang's default
             # mem_fraction_static depends on the GPU's memory and the TP), as the verdict uses it
-            merged: dict[str, Any] = {"series": {}, "naive": {}, "caps": {}}
-            for gpu in body.gpu:
-                util = plan(spec, gpu=gpu, tp=body.tp, engine=body.engine, dtype=body.dtype,
-                            kv_dtype=body.kv_dtype).scenarios[0].util
-                one = concurrency_series(spec, [gpu], [util], body.points, body.tp, body.engine, body.dtype,
-                                         body.kv_dtype)
-                merged["lengths"] = one["lengths"]
-                for key in ("series", "naive", "caps"):
-                    merged[key].update(one[key])
-            return merged
+            return concurrency_series(load_model(body.source()), body.gpu, body.util or None, body.points, body.tp,
+                                      body.engine, body.dtype, body.kv_dtype)
 
         return await run(call, body)
 
