@@ -319,3 +319,11 @@ def test_sglang_speculative_drafter_by_release():
         assert ("--speculative-algorithm NEXTN --speculative-num-steps 3 --speculative-eagle-topk 1 "
                 "--speculative-num-draft-tokens 4") in p.launch_command(p.scenarios[0])
     assert new_base.scenarios[0].printed.max_running_requests > 48
+
+
+def test_an_eagle_head_must_match_the_targets_width():
+    """An EAGLE head shares the target's embedding: a drafter of another width is not an EAGLE head (a whole
+    small model named by mistake), refused with what to give instead."""
+    with pytest.raises(UnsupportedModelError, match="hidden size"):
+        plan("llama-3.1-8b-instruct", gpu="h100", speculative_method="eagle3", num_speculative_tokens=3,
+             draft_model="llama-3.2-1b-instruct")

@@ -400,8 +400,10 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     spec = served_model(spec, settings)  # with the drafter speculative decoding loads (PP 1 only, as plan says)
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
     offloads = [0.0, float(cpu_offload_gb)] if cpu_offload_gb else [0.0]
-    if cpu_offload_gb:
-        EngineSettings(engine=engine, cpu_offload_gb=cpu_offload_gb)  # refused for engines that do not model it
+    if cpu_offload_gb < 0:
+        raise InputError(f"--allow-cpu-offload must be a number of GiB >= 0 (got {cpu_offload_gb:g})")
+    if cpu_offload_gb and not get_engine(engine).cpu_offload:
+        raise InputError(f"--allow-cpu-offload is modelled for vLLM only, not {get_engine(engine).label}: drop it")
     deployments: dict[tuple, Deployment | str] = {}
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []

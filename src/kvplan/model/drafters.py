@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kvplan.errors import UnsupportedModelError
 from kvplan.model.spec import ModelSpec, Tensor
 
 
@@ -30,6 +31,11 @@ def eagle_head(draft: ModelSpec, target: ModelSpec, eagle3: bool) -> tuple[Model
     (_maybe_share_embeddings, PP 1), which is how the published heads ship; a distinct one is not modelled.
     """
     hidden = draft.hidden_size
+    if hidden != target.hidden_size:
+        raise UnsupportedModelError(f"the {'EAGLE-3' if eagle3 else 'EAGLE'} head's hidden size ({hidden:,}) differs "
+                                    f"from the target's ({target.hidden_size:,}): kvplan models heads that share "
+                                    "the target's embedding; give the head's own config (a one- or two-layer "
+                                    "checkpoint trained for this target)")
     first = draft.layers[0].index if draft.layers else 0
     tensors: list[Tensor] = []
     for t in draft.tensors:
