@@ -66,6 +66,12 @@ def shown(page, gpu: str, field: str) -> str:
     return page.inner_text(f"#scenarios tr[data-gpu='{gpu}'] td[data-field='{field}']")
 
 
+def back_to_the_default_model(page) -> None:
+    """The model and GPUs the later tests start from (a test that changes them restores them)."""
+    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
+    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+
+
 def reveal(page, *ids: str) -> None:
     """Open the collapsed groups ("Engine settings", "Serving features", ...) holding these fields."""
     for id_ in ids:
@@ -163,8 +169,7 @@ def test_fit_options_reach_the_search(page):
     # back to the state the earlier tests left (the next ones start from it)
     settle(page, lambda: page.fill("#seq", "2000"))
     settle(page, lambda: page.fill("#users", "18"))
-    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
-    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+    back_to_the_default_model(page)
 
 
 def test_fit_speed_targets_are_judged_at_load(page):
@@ -207,8 +212,7 @@ def test_serving_features_reach_the_plan(page):
     # back to the state the earlier tests left
     settle(page, lambda: page.select_option("#spec-method", ""))
     settle(page, lambda: page.fill("#tp", "1"))
-    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
-    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+    back_to_the_default_model(page)
 
 
 def test_pasted_config(page):
@@ -419,8 +423,7 @@ def test_multi_node_layout_matches_the_cli(page):
     settle(page, lambda: page.fill("#gpus-all", ""))
     settle(page, lambda: page.fill("#pp", "1"))
     settle(page, lambda: page.fill("#tp", "1"))
-    settle(page, lambda: page.select_option("#model", "llama-3.1-8b"))
-    settle(page, lambda: page.select_option("#gpu", ["a10g", "h100"]))
+    back_to_the_default_model(page)
 
 
 def test_engine_settings_and_serving_features_match_the_cli(page):

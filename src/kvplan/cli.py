@@ -432,10 +432,7 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
     from kvplan import perf as estimates
     from kvplan.errors import InputError
 
-    for label, value in (("--batch", batch), ("--prompt", prompt), ("--context", context)):
-        if value is not None and value < 1:
-            raise InputError(f"{label} must be a positive integer (got {value})")
-    if concurrency is not None or rate is not None:
+    if concurrency is not None or rate is not None:  # the workload checks its lengths, static_estimate its own
         _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, prompt, output,
                    num_prompts, concurrency, rate, engine, engine_version, util, max_model_len,
                    max_num_batched_tokens, max_num_seqs, cpu_offload_gb, gpus, as_json)

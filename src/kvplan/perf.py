@@ -55,6 +55,11 @@ def _link(text: str) -> tuple[float, str]:
         value = float(m.group(1)) * (1000 if m.group(2) == "TB" else 1)
         per_dir = "/dir" in text[m.end(): m.end() + 6] or "per dir" in text.lower()
         return (value if per_dir else value / 2), f"{text.split(';')[0]} ({'per direction' if per_dir else 'half'})"
+    return _pcie(text)
+
+
+def _pcie(text: str) -> tuple[float, str]:
+    """The PCIe x16 link an interconnect text names, per direction (Gen4 when it names none)."""
     gen = re.search(r"PCIe Gen(\d)", text)
     if gen and gen.group(1) in PCIE_GBPS:
         return PCIE_GBPS[gen.group(1)], f"PCIe Gen{gen.group(1)} x16"
@@ -67,10 +72,7 @@ def host_link_gbps(gpu: GPU) -> tuple[float, str]:
     m = re.search(r"NVLink-C2C (\d+(?:\.\d+)?)\s*GB/s", gpu.interconnect)
     if m:
         return float(m.group(1)) / 2, "NVLink-C2C (half the stated total)"
-    gen = re.search(r"PCIe Gen(\d)", gpu.interconnect)
-    if gen and gen.group(1) in PCIE_GBPS:
-        return PCIE_GBPS[gen.group(1)], f"PCIe Gen{gen.group(1)} x16"
-    return PCIE_GBPS["4"], "not stated: PCIe Gen4 x16 assumed"
+    return _pcie(gpu.interconnect)
 
 
 # a generation without fitted rows takes the scale of its vendor's nearest fitted one
@@ -93,12 +95,10 @@ def efficiency(gpu: GPU) -> dict[str, float]:
 def _peak_tflops(dep: Deployment, gpu: GPU) -> tuple[float, str]:
     """The tensor throughput the linear layers run at: fp4 for fp4 formats of every linear layer on a GPU with fp4
     tensor cores (W4A4), fp8 for fp8 formats, else bf16 (weight-only formats dequantize to bf16)."""
-    fmt = dep.weight_format
-    fp4 = fmt.bits == 4 and "fp4" in fmt.name.lower() and not fmt.experts_only
-    if fp4 and gpu.fp4_tflops:
+    math_kind = dep.weight_format.tensor_math
+    if math_kind == "fp4" and gpu.fp4_tflops:
         return gpu.fp4_tflops, "fp4 dense"
-    fp8 = fmt.bits == 8 and "fp8" in fmt.name.lower()  # (an fp4 format's fp8 scales do not make it fp8)
-    if fp8 and gpu.fp8_tflops:
+    if math_kind == "fp8" and gpu.fp8_tflops:
         return gpu.fp8_tflops, "fp8 dense"
     if gpu.bf16_tflops:
         return gpu.bf16_tflops, "bf16 dense"

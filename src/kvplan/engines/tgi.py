@@ -139,14 +139,18 @@ class TgiRules:
     max_input_from_tokens: bool  # max input + total tokens default to what the cache holds
     prefill_logprobs: bool  # the warmup asks prefill logprobs: logits for every prompt token
     log_softmax_copy: bool  # ... and their log_softmax is a new tensor (in place from 2.4.0)
+    warmup_reserved: bool  # free memory is read with the warmup's allocator cache held: its peaks add up
 
 
 TGI_RULES = RuleTable(
     TgiRules,
-    row("0.0.0", "server/text_generation_server/models/flash_causal_lm.py warmup before v1.4.1: no wiggle room",
+    row("0.0.0", "server/text_generation_server/models/flash_causal_lm.py warmup before v1.4.1: no wiggle room; "
+        "flash_causal_lm.py warmup (read in v2.0.0, v2.0.3, v2.0.4, v2.2.0; the other releases assumed alike): no "
+        "torch.cuda.empty_cache() between the warmup prefill and get_free_memory, so the logits chain adds to the "
+        "forward's reserve",
         wiggle="none", wiggle_room=1.0, attention_backends=False, flashdecoding_types=(), paged_below_ampere=False,
         launcher="1.0", max_input_from_tokens=False,
-        prefill_logprobs=True, log_softmax_copy=True),
+        prefill_logprobs=True, log_softmax_copy=True, warmup_reserved=True),
     row("1.4.1", "utils/import_utils.py v1.4.1: free x 0.95 after warmup", wiggle="after", wiggle_room=0.95),
     row("2.0.0", "launcher/src/main.rs v2.0.0 main: max_input_tokens = max_position_embeddings - 1 and "
         "max_total_tokens = max_position_embeddings (both capped at 4096), max_batch_prefill_tokens = "
@@ -345,7 +349,8 @@ class TGI(Engine):
         in_use, in_use_source = startup_in_use(dep.tp, 1)
         requests = max(1, -(-prefill // max(1, context - 1)))
         rows = prefill if r.prefill_logprobs else requests  # logits rows: every prompt token, or one per request
-        act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r), reserved=True)
+        act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r),
+                                          reserved=r.warmup_reserved)
         terms = [Term(TermKind.STARTUP, in_use, in_use_source, "CUDA context + NCCL"),
                  Term(TermKind.WEIGHTS, stage.weights_bytes, "tensor inventory x bytes per element (this shard)"),
                  Term(TermKind.ACTIVATION, act, f"estimate, vLLM's fitted forward factor at {prefill:,} prefill "

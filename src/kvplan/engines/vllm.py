@@ -342,6 +342,7 @@ class V0Rules:
     non_torch: str  # the fitted non-torch constant its available-memory formula subtracts ([non_torch])
     max_num_seqs: int  # EngineArgs' default on every device
     sampler: SamplerPeak  # the profile's sampler (model_executor/layers/sampler.py)
+    tiled_vision_profile: bool  # the profile feeds a tiled vision tower (Mllama) its dummy images (tiled_vision_peak)
 
 
 V0_LONG_CONTEXT = 32768
@@ -351,9 +352,12 @@ V0_RULES = RuleTable(
         "EngineArgs.max_num_seqs 256 (a field default through 0.6.5, set when unset for V0 from 0.6.6 to 0.10.2); "
         "worker/worker.py "
         "determine_num_available_blocks (0.4.0-0.6.3.post1): peak = free memory at worker init - free after the "
-        "profile run, so only what the profile added beyond the CUDA context counts (v0_increase_gib)",
+        "profile run, so only what the profile added beyond the CUDA context counts (v0_increase_gib); "
+        "worker/enc_dec_model_runner.py profile_run (read in 0.6.3, 0.6.6, 0.7.0, 0.7.3, 0.8.5; the other "
+        "releases assumed alike): max_num_seqs sequences, each with --limit-mm-per-prompt images, through "
+        "Mllama's tower at once (tiled_vision_peak)",
         auto_chunked_prefill=False, auto_chunked_prefill_multimodal=False, chunked_prefill_tokens=512,
-        non_torch="v0_increase_gib", max_num_seqs=256, sampler=V0_SORT_MODEL_DTYPE),
+        non_torch="v0_increase_gib", max_num_seqs=256, sampler=V0_SORT_MODEL_DTYPE, tiled_vision_profile=True),
     row("0.5.4", "engine/arg_utils.py 0.5.4 EngineArgs.create_engine_config: enable_chunked_prefill unset and "
         "max_model_len > 32768 on CUDA, no sliding window, speculative model, LoRA, prompt adapter, prefix "
         "caching or Mamba layers -> on; config.py SchedulerConfig: 512 tokens with chunked prefill",
@@ -1035,7 +1039,7 @@ def persistent_moe_kernel(dep: Deployment) -> bool:
     unquantized and fp8 experts (read in 0.19.0); mxfp4 (gpt-oss: triton_kernels, per-call buffers) and the
     other formats' kernels are kept per call (not read)."""
     fmt = dep.weight_format
-    return dep.model.moe is not None and (not fmt.quantized or (fmt.bits == 8 and "fp8" in fmt.name.lower()))
+    return dep.model.moe is not None and (not fmt.quantized or fmt.tensor_math == "fp8")
 
 
 def tiled_vision_peak(tower: TiledVision, images: int, tp: int = 1) -> int:
@@ -1181,7 +1185,7 @@ class VLLMV0(VLLM):
         nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), eager=True, hidden_rows="rows")
-        tower = dep.model.vision
+        tower = dep.model.vision if setup.rules.tiled_vision_profile else None
         if tower is not None and stage.index == 0:
             per_prompt = setup.settings.images_per_prompt
             images = o.max_num_seqs * (1 if per_prompt is None else per_prompt)

@@ -76,6 +76,15 @@ class WeightFormat:
     def quantized(self) -> bool:
         return self.granularity is not None
 
+    @property
+    def tensor_math(self) -> str | None:
+        """The low-precision tensor math its linear layers can run: "fp4" for fp4 on every linear layer (W4A4),
+        "fp8" for fp8 weights, None otherwise (weight-only formats dequantize to the activation dtype)."""
+        name = self.name.lower()
+        if self.bits == 4 and "fp4" in name and not self.experts_only:
+            return "fp4"
+        return "fp8" if self.bits == 8 and "fp8" in name else None
+
     def applies_to(self, t: Tensor) -> bool:
         if not self.quantized or not t.linear:
             return False
