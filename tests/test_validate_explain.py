@@ -142,3 +142,20 @@ def test_a_sliced_or_shared_gpu_without_its_total_is_not_predicted_end_to_end():
     assert "kv_tokens_given_pool" in r.figures
     whole = validate_row(0, {**row, "gpu": "NVIDIA A100-80GB"}, None)
     assert "kv_pool" in whole.figures
+
+
+def test_a_log_of_another_quantization_of_the_configs_model_is_sized_in_the_logged_format():
+    """vllm-project/vllm#14447 (davidsyoung, 2025-04-12) serves cognitivecomputations/DeepSeek-V3-0324-AWQ at
+    TP 16 and logs 'model weights take 21.21GiB' per rank; the row's config is DeepSeek-V3's own, stored in fp8.
+    Sized as fp8 that is ~40 GiB per rank; in the logged int4 (awq_marlin) format it must land near the log."""
+    from kvplan.validate import validate_row
+
+    row = bench_row(66)
+    assert "DeepSeek-V3-0324-AWQ" in row["model"] and row["quantization"] == "awq_marlin"
+    r = validate_row(66, row, None)
+    weights = r.figures["weights"]
+    assert weights["logged"] == 21.21 and weights["rel_err"] < 0.01
+    assert any("logged checkpoint is awq" in a for a in r.assumptions)
+    # the same config logged in its own format keeps the config's (a stated method of the same width changes nothing)
+    same = validate_row(66, {**row, "quantization": "fp8", "weight_scheme": "fp8"}, None)
+    assert same.figures["weights"]["predicted"] > 35 and not any("logged checkpoint" in a for a in same.assumptions)

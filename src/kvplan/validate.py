@@ -33,7 +33,7 @@ from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, custom_gpu, find_gpu
 from kvplan.model import catalog
 from kvplan.model.load import load_model
-from kvplan.model.quant import scheme_for_checkpoint
+from kvplan.model.quant import scheme, scheme_for_checkpoint
 from kvplan.units import GiB
 
 FIGURES = ("weights", "kv_tokens_given_pool", "kv_pool", "kv_tokens", "max_concurrency", "max_running_requests",
@@ -215,6 +215,17 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     quant = None
     if spec.quant is None:
         quant = scheme_for_checkpoint(row.get("quantization"), row.get("weight_scheme"), row.get("model", ""))
+    elif (row.get("quantization") or row.get("weight_scheme") or "").strip():
+        # a log of another quantization of the config's model (an AWQ build of an fp8 release): the config's
+        # architecture, the logged format
+        try:
+            logged = scheme_for_checkpoint(row.get("quantization"), row.get("weight_scheme"), row.get("model", ""))
+        except KvplanError:
+            logged = None
+        if logged is not None and scheme(logged).bits != spec.quant.bits:
+            assumptions.append(f"the logged checkpoint is {logged}, the config's is {spec.quant.name}: the "
+                               "config's architecture in the logged format")
+            spec, quant = spec.unquantized(), logged
     dtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get((row.get("dtype") or "").strip())
     kv = (row.get("kv_cache_dtype") or "auto").strip().lower()
     kv = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}.get(kv, kv) or "auto"

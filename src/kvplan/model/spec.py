@@ -506,6 +506,10 @@ class ModelSpec:
     vision: TiledVision | None = None  # a tiled vision tower's profiling input (Mllama)
     own_tensors: int | None = None  # with a draft added (with_draft): how many of `tensors` are the model's own
 
+    def unquantized(self) -> ModelSpec:
+        """The same architecture as an unquantized checkpoint (its stored tensors not known)."""
+        return replace(self, quant=None, checkpoint=None)
+
     def with_notes(self, *notes: str) -> ModelSpec:
         return replace(self, notes=self.notes + notes)
 
