@@ -65,6 +65,18 @@ def test_tensor_parallel_adds_two_ring_allreduces_per_layer():
     assert d.bytes_read == 2 * ((READ_PARAMS - 65 * 4096) / 2 + 65 * 4096) + 8 * KV_PER_TOKEN / 2 * 512
 
 
+def test_a_layer_of_one_mixer_or_one_mlp_runs_one_allreduce():
+    """vLLM's Nemotron-H block (model_executor/models/nemotron_h.py) holds one mixer, Mamba, attention or the
+    MoE, each ending in one row-parallel reduce; a Llama layer has two (o_proj, down_proj). The Nano 30B config
+    has 52 blocks: 23 Mamba, 23 MoE, 6 attention (hybrid_override_pattern)."""
+    spec = load_model("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
+    assert spec.num_layers == 52 and perf.allreduces_per_pass(spec) == 52
+    assert perf.allreduces_per_pass(load_model("llama-2-7b")) == 2 * 32
+    dep = Deployment(spec, tp=2)
+    one = 2 * (2 - 1) / 2 * (1 * spec.hidden_size * 2) / 450e9 + COMM["allreduce_latency_us"] * 1e-6  # bf16
+    assert perf.allreduce_seconds(dep, get_gpu("h100"), 1) == pytest.approx(52 * one, rel=1e-12)
+
+
 def test_pcie_gpus_fall_back_to_their_generation():
     assert perf.link_gbps(get_gpu("t4"))[0] == 16  # PCIe Gen3 x16
     assert perf.link_gbps(get_gpu("l4"))[0] == 32  # PCIe Gen4 x16

@@ -7,7 +7,8 @@ Decode, one step of `batch` sequences at `context` tokens, per pipeline stage on
                    KV read: batch x one request's cache at `context`
     compute time = (2 x active parameters x batch + attention 4 x batch x context x heads x head_dim)
                    / (peak FLOP/s x decode_compute_efficiency)
-    step = sum over stages of max(memory, compute) + TP all-reduces (2 per layer) + PP hand-offs
+    step = sum over stages of max(memory, compute) + TP all-reduces (one per attention, SSM mixer and MLP / MoE
+           of each layer: 2 per Llama layer) + PP hand-offs
 Prefill of `prompt` tokens (time to first token of one request):
     (2 x active parameters x prompt + causal attention 2 x prompt^2 x heads x head_dim per layer)
     / (peak FLOP/s x prefill_compute_efficiency), at least one read of the weights, plus all-reduces.
@@ -33,7 +34,7 @@ from kvplan.deployment import Deployment, Stage
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, generation
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, Retention
+from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, ModelSpec, Retention
 
 PCIE_GBPS = {"3": 16.0, "4": 32.0, "5": 64.0, "6": 128.0}  # per direction, x16
 
@@ -185,9 +186,27 @@ def inter_node_gbps(gpu: GPU) -> float:
     return gpu.node.inter_gbps
 
 
+# The sub-blocks of a decoder layer whose row-parallel output projection ends in one all-reduce under TP
+# (vLLM's RowParallelLinear / FusedMoE reduce_results): the attention, the SSM mixer, and the MLP or the MoE
+# (the routed and shared experts summed, then reduced once: model_executor/models/deepseek_v2.py, qwen3_moe.py)
+_REDUCED_BLOCKS = (frozenset({"attention"}), frozenset({"ssm"}), frozenset({"mlp", "experts", "shared_experts"}))
+
+
+@derived
+def allreduces_per_pass(model: ModelSpec) -> int:
+    """All-reduces one forward pass runs under TP: one per reduced sub-block of every decoder layer (a Llama
+    layer 2; a Nemotron-H or Jamba layer, which holds one mixer or one MLP, 1)."""
+    blocks: dict[int, set[str]] = {}
+    for t in model.tensors:
+        if t.layer is not None and t.role not in TOWER_ROLES:
+            blocks.setdefault(t.layer, set()).add(t.role)
+    return sum(bool(roles & block) for roles in blocks.values() for block in _REDUCED_BLOCKS)
+
+
 def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int, spread: bool = True) -> float:
-    """2 all-reduces per layer of tokens x hidden activations (ring), on every layer of the model; over the
-    network between nodes when the TP group spans nodes (the ring runs at its slowest link)."""
+    """The all-reduces of tokens x hidden activations (ring) of every decoder layer's reduced sub-blocks
+    (allreduces_per_pass); over the network between nodes when the TP group spans nodes (the ring runs at its
+    slowest link)."""
     tp = dep.attn_tp  # under data-parallel attention, within each attention group (the experts: all-to-all)
     if tp == 1:
         return 0.0
@@ -197,7 +216,7 @@ def allreduce_seconds(dep: Deployment, gpu: GPU, tokens: int, spread: bool = Tru
     nbytes = local * dep.model.hidden_size * DTYPE_BYTES[dep.activation_dtype]
     bw = (link_gbps(gpu)[0] if tp <= gpu.node.gpus else inter_node_gbps(gpu)) * 1e9
     one = 2 * (tp - 1) / tp * nbytes / bw + c["allreduce_latency_us"] * 1e-6
-    return 2 * dep.model.num_layers * one
+    return allreduces_per_pass(dep.model) * one
 
 
 def pp_seconds(dep: Deployment, gpu: GPU, tokens: int) -> float:
