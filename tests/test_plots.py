@@ -23,7 +23,7 @@ def test_concurrency_series_and_the_article_line():
     # the article's formula: (memory x util - 2 B x params) / (2 x 2 B x 32 layers x 4544 d_model x tokens)
     pool = 23028 * 2**20 * 0.9 - 2 * 6_921_720_704
     assert data["naive"]["a10g @ 90%"] == [pool // (2 * 2 * 32 * 4544 * n) for n in lengths]
-    real = [plan(spec, gpu="a10g", seq=n, max_model_len=n).scenarios[0].printed.max_concurrency for n in lengths]
+    real = [plan(spec, gpu="a10g", util=0.9, seq=n, max_model_len=n).scenarios[0].printed.max_concurrency for n in lengths]
     assert data["series"]["a10g @ 90%"] == real
     assert all(r > 20 * a for r, a in zip(real, data["naive"]["a10g @ 90%"], strict=True))  # MQA: far more
 
@@ -31,7 +31,7 @@ def test_concurrency_series_and_the_article_line():
 def test_memory_breakdown_adds_up_to_the_device():
     spec = load_model("llama-3.1-8b")
     bar = plots.memory_breakdown(spec, ["h100"], [0.9], 8192)["h100 @ 90%"]
-    s = plan(spec, gpu="h100", seq=8192, max_model_len=8192).scenarios[0]
+    s = plan(spec, gpu="h100", util=0.9, seq=8192, max_model_len=8192).scenarios[0]
     assert bar["device"] == s.printed.total_bytes / 2**30
     assert sum(bar["parts"].values()) == pytest.approx(bar["device"])
     assert bar["parts"]["KV pool"] == pytest.approx(s.budgets[0].kv_pool / 2**30)

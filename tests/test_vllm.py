@@ -294,7 +294,7 @@ def test_entry_point_spellings_and_refusals():
 def test_llm_class_launch_is_a_python_call():
     p = plan("llama-3.1-8b", gpu="h100", max_model_len=8192, entry_point="llm", max_num_seqs=64)
     line = p.launch_command(p.scenarios[0])
-    assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=0.9, "
+    assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=0.92, "
                     "max_model_len=8192, max_num_seqs=64)")
 
 
@@ -481,3 +481,12 @@ def test_moe_workspace_persists_from_0_14():
 
     # 0.13 and 0.14 share the sampler (the sort, whose peak sets the term); 0.13's buffers are per call
     assert act("0.14.0") - act("0.13.0") == 536_870_912
+
+
+def test_the_default_utilization_is_the_releases_own():
+    """config/cache.py CacheConfig.gpu_memory_utilization: 0.9 up to 0.19.1, 0.92 from 0.20.0 (read in the wheels);
+    V0 kept 0.9; an explicit --gpu-memory-utilization wins."""
+    for version, util in (("0.19.1", 0.9), ("0.20.0", 0.92), ("0.33.0", 0.92)):
+        assert plan("llama-3.1-8b", gpu="h100", engine_version=version).scenarios[0].util == util
+    assert plan("llama-3.1-8b", gpu="h100", engine="vllm-v0").scenarios[0].util == 0.9
+    assert plan("llama-3.1-8b", gpu="h100", util=0.8, engine_version="0.33.0").scenarios[0].util == 0.8

@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from kvplan.budget import Budget, Term, TermKind
+from kvplan.budget import Budget, Term, TermKind, check_util
 from kvplan.caching import derived
 from kvplan.capacity import LimitedBy, Pool
 from kvplan.deployment import Deployment, Stage
@@ -218,6 +218,7 @@ class V1Rules:
     kv_fp8_min_capability: int  # an fp8 KV cache (assumed, see the row)
     moe_workspace: int  # routed experts' buffers: -1 per call (in the forward's width), 0 a persistent workspace
     # of every profiled token, N > 0 persistent and chunked at N tokens (common.moe_workspace)
+    default_util: float  # --gpu-memory-utilization when none is given (config/cache.py CacheConfig)
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -264,7 +265,8 @@ V1_RULES = RuleTable(
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
-        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1),
+        min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
+        default_util=0.9),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
@@ -293,8 +295,9 @@ V1_RULES = RuleTable(
         "fitted non-torch of 0.18+ logs", hybrid_group_ratio=1.5, non_torch_tp1="tp1_gib"),
     row("0.19.0", "model_executor/layers/fused_moe/modular_kernel.py 0.19.0 _fused_experts: no chunking (the "
         "whole profile in one workspace; VLLM_FUSED_MOE_CHUNK_SIZE gone from envs.py)", moe_workspace=0),
-    row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1",
-        cudagraph_estimate=True),
+    row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1; config/cache.py 0.20.0 "
+        "CacheConfig.gpu_memory_utilization defaults to 0.92 (0.9 in 0.19.1; 0.92 read in 0.20, 0.23, 0.26, 0.29, "
+        "0.31, 0.33)", cudagraph_estimate=True, default_util=0.92),
     row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency; "
         "gpu_model_runner.py 0.21.0 _dummy_sampler_run: a FlashInfer pass, then a native one (the peak)",
         tokens_from_concurrency=True),
@@ -726,6 +729,14 @@ class VLLM(Engine):
     def options(self, settings: EngineSettings) -> None:
         return None  # resolved against the model and the device in `resolve`
 
+    def fraction(self, setup: Setup, util: float | None) -> float:
+        """--gpu-memory-utilization, or the release's default (V1_RULES default_util)."""
+        return setup.rules.default_util if util is None else check_util(util)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "default_util": V1_RULES.rules_for(parse_version(self.default_version,
+                                                                                         self.default_version)).default_util}
+
     def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
         """V1 loads the drafter after the target, at the target's TP, both inside "Model loading took"
         (v1/worker/gpu_model_runner.py 0.19.0 load_model -> drafter.load_model), and its attention layers join
@@ -1140,6 +1151,13 @@ class VLLMV0(VLLM):
     speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
     kv_offload_tier = False  # V0 had no offloading connector
     swap_default_gib = 4.0  # EngineArgs.swap_space (engine/arg_utils.py 0.4-0.10)
+
+    def fraction(self, setup: Setup, util: float | None) -> float:
+        """V0's default gpu_memory_utilization was 0.9 in every release (engine/arg_utils.py 0.4-0.10)."""
+        return Engine.fraction(self, setup, util)
+
+    def describe(self) -> dict[str, Any]:
+        return Engine.describe(self)
 
     def cpu_blocks(self, setup: Setup, pool: BlockPool) -> int | None:
         """The swap space in blocks, allocated in pinned CPU memory for preempted requests' KV: int(swap_space x
