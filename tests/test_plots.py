@@ -23,7 +23,8 @@ def test_concurrency_series_and_the_article_line():
     # the article's formula: (memory x util - 2 B x params) / (2 x 2 B x 32 layers x 4544 d_model x tokens)
     pool = 23028 * 2**20 * 0.9 - 2 * 6_921_720_704
     assert data["naive"]["a10g @ 90%"] == [pool // (2 * 2 * 32 * 4544 * n) for n in lengths]
-    real = [plan(spec, gpu="a10g", util=0.9, seq=n, max_model_len=n).scenarios[0].printed.max_concurrency for n in lengths]
+    real = [plan(spec, gpu="a10g", util=0.9, seq=n, max_model_len=n).scenarios[0].printed.max_concurrency
+            for n in lengths]
     assert data["series"]["a10g @ 90%"] == real
     assert all(r > 20 * a for r, a in zip(real, data["naive"]["a10g @ 90%"], strict=True))  # MQA: far more
 
