@@ -18,8 +18,8 @@ def line(model, **kw):
 
 def test_each_engine_prints_its_own_launch_line():
     assert line("llama-3.1-8b", gpu="h100", tp=2, max_model_len=8192) == (
-        "vllm serve meta-llama/Llama-3.1-8B --tensor-parallel-size 2 --gpu-memory-utilization 0.92 "
-        "--max-model-len 8192")  # the default release's own default (config/cache.py 0.20-0.33: 0.92)
+        "vllm serve meta-llama/Llama-3.1-8B --tensor-parallel-size 2 --gpu-memory-utilization 1 "
+        "--max-model-len 8192")  # the default release's own default (0.34: 1.0 with the extensible KV cache)
     p = kvplan.plan("llama-3.1-8b", gpu="h100", engine="sglang", max_model_len=8192)
     fraction = p.scenarios[0].util  # SGLang's own default for an H100 at TP 1
     assert p.launch_command(p.scenarios[0]) == (

@@ -30,8 +30,9 @@ def test_deepseek_mtp_layer_counted_only_with_speculative_decoding():
     (v1/spec_decode/eagle.py _maybe_share_embeddings / _maybe_share_lm_head), so not loaded again. Its decoder
     layer has the shape of layer 60, whose bytes per GPU the target already holds. The latent KV cache gains one
     layer: 62 x (512 + 64) x 2 B = 71,424 B per token, instead of 61 x 576 x 2 = 70,272."""
-    base = plan("deepseek-v3", gpu="h200", tp=8, seq=8192)
-    mtp = plan("deepseek-v3", gpu="h200", tp=8, seq=8192, speculative_method="mtp", num_speculative_tokens=1)
+    base = plan("deepseek-v3", gpu="h200", tp=8, seq=8192, engine_version="0.33.0")
+    mtp = plan("deepseek-v3", gpu="h200", tp=8, seq=8192, speculative_method="mtp", num_speculative_tokens=1,
+               engine_version="0.33.0")
     dep = base.deployment
     layer60 = sum(size for t, size in zip(dep.model.tensors, dep.tensor_sizes, strict=True) if t.layer == 60)
     added = layer60 + HIDDEN * 2 * HIDDEN * 2 + 3 * HIDDEN * 2  # + eh_proj + enorm, hnorm, shared_head.norm
@@ -63,9 +64,9 @@ def test_lookahead_slots_per_request():
     """v1/core/sched/scheduler.py (0.19.0): a running request's blocks are allocated for its tokens plus
     num_lookahead_tokens = num_speculative_tokens. With ngram proposals (no drafter: the pool is unchanged), a
     request of 8,000 tokens at K = 4 needs ceil(8004 / 16) = 501 blocks instead of 500."""
-    base = plan("llama-3.1-8b", gpu="l4", seq=8000, max_model_len=8192)
+    base = plan("llama-3.1-8b", gpu="l4", seq=8000, max_model_len=8192, engine_version="0.33.0")  # 16-token blocks
     ng = plan("llama-3.1-8b", gpu="l4", seq=8000, max_model_len=8192, speculative_method="ngram",
-              num_speculative_tokens=4)
+              num_speculative_tokens=4, engine_version="0.33.0")
     blocks = base.scenarios[0].printed.num_blocks
     assert ng.scenarios[0].printed.num_blocks == blocks
     assert base.scenarios[0].capacity.max_concurrent_requests == blocks // math.ceil(8000 / 16)

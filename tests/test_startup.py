@@ -20,8 +20,8 @@ def test_llama_8b_on_an_l4_fits_8k_but_vllm_will_not_start_at_its_default_contex
     assert not st.starts and "vLLM will not start" in st.reason  # ... but max_model_len 131072 does not
     # 131,072 tokens x 32 layers x 8 KV heads x (128 + 128) x 2 B = 16 GiB; the pool is a few GiB
     assert "needs 16.00 GiB" in st.reason
-    # the largest max_model_len that starts: every block of 16 tokens the pool holds, for one request
-    assert st.longest_context == s.printed.num_blocks * 16 < 131072
+    # the largest max_model_len that starts: every block the pool holds (64 tokens from 0.34), for one request
+    assert st.longest_context == s.printed.num_blocks * s.printed.block_size < 131072 and s.printed.block_size == 64
     r = CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "l4", "--seq", "8192", "--require-fit"])
     assert r.exit_code == 1 and "will not start" in r.output
     data = json.loads(CliRunner().invoke(main, ["plan", "llama-3.1-8b", "--gpu", "l4", "--seq", "8192",
@@ -56,9 +56,13 @@ def test_max_model_len_auto_is_the_largest_that_starts():
 
 def test_free_memory_at_startup_from_0_9_1():
     """v1/worker/utils.py request_memory: ceil(total x util) must be free at startup; with util 1.0 it never is
-    (the CUDA context alone takes memory). Before 0.9.1 V1 had no such check."""
-    s = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000).scenarios[0]
+    (the CUDA context alone takes memory). Before 0.9.1 V1 had no such check; from 0.34 the extensible KV cache skips
+    it (the budget is only a cap), unless it is switched off."""
+    s = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000, engine_version="0.33.0").scenarios[0]
     assert not s.startup.starts and "free memory at startup" in s.startup.reason
+    assert kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000).scenarios[0].startup.starts
+    off = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000, extensible_kv_cache=False).scenarios[0]
+    assert not off.startup.starts and "free memory at startup" in off.startup.reason
     old = kvplan.plan("falcon-7b", gpu="a10g", util=1.0, seq=1000, engine_version="0.9.0").scenarios[0]
     assert old.startup.starts
 
@@ -132,9 +136,9 @@ def test_explicit_dimensions_show_what_the_pool_allows_not_an_invented_limit():
     data = json.loads(CliRunner().invoke(main, ["plan", "--layers", "32", "--hidden", "4544", "--params", "7B",
                                                 "--kv-memory", "10GiB", "--json"]).stdout)
     s = data["scenarios"][0]
-    # 10 GiB of 16-token blocks of 32 layers x 2 x 4544 x 2 B: floor(10 GiB / (16 x 581,632 B)) x 16 tokens
+    # 10 GiB of 64-token blocks (0.34's default) of 32 layers x 2 x 4544 x 2 B: floor(10 GiB / (64 x 581,632 B)) x 64
     assert data["context_assumed"] and s["max_seq_len_limited_by"] == "memory"
-    assert s["max_seq_len"] == (10 * GiB // (16 * 581_632)) * 16
+    assert s["max_seq_len"] == (10 * GiB // (64 * 581_632)) * 64
 
 
 def test_perf_says_when_the_batch_does_not_fit():

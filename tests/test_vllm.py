@@ -187,7 +187,7 @@ def test_fitted_constants_are_reproducible():
 def test_max_context_by_memory_is_not_capped_at_max_model_len():
     """Fix: the derivation's "largest L with batch x request(L) <= pool" reported max_model_len even when the
     pool holds more. One full-attention group of 16-token blocks: the longest request is num_blocks x 16."""
-    p = kvplan.plan("llama-3.1-8b", gpu="h100", seq=8192)
+    p = kvplan.plan("llama-3.1-8b", gpu="h100", seq=8192, engine_version="0.33.0")  # 16-token blocks to 0.33
     s = p.scenarios[0]
     assert s.capacity.max_seq_len == 131072  # the limit served: max_model_len
     assert s.capacity.max_seq_len_limited_by == "max_model_len"
@@ -294,8 +294,8 @@ def test_entry_point_spellings_and_refusals():
 def test_llm_class_launch_is_a_python_call():
     p = plan("llama-3.1-8b", gpu="h100", max_model_len=8192, entry_point="llm", max_num_seqs=64)
     line = p.launch_command(p.scenarios[0])
-    assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=0.92, "
-                    "max_model_len=8192, max_num_seqs=64)")
+    assert line == ("LLM(model='meta-llama/Llama-3.1-8B', tensor_parallel_size=1, gpu_memory_utilization=1, "
+                    "max_model_len=8192, max_num_seqs=64)")  # 0.34: 1.0 with the extensible KV cache
 
 
 # --------------------------------------------------------------------------------------------- sampler peaks
@@ -361,7 +361,8 @@ def test_shared_prefix_is_held_once_at_block_granularity():
     187 blocks; the 188th, partly shared, stays each request's); a request of 4,000 tokens takes
     ceil(4000 / 16) = 250 blocks, 63 of its own: requests = (blocks - 187) // 63 instead of blocks // 250."""
     def requests(shared: int):
-        p = plan("llama-3.1-8b", gpu="l4", seq=4000, max_model_len=4000, shared_prefix=shared)
+        p = plan("llama-3.1-8b", gpu="l4", seq=4000, max_model_len=4000, shared_prefix=shared,
+                 engine_version="0.33.0")  # 16-token blocks (64 from 0.34)
         return p.scenarios[0].capacity.max_concurrent_requests, p.scenarios[0].printed.num_blocks
 
     alone, blocks = requests(0)
@@ -369,6 +370,10 @@ def test_shared_prefix_is_held_once_at_block_granularity():
     assert blocks == same_blocks  # the engine's pool is the same; only what requests hold changes
     assert (alone, shared) == (min(blocks // 250, 256), min((blocks - 187) // 63, 256))
     assert shared > alone
+    # 0.34's 64-token blocks: 3000 // 64 = 46 shared, ceil(4000 / 64) = 63 per request, 17 of its own
+    p = plan("llama-3.1-8b", gpu="l4", seq=4000, max_model_len=4000, shared_prefix=3000, engine_version="0.34.0")
+    blocks = p.scenarios[0].printed.num_blocks
+    assert p.scenarios[0].capacity.max_concurrent_requests == min((blocks - 46) // 17, 256)
     # SGLang's radix cache shares token by token (page size 1): (tokens - 3000) // 1000
     s = plan("llama-3.1-8b", gpu="h100", seq=4000, max_model_len=4000, shared_prefix=3000, engine="sglang")
     tokens = s.scenarios[0].printed.kv_tokens
@@ -490,3 +495,92 @@ def test_the_default_utilization_is_the_releases_own():
         assert plan("llama-3.1-8b", gpu="h100", engine_version=version).scenarios[0].util == util
     assert plan("llama-3.1-8b", gpu="h100", engine="vllm-v0").scenarios[0].util == 0.9
     assert plan("llama-3.1-8b", gpu="h100", util=0.8, engine_version="0.33.0").scenarios[0].util == 0.8
+
+
+# ------------------------------------------------------------------ 0.34's extensible KV cache (source only:
+# no public 0.34 startup log was found; v1/worker/extensible_kv_cache.py measure_kv_cache_bytes and
+# config/cache.py resolved_gpu_memory_utilization, read in the 0.34.0 wheel)
+
+def _terms(scenario_):
+    b = scenario_.budgets[0]
+    return b, {t.kind: t.bytes for t in b.terms}
+
+
+def test_0_34_sizes_the_pool_from_the_memory_free_after_warmup():
+    """available = min(requested - used, headroom - margin) - transient, with util unset -> 1.0: requested is the
+    whole device, so the device bound binds: total - in use at startup - margin - used - transient, margin =
+    max(1 GiB, 0.75 x transient); used = weights + non-torch + the captured graph pool (+ persistent workspaces)."""
+    new = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0").scenarios[0]
+    old = plan("llama-3.1-8b", gpu="h100", engine_version="0.33.0").scenarios[0]
+    b, t = _terms(new)
+    total = b.memory
+    assert new.util == 1.0 and b.usable == total
+    transient = t[TermKind.ACTIVATION]  # Llama: no persistent MoE workspace, so the activation term is the transient
+    margin = max(GiB, int(0.75 * transient))
+    in_use = round(0.5 * GiB)  # the CUDA context at TP 1 (kvplan.engines.common.startup_in_use)
+    used = t[TermKind.WEIGHTS] + t[TermKind.NON_TORCH] + t[TermKind.CUDA_GRAPHS]
+    assert b.kv_pool == total - in_use - margin - used - transient
+    assert t[TermKind.MARGIN] == in_use + margin
+    # the same weights, non-torch and transient as 0.33, which sized the pool at 0.92 of the device
+    _, t33 = _terms(old)
+    assert (t33[TermKind.WEIGHTS], t33[TermKind.NON_TORCH], t33[TermKind.ACTIVATION]) == (
+        t[TermKind.WEIGHTS], t[TermKind.NON_TORCH], t[TermKind.ACTIVATION])
+    # ... and the same graph pool (0.33 subtracts its estimate, 0.34 the pool captured): the gain is the 8% of the
+    # device 0.33 left unused, less what 0.34 keeps free
+    assert b.kv_pool - old.budgets[0].kv_pool == total - in_use - margin - math.ceil(0.92 * total)
+
+
+def test_0_34_with_an_explicit_utilization_the_request_binds():
+    """At --gpu-memory-utilization 0.9 requested - used is below headroom - margin: no margin term, the pool is
+    ceil(0.9 x total) - used - transient, as 0.33's formula with the actual graph pool."""
+    s = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0", util=0.9).scenarios[0]
+    b, t = _terms(s)
+    assert TermKind.MARGIN not in t and b.usable == math.ceil(0.9 * b.memory)
+    assert b.kv_pool == b.usable - sum(t.values())
+
+
+def test_0_34_blocks_are_64_tokens_in_whole_2_mib_granules():
+    """DEFAULT_BLOCK_SIZE 64 (config/cache.py 0.34.0); each layer's tensor is a segment committed in 2 MiB granules
+    (blocks_within): a Llama-3.1-8B block of one layer is 64 x 8 heads x (128 + 128) x 2 B = 256 KiB, so the
+    blocks come in multiples of 8 and fill floor(pool / 32 layers / 2 MiB) granules per layer."""
+    s = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0").scenarios[0]
+    assert s.printed.block_size == 64
+    per_layer = s.budgets[0].kv_pool // 32
+    assert s.printed.num_blocks == per_layer // (2 << 20) * (2 << 20) // (64 * 8 * 256 * 2)
+    assert s.printed.num_blocks % 8 == 0
+    off = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0", extensible_kv_cache=False).scenarios[0]
+    assert off.util == 0.92 and off.printed.block_size == 64  # the estimate path, at the non-extensible default
+    assert off.printed.num_blocks == off.budgets[0].kv_pool // 32 // (64 * 8 * 256 * 2)
+
+
+def test_the_extensible_flag_is_refused_before_0_34():
+    with pytest.raises(kvplan.errors.InputError, match="no --enable-extensible-kv-cache"):
+        plan("llama-3.1-8b", gpu="h100", engine_version="0.33.0", extensible_kv_cache=False)
+    p = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0", extensible_kv_cache=False, max_model_len=8192)
+    assert "--no-enable-extensible-kv-cache" in p.launch_command(p.scenarios[0])
+
+
+def test_a_0_34_log_is_read_for_the_pool_it_sized_after_warmup():
+    """The lines as v1/worker/extensible_kv_cache.py 0.34.0 formats them (measure_kv_cache_blocks' "Memory after
+    warmup" and extend_kv_cache's "Extended KV cache"), after gpu_worker.py's "Available KV cache memory", which
+    under the extensible cache is only the address space reserved: the pool is the blocks' GiB, and the
+    wordings date the log to >= 0.34."""
+    from kvplan.logs import parse_log
+
+    prefix = "(EngineCore pid=1) INFO 11-20 10:00:0{} [{}] "
+    text = "\n".join([
+        prefix.format(1, "gpu_worker.py:796") + "Available KV cache memory: 62.43 GiB",
+        prefix.format(2, "extensible_kv_cache.py:693") + (
+            "Memory after warmup: 61.2 GiB free, 0.01 GiB committed to the KV cache, 1.77 GiB kept for transient "
+            "activations (1.77 GiB allocated at peak, 0.52 GiB of torch reservation growth); 7656 KV cache blocks "
+            "(59.81 GiB) fit within the requested 79.19 GiB. Torch may reserve up to 17.68 GiB."),
+        prefix.format(3, "extensible_kv_cache.py:536") + "Extended KV cache to 7656 blocks (59.81 GiB).",
+        prefix.format(4, "kv_cache_utils.py:1170") + (
+            "GPU KV cache size: 489,984 tokens, Maximum concurrency for 131,072 tokens per request: 3.74x"),
+    ])
+    log = parse_log(text)
+    assert log.figures["kv_available_gib"] == 59.81 and log.figures["kv_tokens"] == 489_984
+    assert log.release_range is not None and log.release_range[0] == "0.34.0"
+    off = parse_log(prefix.format(1, "abstract.py:175") + "Disabling the extensible KV cache: the driver lacks VMM "
+                    "support. The KV cache will be sized from profiling estimates instead of measured memory.")
+    assert off.settings["enable_extensible_kv_cache"] is False

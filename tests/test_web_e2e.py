@@ -97,7 +97,7 @@ def chart_datasets(page):
 
 
 def library(source, gpu: str, seq: int, users: int, engine: str = "vllm"):
-    return plan(source, gpu=gpu, util=0.9, seq=seq, batch=users, max_model_len=seq, engine=engine).scenarios[0]
+    return plan(source, gpu=gpu, seq=seq, batch=users, max_model_len=seq, engine=engine).scenarios[0]
 
 
 def test_default_view_matches_the_library(page):
@@ -119,7 +119,7 @@ def test_speed_under_load_matches_the_library(page):
     from kvplan import batching
 
     # the default view: falcon-7b, 18 users of 1,000 tokens on the first GPU (a10g), 128 output tokens, 200 requests
-    lib = batching.load_for("falcon-7b", batching.Workload(872, 128, 200, concurrency=18), gpu="a10g", util=0.9,
+    lib = batching.load_for("falcon-7b", batching.Workload(872, 128, 200, concurrency=18), gpu="a10g",
                             kv_dtype="auto")
     rows = page.locator("#load tbody tr")
     assert rows.count() == 4
@@ -197,7 +197,7 @@ def test_serving_features_reach_the_plan(page):
     reveal(page, "max-loras")
     settle(page, lambda: page.fill("#max-loras", "4"))
     settle(page, lambda: page.fill("#max-lora-rank", "64"))
-    s = plan("llama-3.1-8b", gpu="h100", util=0.9, seq=2000, batch=18, max_model_len=2000, max_loras=4,
+    s = plan("llama-3.1-8b", gpu="h100", seq=2000, batch=18, max_model_len=2000, max_loras=4,
              max_lora_rank=64).scenarios[0]
     assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
     settle(page, lambda: page.fill("#max-loras", "0"))
@@ -205,7 +205,7 @@ def test_serving_features_reach_the_plan(page):
     settle(page, lambda: page.select_option("#gpu", ["h200"]))
     settle(page, lambda: page.fill("#tp", "8"))
     settle(page, lambda: page.select_option("#spec-method", "mtp"))
-    s = plan("deepseek-v3", gpu="h200", tp=8, util=0.9, seq=2000, batch=18, max_model_len=2000,
+    s = plan("deepseek-v3", gpu="h200", tp=8, seq=2000, batch=18, max_model_len=2000,
              speculative_method="mtp", num_speculative_tokens=1).scenarios[0]
     assert shown(page, "h200", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
     assert '"method": "mtp"' in page.inner_text("#fit")
@@ -219,14 +219,14 @@ def test_pasted_config(page):
     config = json.loads((ROOT / "src/kvplan/data/models/Qwen--Qwen3-8B.json").read_text())
     page.click("#config-box summary")
     settle(page, lambda: page.fill("#config", json.dumps(config)))
-    s = plan(config, gpu="a10g", util=0.9, seq=2000, batch=18, max_model_len=2000).scenarios[0]
+    s = plan(config, gpu="a10g", seq=2000, batch=18, max_model_len=2000).scenarios[0]
     assert shown(page, "a10g", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
     # a config.json written by Python may hold bare Infinity (Nemotron-H's time_step_limit): JSON.parse
     # refuses it, the page must not
     text = (ROOT / "src/kvplan/data/models/nvidia--Nemotron-H-56B-Base-8K.json").read_text()
     assert "Infinity" in text
     settle(page, lambda: page.fill("#config", text))
-    s = plan(json.loads(text), gpu="h100", util=0.9, seq=2000, batch=18, max_model_len=2000).scenarios[0]
+    s = plan(json.loads(text), gpu="h100", seq=2000, batch=18, max_model_len=2000).scenarios[0]
     assert page.is_hidden("#error")
     assert shown(page, "h100", "max_concurrent_requests") == f"{s.capacity.max_concurrent_requests:,}"
     page.fill("#config", "{not json")
@@ -307,12 +307,12 @@ def test_chart_says_when_a_series_is_capped_by_max_num_seqs(page):
     from kvplan.model.load import load_model
     from kvplan.plots import concurrency_series
 
-    data = concurrency_series(load_model("llama-3.1-8b"), ["a10g", "h100"], [0.9], points=16)  # the API's default
-    cap = data["caps"]["h100 @ 90%"]
-    assert max(data["series"]["h100 @ 90%"]) > cap
+    data = concurrency_series(load_model("llama-3.1-8b"), ["a10g", "h100"], None, points=16)  # the engine's default
+    cap = data["caps"]["h100 @ 100%"]  # vLLM 0.34: 1.0 with the extensible KV cache
+    assert max(data["series"]["h100 @ 100%"]) > cap
     caps = [d for d in chart_datasets(page) if d["kind"] == "cap"]
     assert [d["label"] for d in caps] == [f"{k} max_num_seqs {n:,}" for k, n in data["caps"].items()]
-    assert f"h100 @ 90% is capped at {cap:,} running requests" in page.inner_text("#chart-caps")
+    assert f"h100 @ 100% is capped at {cap:,} running requests" in page.inner_text("#chart-caps")
     rows = page.locator("#chart-table tbody tr")
     assert rows.count() == len(data["lengths"])
 
@@ -366,7 +366,7 @@ def test_the_url_keeps_and_restores_the_inputs(page, server):
     shared.wait_for_selector("body[data-ready]", timeout=30_000)
     assert shared.input_value("#users") == "32" and shared.input_value("#kv-dtype") == "fp8"
     assert shared.is_checked("#allow-quant")
-    s = plan("llama-3.1-8b", gpu="h100", util=0.9, seq=4096, batch=32, max_model_len=4096,
+    s = plan("llama-3.1-8b", gpu="h100", seq=4096, batch=32, max_model_len=4096,
              kv_dtype="fp8").scenarios[0]
     cell = shared.inner_text("#scenarios tr[data-gpu='h100'] td[data-field='max_concurrent_requests']")
     assert cell == f"{s.capacity.max_concurrent_requests:,}"
@@ -377,7 +377,7 @@ def test_the_url_keeps_and_restores_the_inputs(page, server):
 # ------------------------------------------------------------------------------ the page's numbers = the CLI's --json
 def scenario_cells(page, s: dict) -> None:
     """The verdict row of a CLI --json scenario shows its numbers."""
-    assert shown(page, s["gpu"], "util") == str(s["util"])
+    assert float(shown(page, s["gpu"], "util")) == s["util"]  # the page writes 1.0 as JavaScript does: "1"
     assert shown(page, s["gpu"], "kv_pool") == gib(s["kv_pool_bytes"])
     assert shown(page, s["gpu"], "max_concurrent_requests") == f"{s['max_concurrent_requests']:,}"
     assert shown(page, s["gpu"], "max_seq_len") == f"{s['max_seq_len']:,}"
@@ -722,7 +722,7 @@ def test_memory_bars_are_readable_on_a_narrow_screen(page, server):
                   inside: r.left >= svg.left - 0.5 && r.right <= svg.right + 0.5}; }); }""")
     assert boxes and all(b["size"] >= 11 and b["inside"] for b in boxes), boxes
     texts = [b["text"] for b in boxes]
-    assert any(t.startswith("a10g @ 90%: ") and t.endswith(" GiB") for t in texts)
+    assert any(t.startswith("a10g @ 100%: ") and t.endswith(" GiB") for t in texts)
     assert {"weights", "KV pool", "left by utilization"} <= set(texts)
     assert narrow.evaluate("document.documentElement.scrollWidth") <= NARROW
     narrow.close()

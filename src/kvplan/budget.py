@@ -25,6 +25,7 @@ class TermKind(StrEnum):
     STARTUP = "in use at startup"
     WIGGLE = "wiggle room"
     RESERVE = "reserve"
+    MARGIN = "kept free after warmup"
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,8 +159,11 @@ def _engine_options(f):
                      help="vLLM --max-model-len (default: the model's context); auto: the largest that starts."),
         click.option("--max-num-batched-tokens", type=TOKENS, help="Tokens of the profiling forward pass."),
         click.option("--max-num-seqs", type=int, help="Scheduler cap on concurrent requests."),
-        click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16)."),
+        click.option("--block-size", type=int, help="KV block size in tokens (vLLM default 16; 64 from 0.34)."),
         click.option("--enforce-eager", is_flag=True, help="No CUDA graphs."),
+        click.option("--enable-extensible-kv-cache/--no-enable-extensible-kv-cache", "extensible_kv_cache",
+                     default=None, help="vLLM >= 0.34: size the KV cache after warmup (its default; utilization "
+                                        "1.0 when unset) or from the profile's estimate."),
         click.option("--enable-lora", is_flag=True, help="vLLM: reserve LoRA slots (--max-loras, --max-lora-rank)."),
         click.option("--max-loras", type=int, default=1, show_default=True, help="vLLM: LoRA adapters at once."),
         click.option("--max-lora-rank", type=int, default=16, show_default=True, help="vLLM: the largest LoRA rank."),
@@ -231,8 +234,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          max_lora_rank: int, lora_dtype: str, cpu_offload_gb: float, shared_prefix: int, entry_point: str,
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
          speculative_config: str | None, swap_space: float | None, kv_offloading_size: float,
-         kv_offloading_backend: str, limit_mm_per_prompt: str | None, as_json: bool,
-         explain: bool,
+         kv_offloading_backend: str, limit_mm_per_prompt: str | None, extensible_kv_cache: bool | None,
+         as_json: bool, explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -275,7 +278,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        num_speculative_tokens=num_speculative_tokens, draft_model=draft_model,
                        swap_space=swap_space, kv_offloading_size=kv_offloading_size,
                        kv_offloading_backend=kv_offloading_backend,
-                       images_per_prompt=parse_mm_limit(limit_mm_per_prompt))
+                       images_per_prompt=parse_mm_limit(limit_mm_per_prompt),
+                       extensible_kv_cache=extensible_kv_cache)
     if as_json:
         data = result.to_dict()
         if explain:

@@ -194,6 +194,9 @@ _SETTING_RULES: list[Rule] = [
         r"Defaulting max_num_seqs to (\d+)",
     ),
     *rules("enforce_eager", _bool, rf"{KEY}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
+    # vLLM >= 0.34: the flag, or the worker's fallback (executor/abstract.py "Disabling the extensible KV cache")
+    *rules("enable_extensible_kv_cache", _bool, rf"{KEY}enable_extensible_kv_cache=(True|False)",
+           r"'enable_extensible_kv_cache': (True|False)", r"Disabling the extensible KV cache()"),
     *rules(
         "enable_prefix_caching",
         _bool,

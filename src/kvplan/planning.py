@@ -216,6 +216,7 @@ def plan(
     kv_offloading_size: float = 0.0,
     kv_offloading_backend: str = "native",
     images_per_prompt: int | None = None,
+    extensible_kv_cache: bool | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -268,7 +269,7 @@ def plan(
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
                               draft_model=draft_model, swap_space=swap_space,
                               kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend,
-                              images_per_prompt=images_per_prompt)
+                              images_per_prompt=images_per_prompt, extensible_kv_cache=extensible_kv_cache)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

@@ -255,6 +255,7 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
             notes, r"(?:max[_-]num[_-]seqs|--max-running-requests)[ =]+([\d,]+)"),
         block_size=_int(row, "block_size"),
         enforce_eager=bool(re.search(r"enforce[-_ ]eager", notes, re.IGNORECASE)),
+        extensible_kv_cache=False if NO_EXTENSIBLE.search(notes) else None,
         total_bytes=round(total_gib * GiB) if total_gib else None,
         entry_point="llm" if found.entry_points and OFFLINE.search(notes) else "serve",
         **serving_features(notes),
@@ -274,6 +275,8 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
 SHARED_DEVICE = re.compile(r"\bv?GPU slice\b|\bvGPU\b|\bMIG\b|\bGPU shared\b|\bshared GPU\b", re.IGNORECASE)
 
 # A row's notes saying it ran vLLM's offline LLM class (its scheduler defaults differ from `vllm serve`'s).
+NO_EXTENSIBLE = re.compile(r"no[-_]enable[-_]extensible[-_]kv[-_]cache|enable_extensible_kv_cache'?[:=] ?False"
+                           r"|Disabling the extensible KV cache", re.IGNORECASE)
 OFFLINE = re.compile(r"\bLLM\(|LLM class|offline LLM|vllm bench throughput|benchmark_throughput", re.IGNORECASE)
 
 

@@ -157,6 +157,7 @@ class EngineSettings:
     kv_offloading_size: float = 0.0  # vLLM --kv-offloading-size: GiB of CPU KV tier over all ranks (0: none)
     kv_offloading_backend: str = "native"  # vLLM --kv-offloading-backend: native (OffloadingConnector) or lmcache
     images_per_prompt: int | None = None  # vLLM --limit-mm-per-prompt image=N (None: the default, 1)
+    extensible_kv_cache: bool | None = None  # vLLM >= 0.34 --[no-]enable-extensible-kv-cache (None: its default, on)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine

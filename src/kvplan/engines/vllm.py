@@ -42,7 +42,16 @@ from kvplan.engines.base import (
     parse_version,
     row,
 )
-from kvplan.engines.common import CUDA_CONTEXT_GIB, SamplerPeak, activation_peak, fitted_constants, loaded_weights
+from kvplan.engines.common import (
+    CUDA_CONTEXT_GIB,
+    SamplerPeak,
+    activation_features,
+    activation_peak,
+    fitted_constants,
+    loaded_weights,
+    moe_workspace,
+    startup_in_use,
+)
 from kvplan.engines.logwords import CUDA_OOM, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability, compute_units
@@ -69,7 +78,7 @@ def _concurrency(m: re.Match[str]) -> dict[str, object]:
 
 
 # Wordings that date a vLLM log which does not print its version, each read in every PyPI release from 0.4.0 to
-# 0.33.0 (the files named: entrypoints/openai/api_server.py, v1/worker/gpu_worker.py, v1/worker/gpu_model_runner.py,
+# 0.34.0 (the files named: entrypoints/openai/api_server.py, v1/worker/gpu_worker.py, v1/worker/gpu_model_runner.py,
 # v1/core/kv_cache_utils.py, v1/engine/core.py, worker/worker.py, worker/model_runner.py, executor/*.py,
 # platforms/__init__.py, compilation/monitor.py). Bounds are releases without their .postN.
 _PREFIX = r"^(?:\(\w+ pid=\d+\) )?(?:INFO|WARNING|DEBUG|ERROR) \d\d-\d\d \d\d:\d\d:\d\d "
@@ -116,7 +125,9 @@ V1_CLUES = (
          "\"Maximum concurrency for L tokens\" without thousands separators"),
     clue(r"Maximum concurrency for \d{1,3}(?:,\d{3})+ tokens per request", "0.8.0", None,
          "\"Maximum concurrency for L tokens\" with thousands separators"),
-    clue(r"Estimated CUDA graph memory: ", "0.18.0", None, "\"Estimated CUDA graph memory\""),
+    clue(r"Estimated CUDA graph memory: ", "0.18.0", "0.34.0", "\"Estimated CUDA graph memory\" (Model Runner V1)"),
+    clue(r"Memory after warmup: [\d.]+ GiB free", "0.34.0", None, "\"Memory after warmup\" (the extensible KV cache)"),
+    clue(r"Extended KV cache to \d+ blocks", "0.34.0", None, "\"Extended KV cache to N blocks\""),
     clue(r"CUDA graph pool memory: ", "0.18.0", None, "\"CUDA graph pool memory\""),
     clue(r"Starting vLLM API server on http", "0.7.3", "0.9.1", "\"Starting vLLM API server on http\""),
     clue(r"Starting vLLM API server \d+ on ", "0.9.1", "0.18.0", "\"Starting vLLM API server N on\""),
@@ -143,7 +154,8 @@ V1_LOG = LogWording(
     name="vLLM V1",
     release_clues=V1_CLUES,
     config_line=re.compile(r"Initializing a V1 LLM engine \(v([^)\s]+)\)"),
-    version_lines=(re.compile(r"vLLM API server version (\S+)"), re.compile(r"█.*\bversion (\d[\w.+-]*)")),
+    version_lines=(re.compile(r"vLLM API server version (\S+)"), re.compile(r"vLLM server version (\d[\w.+-]*)"),
+                   re.compile(r"█.*\bversion (\d[\w.+-]*)")),
     markers=re.compile(
         r"gpu_worker\.py|gpu_model_runner\.py|kv_cache_utils\.py|EngineCore|VllmWorker rank=|Worker_TP\d"
         r"|Available KV cache memory|KV cache size: [\d,]+ tokens|GiB memory and [\d.]+ seconds"
@@ -161,7 +173,10 @@ V1_LOG = LogWording(
         *rules("weights_gib", to_float, rf"Model loading took {NUM} (?:GiB|GB)\b", rf"weights memory: {NUM}\s*GiB"),
         *rules("non_torch_gib", to_float, rf"non-torch forward increase memory: {NUM}\s*GiB"),
         *rules("activation_peak_gib", to_float, rf"torch peak memory increase: {NUM}\s*GiB"),
-        *rules("kv_available_gib", to_float, rf"Available KV cache memory: {NUM}\s*GiB"),
+        # >= 0.34 with the extensible KV cache: "Available KV cache memory" is the address space reserved, the pool
+        # is the "Memory after warmup: ... N KV cache blocks (S GiB) fit within the requested R GiB" figure
+        *rules("kv_available_gib", to_float, rf"KV cache blocks \({NUM} GiB\) fit within",
+               rf"Available KV cache memory: {NUM}\s*GiB"),
         *rules("kv_tokens", to_int, rf"KV cache size: {INT} tokens"),
         (re.compile(rf"Maximum concurrency for {INT} tokens per request: {NUM}x"), _concurrency),
         *rules("cudagraph_gib", to_float, rf"Graph capturing finished in [\d.]+ secs?, took {NUM} GiB",
@@ -219,6 +234,8 @@ class V1Rules:
     moe_workspace: int  # routed experts' buffers: -1 per call (in the forward's width), 0 a persistent workspace
     # of every profiled token, N > 0 persistent and chunked at N tokens (common.moe_workspace)
     default_util: float  # --gpu-memory-utilization when none is given (config/cache.py CacheConfig)
+    default_block_size: int  # --block-size when none is given (config/cache.py DEFAULT_BLOCK_SIZE)
+    kv_sizing: str  # "profile": the pool from the profile's estimate; "extensible": measured after warmup (0.34)
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -266,7 +283,7 @@ V1_RULES = RuleTable(
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
-        default_util=0.9),
+        default_util=0.9, default_block_size=16, kv_sizing="profile"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
@@ -313,6 +330,12 @@ V1_RULES = RuleTable(
         sampler=TRITON),
     row("0.33.0", "gpu/model_runner.py 0.33.0: a second dummy pass with SamplingParams.for_sampler_warmup "
         "(top-k 50, top-p 0.9: FlashInfer)", sampler_v2=V2_WARMUP),
+    row("0.34.0", "config/cache.py 0.34.0: DEFAULT_BLOCK_SIZE 64 (16 before); enable_extensible_kv_cache on for "
+        "CUDA and ROCm unless switched off (config/vllm.py _resolve_extensible_kv_cache), and then "
+        "resolved_gpu_memory_utilization 1.0 when --gpu-memory-utilization is unset; v1/worker/extensible_kv_cache.py "
+        "measure_kv_cache_bytes: the pool is sized after warmup and CUDA-graph capture (extensible_terms); "
+        "v1/worker/gpu_model_runner.py (Model Runner V1) removed: every model runs V2, as from 0.29",
+        default_block_size=64, kv_sizing="extensible"),
 )
 
 
@@ -439,6 +462,67 @@ def cudagraph(estimated: bool, enforce_eager: bool) -> tuple[int, str]:
     return round(c["estimate_gib"] * GiB), f"estimate {c['estimate_gib']} GiB ({c['source']})"
 
 
+# v1/worker/extensible_kv_cache.py 0.34.0 (the extensible KV cache)
+VMM_GRANULE = 2 << 20  # utils/extensible_tensor.py granule_size: the driver's granularity, at least 2 MiB (CUDA's)
+MARGIN_FLOOR_GIB = {"cuda": 1, "rocm": 3}  # KV_CACHE_MARGIN_FLOOR_BYTES
+MARGIN_FRACTION = 0.75  # KV_CACHE_MARGIN_FRACTION
+PROMPT_LOGPROBS_CHUNK = 1024  # v1/worker/gpu/sample/prompt_logprob.py CHUNK_SIZE: rows of logits at once
+
+
+def sizing_warmup_peak(dep: Deployment, stage: Stage, tokens: int) -> tuple[int, str]:
+    """The transient of 0.34's sizing warmup step (gpu/warmup.py run_kv_cache_sizing_warmup: a prefill of the
+    whole token budget with prompt logprobs, max_logprobs 20): the hidden states of every token alive while the
+    logits of PROMPT_LOGPROBS_CHUNK rows at a time are computed in the model dtype (prompt_logprob.py
+    compute_prompt_logprobs_with_chunking; the top-20 and the logprob kernel's outputs are small). Last stage only."""
+    f = activation_features(dep, stage, tokens, 1)
+    if not f.last_stage:
+        return 0, ""
+    rows = min(PROMPT_LOGPROBS_CHUNK, tokens)
+    peak = f.hidden + rows * f.padded_vocab * f.dtype
+    return round(peak), (f"the sizing warmup's prompt logprobs: hidden states {f.hidden:,.0f} B + {rows:,} rows x "
+                         f"{f.padded_vocab:,} logits x {f.dtype:g} B")
+
+
+def extensible_terms(setup: Setup, stage: Stage, non_torch_term: Term, act: int, act_source: str,
+                     workspace: int) -> list[Term]:
+    """The extensible KV cache (v1/worker/extensible_kv_cache.py 0.34.0 measure_kv_cache_bytes), sized after
+    warmup and CUDA-graph capture from the memory then free:
+        pool = min(ceil(total x util) - used, total - in use at startup - used - margin) - transient
+    used: everything resident but the cache (weights, non-torch memory, the graph pool, persistent workspaces);
+    transient: the larger of the profile's peak above what it keeps (mem_utils transient_peak_headroom) and the
+    sizing warmup's (record_transient_peak), kvplan's activation term less the MoE workspace; margin =
+    max(1 GiB (ROCm 3), 0.75 x transient). At the default utilization 1.0 the second bound always binds: the
+    pool is what is free after warmup less the margin and the transient. Not modelled: torch's reservation
+    growth over a sizing step (fragmentation, kept free when above the transient: taken as below it) and the
+    multimodal IPC reservation (mm_ipc_gpu_memory_gb, 0 by default)."""
+    dep, o = setup.dep, setup.options
+    transient, transient_source = act - workspace, act_source
+    warm, warm_source = sizing_warmup_peak(dep, stage, o.max_num_batched_tokens)
+    if warm > transient:
+        transient, transient_source = warm, warm_source + (f" + the routed experts' persistent workspace "
+                                                           f"{workspace:,} B" if workspace else "")
+    terms = [non_torch_term, Term(TermKind.ACTIVATION, transient + workspace, transient_source)]
+    cg, cg_source = cudagraph(True, o.enforce_eager)
+    if cg:
+        terms.append(Term(TermKind.CUDA_GRAPHS, cg, "the pool captured before the sizing, resident when free memory "
+                                                    f"is read (gpu_worker.py _compile_or_warm_up_model): {cg_source}"))
+    rocm = setup.gpu is not None and setup.gpu.vendor == "AMD"
+    floor = MARGIN_FLOOR_GIB["rocm" if rocm else "cuda"]
+    margin = max(floor * GiB, int(transient * MARGIN_FRACTION))
+    # what the worker holds before its init snapshot: the CUDA context, and past one GPU the distributed init,
+    # whose size kvplan has from NVSwitch GPUs only (as the non-torch TP line: elsewhere the context alone)
+    nvls = setup.gpu is not None and setup.gpu.nvswitch
+    in_use, in_use_source = startup_in_use(dep.tp if nvls else 1, dep.pp if nvls else 1)
+    requested = math.ceil(setup.total * setup.fraction)
+    bound = setup.total - in_use - margin
+    if requested > bound:
+        terms.append(Term(TermKind.MARGIN, requested - bound,
+                          f"the extensible KV cache's device bound: requested {requested:,} B - (total - in use at "
+                          f"startup {in_use:,} B ({in_use_source}) - margin max({floor} GiB, {MARGIN_FRACTION} x "
+                          f"transient {transient:,} B) = {margin:,} B)"))
+    return terms
+
+
 LORA_DTYPES = {"auto": None, "bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "fp16": "fp16",
                "float32": "fp32", "fp32": "fp32"}
 
@@ -524,9 +608,16 @@ class KVLayout:
     groups_per_spec: tuple[int, ...]
     max_model_len: int
     mnbt: int
+    granule: int = 0  # the extensible cache commits each layer's segment in whole granules (0: one allocation)
 
     def num_blocks(self, available: int) -> int:
-        return max(0, int(available // self.page // self.group_size))
+        """Blocks in `available` bytes: one tensor of num_blocks pages per layer of a group; under the extensible
+        KV cache each tensor is a segment of its own, mapped in whole granules (v1/worker/extensible_kv_cache.py
+        0.34.0 blocks_within / physical_bytes_for: ceil(blocks x page / granule) granules per segment)."""
+        per_tensor = max(0, int(available // self.group_size))
+        if self.granule:
+            per_tensor = per_tensor // self.granule * self.granule
+        return per_tensor // self.page
 
     def bytes_per_block(self) -> int:
         return self.page * self.group_size
@@ -596,7 +687,7 @@ class KVLayout:
 
 @derived
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
-              group_ratio: float) -> KVLayout:
+              group_ratio: float, default_block: int = DEFAULT_BLOCK_SIZE, granule: int = 0) -> KVLayout:
     counts: dict[Page, int] = {}
     for kv, n in stage.kv_specs:  # layers share a handful of KV specs: map each distinct one once
         spec = page_of(kv, dep)
@@ -604,7 +695,7 @@ def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_l
             counts[spec] = counts.get(spec, 0) + n
     if not counts:
         raise UnsupportedModelError("this stage holds no layer with a KV cache: vLLM would allocate nothing")
-    bs = block_size or DEFAULT_BLOCK_SIZE
+    bs = block_size or default_block
     attention = [s for s in counts if s.retention != Retention.STATE]
     mamba = [s for s in counts if s.retention == Retention.STATE]
     if mamba and attention:
@@ -624,12 +715,12 @@ def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_l
             raise UnsupportedModelError("layers with page sizes that do not divide each other: vLLM refuses them")
     if len(counts) == 1:
         (spec, n), = counts.items()
-        return KVLayout(((spec, n),), bs, page, n, 1, (1,), max_model_len, mnbt)
+        return KVLayout(((spec, n),), bs, page, n, 1, (1,), max_model_len, mnbt, granule)
     sizes = sorted(counts.values())
     group_size = sizes[-1] if sizes[-1] < sizes[0] * group_ratio else sizes[0]
     specs = tuple(counts.items())
     groups = tuple(-(-n // group_size) for _, n in specs)
-    return KVLayout(specs, bs, page, group_size, sum(groups), groups, max_model_len, mnbt)
+    return KVLayout(specs, bs, page, group_size, sum(groups), groups, max_model_len, mnbt, granule)
 
 
 def v0_layout(dep: Deployment, stage: Stage, block_size: int | None) -> KVLayout:
@@ -694,8 +785,8 @@ class VLLM(Engine):
 
     name = "vllm"
     label = "vLLM"
-    default_version = "0.33.0"  # the newest release whose rules kvplan has read
-    newest_read = "0.33.0"  # docs/vllm-rules.md; the log wordings were read in every release up to it
+    default_version = "0.34.0"  # the newest release whose rules kvplan has read
+    newest_read = "0.34.0"  # docs/vllm-rules.md; the log wordings were read in every release up to it
     options_class = VllmOptions
     rule_table = V1_RULES
     csv_names = ("vllm v1",)
@@ -730,12 +821,16 @@ class VLLM(Engine):
         return None  # resolved against the model and the device in `resolve`
 
     def fraction(self, setup: Setup, util: float | None) -> float:
-        """--gpu-memory-utilization, or the release's default (V1_RULES default_util)."""
-        return setup.rules.default_util if util is None else check_util(util)
+        """--gpu-memory-utilization, or the release's default (V1_RULES default_util; 1.0 under the extensible KV
+        cache: config/cache.py 0.34.0 resolved_gpu_memory_utilization)."""
+        if util is not None:
+            return check_util(util)
+        return 1.0 if self.extensible(setup) else setup.rules.default_util
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "default_util": V1_RULES.rules_for(parse_version(self.default_version,
-                                                                                         self.default_version)).default_util}
+        """The default release's default utilization (1.0 where it sizes the pool after warmup)."""
+        r = V1_RULES.rules_for(parse_version(self.default_version, self.default_version))
+        return {**super().describe(), "default_util": 1.0 if r.kv_sizing == "extensible" else r.default_util}
 
     def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
         """V1 loads the drafter after the target, at the target's TP, both inside "Model loading took"
@@ -772,6 +867,9 @@ class VLLM(Engine):
 
     def resolve(self, setup: Setup) -> None:
         dep, s = setup.dep, setup.settings
+        if s.extensible_kv_cache is not None and setup.rules.kv_sizing != "extensible":
+            raise InputError(f"vLLM {setup.version_text} has no --enable-extensible-kv-cache (added in 0.34.0): drop "
+                             "the flag or name a release >= 0.34.0")
         max_model_len = model_context(dep, s, self.label)
         mnbt_default, seqs_default = self.scheduler_defaults(setup)
         max_num_seqs = s.max_num_seqs or seqs_default
@@ -802,10 +900,18 @@ class VLLM(Engine):
     def stage_layout(self, setup: Setup, stage: Stage) -> KVLayout:
         o = setup.options
         return kv_layout(setup.dep, stage, o.block_size, o.max_model_len, o.max_num_batched_tokens,
-                         setup.rules.hybrid_group_ratio)
+                         setup.rules.hybrid_group_ratio, setup.rules.default_block_size,
+                         VMM_GRANULE if self.extensible(setup) else 0)
+
+    def extensible(self, setup: Setup) -> bool:
+        """Whether the release sizes the pool after warmup (V1_RULES kv_sizing; >= 0.34 by default, unless
+        --no-enable-extensible-kv-cache or a KV pool given outright, as --kv-cache-memory does)."""
+        return (setup.rules.kv_sizing == "extensible" and setup.settings.extensible_kv_cache is not False
+                and not setup.pool_given)
 
     def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
-        """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate."""
+        """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate; under
+        the extensible KV cache (>= 0.34) the CUDA-graph pool and the margin it keeps free (extensible_terms)."""
         dep, o, gpu = setup.dep, setup.options, setup.gpu
         nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         # --enforce-eager also turns torch.compile off (config/__init__.py 0.10.1.1 __post_init__: NO_COMPILATION;
@@ -817,8 +923,12 @@ class VLLM(Engine):
                                           hidden_rows=setup.rules.hidden_rows,
                                           units=compute_units(gpu) if gpu else None,
                                           moe_persistent=persistent, moe_chunk=rule or None)
-        terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         tower_profile_note(setup, stage)
+        if self.extensible(setup):
+            workspace = moe_workspace(dep, stage, o.max_num_batched_tokens, rule or None) if persistent else 0
+            return extensible_terms(setup, stage, Term(TermKind.NON_TORCH, nt, nt_source), act, act_source,
+                                    workspace)
+        terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
         if cg:
             terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
@@ -876,8 +986,9 @@ class VLLM(Engine):
                                       f"(KV cache memory {fmt_gib(available)}); raise --gpu-memory-utilization, "
                                       "use more GPUs or smaller weights", 0)
             needed = layout.blocks_per_request(mml) * layout.bytes_per_block()
-            if needed > available:
-                longest = min(layout.longest(1, available // layout.bytes_per_block()) or mml, mml)
+            blocks = layout.num_blocks(available)  # whole blocks (in whole granules under the extensible cache)
+            if layout.blocks_per_request(mml) > blocks:
+                longest = min(layout.longest(1, blocks) or mml, mml)
                 return Startup(False, f"{self.label} will not start: one request of max_model_len {mml:,} needs "
                                       f"{fmt_gib(needed)} of KV cache, more than the {fmt_gib(available)} available; "
                                       f"the largest max_model_len that starts is {longest:,}", longest)
@@ -902,8 +1013,8 @@ class VLLM(Engine):
     def free_memory_refusal(self, setup: Setup) -> str | None:
         """>= 0.9.1: ceil(total x util) must be free when the worker starts. kvplan counts only the CUDA context
         as in use then (NCCL buffers at TP > 1 and other processes take more: vLLM may refuse earlier)."""
-        if not setup.rules.free_memory_check or setup.pool_given or not setup.total:
-            return None
+        if not setup.rules.free_memory_check or setup.pool_given or not setup.total or self.extensible(setup):
+            return None  # 0.34's extensible KV cache skips the check (v1/worker/utils.py request_memory)
         requested = math.ceil(setup.total * setup.fraction)
         free = setup.total - round(CUDA_CONTEXT_GIB * GiB)
         if requested <= free:
@@ -1020,7 +1131,8 @@ class VLLM(Engine):
         elif launch.replicas > 1 and not ray:
             parts += [f"--data-parallel-size {launch.replicas}"]
         parts += ["--distributed-executor-backend ray"] if ray else []
-        parts += [f"--{name.replace('_', '-')}" + ("" if value is True else f" {_flag_value(value)}")
+        parts += [f"--no-{name.replace('_', '-')}" if value is False else
+                  f"--{name.replace('_', '-')}" + ("" if value is True else f" {_flag_value(value)}")
                   for name, value in engine_args(launch)]
         line = " ".join(parts)
         if ray:  # a Ray cluster over the replica's nodes; vllm serve runs on the head and uses them all
@@ -1094,7 +1206,7 @@ def tower_profile_note(setup: Setup, stage: Stage) -> None:
 
 def engine_args(launch: Launch) -> list[tuple[str, object]]:
     """The engine settings a launch sets, as EngineArgs names them: `vllm serve` writes --name-with-dashes (a flag
-    alone for True), the LLM class name=value."""
+    alone for True, --no-name for False), the LLM class name=value."""
     out: list[tuple[str, object]] = [("gpu_memory_utilization", float(launch.util)),
                                      ("max_model_len", launch.max_model_len)]
     out += [("max_num_seqs", launch.max_running)] if launch.max_running else []
@@ -1121,6 +1233,7 @@ def feature_args(s: EngineSettings) -> list[tuple[str, object]]:
         spec |= {"model": s.draft_model} if s.draft_model else {}
         out += [("speculative_config", spec)]
     out += [("limit_mm_per_prompt", {"image": s.images_per_prompt})] if s.images_per_prompt is not None else []
+    out += [("enable_extensible_kv_cache", False)] if s.extensible_kv_cache is False else []
     return out
 
 

@@ -61,6 +61,7 @@ PAGE_FIELDS = {
     "--max-lora-rank": "LoRA max rank", "--lora-dtype": "LoRA dtype", "--cpu-offload-gb": "CPU offload GiB",
     "--swap-space": "swap space GiB", "--kv-offloading-size": "KV offloading GiB",
     "--kv-offloading-backend": "KV offloading backend", "--limit-mm-per-prompt": "images per prompt",
+    "--enable-extensible-kv-cache": "extensible KV cache", "--no-enable-extensible-kv-cache": "extensible KV cache",
     "--allow-cpu-offload": "GiB of weights per GPU in CPU memory",
     "--shared-prefix": "shared prefix tokens", "--speculative-method": "speculative decoding",
     "--num-speculative-tokens": "speculative tokens", "--draft-model": "draft model",
@@ -200,6 +201,8 @@ class PlanRequest(DeploymentInput):
         default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
     images_per_prompt: int | None = Field(default=None, ge=0, le=64,
                                           description="vLLM --limit-mm-per-prompt image=N (default 1).")
+    extensible_kv_cache: bool | None = Field(
+        default=None, description="vLLM >= 0.34 --[no-]enable-extensible-kv-cache (default: on).")
     expert_parallel: bool = False
     entry_point: str = Field(default="serve", max_length=32,
                              description="vLLM: serve (`vllm serve`) or llm (the offline LLM class).")
@@ -556,7 +559,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
                           speculative_method=method, num_speculative_tokens=tokens, draft_model=draft,
                           swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size,
-                          kv_offloading_backend=body.kv_offloading_backend, images_per_prompt=body.images_per_prompt)
+                          kv_offloading_backend=body.kv_offloading_backend, images_per_prompt=body.images_per_prompt,
+                          extensible_kv_cache=body.extensible_kv_cache)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
