@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kvplan.cli import main
 from kvplan.engines import get_engine, parse_version
 from kvplan.engines.vllm_fit import fit, fitted_rows
-from kvplan.validate import read_rows, report, row_setup, source_of, validate
+from kvplan.validate import band_of, read_rows, report, row_setup, source_of, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "benchmarks" / "engine_logs.csv"
@@ -165,9 +165,10 @@ def test_cli_hold_out_flags():
 
 
 def test_versions_in_the_csv_parse():
-    """Every stated version in the canonical CSV is one kvplan reads (a typo would land in a wrong band)."""
+    """Every stated version (or `<X` bound) in the canonical CSV is one kvplan reads (a typo would land in a wrong
+    band)."""
     for row in read_rows(CSV):
-        text = (row.get("engine_version") or "").strip()
+        text = (row.get("engine_version") or "").strip().removeprefix("<")
         if text:
             parse_version(text, "0.0.0")
 
@@ -278,9 +279,21 @@ def test_the_cuda_graph_estimate_is_the_median_of_the_newer_logs_and_a_prior_wit
 
     rows = read_rows(CSV)
     newer = [i for i, r in enumerate(rows) if r["engine"] == "vLLM V1" and r["cuda_graph_gib"].strip()
-             and r["engine_version"].strip() and parse_version(r["engine_version"], "0") >= (0, 20)
+             and r["engine_version"].strip() and not r["engine_version"].startswith("<")
+             and parse_version(r["engine_version"], "0") >= (0, 20)
              and "enforce-eager" not in r["notes"]]  # an eager run captures no graphs
     assert newer
     fitted = fit_cudagraph(list(enumerate(rows)))
     assert fitted["estimate_gib"] == round(median(float(rows[i]["cuda_graph_gib"]) for i in newer), 3)
     assert fit_cudagraph(list(enumerate(rows)), frozenset(newer))["estimate_gib"] == CUDAGRAPH_PRIOR_GIB
+
+
+def test_a_row_dated_before_a_release_uses_the_newest_rules_before_it():
+    """engine_version `<X` (benchmarks/engine_logs.md): the version is not stated but the source predates release
+    X, so the row is predicted under the newest rule row before X and scored as "version not stated"."""
+    rows = read_rows(CSV)
+    dated = [r for r in rows if (r.get("engine_version") or "").startswith("<0.15.0")]
+    assert dated and all(band_of(r) == "vLLM, version not stated" for r in dated)
+    setup = row_setup(dated[0], CSV.parent)
+    assert setup.settings.version == "0.14.0"  # the rule row 0.14.0 is the newest before 0.15.0
+    assert any("predates vLLM 0.15.0: 0.14.0 rules" in a for a in setup.assumptions)

@@ -584,3 +584,13 @@ def test_a_0_34_log_is_read_for_the_pool_it_sized_after_warmup():
     off = parse_log(prefix.format(1, "abstract.py:175") + "Disabling the extensible KV cache: the driver lacks VMM "
                     "support. The KV cache will be sized from profiling estimates instead of measured memory.")
     assert off.settings["enable_extensible_kv_cache"] is False
+
+
+def test_0_34_keeps_a_3_gib_margin_on_rocm():
+    """KV_CACHE_MARGIN_FLOOR_BYTES is 3 GiB on ROCm (ROCr maps kernel scratch outside the allocator), 1 GiB on
+    CUDA: a small transient leaves the floor as the margin."""
+    s = plan("llama-3.1-8b", gpu="mi300x", engine_version="0.34.0", max_model_len=8192).scenarios[0]
+    _, t = _terms(s)
+    transient = t[TermKind.ACTIVATION]
+    assert 0.75 * transient < 3 * GiB
+    assert t[TermKind.MARGIN] == round(0.5 * GiB) + 3 * GiB

@@ -232,7 +232,11 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
 
     version = (row.get("engine_version") or "").strip() or None
-    if found.version_assumed_note and version is None:
+    if version is not None and version.startswith("<"):  # not stated, but the log predates a release
+        bound = version[1:].strip()
+        version = found.release_in(None, bound)
+        assumptions.append(f"engine version not stated; the log predates {found.label} {bound}: {version} rules")
+    elif found.version_assumed_note and version is None:
         assumptions.append(f"engine version not stated: {found.label} {found.default_version.removesuffix('.0')} "
                            "rules")
     total_gib = _num(row, "gpu_total_gib")
@@ -355,7 +359,8 @@ def band_of(row: dict[str, str]) -> str:
     found = by_csv_name(row.get("engine") or "")
     if found is None:
         return f"{(row.get('engine') or '').strip() or 'no engine'} (not modelled)"
-    return found.band((row.get("engine_version") or "").strip() or None)
+    version = (row.get("engine_version") or "").strip()
+    return found.band(None if not version or version.startswith("<") else version)
 
 
 def source_of(row: dict[str, str]) -> str:
