@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from kvplan import batching, perf  # noqa: E402
 from kvplan.deployment import Deployment  # noqa: E402
+from kvplan.engines import get_engine  # noqa: E402
 from kvplan.errors import InputError, UnsupportedModelError  # noqa: E402
 from kvplan.hardware import find_gpu, generation  # noqa: E402
 from kvplan.model import catalog  # noqa: E402
@@ -86,20 +87,21 @@ def _int(text: str) -> int | None:
 
 
 def engine_of(row: dict) -> tuple[str, str | None]:
-    """The kvplan engine whose scheduler and pool stand for the row's, and the release (None: the default)."""
-    name = row["engine"].lower()
-    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", row["engine_version"])
-    version = m.group(1) if m and "ci build" not in row["engine_version"].lower() else None
-    if "sglang" in name:
-        return "sglang", version
-    if "tgi" in name or "text-generation" in name:
-        return "tgi", version
-    if "vllm" in name:
-        if (version and tuple(int(x) for x in version.split(".")[:2]) < (0, 8)) or "v0 engine" in row[
-                "engine_version"].lower():
-            return "vllm-v0", version
-        return "vllm", version
-    return "vllm", None  # TensorRT-LLM, NIM, LMDeploy, unstated: vLLM's in-flight batcher stands in
+    """The kvplan engine whose scheduler and pool stand for the row's, and the release (None: the default; `<X`,
+    a source dated before release X: the newest rules before X, as `kvplan validate` reads it)."""
+    name, text = row["engine"].lower(), row["engine_version"].strip()
+    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", text)
+    version = m.group(1) if m and "ci build" not in text.lower() else None
+    engine = ("sglang" if "sglang" in name else "tgi" if "tgi" in name or "text-generation" in name else
+              "vllm" if "vllm" in name else None)
+    if engine is None:
+        return "vllm", None  # TensorRT-LLM, NIM, LMDeploy, unstated: vLLM's in-flight batcher stands in
+    if text.startswith("<") and version:
+        version = get_engine(engine).release_in(None, version)
+    if engine == "vllm" and ((version and tuple(int(x) for x in version.split(".")[:2]) < (0, 8))
+                             or "v0 engine" in text.lower()):
+        return "vllm-v0", version
+    return engine, version
 
 
 def resolve(row: dict):
