@@ -493,8 +493,10 @@ def extensible_terms(setup: Setup, stage: Stage, non_torch_term: Term, act: int,
     sizing warmup's (record_transient_peak), kvplan's activation term less the MoE workspace; margin =
     max(1 GiB (ROCm 3), 0.75 x transient). At the default utilization 1.0 the second bound always binds: the
     pool is what is free after warmup less the margin and the transient. Not modelled: torch's reservation
-    growth over a sizing step (fragmentation, kept free when above the transient: taken as below it) and the
-    multimodal IPC reservation (mm_ipc_gpu_memory_gb, 0 by default)."""
+    growth over a sizing step (fragmentation, kept free when above the transient: taken as below it), the
+    multimodal IPC reservation (mm_ipc_gpu_memory_gb, 0 by default) and MLA's context-prefill warmup step
+    (run_context_prefill_warmup: K and V up-projected for a workspace of at most 64K tokens, about 0.7 GB per GPU
+    for DeepSeek-V3 at TP 8, below its 3.6 GiB profile transient)."""
     dep, o = setup.dep, setup.options
     transient, transient_source = act - workspace, act_source
     warm, warm_source = sizing_warmup_peak(dep, stage, o.max_num_batched_tokens)
