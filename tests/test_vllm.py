@@ -556,6 +556,8 @@ def test_0_34_blocks_are_64_tokens_in_whole_2_mib_granules():
 def test_the_extensible_flag_is_refused_before_0_34():
     with pytest.raises(kvplan.errors.InputError, match="no --enable-extensible-kv-cache"):
         plan("llama-3.1-8b", gpu="h100", engine_version="0.33.0", extensible_kv_cache=False)
+    with pytest.raises(kvplan.errors.InputError, match="applies to vLLM V1"):
+        plan("llama-3.1-8b", gpu="h100", engine="sglang", extensible_kv_cache=False)
     p = plan("llama-3.1-8b", gpu="h100", engine_version="0.34.0", extensible_kv_cache=False, max_model_len=8192)
     assert "--no-enable-extensible-kv-cache" in p.launch_command(p.scenarios[0])
 

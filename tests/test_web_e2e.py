@@ -454,6 +454,20 @@ def test_engine_settings_and_serving_features_match_the_cli(page):
     settle(page, lambda: page.uncheck("#enforce-eager"))
 
 
+def test_kv_cache_sizing_matches_the_cli(page):
+    """vLLM 0.34's --no-enable-extensible-kv-cache from the engine settings: the profile's estimate at 0.92, as
+    the CLI gives it, and the launch line carries the flag."""
+    reveal(page, "extensible-kv-cache")
+    settle(page, lambda: page.select_option("#extensible-kv-cache", "off"))
+    cli = cli_json("plan", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "1000", "--batch", "18",
+                   "--max-model-len", "1000", "--no-enable-extensible-kv-cache")
+    assert {s["util"] for s in cli["scenarios"]} == {0.92}
+    for s in cli["scenarios"]:
+        scenario_cells(page, s)
+    assert "--no-enable-extensible-kv-cache" in page.inner_text("#launch")
+    settle(page, lambda: page.select_option("#extensible-kv-cache", ""))
+
+
 def test_explicit_dimensions_match_the_cli(page):
     """The article's view: a model by layers, d_model and parameters (kvplan plan --layers --hidden --params)."""
     reveal(page, "dim-layers")

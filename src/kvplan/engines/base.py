@@ -174,6 +174,9 @@ class EngineSettings:
             raise InputError(f"--max-loras must be a whole number >= 1 (got {self.max_loras!r})")
         if not isinstance(self.max_lora_rank, int) or self.max_lora_rank < 1:
             raise InputError(f"--max-lora-rank must be a positive integer (got {self.max_lora_rank!r})")
+        if self.extensible_kv_cache is not None and not engine.extensible_kv_cache:
+            raise InputError(f"--[no-]enable-extensible-kv-cache applies to vLLM V1 (0.34 and later), not "
+                             f"{engine.label}: drop it")
         if self.max_loras and not engine.lora_slots:
             raise InputError(f"--enable-lora is modelled for vLLM only, not {engine.label}: drop it")
         if self.cpu_offload_gb and not engine.cpu_offload:
@@ -481,6 +484,7 @@ class Engine(ABC):
     max_model_len_from_seq: ClassVar[bool] = False  # the page sets max_model_len to the request length
     flags: ClassVar[dict[str, str]] = {}  # the engine's spelling of what explain suggests (see suggestions)
     newest_read: ClassVar[str | None] = None  # the newest release whose source kvplan's rules were checked against
+    extensible_kv_cache: ClassVar[bool] = False  # it has vLLM 0.34's --[no-]enable-extensible-kv-cache
 
     def describe(self) -> dict[str, Any]:
         """What GET /api/engines says of the engine."""

@@ -799,6 +799,7 @@ class VLLM(Engine):
     prefix_cache = True  # --enable-prefix-caching, on by default in V1 (v1/core/kv_cache_manager.py)
     cpu_offload = True
     lora_slots = True
+    extensible_kv_cache = True  # from 0.34 (resolve refuses the flag before it)
     speculative_methods = frozenset({"mtp", "ngram", "draft_model", "eagle", "eagle3"})
     # the first release after those known to refuse a draft model (0.11.0 engine/arg_utils.py raises
     # NotImplementedError; 0.13.0 too, vllm-project/vllm#31883); read in 0.19.0, 0.14-0.18 not read (assumed alike)
@@ -1265,6 +1266,7 @@ class VLLMV0(VLLM):
     version_assumed_note = False
     speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
     kv_offload_tier = False  # V0 had no offloading connector
+    extensible_kv_cache = False
     swap_default_gib = 4.0  # EngineArgs.swap_space (engine/arg_utils.py 0.4-0.10)
 
     def fraction(self, setup: Setup, util: float | None) -> float:
