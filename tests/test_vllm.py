@@ -596,3 +596,31 @@ def test_0_34_keeps_a_3_gib_margin_on_rocm():
     transient = t[TermKind.ACTIVATION]
     assert 0.75 * transient < 3 * GiB
     assert t[TermKind.MARGIN] == round(0.5 * GiB) + 3 * GiB
+
+
+def test_mxfp4_experts_take_the_backends_layout():
+    """gpt-oss-20b's routed experts (24 layers x 32 experts, I = H = 2880) per MoE backend (fused_moe/oracle/
+    mxfp4.py 0.19.0, quantization/mxfp4.py 0.14.0, the vendored triton_kernels), per expert:
+    checkpoint: gate_up 5760 x 1440 B + scales 5760 x 90 + bf16 bias 5760 x 2; down 2880 x 1440 + 2880 x 90 +
+    2880 x 2 = 13,236,480 B.
+    Triton (Hopper, 0.14's 32-byte layout): the same packed weights, the scales swizzled into rows padded to 256
+    (5888 x 90, 3072 x 90) beside the original scales, fp32 biases = 14,060,160 B.
+    Marlin (A100): I to 2944, H to 3072: 2 x 2944 x 3072 x (1/2 + 1/32) + bias 2 x 2944 x 2, 3072 x 2944 x
+    (1/2 + 1/32) + 3072 x 2 = 14,431,744 B.
+    Public logs: "Model loading took" 13.47 GiB on an H100 (llm-d, before 0.15) and 13.72 GiB on an A100 (0.19)."""
+    from kvplan.engines.common import _mxfp4_padding
+
+    dep = Deployment(load_model("gpt-oss-20b"))
+    stage = dep.stages[0]
+    layers = frozenset(layer.index for layer in stage.layers)
+    args = (dep.model, dep.sharding, dep.weight_format, dep.dense_bytes, layers)
+    assert _mxfp4_padding(*args, "triton_32") == (14_060_160 - 13_236_480) * 24 * 32
+    assert _mxfp4_padding(*args, "marlin") == (14_431_744 - 13_236_480) * 24 * 32
+    h100 = plan("gpt-oss-20b", gpu="h100", engine_version="0.14.0", max_model_len=8192).scenarios[0]
+    a100 = plan("gpt-oss-20b", gpu="a100-80g", engine_version="0.19.0", max_model_len=8192).scenarios[0]
+    b200 = plan("gpt-oss-20b", gpu="b200", engine_version="0.19.0", max_model_len=8192).scenarios[0]
+    for s, layout, logged in ((h100, "triton_32", 13.47), (a100, "marlin", 13.72), (b200, "trtllm", None)):
+        weights = next(t for t in s.budgets[0].terms if t.kind == TermKind.WEIGHTS)
+        assert f"the {layout} backend" in weights.source
+        if logged:
+            assert abs(weights.bytes / GiB - logged) / logged < 0.003

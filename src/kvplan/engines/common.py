@@ -24,7 +24,7 @@ from importlib import resources
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Sharding, Stage
 from kvplan.model.quant import DTYPE_BYTES, WeightFormat
-from kvplan.model.spec import SELF_ATTENTION, ModelSpec
+from kvplan.model.spec import SELF_ATTENTION, ModelSpec, Tensor
 from kvplan.units import GiB
 
 VOCAB_PADDING = 64
@@ -67,19 +67,22 @@ def constants_from(constants: dict) -> Iterator[None]:
 
 # -------------------------------------------------------------------------------------------------- weights
 
-def loaded_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
+def loaded_weights(dep: Deployment, stage: Stage, mxfp4_layout: str = "marlin") -> tuple[int, str]:
     """What the engine reports loading on one GPU of `stage`: the shard as loaded, vocab rows padded to 64,
-    plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32)."""
-    return _loaded_weights(dep.model, dep.sharding, dep.weight_format, dep.dense_bytes, len(dep.stages), stage)
+    plus the RoPE tables (one per distinct rope, in the model dtype unless kept in fp32); mxfp4 experts as the
+    MoE backend lays them out (`mxfp4_layout`, MXFP4_LAYOUTS)."""
+    return _loaded_weights(dep.model, dep.sharding, dep.weight_format, dep.dense_bytes, len(dep.stages), stage,
+                           mxfp4_layout)
 
 
 @derived
 def _loaded_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float, pp: int,
-                    stage: Stage) -> tuple[int, str]:
+                    stage: Stage, mxfp4_layout: str = "marlin") -> tuple[int, str]:
     """loaded_weights, kept per model: a function of TP, the format and the stage (shared by the deployments
     that agree on those)."""
     extra = _vocab_padding(model, tp, dense_bytes, stage.index == 0, stage.index == pp - 1)
-    padding = _mxfp4_padding(model, tp, fmt, dense_bytes, frozenset(layer.index for layer in stage.layers))
+    padding = _mxfp4_padding(model, tp, fmt, dense_bytes, frozenset(layer.index for layer in stage.layers),
+                             mxfp4_layout)
     rope = 0.0
     if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
         rope = sum(r.positions * r.dim * (4 if r.fp32 else dense_bytes) for r in model.rope)
@@ -88,7 +91,7 @@ def _loaded_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_byt
     if extra:
         parts.append(f"vocab padding to {VOCAB_PADDING} {extra:,.0f}")
     if padding:
-        parts.append(f"mxfp4 expert padding {padding:,.0f}")
+        parts.append(f"mxfp4 experts as the {mxfp4_layout} backend lays them out {padding:+,.0f}")
     if rope:
         parts.append(f"RoPE tables {rope:,.0f}")
     return round(total), " + ".join(parts) + " B"
@@ -113,12 +116,48 @@ def _vocab_padding(model: ModelSpec, tp: Sharding, dense_bytes: float, first: bo
     return extra
 
 
+# How vLLM lays out an mxfp4 checkpoint's routed experts on the GPU, by MoE backend (fused_moe/oracle/mxfp4.py
+# 0.19.0, quantization/mxfp4.py 0.14.0: the rounding at create_weights, then process_weights_after_loading):
+# "marlin" (below Hopper, and SM 11-12), "trtllm" (FlashInfer TRT-LLM on SM 10.x), "triton_32" / "triton_64"
+# (Hopper: the triton_kernels vendored in vllm/third_party, whose Hopper layouts pad the packed weights to 32
+# bytes in 0.14.0 and to 64 rows and bytes in 0.19.0).
+MXFP4_LAYOUTS = ("marlin", "trtllm", "triton_32", "triton_64")
+
+
+def _even(n: int) -> int:
+    return n + n % 2
+
+
+def _mxfp4_layout_bytes(t: Tensor, shape: list[int], layout: str, dense_bytes: float) -> float:
+    """Bytes one rank holds for an mxfp4 expert tensor (E, 2I, H) gate_up / (E, H, I) down, or its bias, in
+    `layout`. Marlin pads I to 128 and H to 256, TRT-LLM both to 256 (fp32 biases), keeping the shapes' bytes;
+    Triton pads I to 64, swizzles the e8m0 scales into rows padded to 256 (even columns) and keeps the original
+    scales beside them (only the original weights are deleted), with fp32 biases."""
+    e = shape[0]
+    gate_up = "gate_up_proj" in t.name
+    bias = t.name.endswith("_bias")
+    i, h = (shape[1] // 2, shape[2] if len(shape) == 3 else 0) if gate_up else (
+        shape[2] if len(shape) == 3 else 0, shape[1])
+    if layout in ("marlin", "trtllm"):
+        ip, hp = pad(i, 128 if layout == "marlin" else 256), pad(h, 256)
+        if bias:
+            return e * (2 * ip if gate_up else hp) * (4 if layout == "trtllm" else dense_bytes)
+        rows, cols = (2 * ip, hp) if gate_up else (hp, ip)
+        return e * (rows * cols / 2 + rows * cols / 32)
+    ip = pad(i, 64)
+    if bias:
+        return e * (2 * ip if gate_up else h) * 4
+    rows, cols = (2 * ip, h) if gate_up else (h, ip)
+    packed = rows * pad(cols // 2, 32) if layout == "triton_32" else pad(rows, 64) * pad(cols // 2, 64)
+    scales = pad(rows, 256) * _even(cols // 32) + rows * cols // 32
+    return e * (packed + scales)
+
+
 @derived
 def _mxfp4_padding(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_bytes: float,
-                   layers: frozenset[int]) -> float:
-    """mxfp4 experts as the Marlin MoE kernel stores them on Hopper (model_executor/layers/fused_moe/oracle/
-    mxfp4.py): each rank's intermediate dim rounded up to 128 and the hidden dim to 256. (Kept per model:
-    deployments that agree on TP, format and the stage's layers share it.)"""
+                   layers: frozenset[int], layout: str = "marlin") -> float:
+    """Bytes the mxfp4 experts of these layers take in `layout` beyond their checkpoint shapes (kept per model:
+    deployments that agree on TP, format, the stage's layers and the backend share it)."""
     if not (fmt.experts_only and fmt.bits == 4):
         return 0.0
     extra = 0.0
@@ -126,16 +165,7 @@ def _mxfp4_padding(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_byte
         if t.role != "experts" or t.layer not in layers:
             continue
         shape = list(t.shard_shape(tp.ranks(t)))
-        padded = list(shape)
-        if t.name.endswith("gate_up_proj") or t.name.endswith("gate_up_proj_bias"):
-            padded[1] = 2 * pad(shape[1] // 2, 128)
-            if len(shape) == 3:
-                padded[2] = pad(shape[2], 256)
-        else:  # down_proj (E, H, I) and its bias (E, H)
-            padded[1] = pad(shape[1], 256)
-            if len(shape) == 3:
-                padded[2] = pad(shape[2], 128)
-        extra += fmt.tensor_bytes(t, tuple(padded), dense_bytes) - fmt.tensor_bytes(t, tuple(shape), dense_bytes)
+        extra += _mxfp4_layout_bytes(t, shape, layout, dense_bytes) - fmt.tensor_bytes(t, tuple(shape), dense_bytes)
     return extra
 
 

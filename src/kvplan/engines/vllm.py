@@ -236,6 +236,7 @@ class V1Rules:
     default_util: float  # --gpu-memory-utilization when none is given (config/cache.py CacheConfig)
     default_block_size: int  # --block-size when none is given (config/cache.py DEFAULT_BLOCK_SIZE)
     kv_sizing: str  # "profile": the pool from the profile's estimate; "extensible": measured after warmup (0.34)
+    mxfp4_triton: str  # the Hopper mxfp4 MoE layout (common.MXFP4_LAYOUTS): the vendored triton_kernels' padding
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -283,7 +284,7 @@ V1_RULES = RuleTable(
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
-        default_util=0.9, default_block_size=16, kv_sizing="profile"),
+        default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
@@ -311,7 +312,10 @@ V1_RULES = RuleTable(
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
         "fitted non-torch of 0.18+ logs", hybrid_group_ratio=1.5, non_torch_tp1="tp1_gib"),
     row("0.19.0", "model_executor/layers/fused_moe/modular_kernel.py 0.19.0 _fused_experts: no chunking (the "
-        "whole profile in one workspace; VLLM_FUSED_MOE_CHUNK_SIZE gone from envs.py)", moe_workspace=0),
+        "whole profile in one workspace; VLLM_FUSED_MOE_CHUNK_SIZE gone from envs.py); third_party/triton_kernels "
+        "0.19.0 (vendored): the Hopper mxfp4 layout pads the packed expert weights to 64 rows and 64 bytes "
+        "(0.14.0's to 32 bytes; 0.15-0.18 not read, taken as 0.14's, 0.20+ as 0.19's)", moe_workspace=0,
+        mxfp4_triton="triton_64"),
     row("0.20.0", "envs.py 0.20.0: VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS defaults to 1; config/cache.py 0.20.0 "
         "CacheConfig.gpu_memory_utilization defaults to 0.92 (0.9 in 0.19.1; 0.92 read in 0.20, 0.23, 0.26, 0.29, "
         "0.31, 0.33)", cudagraph_estimate=True, default_util=0.92),
@@ -942,8 +946,18 @@ class VLLM(Engine):
         r = setup.rules
         return r.sampler_v2 if uses_runner_v2(r.runner_v2, setup.dep.model) else r.sampler
 
+    def mxfp4_layout(self, setup: Setup) -> str:
+        """The MoE backend that holds mxfp4 experts, by compute capability (fused_moe/oracle/mxfp4.py 0.19.0,
+        quantization/mxfp4.py 0.14.0 get_mxfp4_backend, default env): FlashInfer TRT-LLM on SM 10.x, Triton on
+        SM 9.0-10.x otherwise (Hopper), Marlin elsewhere (from SM 7.5, and SM 11-12); a device without an NVIDIA
+        capability keeps Marlin's shapes (ROCm's 256 / 256 rounding not read in full)."""
+        cap = compute_capability(setup.gpu) if setup.gpu is not None else None
+        if cap is None or cap < 90 or cap >= 110:
+            return "marlin"
+        return "trtllm" if cap >= 100 else setup.rules.mxfp4_triton
+
     def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
-        weights, w_source = loaded_weights(setup.dep, stage)
+        weights, w_source = loaded_weights(setup.dep, stage, self.mxfp4_layout(setup))
         if setup.settings.max_loras:
             lora, lora_source = lora_bytes(setup.dep, stage, setup.settings)
             weights += lora
@@ -1267,6 +1281,9 @@ class VLLMV0(VLLM):
     speculative_methods = frozenset()  # V0's draft worker sized its own cache: not modelled
     kv_offload_tier = False  # V0 had no offloading connector
     extensible_kv_cache = False
+
+    def mxfp4_layout(self, setup: Setup) -> str:
+        return "marlin"  # V0 served no mxfp4 MoE (gpt-oss came with V1, 0.10.1)
     swap_default_gib = 4.0  # EngineArgs.swap_space (engine/arg_utils.py 0.4-0.10)
 
     def fraction(self, setup: Setup, util: float | None) -> float:
