@@ -624,3 +624,23 @@ def test_mxfp4_experts_take_the_backends_layout():
         assert f"the {layout} backend" in weights.source
         if logged:
             assert abs(weights.bytes / GiB - logged) / logged < 0.003
+
+
+def test_a_log_naming_its_mxfp4_backend_is_sized_with_that_layout():
+    """The same gpt-oss-120b on an H100 loads 1.6 GiB apart by backend: vllm-project/vllm#23278 (2025-08-20, a
+    conda install) warns that Marlin holds the experts and logs 65.9651 GiB; vllm-project/vllm#33155 (v0.14.1)
+    logs "Using Triton backend" and 64.38 GiB. explain reads the backend from the log's own line; without one,
+    Hopper runs the release's Triton layout."""
+    from kvplan.explain import diagnose
+
+    marlin = diagnose("\n".join([
+        "(EngineCore_0 pid=5839) WARNING 08-20 18:04:08 [marlin_utils_fp4.py:196] Your GPU does not have native "
+        "support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used "
+        "leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.",
+        "(EngineCore_0 pid=5839) INFO 08-20 18:04:10 [gpu_model_runner.py:2007] Model loading took 65.9651 GiB and "
+        "12.799889 seconds"]), model="gpt-oss-120b", gpu="h100")
+    assert marlin.logged["weights"] == 65.9651
+    assert abs(marlin.predicted["weights"] - 65.9651) / 65.9651 < 0.002
+    triton = plan("gpt-oss-120b", gpu="h100", engine_version="0.14.1", max_model_len=8192).scenarios[0]
+    weights = next(t for t in triton.budgets[0].terms if t.kind == TermKind.WEIGHTS)
+    assert abs(weights.bytes / GiB - 64.38) / 64.38 < 0.002

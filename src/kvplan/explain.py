@@ -141,6 +141,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
         block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
         extensible_kv_cache=s.get("enable_extensible_kv_cache"),  # type: ignore[arg-type]
+        mxfp4_backend=s.get("mxfp4_backend"),  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
     )
     return Setup(dep, device, None if util is None else float(util), settings)

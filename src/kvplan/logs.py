@@ -194,6 +194,10 @@ _SETTING_RULES: list[Rule] = [
         r"Defaulting max_num_seqs to (\d+)",
     ),
     *rules("enforce_eager", _bool, rf"{KEY}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
+    # vLLM's mxfp4 MoE backend, as the log names it (quantization/mxfp4.py "Using Triton backend"; the Marlin
+    # fallback's warning in quantization/utils/marlin_utils_fp4.py)
+    *rules("mxfp4_backend", lambda _: "triton", r"mxfp4\.py:\d+\] Using Triton backend()"),
+    *rules("mxfp4_backend", lambda _: "marlin", r"FP4 compression will be used leveraging the Marlin kernel()"),
     # vLLM >= 0.34: the flag, or the worker's fallback (executor/abstract.py "Disabling the extensible KV cache")
     *rules("enable_extensible_kv_cache", _bool, rf"{KEY}enable_extensible_kv_cache=(True|False)",
            r"'enable_extensible_kv_cache': (True|False)", r"Disabling the extensible KV cache()"),

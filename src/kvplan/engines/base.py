@@ -158,6 +158,7 @@ class EngineSettings:
     kv_offloading_backend: str = "native"  # vLLM --kv-offloading-backend: native (OffloadingConnector) or lmcache
     images_per_prompt: int | None = None  # vLLM --limit-mm-per-prompt image=N (None: the default, 1)
     extensible_kv_cache: bool | None = None  # vLLM >= 0.34 --[no-]enable-extensible-kv-cache (None: its default, on)
+    mxfp4_backend: str | None = None  # vLLM: the MoE backend a log says holds mxfp4 experts (marlin, triton)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine

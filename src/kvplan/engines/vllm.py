@@ -951,6 +951,11 @@ class VLLM(Engine):
         quantization/mxfp4.py 0.14.0 get_mxfp4_backend, default env): FlashInfer TRT-LLM on SM 10.x, Triton on
         SM 9.0-10.x otherwise (Hopper), Marlin elsewhere (from SM 7.5, and SM 11-12); a device without an NVIDIA
         capability keeps Marlin's shapes (ROCm's 256 / 256 rounding not read in full)."""
+        logged = setup.settings.mxfp4_backend  # a log that names it (explain): a pip install without
+        if logged == "marlin":  # triton_kernels runs Marlin on Hopper too (vllm-project/vllm#23278, 0.10.1)
+            return "marlin"
+        if logged == "triton":
+            return setup.rules.mxfp4_triton
         cap = compute_capability(setup.gpu) if setup.gpu is not None else None
         if cap is None or cap < 90 or cap >= 110:
             return "marlin"
