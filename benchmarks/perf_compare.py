@@ -45,6 +45,7 @@ from kvplan.hardware import find_gpu, generation  # noqa: E402
 from kvplan.model import catalog  # noqa: E402
 from kvplan.model.load import load_model  # noqa: E402
 from kvplan.planning import plan  # noqa: E402
+from kvplan.validate import csv_release  # noqa: E402
 
 CSV = ROOT / "benchmarks" / "perf_measurements.csv"
 OUT = ROOT / "src" / "kvplan" / "data" / "perf-constants.toml"
@@ -96,8 +97,8 @@ def engine_of(row: dict) -> tuple[str, str | None]:
               "vllm" if "vllm" in name else None)
     if engine is None:
         return "vllm", None  # TensorRT-LLM, NIM, LMDeploy, unstated: vLLM's in-flight batcher stands in
-    if text.startswith("<") and version:
-        version = get_engine(engine).release_in(None, version)
+    if text.startswith("<"):
+        version = csv_release(get_engine(engine), text)[0]
     if engine == "vllm" and ((version and tuple(int(x) for x in version.split(".")[:2]) < (0, 8))
                              or "v0 engine" in text.lower()):
         return "vllm-v0", version

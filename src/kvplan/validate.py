@@ -27,7 +27,7 @@ from typing import Any
 
 from kvplan.budget import TermKind
 from kvplan.deployment import Deployment
-from kvplan.engines import EngineSettings, Scenario, by_csv_name, get_engine, scenario
+from kvplan.engines import Engine, EngineSettings, Scenario, by_csv_name, get_engine, scenario
 from kvplan.engines.common import loaded_weights
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, custom_gpu, find_gpu
@@ -231,10 +231,8 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
     kv = {"bfloat16": "bf16", "float16": "fp16", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}.get(kv, kv) or "auto"
     dep = Deployment(spec, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv)
 
-    version = (row.get("engine_version") or "").strip() or None
-    if version is not None and version.startswith("<"):  # not stated, but the log predates a release
-        bound = version[1:].strip()
-        version = found.release_in(None, bound)
+    version, bound = csv_release(found, row.get("engine_version"))
+    if bound is not None:
         assumptions.append(f"engine version not stated; the log predates {found.label} {bound}: {version} rules")
     elif found.version_assumed_note and version is None:
         assumptions.append(f"engine version not stated: {found.label} {found.default_version.removesuffix('.0')} "
@@ -355,12 +353,22 @@ def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) 
     result.figures["kv_tokens_given_pool"] = _entry(s.printed.kv_tokens, tokens)
 
 
+def csv_release(found: Engine, text: str | None) -> tuple[str | None, str | None]:
+    """A CSV `engine_version`: (the release whose rules apply, the `<X` bound it was read from, else None). `<X`:
+    the version is not stated but the source predates release X, so the newest rules before X apply."""
+    text = (text or "").strip()
+    if text.startswith("<"):
+        bound = text[1:].strip()
+        return found.release_in(None, bound), bound
+    return text or None, None
+
+
 def band_of(row: dict[str, str]) -> str:
     found = by_csv_name(row.get("engine") or "")
     if found is None:
         return f"{(row.get('engine') or '').strip() or 'no engine'} (not modelled)"
-    version = (row.get("engine_version") or "").strip()
-    return found.band(None if not version or version.startswith("<") else version)
+    version, bound = csv_release(found, row.get("engine_version"))
+    return found.band(None if bound else version)  # a bound is scored as "version not stated"
 
 
 def source_of(row: dict[str, str]) -> str:

@@ -133,11 +133,9 @@ def _mxfp4_layout_bytes(t: Tensor, shape: list[int], layout: str, dense_bytes: f
     `layout`. Marlin pads I to 128 and H to 256, TRT-LLM both to 256 (fp32 biases), keeping the shapes' bytes;
     Triton pads I to 64, swizzles the e8m0 scales into rows padded to 256 (even columns) and keeps the original
     scales beside them (only the original weights are deleted), with fp32 biases."""
-    e = shape[0]
-    gate_up = "gate_up_proj" in t.name
-    bias = t.name.endswith("_bias")
-    i, h = (shape[1] // 2, shape[2] if len(shape) == 3 else 0) if gate_up else (
-        shape[2] if len(shape) == 3 else 0, shape[1])
+    e, gate_up, bias = shape[0], "gate_up_proj" in t.name, t.name.endswith("_bias")
+    inner = shape[2] if len(shape) == 3 else 0  # the input dim of a weight (a bias has none)
+    i, h = (shape[1] // 2, inner) if gate_up else (inner, shape[1])
     if layout in ("marlin", "trtllm"):
         ip, hp = pad(i, 128 if layout == "marlin" else 256), pad(h, 256)
         if bias:

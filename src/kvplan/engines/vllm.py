@@ -279,7 +279,9 @@ V1_RULES = RuleTable(
         "(all_tp1_gib); engine/arg_utils.py 0.8.0-0.8.3 _set_default_args_v1: 8192 tokens on devices named H100 / "
         "H200, 1024 sequences everywhere; min_capability from 0.19.0; kv_fp8_min_capability is an assumption, not "
         "read (FlashAttention and FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks "
-        "were not read)",
+        "were not read); config/cache.py CacheConfig 0.19.0: gpu_memory_utilization 0.9, block size 16, the pool "
+        "from the profile; the Hopper mxfp4 layout of the triton_kernels vendored in 0.14.0 (32-byte packing; "
+        "earlier releases assumed alike)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
@@ -346,6 +348,12 @@ V1_RULES = RuleTable(
 @derived
 def _has_state(model: ModelSpec) -> bool:
     return any(layer.kv.retention == Retention.STATE for layer in model.layers)
+
+
+def default_util(rules: V1Rules, extensible: bool) -> float:
+    """--gpu-memory-utilization when unset: the release's default, 1.0 under the extensible KV cache (config/cache.py
+    0.34.0 resolved_gpu_memory_utilization)."""
+    return 1.0 if extensible else rules.default_util
 
 
 def uses_runner_v2(rule: str, model: ModelSpec) -> bool:
@@ -832,12 +840,12 @@ class VLLM(Engine):
         cache: config/cache.py 0.34.0 resolved_gpu_memory_utilization)."""
         if util is not None:
             return check_util(util)
-        return 1.0 if self.extensible(setup) else setup.rules.default_util
+        return default_util(setup.rules, self.extensible(setup))
 
     def describe(self) -> dict[str, Any]:
-        """The default release's default utilization (1.0 where it sizes the pool after warmup)."""
+        """The default release's default utilization."""
         r = V1_RULES.rules_for(parse_version(self.default_version, self.default_version))
-        return {**super().describe(), "default_util": 1.0 if r.kv_sizing == "extensible" else r.default_util}
+        return {**super().describe(), "default_util": default_util(r, r.kv_sizing == "extensible")}
 
     def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
         """V1 loads the drafter after the target, at the target's TP, both inside "Model loading took"
