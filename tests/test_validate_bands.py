@@ -288,6 +288,34 @@ def test_the_cuda_graph_estimate_is_the_median_of_the_newer_logs_and_a_prior_wit
     assert fit_cudagraph(list(enumerate(rows)), frozenset(newer))["estimate_gib"] == CUDAGRAPH_PRIOR_GIB
 
 
+def test_a_non_torch_constant_left_without_rows_borrows_a_neighbour_measured_alike():
+    """Held out, a TP 1 non-torch constant borrows from a neighbour: as it is where both count the same bytes
+    (V0 >= 0.6.5 and V1 0.9.1-0.17 both take only what the profile added after the init snapshot: vllm/utils
+    memory_profiling), with the CUDA context added where the constant counts it and the neighbour does not
+    (all_tp1: every non-torch byte on the device, V0 0.6.4 worker.py determine_num_available_blocks)."""
+    from kvplan.engines.common import CUDA_CONTEXT_GIB
+    from kvplan.engines.vllm_fit import fit_non_torch
+
+    rows = list(enumerate(read_rows(CSV)))
+    full = fit_non_torch(rows)
+    v0 = get_engine("vllm-v0")
+    def formula(r: dict[str, str]) -> str | None:
+        if r["engine"] != "vLLM V0" or not r["non_torch_gib"].strip() or not r["engine_version"].strip():
+            return None
+        return v0.rules_for(parse_version(r["engine_version"], v0.default_version)).non_torch
+    increase = frozenset(i for i, r in rows if formula(r) == "v0_increase_gib")
+    context = frozenset(i for i, r in rows if formula(r) == "all_tp1_gib")
+    assert increase and context
+    without = fit_non_torch(rows, increase)
+    assert without["v0_increase_gib"] == full["tp1_old_gib"] != full["v0_increase_gib"]
+    assert without["v0_increase_source"] == "no row: the tp1_old value"
+    without = fit_non_torch(rows, context)
+    assert without["all_tp1_gib"] == round(full["v0_increase_gib"] + CUDA_CONTEXT_GIB, 3)
+    assert "+ the 0.5 GiB CUDA context" in without["all_tp1_source"]
+    both = fit_non_torch(rows, increase | context)  # no V0 row left: V1 0.9.1-0.17's, the context added
+    assert both["all_tp1_gib"] == round(full["tp1_old_gib"] + CUDA_CONTEXT_GIB, 3)
+
+
 def test_a_row_dated_before_a_release_uses_the_newest_rules_before_it():
     """engine_version `<X` (benchmarks/engine_logs.md): the version is not stated but the source predates release
     X, so the row is predicted under the newest rule row before X and scored as "version not stated"."""

@@ -8,7 +8,8 @@ data/vllm-constants.toml holds them; `exclude` leaves rows out, which is how `kv
 
 - non-torch: the median per setup (TP 1 in >= 0.18, TP 1 before 0.18, PP with TP 1) and a least-squares line
   a + b x TP over the >= 0.18 TP >= 2 rows on NVLink GPUs; a setup left with no row borrows its nearest setup's
-  value. V1 rows that do not state their release are scored, never fitted (the constants split by release).
+  value, the CUDA context added or taken away where the two count it differently (TP1_CONSTANTS). V1 rows
+  that do not state their release are scored, never fitted (the constants split by release).
   V0: the median non-torch of the TP 1 rows of each of its two formulas (V0_RULES non_torch).
 - activation: peak = max(forward_factor x F, S + H), F the forward's eager count, S the sampler's peak as the
   release's rules read it from source (engines/common.py SamplerPeak), H the hidden states alive; only
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kvplan.engines import by_csv_name, parse_version
-from kvplan.engines.common import activation_features
+from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_features
 from kvplan.errors import KvplanError
 from kvplan.hardware import compute_units, find_gpu
 from kvplan.units import GiB
@@ -81,15 +82,20 @@ def label(ids: Iterable[int]) -> str:
 
 
 # The non-torch constants at TP 1 ([non_torch] in data/vllm-constants.toml), each the one some releases'
-# available-memory formula subtracts (V1_RULES non_torch_tp1, V0_RULES non_torch), with what it measures; a
-# constant left without rows (a held-out band) borrows the first of its neighbours that has a value, never the
-# shipped one, which was fitted on the rows held out.
-TP1_CONSTANTS = {
-    "tp1": ("V1 >= 0.18", ("tp1_old",)),
-    "tp1_old": ("V1 0.9.1-0.17", ("tp1",)),
-    "all_tp1": ("with the CUDA context: V0 0.6.4, V1 < 0.9.1", ("v0_increase", "tp1")),
-    "v0_increase": ("V0 <= 0.6.3 and >= 0.6.5", ("all_tp1", "tp1")),
-    "pp": ("V1 with PP and TP 1", ("tp1", "tp1_old")),
+# available-memory formula subtracts (V1_RULES non_torch_tp1, V0_RULES non_torch), with what it measures and,
+# for a constant left without rows (a held-out band), the neighbours it borrows from in order, never the shipped
+# value (fitted on the rows held out). A neighbour measured the same way lends its value as it is; one that
+# counts the CUDA context where this one does not (or the reverse) lends it with the context added (or taken
+# away): all_tp1 is every non-torch byte on the device, the others only what the profile added after the init
+# snapshot (vllm/utils memory_profiling, V0 >= 0.6.5 and V1 >= 0.9.1 alike), so they differ by that context.
+CONTEXT = CUDA_CONTEXT_GIB
+TP1_CONSTANTS: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
+    "tp1": ("V1 >= 0.18", (("tp1_old", 0.0),)),
+    "tp1_old": ("V1 0.9.1-0.17", (("tp1", 0.0),)),
+    "all_tp1": ("with the CUDA context: V0 0.6.4, V1 < 0.9.1",
+                (("v0_increase", CONTEXT), ("tp1_old", CONTEXT), ("tp1", CONTEXT))),
+    "v0_increase": ("V0 <= 0.6.3 and >= 0.6.5", (("tp1_old", 0.0), ("all_tp1", -CONTEXT), ("tp1", 0.0))),
+    "pp": ("V1 with PP and TP 1", (("tp1", 0.0), ("tp1_old", 0.0))),
 }
 
 
@@ -129,10 +135,14 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
             out[f"{key}_source"] = f"median of {len(values)} public logs ({what}), {label(i for i, _ in groups[key])}"
     for key, (_, neighbours) in TP1_CONSTANTS.items():
         if f"{key}_gib" not in out:
-            near = next((n for n in neighbours if f"{n}_gib" in out), None)
+            near = next(((n, add) for n, add in neighbours if f"{n}_source" in out and not
+                         out[f"{n}_source"].startswith("no row")), None)
             if near is None:
                 raise KvplanError(f"no log of non-torch memory for {key} nor its neighbours: nothing to fit")
-            out[f"{key}_gib"], out[f"{key}_source"] = out[f"{near}_gib"], f"no row: the {near} value"
+            n, add = near
+            out[f"{key}_gib"] = round(max(out[f"{n}_gib"] + add, 0.0), 3)
+            out[f"{key}_source"] = (f"no row: the {n} value" if not add else
+                                    f"no row: the {n} value {'+' if add > 0 else '-'} the {abs(add)} GiB CUDA context")
     xs = [int(r["tensor_parallel"]) for _, r in groups["tp"]]
     ys = [float(r["non_torch_gib"]) for _, r in groups["tp"]]
     if len(set(xs)) >= 2:
