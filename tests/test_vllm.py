@@ -148,6 +148,23 @@ def test_cuda_graphs_subtracted_from_0_20_unless_eager():
     assert "CUDA graphs" not in terms(engine_version="0.20.0", enforce_eager=True)
 
 
+def test_model_runner_v2_subtracts_no_cuda_graph_estimate_before_0_29():
+    """gpu/model_runner.py profile_cudagraph_memory returns 0 in 0.22.0-0.28.0 (read in 0.22, 0.25, 0.26, 0.27,
+    0.28) and estimates from 0.29.0; V1's runner estimates from 0.20 (envs.py). Llama runs V2 from 0.23
+    (config/vllm.py), Qwen2 from 0.25, a MoE model only from 0.29. Row 174 of the canonical CSV (0.26, V2):
+    the pool is 13.99 - 0.93 - 1.06 - 0.07 GiB, its 0.4 GiB of graphs left out."""
+    def terms(model: str, version: str) -> list[str]:
+        return [t.label for t in plan(model, gpu="h100", engine_version=version).scenarios[0].budgets[0].terms]
+
+    assert "CUDA graphs" in terms("llama-3.1-8b", "0.22.0")  # V1's runner (V2 ran only Qwen3 in 0.22)
+    for version in ("0.23.0", "0.26.0", "0.28.0"):
+        assert "CUDA graphs" not in terms("llama-3.1-8b", version)
+        assert "CUDA graphs" in terms("mixtral-8x7b", version)  # MoE: V1's runner until 0.29
+    assert "CUDA graphs" in terms("llama-3.1-8b", "0.29.0")
+    notes = plan("llama-3.1-8b", gpu="h100", engine_version="0.26.0").scenarios[0].printed.notes
+    assert any("Model Runner V2 estimates no CUDA-graph memory" in n for n in notes)
+
+
 def test_non_torch_grows_with_tp_only_on_nvlink():
     c = constants()["non_torch"]
 

@@ -225,6 +225,7 @@ class V1Rules:
     runner_v2: str  # which models run on Model Runner V2 by default (uses_runner_v2); "none" before 0.22
     sampler_v2: SamplerPeak  # ... and its dummy sampler's peak
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
+    cudagraph_estimate_v2: bool  # ... by Model Runner V2 too (its profile_cudagraph_memory returns 0 before 0.29)
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
     free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
     scheduler: str  # how `vllm serve` picks its defaults (scheduler_defaults): by device name, or by memory
@@ -284,7 +285,7 @@ V1_RULES = RuleTable(
         "earlier releases assumed alike)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
-        cudagraph_estimate=False, tokens_from_concurrency=False, free_memory_check=False,
+        cudagraph_estimate=False, cudagraph_estimate_v2=False, tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
@@ -331,7 +332,10 @@ V1_RULES = RuleTable(
         "not read in full)", runner_v2="qwen3_llama_mistral"),
     row("0.25.0", "config/vllm.py 0.25.0: every generative model without MoE or hybrid layers", runner_v2="dense"),
     row("0.26.0", "gpu/sample/sampler.py 0.26.0: no fp32 copy (in place)", sampler_v2=V2_LOGITS),
-    row("0.29.0", "config/vllm.py 0.29.0: every model (unless a feature V2 lacks is on)", runner_v2="all"),
+    row("0.29.0", "config/vllm.py 0.29.0: every model (unless a feature V2 lacks is on); gpu/model_runner.py "
+        "0.29.0 profile_cudagraph_memory: Model Runner V2 estimates its CUDA graphs (0.22.0, 0.25.0, 0.26.0, "
+        "0.27.0 and 0.28.0 return 0 there: no estimate is subtracted for a model V2 runs)", runner_v2="all",
+        cudagraph_estimate_v2=True),
     row("0.30.0", "v1/sample/ops/topk_topp_sampler.py 0.30.0: the Triton kernel at every batch size",
         sampler=TRITON),
     row("0.33.0", "gpu/model_runner.py 0.33.0: a second dummy pass with SamplingParams.for_sampler_warmup "
@@ -944,7 +948,14 @@ class VLLM(Engine):
             return extensible_terms(setup, stage, Term(TermKind.NON_TORCH, nt, nt_source), act, act_source,
                                     workspace)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
-        cg, cg_source = cudagraph(setup.rules.cudagraph_estimate, o.enforce_eager)
+        estimated = setup.rules.cudagraph_estimate
+        if estimated and not setup.rules.cudagraph_estimate_v2 and uses_runner_v2(setup.rules.runner_v2, dep.model):
+            estimated = False
+            if stage.index == 0 and not o.enforce_eager:
+                setup.notes.append("Model Runner V2 estimates no CUDA-graph memory before 0.29 (gpu/model_runner.py "
+                                   "profile_cudagraph_memory returns 0): the graphs are captured after the pool is "
+                                   "sized, in the memory left beside it")
+        cg, cg_source = cudagraph(estimated, o.enforce_eager)
         if cg:
             terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
         return terms
