@@ -442,3 +442,26 @@ def test_tgi_warmup_logits_under_tp():
     assert warmup_logits(dep, TGI_RULES.rules_for((2, 2, 0))).no_sort == 1 + 2 + 2
     assert warmup_logits(dep, TGI_RULES.rules_for((2, 4, 0))).no_sort == 1
     assert warmup_logits(Deployment(load_model("llama-3.1-8b")), TGI_RULES.rules_for((2, 2, 0))).no_sort == 2
+
+
+def test_startup_holds_the_distributed_init_only_where_nccl_has_nvls_buffers():
+    """The 2.01 GiB torch.distributed init of an H200 TP8 SGLang log (sgl-project/sglang#11716) is NCCL's NVLink
+    SHARP buffers, which need NVSwitch Hopper or newer; NVIDIA GPUs without them hold the CUDA context alone,
+    as SGLang's public PCIe logs show (row 133 of benchmarks/engine_logs.csv: L4 TP4, 21.63 of 22.03 GiB free
+    at "Load weight begin"); GPUs kvplan has no such figure for (AMD) keep it."""
+    from kvplan.engines.common import CUDA_CONTEXT_GIB, DISTRIBUTED_INIT_GIB, startup_in_use
+    from kvplan.hardware import get_gpu
+    from kvplan.planning import plan
+    from kvplan.units import GiB
+
+    context, both = round(CUDA_CONTEXT_GIB * GiB), round((CUDA_CONTEXT_GIB + DISTRIBUTED_INIT_GIB) * GiB)
+    assert startup_in_use(4, 1, get_gpu("h200"))[0] == both
+    assert startup_in_use(1, 2, get_gpu("h100"))[0] == both
+    assert startup_in_use(4, 1, get_gpu("mi300x"))[0] == both
+    for name in ("l4", "rtx-4090", "a100"):
+        in_use, source = startup_in_use(4, 1, get_gpu(name))
+        assert in_use == context and "no NVLink SHARP" in source, name
+    assert startup_in_use(1, 1, get_gpu("h200"))[0] == context
+    l4 = plan("qwen2.5-14b", gpu="l4", tp=4, engine="sglang", max_model_len=4096).scenarios[0]
+    startup = l4.budgets[0].terms[0]  # the fraction of the free memory at startup
+    assert f"x {context:,} B" in startup.source and "no NVLink SHARP" in startup.source

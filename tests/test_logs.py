@@ -30,6 +30,7 @@ CASES: dict[str, dict] = {
             tensor_parallel=1,
             pipeline_parallel=1,
             data_parallel=1,
+            model_runner="v1",  # the V1 runner's "Estimated CUDA graph memory" line
             dtype="bfloat16",
             kv_cache_dtype="auto",
             quantization=None,
@@ -58,6 +59,7 @@ CASES: dict[str, dict] = {
             tensor_parallel=2,
             pipeline_parallel=1,
             data_parallel=1,
+            model_runner="v1",  # the V1 runner's "Estimated CUDA graph memory" line
             dtype="bfloat16",
             kv_cache_dtype="auto",
             quantization="compressed-tensors",
@@ -126,7 +128,7 @@ CASES: dict[str, dict] = {
         engine="vLLM V1",
         version=None,
         model=None,
-        settings=dict(gpu_memory_utilization=0.9764),
+        settings=dict(gpu_memory_utilization=0.9764, model_runner="v1"),
         figures=dict(kv_available_gib=6.37, kv_tokens=46368, max_concurrency_len=16384, max_concurrency_x=2.83),
     ),
     "vllm_v1_engine_core_dp0.log": dict(

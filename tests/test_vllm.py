@@ -661,3 +661,30 @@ def test_a_log_naming_its_mxfp4_backend_is_sized_with_that_layout():
     triton = plan("gpt-oss-120b", gpu="h100", engine_version="0.14.1", max_model_len=8192).scenarios[0]
     weights = next(t for t in triton.budgets[0].terms if t.kind == TermKind.WEIGHTS)
     assert abs(weights.bytes / GiB - 64.38) / 64.38 < 0.002
+
+
+def test_a_log_showing_its_model_runner_is_sized_with_that_runner():
+    """Which runner ran decides the CUDA-graph estimate at 0.23-0.28 (V2 estimates none there) and the sampler's
+    dummy run: a 0.26 log with the V1 runner's own "Estimated CUDA graph memory" line (v1/worker/
+    gpu_model_runner.py; wording of LMCache/LMCache#3430) is sized with the estimate and V1's Triton sampler, one
+    saying "Using V2 Model Runner" (gpu_worker.py) with neither (V2_LOGITS: the logits only), as 0.26 runs Llama
+    by default."""
+    from kvplan.explain import _run, _setup, diagnose
+    from kvplan.logs import parse_log
+
+    head = "(APIServer pid=1) INFO 05-28 08:00:00 [api_server.py:1] vLLM API server version 0.26.0\n"
+    tail = "(EngineCore pid=1) INFO 05-28 08:00:26 [gpu_worker.py:462] Available KV cache memory: 60.0 GiB\n"
+    lines = {"v1": "(EngineCore pid=1) INFO 05-28 08:00:25 [gpu_model_runner.py:6142] Estimated CUDA graph "
+                   "memory: 0.52 GiB total\n",
+             "v2": "(EngineCore pid=1) INFO 05-28 08:00:20 [gpu_worker.py:378] Using V2 Model Runner\n"}
+    terms = {}
+    for runner, line in lines.items():
+        assert diagnose(head + line + tail, model="llama-3.1-8b", gpu="h100").parsed["model_runner"] == runner
+        setup = _setup(parse_log(head + line + tail), "llama-3.1-8b", "h100", None, None, [])
+        assert setup.settings.model_runner == runner
+        terms[runner] = {t.label: t for t in _run(setup).budgets[0].terms}
+    assert "CUDA graphs" in terms["v1"] and "CUDA graphs" not in terms["v2"]
+    assert "Triton top-k/top-p" in terms["v1"]["activation peak"].source
+    assert "Model Runner V2: the logits only" in terms["v2"]["activation peak"].source
+    default = plan("llama-3.1-8b", gpu="h100", engine_version="0.26.0").scenarios[0].budgets[0].terms
+    assert [t.label for t in default] == list(terms["v2"])

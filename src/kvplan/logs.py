@@ -198,6 +198,10 @@ _SETTING_RULES: list[Rule] = [
     # fallback's warning in quantization/utils/marlin_utils_fp4.py)
     *rules("mxfp4_backend", lambda _: "triton", r"mxfp4\.py:\d+\] Using Triton backend()"),
     *rules("mxfp4_backend", lambda _: "marlin", r"FP4 compression will be used leveraging the Marlin kernel()"),
+    # vLLM's model runner, where the log shows which ran: gpu_worker.py "Using V2 Model Runner", or the V1 runner's own
+    # CUDA-graph estimate (v1/worker/gpu_model_runner.py; V2 estimates in gpu/cudagraph_utils.py from 0.29)
+    *rules("model_runner", lambda _: "v2", r"Using V2 Model Runner()"),
+    *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
     # vLLM >= 0.34: the flag, or the worker's fallback (executor/abstract.py "Disabling the extensible KV cache")
     *rules("enable_extensible_kv_cache", _bool, rf"{KEY}enable_extensible_kv_cache=(True|False)",
            r"'enable_extensible_kv_cache': (True|False)", r"Disabling the extensible KV cache()"),

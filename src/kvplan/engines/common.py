@@ -20,12 +20,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from kvplan.caching import derived
 from kvplan.deployment import Deployment, Sharding, Stage
 from kvplan.model.quant import DTYPE_BYTES, WeightFormat
 from kvplan.model.spec import SELF_ATTENTION, ModelSpec, Tensor
 from kvplan.units import GiB
+
+if TYPE_CHECKING:
+    from kvplan.hardware import GPU
 
 VOCAB_PADDING = 64
 
@@ -338,10 +342,18 @@ def activation_peak(dep: Deployment, stage: Stage, tokens: int, max_num_seqs: in
 
 # -------------------------------------------------------------------------------------------------- startup
 
-def startup_in_use(tp: int, pp: int) -> tuple[int, str]:
-    """Memory already in use when an engine measures the free memory at startup (one GPU)."""
-    gib = CUDA_CONTEXT_GIB + (DISTRIBUTED_INIT_GIB if tp * pp > 1 else 0.0)
+def startup_in_use(tp: int, pp: int, gpu: GPU | None = None) -> tuple[int, str]:
+    """Memory already in use when an engine measures the free memory at startup (one GPU): the CUDA context, and
+    with more than one GPU per replica the torch.distributed / NCCL init, whose 2.01 GiB is read off an H200 TP8
+    log (NVLink SHARP buffers on NVSwitch Hopper; kept on GPUs kvplan has no such figure for, as AMD's, where
+    SGLang's MI300X TP8 row 140 of benchmarks/engine_logs.csv shows at least as much). NVIDIA GPUs without NVLS
+    (PCIe cards, A100s) take the context alone: SGLang's public PCIe logs show no more (rows 133, L4 TP4: 21.63
+    of 22.03 GiB free at "Load weight begin"; 134, RTX 4090 TP4: 16.0 GiB free after 7.08 of weights on 23.65)."""
+    no_nvls = gpu is not None and gpu.vendor == "NVIDIA" and not gpu.nvswitch
+    distributed = tp * pp > 1 and not no_nvls
+    gib = CUDA_CONTEXT_GIB + (DISTRIBUTED_INIT_GIB if distributed else 0.0)
     parts = f"CUDA context {CUDA_CONTEXT_GIB} GiB" + (
-        f" + torch.distributed init {DISTRIBUTED_INIT_GIB} GiB" if tp * pp > 1 else "")
+        f" + torch.distributed init {DISTRIBUTED_INIT_GIB} GiB" if distributed else
+        " (no NVLink SHARP buffers without NVSwitch: no torch.distributed term)" if tp * pp > 1 else "")
     return round(gib * GiB), f"estimate: {parts} ({STARTUP_SOURCE})"
 

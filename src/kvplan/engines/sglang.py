@@ -17,7 +17,8 @@ The request-to-token table, CUDA graphs and activations live outside the fractio
 Free memory at startup is not derivable from a config. kvplan takes it from a public SGLang startup log
 (kvplan.engines.common.startup_in_use: sgl-project/sglang#11716, H200 TP8): the CUDA context costs 0.50 GiB and
 "Init torch distributed ends. mem usage=1.77-2.01 GB" (2.01 GiB on most ranks) when more than one GPU serves a
-replica.
+replica: NCCL's NVLink SHARP buffers, so not on NVIDIA GPUs without NVSwitch, whose public logs show the context
+alone (rows 133 and 134 of benchmarks/engine_logs.csv, L4 and RTX 4090 at TP 4).
 
 Default --mem-fraction-static (used when no --util is given):
 - 0.5.23 `srt/arg_groups/memory_hook.py` handle_gpu_memory_settings (CUDA, no DP attention / speculative /
@@ -542,7 +543,7 @@ class SGLang(Engine):
         return cells(setup.dep, stage, setup.rules)
 
     def budget(self, setup: Setup, stage: Stage, layout: Cells, fraction: float) -> Budget:
-        in_use, in_use_source = startup_in_use(setup.dep.tp, setup.dep.pp)
+        in_use, in_use_source = startup_in_use(setup.dep.tp, setup.dep.pp, setup.gpu)
         weights, w_source = loaded_weights(setup.dep, stage)
         terms = [Term(TermKind.STARTUP, round(in_use * fraction),
                       f"{fraction} x {in_use:,} B: the fraction applies to the free memory at startup; "
@@ -601,7 +602,7 @@ class SGLang(Engine):
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)
         running = self.request_cap(setup, pool)
-        free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp)[0]
+        free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp, setup.gpu)[0]
         after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,

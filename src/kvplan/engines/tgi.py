@@ -346,7 +346,7 @@ class TGI(Engine):
         dep, o, r = setup.dep, setup.options, setup.rules
         prefill, block = o.max_batch_prefill_tokens, o.block_size
         context = self._context(setup)
-        in_use, in_use_source = startup_in_use(dep.tp, 1)
+        in_use, in_use_source = startup_in_use(dep.tp, 1, setup.gpu)
         requests = max(1, -(-prefill // max(1, context - 1)))
         rows = prefill if r.prefill_logprobs else requests  # logits rows: every prompt token, or one per request
         act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r),

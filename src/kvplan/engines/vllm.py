@@ -376,6 +376,14 @@ def uses_runner_v2(rule: str, model: ModelSpec) -> bool:
     return False
 
 
+def runs_v2(setup: Setup) -> bool:
+    """Whether the scenario runs on Model Runner V2: as a log shows (EngineSettings.model_runner), else the
+    release's default for the model (uses_runner_v2)."""
+    if setup.settings.model_runner is not None:
+        return setup.settings.model_runner == "v2"
+    return uses_runner_v2(setup.rules.runner_v2, setup.dep.model)
+
+
 @dataclass(frozen=True)
 class V0Rules:
     auto_chunked_prefill: bool  # chunked prefill switches itself on above 32K tokens of max_model_len
@@ -527,10 +535,8 @@ def extensible_terms(setup: Setup, stage: Stage, non_torch_term: Term, act: int,
     rocm = setup.gpu is not None and setup.gpu.vendor == "AMD"
     floor = MARGIN_FLOOR_GIB["rocm" if rocm else "cuda"]
     margin = max(floor * GiB, int(transient * MARGIN_FRACTION))
-    # what the worker holds before its init snapshot: the CUDA context, and past one GPU the distributed init,
-    # whose size kvplan has from NVSwitch GPUs only (as the non-torch TP line: elsewhere the context alone)
-    nvls = setup.gpu is not None and setup.gpu.nvswitch
-    in_use, in_use_source = startup_in_use(dep.tp if nvls else 1, dep.pp if nvls else 1)
+    # what the worker holds before its init snapshot: the CUDA context, and past one GPU the distributed init
+    in_use, in_use_source = startup_in_use(dep.tp, dep.pp, setup.gpu)
     requested = math.ceil(setup.total * setup.fraction)
     bound = setup.total - in_use - margin
     if requested > bound:
@@ -949,7 +955,7 @@ class VLLM(Engine):
                                     workspace)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         estimated = setup.rules.cudagraph_estimate
-        if estimated and not setup.rules.cudagraph_estimate_v2 and uses_runner_v2(setup.rules.runner_v2, dep.model):
+        if estimated and not setup.rules.cudagraph_estimate_v2 and runs_v2(setup):
             estimated = False
             if stage.index == 0 and not o.enforce_eager:
                 setup.notes.append("Model Runner V2 estimates no CUDA-graph memory before 0.29 (gpu/model_runner.py "
@@ -962,8 +968,7 @@ class VLLM(Engine):
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:
         """The release's sampler dummy run for this model (Model Runner V2's where the release runs it)."""
-        r = setup.rules
-        return r.sampler_v2 if uses_runner_v2(r.runner_v2, setup.dep.model) else r.sampler
+        return setup.rules.sampler_v2 if runs_v2(setup) else setup.rules.sampler
 
     def mxfp4_layout(self, setup: Setup) -> str:
         """The MoE backend that holds mxfp4 experts, by compute capability (fused_moe/oracle/mxfp4.py 0.19.0,
