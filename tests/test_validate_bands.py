@@ -325,3 +325,23 @@ def test_a_row_dated_before_a_release_uses_the_newest_rules_before_it():
     setup = row_setup(dated[0], CSV.parent)
     assert setup.settings.version == "0.14.0"  # the rule row 0.14.0 is the newest before 0.15.0
     assert any("predates vLLM 0.15.0: 0.14.0 rules" in a for a in setup.assumptions)
+
+
+def test_a_row_quoting_its_mxfp4_backend_is_sized_with_it():
+    """Rows 190 and 191 (vllm-project/vllm#23278 at 0.10.1, #33155 at 0.14.1): gpt-oss-120b on one H100 loads
+    65.9651 GiB where the log warns that Marlin holds the experts and 64.38 GiB where it says "Using Triton
+    backend"; validate reads the backend from the quoted line as explain reads it from a log, so both weights
+    lines are predicted within 0.1%, and the Marlin row is 2% off when its notes are dropped (Triton, Hopper's
+    default)."""
+    from kvplan.validate import serving_features, validate_row
+
+    rows = read_rows(CSV)
+    marlin, triton = rows[190], rows[191]
+    assert "23278" in marlin["source"] and "33155" in triton["source"]
+    assert serving_features(marlin["notes"])["mxfp4_backend"] == "marlin"
+    assert serving_features(triton["notes"])["mxfp4_backend"] == "triton"
+    for i in (190, 191):
+        assert validate_row(i, rows[i], CSV.parent).figures["weights"]["rel_err"] < 0.001
+    bare = validate_row(190, {**marlin, "notes": ""}, CSV.parent).figures["weights"]
+    assert bare["rel_err"] > 0.02
+    assert serving_features("'Using V2 Model Runner'")["model_runner"] == "v2"

@@ -126,7 +126,8 @@ def serving_features(notes: str) -> dict[str, Any]:
     """The serving features a row's notes say the engine ran with, spelled as on the command line (vLLM's and
     SGLang's flags) or as keyword arguments: LoRA slots, CPU weight offload, swap, the CPU KV tier, speculative
     decoding (vLLM's --speculative-config JSON or --speculative-model / --num-speculative-tokens; SGLang's
-    --speculative-algorithm with --speculative-draft-model-path and --speculative-num-draft-tokens)."""
+    --speculative-algorithm with --speculative-draft-model-path and --speculative-num-draft-tokens); and the
+    engine choices its quoted log lines show (vLLM's model runner, the mxfp4 MoE backend)."""
     out: dict[str, Any] = {}
     if re.search(r"--enable-lora\b|\benable_lora\s*=\s*True|--lora-paths?\b", notes, re.IGNORECASE):
         loras = _note_float(notes, "max-loras", "max-loras-per-batch")
@@ -140,6 +141,14 @@ def serving_features(notes: str) -> dict[str, Any]:
     backend = _note_word(notes, "kv-offloading-backend")
     if backend:
         out["kv_offloading_backend"] = backend.lower()
+    # engine choices the quoted log lines show (as `kvplan explain` reads them from a log): the model runner and the
+    # mxfp4 MoE backend
+    if re.search(r"Using V2 Model Runner", notes):
+        out["model_runner"] = "v2"
+    if re.search(r"Using Triton backend", notes):
+        out["mxfp4_backend"] = "triton"
+    elif re.search(r"FP4 compression will be used leveraging the Marlin kernel", notes):
+        out["mxfp4_backend"] = "marlin"
     m = re.search(r"--speculative[-_]config[ =]+'?(\{[^}]*\})", notes, re.IGNORECASE)
     if m:
         from kvplan.engines.base import parse_speculative_config
