@@ -688,3 +688,30 @@ def test_a_log_showing_its_model_runner_is_sized_with_that_runner():
     assert "Model Runner V2: the logits only" in terms["v2"]["activation peak"].source
     default = plan("llama-3.1-8b", gpu="h100", engine_version="0.26.0").scenarios[0].budgets[0].terms
     assert [t.label for t in default] == list(terms["v2"])
+
+
+def test_a_log_showing_its_sampler_is_sized_with_it():
+    """v1/sample/ops/topk_topp_sampler.py (0.8.5, 0.11.0) logs which top-k / top-p path the sampler takes: where
+    FlashInfer is the default (0.9-0.11) but "is not available" (a pip install without it; vllm-project/vllm
+    #27508's conda environment at 0.11), the dummy run sorts (36 B per entry, not FlashInfer's 12); where it is
+    opt-in (0.11.1-0.20), "Using FlashInfer for top-p & top-k sampling" means it ran; from 0.21 a native pass
+    follows it, so the release's own sampler still sets the peak."""
+    from kvplan.explain import _run, _setup
+    from kvplan.logs import parse_log
+
+    def activation(version: str, line: str) -> str:
+        log = (f"(APIServer pid=1) INFO 10-31 15:00:00 [api_server.py:1] vLLM API server version {version}\n"
+               f"(EngineCore_DP0 pid=1) WARNING 10-31 15:00:10 [topk_topp_sampler.py:66] {line}\n")
+        setup = _setup(parse_log(log), "llama-3.1-8b", "h100", None, None, [])
+        return next(t.source for t in _run(setup).budgets[0].terms if t.label == "activation peak")
+
+    missing = ("FlashInfer is not available. Falling back to the PyTorch-native implementation of top-p & top-k "
+               "sampling. For the best performance, please install FlashInfer.")
+    enabled = "Using FlashInfer for top-p & top-k sampling."
+    assert "PyTorch sort" in activation("0.11.0", missing)
+    assert "FlashInfer top-k/top-p" in activation("0.11.0", enabled)
+    assert "PyTorch sort" in activation("0.14.0", missing)  # 0.14 sorts by default anyway
+    assert "FlashInfer top-k/top-p" in activation("0.14.0", enabled)
+    assert "Triton top-k/top-p" in activation("0.21.0", enabled)
+    default = plan("llama-3.1-8b", gpu="h100", engine_version="0.11.0").scenarios[0].budgets[0].terms
+    assert "FlashInfer top-k/top-p" in next(t.source for t in default if t.label == "activation peak")

@@ -202,6 +202,12 @@ _SETTING_RULES: list[Rule] = [
     # CUDA-graph estimate (v1/worker/gpu_model_runner.py; V2 estimates in gpu/cudagraph_utils.py from 0.29)
     *rules("model_runner", lambda _: "v2", r"Using V2 Model Runner()"),
     *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
+    # vLLM's top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
+    # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
+    *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
+    *rules("flashinfer_sampler", lambda _: False,
+           r"Falling back to the PyTorch-native implementation of top-p & top-k sampling()",
+           r"FlashInfer version >= 0\.2\.3 required\. Falling back to default sampling()"),
     # vLLM >= 0.34: the flag, or the worker's fallback (executor/abstract.py "Disabling the extensible KV cache")
     *rules("enable_extensible_kv_cache", _bool, rf"{KEY}enable_extensible_kv_cache=(True|False)",
            r"'enable_extensible_kv_cache': (True|False)", r"Disabling the extensible KV cache()"),

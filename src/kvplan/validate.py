@@ -127,7 +127,8 @@ def serving_features(notes: str) -> dict[str, Any]:
     SGLang's flags) or as keyword arguments: LoRA slots, CPU weight offload, swap, the CPU KV tier, speculative
     decoding (vLLM's --speculative-config JSON or --speculative-model / --num-speculative-tokens; SGLang's
     --speculative-algorithm with --speculative-draft-model-path and --speculative-num-draft-tokens); and the
-    engine choices its quoted log lines show (vLLM's model runner, the mxfp4 MoE backend)."""
+    engine choices its quoted log lines show (vLLM's model runner and top-k / top-p sampler, the mxfp4 MoE
+    backend)."""
     out: dict[str, Any] = {}
     if re.search(r"--enable-lora\b|\benable_lora\s*=\s*True|--lora-paths?\b", notes, re.IGNORECASE):
         loras = _note_float(notes, "max-loras", "max-loras-per-batch")
@@ -145,6 +146,11 @@ def serving_features(notes: str) -> dict[str, Any]:
     # mxfp4 MoE backend
     if re.search(r"Using V2 Model Runner", notes):
         out["model_runner"] = "v2"
+    if re.search(r"Using FlashInfer for top-p & top-k sampling", notes):
+        out["flashinfer_sampler"] = True
+    elif re.search(r"Falling back to the PyTorch-native implementation of top-p|FlashInfer version >= 0\.2\.3 "
+                   r"required", notes):
+        out["flashinfer_sampler"] = False
     if re.search(r"Using Triton backend", notes):
         out["mxfp4_backend"] = "triton"
     elif re.search(r"FP4 compression will be used leveraging the Marlin kernel", notes):

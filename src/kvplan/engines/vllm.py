@@ -226,6 +226,8 @@ class V1Rules:
     sampler_v2: SamplerPeak  # ... and its dummy sampler's peak
     cudagraph_estimate: bool  # the CUDA-graph memory estimate is subtracted before sizing the pool
     cudagraph_estimate_v2: bool  # ... by Model Runner V2 too (its profile_cudagraph_memory returns 0 before 0.29)
+    flashinfer_sets_peak: bool  # FlashInfer's sampler, where it runs, is the dummy run's peak (a native pass follows
+    # it from 0.21)
     tokens_from_concurrency: bool  # "GPU KV cache size" = int(max concurrency x max_model_len)
     free_memory_check: bool  # startup refuses when free memory is below ceil(total x utilization)
     scheduler: str  # how `vllm serve` picks its defaults (scheduler_defaults): by device name, or by memory
@@ -285,7 +287,8 @@ V1_RULES = RuleTable(
         "earlier releases assumed alike)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
-        cudagraph_estimate=False, cudagraph_estimate_v2=False, tokens_from_concurrency=False, free_memory_check=False,
+        cudagraph_estimate=False, cudagraph_estimate_v2=False, flashinfer_sets_peak=True,
+        tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
@@ -324,7 +327,7 @@ V1_RULES = RuleTable(
         "0.31, 0.33)", cudagraph_estimate=True, default_util=0.92),
     row("0.21.0", "v1/core/kv_cache_utils.py 0.21.0 _report_kv_cache_config: tokens from the concurrency; "
         "gpu_model_runner.py 0.21.0 _dummy_sampler_run: a FlashInfer pass, then a native one (the peak)",
-        tokens_from_concurrency=True),
+        tokens_from_concurrency=True, flashinfer_sets_peak=False),
     row("0.22.0", "config/vllm.py 0.22.0 use_v2_model_runner: Model Runner V2 by default for dense, unquantized "
         "Qwen3ForCausalLM; its dummy sampler (gpu/sample/sampler.py) keeps the logits and an fp32 copy",
         runner_v2="qwen3"),
@@ -968,7 +971,17 @@ class VLLM(Engine):
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:
         """The release's sampler dummy run for this model (Model Runner V2's where the release runs it)."""
-        return setup.rules.sampler_v2 if runs_v2(setup) else setup.rules.sampler
+        if runs_v2(setup):
+            return setup.rules.sampler_v2
+        sampler, logged = setup.rules.sampler, setup.settings.flashinfer_sampler
+        # a log that shows the sampler (topk_topp_sampler.py TopKTopPSampler): FlashInfer's where it ran and sets
+        # the peak; the PyTorch-native path where FlashInfer is the release's default but did not run (0.9-0.11:
+        # not installed, as in a plain pip install), which sorts
+        if logged and setup.rules.flashinfer_sets_peak:
+            return FLASHINFER
+        if logged is False and sampler is FLASHINFER:
+            return SORT
+        return sampler
 
     def mxfp4_layout(self, setup: Setup) -> str:
         """The MoE backend that holds mxfp4 experts, by compute capability (fused_moe/oracle/mxfp4.py 0.19.0,
