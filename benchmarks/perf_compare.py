@@ -64,6 +64,9 @@ SAME_AS = {
     "meta-llama/Meta-Llama-3.1-8B-Instruct": ("meta-llama/Llama-3.1-8B-Instruct", None),
     "NVIDIA Nemotron Nano 30B": ("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", None),
     "Qwen/Qwen2.5-0.5B-Instruct": ("Gensyn/Qwen2.5-0.5B-Instruct", None),
+    # Qwen2-72B and Qwen2.5-72B share every dimension (80 layers, hidden 8192, 64 / 8 heads, intermediate 29568,
+    # vocab 152064); the checkpoint is GPTQ int4, group 128 (its model card)
+    "Qwen/Qwen2-72B-Instruct-GPTQ-Int4": ("Qwen/Qwen2.5-72B-Instruct", "gptq"),
 }
 WEIGHTS = {"fp8": "fp8", "mxfp4": "mxfp4", "int4-awq": "awq", "awq": "awq", "int4-gptq": "gptq"}
 
