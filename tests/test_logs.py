@@ -31,6 +31,7 @@ CASES: dict[str, dict] = {
             pipeline_parallel=1,
             data_parallel=1,
             model_runner="v1",  # the V1 runner's "Estimated CUDA graph memory" line
+            cudagraph_estimate_gib=0.84,  # "Estimated CUDA graph memory: 0.84 GiB total"
             dtype="bfloat16",
             kv_cache_dtype="auto",
             quantization=None,
@@ -60,6 +61,7 @@ CASES: dict[str, dict] = {
             pipeline_parallel=1,
             data_parallel=1,
             model_runner="v1",  # the V1 runner's "Estimated CUDA graph memory" line
+            cudagraph_estimate_gib=1.82,  # "Estimated CUDA graph memory: 1.82 GiB total"
             dtype="bfloat16",
             kv_cache_dtype="auto",
             quantization="compressed-tensors",
@@ -128,7 +130,7 @@ CASES: dict[str, dict] = {
         engine="vLLM V1",
         version=None,
         model=None,
-        settings=dict(gpu_memory_utilization=0.9764, model_runner="v1"),
+        settings=dict(gpu_memory_utilization=0.9764, model_runner="v1", cudagraph_estimate_gib=0.52),
         figures=dict(kv_available_gib=6.37, kv_tokens=46368, max_concurrency_len=16384, max_concurrency_x=2.83),
     ),
     "vllm_v1_engine_core_dp0.log": dict(

@@ -715,3 +715,25 @@ def test_a_log_showing_its_sampler_is_sized_with_it():
     assert "Triton top-k/top-p" in activation("0.21.0", enabled)
     default = plan("llama-3.1-8b", gpu="h100", engine_version="0.11.0").scenarios[0].budgets[0].terms
     assert "FlashInfer top-k/top-p" in next(t.source for t in default if t.label == "activation peak")
+
+
+def test_a_logged_cuda_graph_estimate_replaces_the_fitted_one():
+    """From 0.20 the estimate V1's profile prints ("Estimated CUDA graph memory: X GiB total", gpu_model_runner.py
+    profile_cudagraph_memory) is what the worker subtracts (gpu_worker.py determine_available_memory), so a log
+    that prints it is sized with it, not with the fitted median; 0.19 prints it without subtracting it."""
+    from kvplan.explain import _run, _setup
+    from kvplan.logs import parse_log
+
+    def graphs(version: str) -> int:
+        log = (f"(APIServer pid=1) INFO 05-28 08:00:00 [api_server.py:1] vLLM API server version {version}\n"
+               "(EngineCore pid=1) INFO 05-28 08:00:25 [gpu_model_runner.py:6142] Estimated CUDA graph memory: "
+               "1.25 GiB total\n")
+        setup = _setup(parse_log(log), "llama-3.1-8b", "h100", None, None, [])
+        assert setup.settings.cudagraph_estimate_gib == 1.25
+        return sum(t.bytes for t in _run(setup).budgets[0].terms if t.label == "CUDA graphs")
+
+    assert graphs("0.21.0") == round(1.25 * GiB)
+    assert graphs("0.19.0") == 0
+    fitted = plan("llama-3.1-8b", gpu="h100", engine_version="0.21.0").scenarios[0].budgets[0].terms
+    assert next(t.bytes for t in fitted if t.label == "CUDA graphs") == round(constants()["cudagraph"]["estimate_gib"]
+                                                                             * GiB)

@@ -144,6 +144,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         mxfp4_backend=s.get("mxfp4_backend"),  # type: ignore[arg-type]
         model_runner=s.get("model_runner"),  # type: ignore[arg-type]
         flashinfer_sampler=s.get("flashinfer_sampler"),  # type: ignore[arg-type]
+        cudagraph_estimate_gib=s.get("cudagraph_estimate_gib"),  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
     )
     return Setup(dep, device, None if util is None else float(util), settings)

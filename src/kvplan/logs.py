@@ -202,6 +202,8 @@ _SETTING_RULES: list[Rule] = [
     # CUDA-graph estimate (v1/worker/gpu_model_runner.py; V2 estimates in gpu/cudagraph_utils.py from 0.29)
     *rules("model_runner", lambda _: "v2", r"Using V2 Model Runner()"),
     *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
+    # the CUDA-graph estimate V1's profile printed (v1/worker/gpu_model_runner.py profile_cudagraph_memory, >= 0.18)
+    *rules("cudagraph_estimate_gib", float, rf"Estimated CUDA graph memory: {DEC} GiB"),
     # vLLM's top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
     # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
     *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),

@@ -127,8 +127,8 @@ def serving_features(notes: str) -> dict[str, Any]:
     SGLang's flags) or as keyword arguments: LoRA slots, CPU weight offload, swap, the CPU KV tier, speculative
     decoding (vLLM's --speculative-config JSON or --speculative-model / --num-speculative-tokens; SGLang's
     --speculative-algorithm with --speculative-draft-model-path and --speculative-num-draft-tokens); and the
-    engine choices its quoted log lines show (vLLM's model runner and top-k / top-p sampler, the mxfp4 MoE
-    backend)."""
+    engine choices its quoted log lines show (vLLM's model runner, top-k / top-p sampler and CUDA-graph
+    estimate, the mxfp4 MoE backend)."""
     out: dict[str, Any] = {}
     if re.search(r"--enable-lora\b|\benable_lora\s*=\s*True|--lora-paths?\b", notes, re.IGNORECASE):
         loras = _note_float(notes, "max-loras", "max-loras-per-batch")
@@ -151,6 +151,9 @@ def serving_features(notes: str) -> dict[str, Any]:
     elif re.search(r"Falling back to the PyTorch-native implementation of top-p|FlashInfer version >= 0\.2\.3 "
                    r"required", notes):
         out["flashinfer_sampler"] = False
+    m = re.search(r"Estimated CUDA graph memory: (\d+(?:\.\d+)?) GiB", notes)
+    if m:
+        out["cudagraph_estimate_gib"] = float(m.group(1))
     if re.search(r"Using Triton backend", notes):
         out["mxfp4_backend"] = "triton"
     elif re.search(r"FP4 compression will be used leveraging the Marlin kernel", notes):

@@ -481,10 +481,13 @@ def non_torch(constant: str, tp: int, pp: int, nvls: bool = True) -> tuple[int, 
     return round(c[constant] * GiB), f"fitted: {c[constant]} GiB at TP 1 ({c[constant.replace('gib', 'source')]})"
 
 
-def cudagraph(estimated: bool, enforce_eager: bool) -> tuple[int, str]:
-    """The CUDA-graph estimate, where the release subtracts it before sizing the pool."""
+def cudagraph(estimated: bool, enforce_eager: bool, logged_gib: float | None = None) -> tuple[int, str]:
+    """The CUDA-graph estimate, where the release subtracts it before sizing the pool: the one a log printed, else
+    the fitted constant."""
     if enforce_eager or not estimated:
         return 0, ""
+    if logged_gib is not None:
+        return round(logged_gib * GiB), f"{logged_gib} GiB, as the log prints it (\"Estimated CUDA graph memory\")"
     c = fitted_constants()["cudagraph"]
     return round(c["estimate_gib"] * GiB), f"estimate {c['estimate_gib']} GiB ({c['source']})"
 
@@ -964,7 +967,7 @@ class VLLM(Engine):
                 setup.notes.append("Model Runner V2 estimates no CUDA-graph memory before 0.29 (gpu/model_runner.py "
                                    "profile_cudagraph_memory returns 0): the graphs are captured after the pool is "
                                    "sized, in the memory left beside it")
-        cg, cg_source = cudagraph(estimated, o.enforce_eager)
+        cg, cg_source = cudagraph(estimated, o.enforce_eager, setup.settings.cudagraph_estimate_gib)
         if cg:
             terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
         return terms
