@@ -115,6 +115,33 @@ def _wordings() -> list[LogWording]:
 
 # ---------------------------------------------------------------- setting rules (priority order)
 
+# Engine choices a log line shows (vLLM), worded so that they match a full log and the same line quoted in a
+# validation row's notes (kvplan.validate.serving_features reads the notes with these rules too):
+ENGINE_CHOICE_RULES: list[Rule] = [
+    # the mxfp4 MoE backend (quantization/mxfp4.py "Using Triton backend"; the Marlin fallback's warning in
+    # quantization/utils/marlin_utils_fp4.py)
+    *rules("mxfp4_backend", lambda _: "triton", r"mxfp4\.py\S*\]?:? ?'?Using Triton backend()"),
+    *rules("mxfp4_backend", lambda _: "marlin", r"FP4 compression will be used leveraging the Marlin kernel()"),
+    # the model runner: gpu_worker.py "Using V2 Model Runner", or the V1 runner's own CUDA-graph estimate
+    # (v1/worker/gpu_model_runner.py; V2 estimates in gpu/cudagraph_utils.py from 0.29)
+    *rules("model_runner", lambda _: "v2", r"Using V2 Model Runner()"),
+    *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
+    # the CUDA-graph estimate V1's profile printed (v1/worker/gpu_model_runner.py profile_cudagraph_memory, >= 0.18)
+    *rules("cudagraph_estimate_gib", float, rf"Estimated CUDA graph memory: {DEC} GiB"),
+    # the top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
+    # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
+    *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
+    *rules("flashinfer_sampler", lambda _: False,
+           r"Falling back to the PyTorch-native implementation of top-p & top-k sampling()",
+           r"FlashInfer version >= 0\.2\.3 required\. Falling back to default sampling()"),
+]
+
+
+def engine_choices(text: str) -> dict[str, Value]:
+    """The engine choices (ENGINE_CHOICE_RULES) that `text`, a log or a row's quoted lines, shows."""
+    return _apply(ENGINE_CHOICE_RULES, text.splitlines() or [text])[0]
+
+
 _SETTING_RULES: list[Rule] = [
     *rules(
         "tensor_parallel",
@@ -194,22 +221,7 @@ _SETTING_RULES: list[Rule] = [
         r"Defaulting max_num_seqs to (\d+)",
     ),
     *rules("enforce_eager", _bool, rf"{KEY}enforce_eager=(True|False)", r"'enforce_eager': (True|False)"),
-    # vLLM's mxfp4 MoE backend, as the log names it (quantization/mxfp4.py "Using Triton backend"; the Marlin
-    # fallback's warning in quantization/utils/marlin_utils_fp4.py)
-    *rules("mxfp4_backend", lambda _: "triton", r"mxfp4\.py:\d+\] Using Triton backend()"),
-    *rules("mxfp4_backend", lambda _: "marlin", r"FP4 compression will be used leveraging the Marlin kernel()"),
-    # vLLM's model runner, where the log shows which ran: gpu_worker.py "Using V2 Model Runner", or the V1 runner's own
-    # CUDA-graph estimate (v1/worker/gpu_model_runner.py; V2 estimates in gpu/cudagraph_utils.py from 0.29)
-    *rules("model_runner", lambda _: "v2", r"Using V2 Model Runner()"),
-    *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
-    # the CUDA-graph estimate V1's profile printed (v1/worker/gpu_model_runner.py profile_cudagraph_memory, >= 0.18)
-    *rules("cudagraph_estimate_gib", float, rf"Estimated CUDA graph memory: {DEC} GiB"),
-    # vLLM's top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
-    # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
-    *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
-    *rules("flashinfer_sampler", lambda _: False,
-           r"Falling back to the PyTorch-native implementation of top-p & top-k sampling()",
-           r"FlashInfer version >= 0\.2\.3 required\. Falling back to default sampling()"),
+    *ENGINE_CHOICE_RULES,
     # vLLM >= 0.34: the flag, or the worker's fallback (executor/abstract.py "Disabling the extensible KV cache")
     *rules("enable_extensible_kv_cache", _bool, rf"{KEY}enable_extensible_kv_cache=(True|False)",
            r"'enable_extensible_kv_cache': (True|False)", r"Disabling the extensible KV cache()"),

@@ -31,6 +31,7 @@ from kvplan.engines import Engine, EngineSettings, Scenario, by_csv_name, get_en
 from kvplan.engines.common import loaded_weights
 from kvplan.errors import InputError, KvplanError
 from kvplan.hardware import GPU, custom_gpu, find_gpu
+from kvplan.logs import engine_choices
 from kvplan.model import catalog
 from kvplan.model.load import load_model
 from kvplan.model.quant import scheme, scheme_for_checkpoint
@@ -142,22 +143,7 @@ def serving_features(notes: str) -> dict[str, Any]:
     backend = _note_word(notes, "kv-offloading-backend")
     if backend:
         out["kv_offloading_backend"] = backend.lower()
-    # engine choices the quoted log lines show (as `kvplan explain` reads them from a log): the model runner and the
-    # mxfp4 MoE backend
-    if re.search(r"Using V2 Model Runner", notes):
-        out["model_runner"] = "v2"
-    if re.search(r"Using FlashInfer for top-p & top-k sampling", notes):
-        out["flashinfer_sampler"] = True
-    elif re.search(r"Falling back to the PyTorch-native implementation of top-p|FlashInfer version >= 0\.2\.3 "
-                   r"required", notes):
-        out["flashinfer_sampler"] = False
-    m = re.search(r"Estimated CUDA graph memory: (\d+(?:\.\d+)?) GiB", notes)
-    if m:
-        out["cudagraph_estimate_gib"] = float(m.group(1))
-    if re.search(r"Using Triton backend", notes):
-        out["mxfp4_backend"] = "triton"
-    elif re.search(r"FP4 compression will be used leveraging the Marlin kernel", notes):
-        out["mxfp4_backend"] = "marlin"
+    out.update(engine_choices(notes))  # what its quoted log lines show, read as explain reads a log
     m = re.search(r"--speculative[-_]config[ =]+'?(\{[^}]*\})", notes, re.IGNORECASE)
     if m:
         from kvplan.engines.base import parse_speculative_config
