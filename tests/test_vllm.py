@@ -737,3 +737,22 @@ def test_a_logged_cuda_graph_estimate_replaces_the_fitted_one():
     fitted = plan("llama-3.1-8b", gpu="h100", engine_version="0.21.0").scenarios[0].budgets[0].terms
     assert next(t.bytes for t in fitted if t.label == "CUDA graphs") == round(constants()["cudagraph"]["estimate_gib"]
                                                                              * GiB)
+
+
+def test_explain_suggests_flashinfer_where_the_log_shows_the_sort_ran():
+    """A 0.10.2 log warning "FlashInfer is not available" sorted in its sampler dummy run (36 B per entry over
+    max_num_seqs x vocab; FlashInfer holds 12, topk_topp_sampler.py 0.11.0): explain suggests installing it, and
+    the re-planned pool gains (36 - 12) B x 1024 sequences x 128,256 entries (Llama-3.1-8B on an H200, whose
+    `vllm serve` defaults schedule 1024 sequences). A log where FlashInfer ran gets no such suggestion."""
+    from kvplan.explain import diagnose
+
+    head = "(APIServer pid=1) INFO 10-23 15:10:10 [api_server.py:1896] vLLM API server version 0.10.2\n"
+    fallback = ("WARNING 10-23 15:10:41 [topk_topp_sampler.py:69] FlashInfer is not available. Falling back to the "
+                "PyTorch-native implementation of top-p & top-k sampling.\n")
+    d = diagnose(head + fallback, model="llama-3.1-8b", gpu="h200")
+    fix = next(s for s in d.suggestions if "pip install flashinfer-python" in s.change)
+    gain = (fix.predicted["kv_pool"] - d.predicted["kv_pool"]) * GiB
+    assert gain == pytest.approx((36 - 12) * 1024 * 128_256, rel=0.005)
+    ran = diagnose(head + "INFO 10-23 15:10:41 [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k "
+                   "sampling.\n", model="llama-3.1-8b", gpu="h200")
+    assert not any("flashinfer" in s.change for s in ran.suggestions)

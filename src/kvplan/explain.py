@@ -192,7 +192,8 @@ def _run(setup: Setup, change: Change | None = None) -> Scenario:
                        if v is not None}
         dep = replace(dep, **dep_changes) if dep_changes else dep
         settings = replace(settings, **{k: v for k, v in (("max_num_batched_tokens", change.max_num_batched_tokens),
-                                                            ("max_model_len", change.max_model_len)) if v is not None})
+                                                            ("max_model_len", change.max_model_len)) if v is not None},
+                           **dict(change.settings))
         if change.gpu is not None:
             gpu, settings = change.gpu, replace(settings, total_bytes=None)
         util = change.util if change.util is not None else util
@@ -216,7 +217,7 @@ def suggestions(setup: Setup, base: Scenario, target_concurrency: int | None,
                 target_len: int | None) -> list[Suggestion]:
     """Changes in the log's engine's own flags, each re-planned: its predicted pool, tokens and concurrency,
     whether the engine starts, and whether it meets the target."""
-    changes = get_engine(setup.settings.engine).suggestions(setup.dep, base.util, base)
+    changes = get_engine(setup.settings.engine).suggestions(setup.dep, base.util, base, setup.settings)
     bigger = BIGGER.get(setup.gpu.alias)
     if bigger:
         changes.append(Change(f"GPU {bigger} instead of {setup.gpu.alias}", gpu=get_gpu(bigger)))

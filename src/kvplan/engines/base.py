@@ -435,6 +435,7 @@ class Change:
     max_model_len: int | None = None
     max_num_batched_tokens: int | None = None
     gpu: GPU | None = None
+    settings: tuple[tuple[str, Any], ...] = ()  # EngineSettings fields the change sets (an install, an env var)
 
 
 def given_budget(kv_memory: int) -> Budget:
@@ -713,7 +714,8 @@ class Engine(ABC):
         return [f"  max concurrent requests of {c.seq:,} tokens = floor({c.kv_pool_bytes:,} / {c.request_bytes:,})"
                 + (f" x {c.replicas} replicas" if c.replicas > 1 else "") + f" = {c.max_concurrent_requests:,}"]
 
-    def suggestions(self, dep: Deployment, util: float | None, scenario: Scenario) -> list[Change]:
+    def suggestions(self, dep: Deployment, util: float | None, scenario: Scenario,
+                    settings: EngineSettings | None = None) -> list[Change]:
         """Changes `kvplan explain` re-plans, spelled with the engine's own `flags`, smallest first (none equal to
         the current value): the largest max_model_len that starts when the engine refuses, a higher memory
         fraction, an fp8 KV cache, fewer batched tokens where they size the profile, twice the GPUs, fp8

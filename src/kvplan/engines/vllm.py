@@ -29,6 +29,7 @@ from kvplan.caching import derived
 from kvplan.capacity import LimitedBy, Pool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import (
+    Change,
     Engine,
     EngineSettings,
     Launch,
@@ -971,6 +972,26 @@ class VLLM(Engine):
         if cg:
             terms.append(Term(TermKind.CUDA_GRAPHS, cg, cg_source))
         return terms
+
+    def suggestions(self, dep: Deployment, util: float | None, scenario: Scenario,
+                    settings: EngineSettings | None = None) -> list[Change]:
+        """The engine's flags (Engine.suggestions), and FlashInfer's top-k / top-p sampler where the log shows the
+        sort ran in its place (topk_topp_sampler.py): installed (0.9-0.11, where it is the default) or switched on
+        (VLLM_USE_FLASHINFER_SAMPLER=1, 0.11.1-0.16, where the release sorts), it holds 12 B per entry, not 36."""
+        out = super().suggestions(dep, util, scenario, settings)
+        if settings is None or settings.flashinfer_sampler is not False or settings.model_runner == "v2":
+            return out
+        rules = self.rules_for(self.version(settings))
+        if (not isinstance(rules, V1Rules) or not rules.flashinfer_sets_peak
+                or uses_runner_v2(rules.runner_v2, dep.model)):
+            return out
+        if rules.sampler is FLASHINFER:
+            out.append(Change("pip install flashinfer-python (>= 0.2.3): FlashInfer's top-k/top-p sampler instead of "
+                              "the sort", settings=(("flashinfer_sampler", True),)))
+        elif rules.sampler is SORT:
+            out.append(Change("VLLM_USE_FLASHINFER_SAMPLER=1 (with flashinfer-python installed): FlashInfer's "
+                              "top-k/top-p sampler instead of the sort", settings=(("flashinfer_sampler", True),)))
+        return out
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:
         """The release's sampler dummy run for this model (Model Runner V2's where the release runs it)."""
