@@ -294,8 +294,11 @@ V1_RULES = RuleTable(
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
-    row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB",
-        scheduler="memory"),
+    row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB; "
+        "v1/sample/ops/topk_topp_sampler.py 0.8.5 TopKTopPSampler: FlashInfer's sampler where a flashinfer < 0.2.3 "
+        "imports (the vllm/vllm-openai image: vllm-project/vllm#17327's docker log prints 'Using FlashInfer for "
+        "top-p & top-k sampling.'), the sort otherwise; kvplan assumes the image, as from 0.9 (0.8.0-0.8.4 not "
+        "read: the sort)", scheduler="memory", sampler=FLASHINFER),
     row("0.9.0", "engine/arg_utils.py 0.9.0 _set_default_args_v1: ... and not an A100", scheduler="memory_not_a100"),
     row("0.9.0", "v1/sample/ops/topk_topp_sampler.py 0.9.0 TopKTopPSampler: FlashInfer's sampler by default where "
         "flashinfer >= 0.2.3 imports (an optional extra, in the vllm/vllm-openai images; a plain pip install "
