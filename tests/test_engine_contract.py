@@ -165,10 +165,10 @@ def test_rules_for_applies_every_row_up_to_the_version():
     assert (r17.hybrid_group_ratio, r17.non_torch_tp1, r17.cudagraph_estimate) == (1.25, "tp1_old_gib", False)
     assert (r18.hybrid_group_ratio, r18.non_torch_tp1, r18.tokens_from_concurrency) == (1.5, "tp1_gib", False)
     assert (r21.cudagraph_estimate, r21.tokens_from_concurrency) == (True, True)
-    assert [V1_RULES.rules_for(v).sampler.label.split(" (")[0] for v in ((0, 8, 5), (0, 10, 1), (0, 16, 0), (0, 17, 0),
-                                                                        (0, 30, 0))] == [
+    assert [V1_RULES.rules_for(v).sampler.label.split(" (")[0] for v in ((0, 8, 4), (0, 10, 1), (0, 16, 0), (0, 17, 0),
+                                                                        (0, 30, 0), (0, 8, 5))] == [
         "PyTorch sort", "FlashInfer top-k/top-p", "PyTorch sort", "Triton top-k/top-p from 8 rows",
-        "Triton top-k/top-p"]
+        "Triton top-k/top-p", "FlashInfer top-k/top-p"]  # 0.8.5: its image's FlashInfer (< 0.2.3) runs by default
     assert all(r.source for r in (*V1_RULES.rows, *V0_RULES.rows))
 
 
