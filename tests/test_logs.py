@@ -480,3 +480,19 @@ def test_truncated_log_without_any_usable_line():
     with pytest.raises(InputError, match=r"^vLLM V1 log lines found but no settings or memory figures") as err:
         parse_log(text)
     assert "\n" not in str(err.value)
+
+
+def test_every_engine_choice_a_log_shows_is_an_engine_setting():
+    """The engine choices (logs.ENGINE_CHOICE_RULES) reach EngineSettings by name, in explain and validate alike."""
+    import dataclasses
+
+    from kvplan.engines.base import EngineSettings
+    from kvplan.logs import ENGINE_CHOICES, engine_choices
+
+    text = "\n".join([
+        "INFO [mxfp4.py:165] Using Triton backend",
+        "INFO [gpu_worker.py:378] Using V2 Model Runner",
+        "INFO [gpu_model_runner.py:6142] Estimated CUDA graph memory: 0.52 GiB total",
+        "INFO [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k sampling."])
+    assert set(engine_choices(text)) == set(ENGINE_CHOICES)
+    assert set(ENGINE_CHOICES) <= {f.name for f in dataclasses.fields(EngineSettings)}

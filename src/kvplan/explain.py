@@ -19,7 +19,7 @@ from kvplan.engines.base import Change, Engine
 from kvplan.engines.logwords import FAILURES
 from kvplan.errors import InputError
 from kvplan.hardware import GPU, custom_gpu, find_gpu, get_gpu
-from kvplan.logs import ParsedLog, parse_log
+from kvplan.logs import ENGINE_CHOICES, ParsedLog, parse_log
 from kvplan.model.load import load_model
 from kvplan.model.quant import scheme_for_checkpoint
 from kvplan.units import GiB
@@ -141,10 +141,7 @@ def _setup(log: ParsedLog, model: str | None, gpu: str | None, util: float | Non
         max_num_batched_tokens=s.get("max_num_batched_tokens"), max_num_seqs=s.get("max_num_seqs"),  # type: ignore[arg-type]
         block_size=s.get("block_size"), enforce_eager=bool(s.get("enforce_eager")),  # type: ignore[arg-type]
         extensible_kv_cache=s.get("enable_extensible_kv_cache"),  # type: ignore[arg-type]
-        mxfp4_backend=s.get("mxfp4_backend"),  # type: ignore[arg-type]
-        model_runner=s.get("model_runner"),  # type: ignore[arg-type]
-        flashinfer_sampler=s.get("flashinfer_sampler"),  # type: ignore[arg-type]
-        cudagraph_estimate_gib=s.get("cudagraph_estimate_gib"),  # type: ignore[arg-type]
+        **{k: s[k] for k in ENGINE_CHOICES if k in s},  # type: ignore[arg-type]
         total_bytes=round(float(total) * GiB) if total and not gpu else None,
     )
     return Setup(dep, device, None if util is None else float(util), settings)

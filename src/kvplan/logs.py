@@ -137,6 +137,10 @@ ENGINE_CHOICE_RULES: list[Rule] = [
 ]
 
 
+ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler")  # their names,
+# each an EngineSettings field
+
+
 def engine_choices(text: str) -> dict[str, Value]:
     """The engine choices (ENGINE_CHOICE_RULES) that `text`, a log or a row's quoted lines, shows."""
     return _apply(ENGINE_CHOICE_RULES, text.splitlines() or [text])[0]

@@ -383,12 +383,27 @@ def uses_runner_v2(rule: str, model: ModelSpec) -> bool:
     return False
 
 
-def runs_v2(setup: Setup) -> bool:
+def runs_v2(rules: V1Rules, model: ModelSpec, settings: EngineSettings) -> bool:
     """Whether the scenario runs on Model Runner V2: as a log shows (EngineSettings.model_runner), else the
     release's default for the model (uses_runner_v2)."""
-    if setup.settings.model_runner is not None:
-        return setup.settings.model_runner == "v2"
-    return uses_runner_v2(setup.rules.runner_v2, setup.dep.model)
+    if settings.model_runner is not None:
+        return settings.model_runner == "v2"
+    return uses_runner_v2(rules.runner_v2, model)
+
+
+def sampler_of(rules: V1Rules, model: ModelSpec, settings: EngineSettings) -> SamplerPeak:
+    """The sampler dummy run's path: Model Runner V2's where it runs; else the release's, unless a log shows which
+    ran (topk_topp_sampler.py TopKTopPSampler): FlashInfer's where it ran and sets the peak, the PyTorch-native
+    path where FlashInfer is the release's default but did not run (0.9-0.11: not installed, as in a plain pip
+    install), which sorts."""
+    if runs_v2(rules, model, settings):
+        return rules.sampler_v2
+    logged = settings.flashinfer_sampler
+    if logged and rules.flashinfer_sets_peak:
+        return FLASHINFER
+    if logged is False and rules.sampler is FLASHINFER:
+        return SORT
+    return rules.sampler
 
 
 @dataclass(frozen=True)
@@ -965,7 +980,7 @@ class VLLM(Engine):
                                     workspace)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
         estimated = setup.rules.cudagraph_estimate
-        if estimated and not setup.rules.cudagraph_estimate_v2 and runs_v2(setup):
+        if estimated and not setup.rules.cudagraph_estimate_v2 and runs_v2(setup.rules, dep.model, setup.settings):
             estimated = False
             if stage.index == 0 and not o.enforce_eager:
                 setup.notes.append("Model Runner V2 estimates no CUDA-graph memory before 0.29 (gpu/model_runner.py "
@@ -979,36 +994,25 @@ class VLLM(Engine):
     def suggestions(self, dep: Deployment, util: float | None, scenario: Scenario,
                     settings: EngineSettings | None = None) -> list[Change]:
         """The engine's flags (Engine.suggestions), and FlashInfer's top-k / top-p sampler where the log shows the
-        sort ran in its place (topk_topp_sampler.py): installed (0.9-0.11, where it is the default) or switched on
+        sort ran in its place (sampler_of): installed (0.9-0.11, where it is the default) or switched on
         (VLLM_USE_FLASHINFER_SAMPLER=1, 0.11.1-0.16, where the release sorts), it holds 12 B per entry, not 36."""
         out = super().suggestions(dep, util, scenario, settings)
-        if settings is None or settings.flashinfer_sampler is not False or settings.model_runner == "v2":
+        if settings is None or settings.flashinfer_sampler is not False:
             return out
         rules = self.rules_for(self.version(settings))
-        if (not isinstance(rules, V1Rules) or not rules.flashinfer_sets_peak
-                or uses_runner_v2(rules.runner_v2, dep.model)):
+        if not isinstance(rules, V1Rules) or sampler_of(rules, dep.model, settings) is not SORT or sampler_of(
+                rules, dep.model, replace(settings, flashinfer_sampler=True)) is not FLASHINFER:
             return out
-        if rules.sampler is FLASHINFER:
-            out.append(Change("pip install flashinfer-python (>= 0.2.3): FlashInfer's top-k/top-p sampler instead of "
-                              "the sort", settings=(("flashinfer_sampler", True),)))
-        elif rules.sampler is SORT:
-            out.append(Change("VLLM_USE_FLASHINFER_SAMPLER=1 (with flashinfer-python installed): FlashInfer's "
-                              "top-k/top-p sampler instead of the sort", settings=(("flashinfer_sampler", True),)))
+        how = ("pip install flashinfer-python (a release this vLLM takes: < 0.2.3 in 0.8.5, >= 0.2.3 from 0.9)"
+               if rules.sampler is FLASHINFER else
+               "VLLM_USE_FLASHINFER_SAMPLER=1 (with flashinfer-python installed)")
+        out.append(Change(f"{how}: FlashInfer's top-k/top-p sampler instead of the sort",
+                          settings=(("flashinfer_sampler", True),)))
         return out
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:
-        """The release's sampler dummy run for this model (Model Runner V2's where the release runs it)."""
-        if runs_v2(setup):
-            return setup.rules.sampler_v2
-        sampler, logged = setup.rules.sampler, setup.settings.flashinfer_sampler
-        # a log that shows the sampler (topk_topp_sampler.py TopKTopPSampler): FlashInfer's where it ran and sets
-        # the peak; the PyTorch-native path where FlashInfer is the release's default but did not run (0.9-0.11:
-        # not installed, as in a plain pip install), which sorts
-        if logged and setup.rules.flashinfer_sets_peak:
-            return FLASHINFER
-        if logged is False and sampler is FLASHINFER:
-            return SORT
-        return sampler
+        """The release's sampler dummy run for this model and what the log shows of it (sampler_of)."""
+        return sampler_of(setup.rules, setup.dep.model, setup.settings)
 
     def mxfp4_layout(self, setup: Setup) -> str:
         """The MoE backend that holds mxfp4 experts, by compute capability (fused_moe/oracle/mxfp4.py 0.19.0,

@@ -88,13 +88,12 @@ def label(ids: Iterable[int]) -> str:
 # counts the CUDA context where this one does not (or the reverse) lends it with the context added (or taken
 # away): all_tp1 is every non-torch byte on the device, the others only what the profile added after the init
 # snapshot (vllm/utils memory_profiling, V0 >= 0.6.5 and V1 >= 0.9.1 alike), so they differ by that context.
-CONTEXT = CUDA_CONTEXT_GIB
 TP1_CONSTANTS: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
     "tp1": ("V1 >= 0.18", (("tp1_old", 0.0),)),
     "tp1_old": ("V1 0.9.1-0.17", (("tp1", 0.0),)),
     "all_tp1": ("with the CUDA context: V0 0.6.4, V1 < 0.9.1",
-                (("v0_increase", CONTEXT), ("tp1_old", CONTEXT), ("tp1", CONTEXT))),
-    "v0_increase": ("V0 <= 0.6.3 and >= 0.6.5", (("tp1_old", 0.0), ("all_tp1", -CONTEXT), ("tp1", 0.0))),
+                (("v0_increase", CUDA_CONTEXT_GIB), ("tp1_old", CUDA_CONTEXT_GIB), ("tp1", CUDA_CONTEXT_GIB))),
+    "v0_increase": ("V0 <= 0.6.3 and >= 0.6.5", (("tp1_old", 0.0), ("all_tp1", -CUDA_CONTEXT_GIB), ("tp1", 0.0))),
     "pp": ("V1 with PP and TP 1", (("tp1", 0.0), ("tp1_old", 0.0))),
 }
 
@@ -133,10 +132,10 @@ def fit_non_torch(rows: Rows, exclude: frozenset[int] = frozenset()) -> dict[str
         if values:
             out[f"{key}_gib"] = round(statistics.median(values), 3)
             out[f"{key}_source"] = f"median of {len(values)} public logs ({what}), {label(i for i, _ in groups[key])}"
+    fitted = {key for key in TP1_CONSTANTS if groups[key]}
     for key, (_, neighbours) in TP1_CONSTANTS.items():
-        if f"{key}_gib" not in out:
-            near = next(((n, add) for n, add in neighbours if f"{n}_source" in out and not
-                         out[f"{n}_source"].startswith("no row")), None)
+        if key not in fitted:
+            near = next(((n, add) for n, add in neighbours if n in fitted), None)
             if near is None:
                 raise KvplanError(f"no log of non-torch memory for {key} nor its neighbours: nothing to fit")
             n, add = near
