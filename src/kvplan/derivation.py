@@ -117,8 +117,8 @@ def _release_spread(p: Plan, s: Scenario) -> str | None:
     if eng.rule_table is None or s.budgets[0].pool_given:
         return None
     pools = []
-    for rule in eng.rule_table.rows:
-        version = version_text(rule.since)
+    for since in dict.fromkeys(rule.since for rule in eng.rule_table.rows):  # rows sharing a release: one band
+        version = version_text(since)
         try:
             alt = scenario(replace(p.engine, version=version), p.deployment, s.gpu, s.util_requested, p.seq,
                            p.batch, p.replicas, p.reserve)

@@ -156,7 +156,7 @@ class EngineSettings:
     swap_space: float | None = None  # vLLM --swap-space: GiB of CPU swap per GPU (None: the engine's default)
     kv_offloading_size: float = 0.0  # vLLM --kv-offloading-size: GiB of CPU KV tier over all ranks (0: none)
     kv_offloading_backend: str = "native"  # vLLM --kv-offloading-backend: native (OffloadingConnector) or lmcache
-    images_per_prompt: int | None = None  # vLLM --limit-mm-per-prompt image=N (None: the default, 1)
+    images_per_prompt: int | None = None  # vLLM --limit-mm-per-prompt image=N (None: the default, V0 1, V1 999)
     extensible_kv_cache: bool | None = None  # vLLM >= 0.34 --[no-]enable-extensible-kv-cache (None: its default, on)
     mxfp4_backend: str | None = None  # vLLM: the MoE backend a log says holds mxfp4 experts (marlin, triton)
     model_runner: str | None = None  # vLLM: the model runner a log shows ran ("v1", "v2"; None: the release's default)

@@ -58,7 +58,7 @@ from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU, compute_capability, compute_units
 from kvplan.model.drafters import eagle_head
 from kvplan.model.quant import DTYPE_BYTES
-from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention, TiledVision
+from kvplan.model.spec import TOWER_ROLES, ModelSpec, Retention, VisionInput
 from kvplan.units import GiB, fmt_gib
 
 DEFAULT_BLOCK_SIZE = 16
@@ -241,6 +241,11 @@ class V1Rules:
     default_block_size: int  # --block-size when none is given (config/cache.py DEFAULT_BLOCK_SIZE)
     kv_sizing: str  # "profile": the pool from the profile's estimate; "extensible": measured after warmup (0.34)
     mxfp4_triton: str  # the Hopper mxfp4 MoE layout (common.MXFP4_LAYOUTS): the vendored triton_kernels' padding
+    encoder_items: str  # how many dummy images the encoder profile runs at once (encoder_images)
+    encoder_pixels: str  # their pixels' dtype: "processor" (the HF processor's, fp32 for most), "model"
+    encoder_tokens: str  # an image's tokens in the budget: "embeddings", or "placeholder" (separators too)
+    encoder_expand: bool  # every dummy output is copied into a zeroed (budget, width) tensor (0.11-0.13)
+    vit_mask: str  # a block-masked tower's attention: "xformers" (no dense mask) or "dense" (SDPA, bf16 N x N)
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -285,13 +290,17 @@ V1_RULES = RuleTable(
         "read (FlashAttention and FlashInfer, which take an fp8 KV cache, need Ampere 8.0; the Turing fallbacks "
         "were not read); config/cache.py CacheConfig 0.19.0: gpu_memory_utilization 0.9, block size 16, the pool "
         "from the profile; the Hopper mxfp4 layout of the triton_kernels vendored in 0.14.0 (32-byte packing; "
-        "earlier releases assumed alike)",
+        "earlier releases assumed alike); v1/worker/gpu_model_runner.py 0.8.5 profile_run: ceil(encoder budget / "
+        "an image's embeddings) dummy images, at most max_num_seqs x the per-prompt limit (999 in V1), the HF "
+        "processor's pixels as they come (0.8.0-0.8.4 not read)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, cudagraph_estimate_v2=False, flashinfer_sets_peak=True,
         tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
-        default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32"),
+        default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32",
+        encoder_items="ceil", encoder_pixels="processor", encoder_tokens="embeddings", encoder_expand=False,
+        vit_mask="xformers"),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB; "
@@ -311,12 +320,28 @@ V1_RULES = RuleTable(
         free_memory_check=True, non_torch_tp1="tp1_old_gib"),
     row("0.9.2", "v1/worker/gpu_model_runner.py 0.9.2 profile_run: the hidden states of every profiled token stay "
         "alive during the sampler dummy run (before: the sampled rows')", hidden_rows="tokens"),
+    row("0.10.0", "v1/worker/gpu_model_runner.py 0.10.0 profile_run: max(1, min(budget // tokens per image, "
+        "max_num_seqs x the per-prompt limit)) images (0.8.5, 0.9.0 and 0.9.2 divide rounding up, without the "
+        "max(1, ...))", encoder_items="floor"),
+    row("0.10.1", "v1/worker/utils.py 0.10.1.1 MultiModalBudget: the per-prompt limit capped at max_model_len // "
+        "tokens per image (at least 1); multimodal/registry.py 0.10.1.1: an image's tokens are its placeholder's, "
+        "separators included (get_mm_max_contiguous_tokens; 0.10.0 and 0.14.0 count the embeddings)",
+        encoder_items="per_prompt", encoder_tokens="placeholder"),
+    row("0.11.0", "multimodal/processing.py 0.11.0 _postprocess_output: the processor's floating outputs cast to "
+        "the model dtype (0.10.1.1 keeps them as the HF processor returns them); v1/worker/gpu_model_runner.py "
+        "0.11.0 and 0.12.0 profile_run: outputs shorter than the budget copied into zeroed (budget, width) "
+        "tensors (0.13 not read, taken as 0.12)", encoder_pixels="model", encoder_expand=True),
     row("0.11.1", "v1/sample/ops/topk_topp_sampler.py 0.11.1: FlashInfer's sampler opt-in only "
         "(VLLM_USE_FLASHINFER_SAMPLER=1): the sort", sampler=SORT),
+    row("0.12.0", "wheel METADATA 0.12.0: xformers no longer a dependency (0.11.0 requires xformers 0.0.32.post1 "
+        "on x86-64 Linux), so pixtral.py's block-diagonal attention runs through SDPA with a dense bf16 N x N "
+        "mask (generate_block_attention_mask; read in 0.19.0)", vit_mask="dense"),
     row("0.14.0", "model_executor/layers/fused_moe/modular_kernel.py 0.14.0-0.17.0: unquantized and fp8 Triton MoE "
         "take workspace13 / workspace2 from the persistent WorkspaceManager (v1/worker/workspace.py, never freed: "
         "alive through the sampler's dummy run), chunked at VLLM_FUSED_MOE_CHUNK_SIZE 16384 (envs.py 0.14.0, "
-        "0.17.0); 0.15-0.16 taken as 0.14", moe_workspace=16384),
+        "0.17.0); 0.15-0.16 taken as 0.14; multimodal/profiling.py 0.14.0 get_mm_max_tokens: an image's "
+        "embeddings; gpu_model_runner.py 0.14.0 profile_run keeps the encoder outputs as they are",
+        moe_workspace=16384, encoder_tokens="embeddings", encoder_expand=False),
     row("0.17.0", "v1/sample/ops/topk_topp_sampler.py 0.17.0 apply_top_k_top_p: the Triton kernel from 8 rows "
         "(topk_topp_triton.py, its buffer cached), the sort below", sampler=TRITON_FROM_8),
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
@@ -973,7 +998,7 @@ class VLLM(Engine):
                                           hidden_rows=setup.rules.hidden_rows,
                                           units=compute_units(gpu) if gpu else None,
                                           moe_persistent=persistent, moe_chunk=rule or None)
-        tower_profile_note(setup, stage)
+        act, act_source = encoder_profile(setup, stage, act, act_source)
         if self.extensible(setup):
             workspace = moe_workspace(dep, stage, o.max_num_batched_tokens, rule or None) if persistent else 0
             return extensible_terms(setup, stage, Term(TermKind.NON_TORCH, nt, nt_source), act, act_source,
@@ -1255,7 +1280,7 @@ def persistent_moe_kernel(dep: Deployment) -> bool:
     return dep.model.moe is not None and (not fmt.quantized or fmt.tensor_math == "fp8")
 
 
-def tiled_vision_peak(tower: TiledVision, images: int, tp: int = 1) -> int:
+def tiled_vision_peak(tower: VisionInput, images: int, tp: int = 1) -> int:
     """Bytes per GPU live at the peak of V0's profile through a tiled vision tower (Mllama), `images` dummy images
     at once (enc_dec_model_runner.py profile_run 0.6.6-0.10: max_num_seqs sequences, each with
     --limit-mm-per-prompt images, default 1; mllama.py: every image of max_num_tiles tiles):
@@ -1275,7 +1300,7 @@ def tiled_vision_peak(tower: TiledVision, images: int, tp: int = 1) -> int:
     return images * per_image
 
 
-def tiled_vision_source(tower: TiledVision, images: int, tp: int) -> str:
+def tiled_vision_source(tower: VisionInput, images: int, tp: int) -> str:
     return (f"{images:,} dummy images x (2 x {tower.tiles} x {tower.channels} x {tower.image_size}^2 x 4 B pixels "
             f"+ 2 x ({tower.tiles} x {tower.padded_patches})^2 B mask + 2 x {tower.tiles} x {tower.padded_patches} "
             f"x (4 x {tower.hidden} + 2 x {tower.intermediate}/{tp}) B states) = "
@@ -1283,15 +1308,95 @@ def tiled_vision_source(tower: TiledVision, images: int, tp: int) -> str:
             "estimate matched to the one V0 log, vllm-project/vllm#12126, not confirmed by a second)")
 
 
-def tower_profile_note(setup: Setup, stage: Stage) -> None:
-    """V1's profile also runs the vision / audio tower on dummy inputs (gpu_model_runner.py profile_run: the
-    encoder budget's items, max(max_num_batched_tokens, the largest item's tokens) at once); kvplan does not model
-    that peak yet (V0's Mllama peak is tiled_vision_peak). Said, not guessed: the activation term leaves it out."""
-    if stage.index == 0 and _has_tower(setup.dep.model):
-        setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (the encoder "
-                           "budget's items at once): kvplan does not model that peak under V1, so the activation "
-                           "term leaves it out and the KV pool shown is an upper bound (--limit-mm-per-prompt "
-                           "image=0 turns the tower's profile off)")
+V1_IMAGE_LIMIT = 999  # config/multimodal.py (0.11.0, 0.19.0; config.py 0.8.5): images per prompt by default in V1
+
+
+def encoder_images(rule: str, tokens: int, batched: int, max_num_seqs: int, max_model_len: int, limit: int) -> int:
+    """How many copies of the largest dummy image V1's profile runs through the tower at once
+    (gpu_model_runner.py profile_run, v1/worker/utils.py / multimodal/encoder_budget.py MultiModalBudget): the
+    encoder budget is max(max_num_batched_tokens, one image's tokens) (compute_mm_encoder_budget); that many
+    tokens' worth of images, at most max_num_seqs x the images a prompt may hold. `rule` (V1_RULES
+    encoder_items): "ceil" divides rounding up (0.8.5-0.9.2), "floor" rounds down with at least one (0.10.0),
+    "per_prompt" also caps a prompt's images at max_model_len // tokens (at least one, 0.10.1 on)."""
+    budget = max(batched, tokens)
+    if rule == "ceil":
+        return min(-(-budget // tokens), max_num_seqs * limit)
+    per_prompt = limit if rule == "floor" else max(1, min(limit, max_model_len // tokens))
+    return max(1, min(budget // tokens, max_num_seqs * per_prompt))
+
+
+def encoder_bytes(tower: VisionInput, images: int, tp: int, dtype: float, pixel_bytes: float,
+                  dense_mask: bool) -> tuple[int, int, int]:
+    """Bytes per GPU of V1's encoder profile, `images` dummy images in one batch: (the pixels, which the V1
+    runner's profile_run keeps until it returns; the tower's peak above them, the widest step of its eager
+    forward, tiles x patches x max(attention step, MLP) live tensors as tower.attention_live / mlp_live count
+    them, in the model dtype; the embeddings, images x tokens x out_width). `dense_mask`: a block-masked tower
+    (Pixtral) attends through SDPA with a bf16 N x N mask over all N patches, alive through the tower, and
+    PyTorch pads a copy of it to a multiple of 8 columns inside each call when N is not one."""
+    d, i = tower.hidden, -(-tower.intermediate // tp)
+    whole, split = tower.attention_live
+    mlp_d, mlp_i = tower.mlp_live
+    n = images * tower.tiles * tower.patches
+    attention, mlp = n * (whole * d + split * -(-d // tp)) * dtype, n * (mlp_d * d + mlp_i * i) * dtype
+    if dense_mask and tower.block_mask:
+        mask = 2 * n * n
+        attention, mlp = attention + mask + (2 * n * (n + 8 - n % 8) if n % 8 else 0), mlp + mask
+    pixels = images * tower.tiles * tower.channels * tower.image_size ** 2 * pixel_bytes
+    return round(pixels), round(max(attention, mlp)), round(images * tower.tokens * tower.out_width * dtype)
+
+
+def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tuple[int, str]:
+    """The activation term with V1's encoder profile (gpu_model_runner.py profile_run, read in 0.8.5, 0.10.0,
+    0.11.0, 0.12.0, 0.14.0 and 0.19.0; gpu/model_runner.py with mm/encoder_runner.py in 0.29.0): before the text
+    model's dummy run the tower runs on encoder_images copies of its largest dummy image, and the outputs stay
+    in the encoder cache until the sampler's run is done, so the peak is max(the tower's, the text model's +
+    what is kept). The V1 runner keeps the batched pixels alive too (a local of profile_run); Model Runner V2
+    frees them when execute_mm_encoder returns. 0.11-0.13 copy each output into a zeroed (budget, width)
+    tensor, the originals' storage kept by the loop's last view. Stage 0 only (the tower sits beside the
+    embeddings)."""
+    dep, o, r = setup.dep, setup.options, setup.rules
+    if stage.index != 0 or not _has_tower(dep.model):
+        return act, act_source
+    limit = setup.settings.images_per_prompt
+    if limit == 0:
+        setup.notes.append("--limit-mm-per-prompt image=0: the profile runs no image through the tower")
+        return act, act_source
+    tower = dep.model.vision
+    if tower is None:
+        tower_profile_note(setup)
+        return act, act_source
+    limit = V1_IMAGE_LIMIT if limit is None else limit
+    tokens = tower.prompt_tokens if r.encoder_tokens == "placeholder" else tower.tokens
+    images = encoder_images(r.encoder_items, tokens, o.max_num_batched_tokens, o.max_num_seqs, o.max_model_len,
+                            limit)
+    dtype = DTYPE_BYTES[dep.activation_dtype]
+    pixel_bytes = 4 if r.encoder_pixels == "processor" and tower.pixels_fp32 else dtype
+    pixels, tower_peak, embeddings = encoder_bytes(tower, images, dep.tp, dtype, pixel_bytes,
+                                                   r.vit_mask == "dense")
+    budget = max(o.max_num_batched_tokens, tokens)
+    expanded = r.encoder_expand and tower.tokens < budget
+    if expanded:  # the zeroed copies, beside the originals' storage
+        embeddings += round(images * budget * tower.out_width * dtype)
+    v2 = runs_v2(r, dep.model, setup.settings)
+    kept = embeddings + (0 if v2 else pixels)
+    peak = max(pixels + tower_peak, act + kept)
+    where = "the tower's own" if pixels + tower_peak > act + kept else "the text model's"
+    source = (f"max(the vision tower's profile on {images:,} dummy images (encoder budget {budget:,} tokens / "
+              f"{tokens:,} per image, at most {o.max_num_seqs} x {limit} per prompt): pixels {fmt_gib(pixels)} "
+              f"+ tower {fmt_gib(tower_peak)} ({tower.tiles} x {tower.patches:,} patches per image); "
+              f"{act_source} + kept {fmt_gib(kept)} ({images:,} x {tower.tokens:,} embeddings x "
+              f"{tower.out_width:,}{f' and as many of {budget:,} zeroed' if expanded else ''}"
+              f"{'' if v2 else ' and the pixels'})): {where} peak")
+    return peak, source
+
+
+def tower_profile_note(setup: Setup) -> None:
+    """Towers kvplan has no dummy-image model for (VisionInput: audio towers, vision families not read): V1's
+    profile runs them too, and the activation term leaves them out, said instead of guessed."""
+    setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (the encoder "
+                       "budget's items at once): kvplan does not model this tower's peak, so the activation "
+                       "term leaves it out and the KV pool shown is an upper bound (--limit-mm-per-prompt "
+                       "image=0 turns the tower's profile off)")
 
 
 def engine_args(launch: Launch) -> list[tuple[str, object]]:
@@ -1410,7 +1515,8 @@ class VLLMV0(VLLM):
         nt, nt_source = non_torch(setup.rules.non_torch, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                           self.sampler_for(setup), eager=True, hidden_rows="rows")
-        tower = dep.model.vision if setup.rules.tiled_vision_profile else None
+        cross = any(layer.kv.retention is Retention.ENCODER for layer in dep.model.layers)
+        tower = dep.model.vision if setup.rules.tiled_vision_profile and cross else None
         if tower is not None and stage.index == 0:
             per_prompt = setup.settings.images_per_prompt
             images = o.max_num_seqs * (1 if per_prompt is None else per_prompt)
@@ -1418,8 +1524,8 @@ class VLLMV0(VLLM):
             if peak > act:
                 act, act_source = peak, (f"the vision tower's profiling peak, above the text model's "
                                          f"({fmt_gib(act)}): {tiled_vision_source(tower, images, dep.tp)}")
-        else:
-            tower_profile_note(setup, stage)
+        elif stage.index == 0 and _has_tower(dep.model):
+            tower_profile_note(setup)
         return [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
 
     def sampler_for(self, setup: Setup) -> SamplerPeak:

@@ -16,7 +16,7 @@ from kvplan.model.families import builder_for
 from kvplan.model.families.blocks import Inventory
 from kvplan.model.sources import hub
 from kvplan.model.sources.checkpoint import StoredTensor, local_tensors, summarize
-from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor, TiledVision
+from kvplan.model.spec import AttentionKV, LayerSpec, ModelSpec, Tensor, VisionInput
 
 # Side files next to config.json that describe quantization (GPTQ/AutoGPTQ, NVIDIA ModelOpt).
 SIDE_FILES = {"quantize_config": "quantize_config.json", "hf_quant_config": "hf_quant_config.json"}
@@ -163,7 +163,7 @@ def from_config(data: dict[str, Any], name: str = "config", source: str = "confi
     if kv_hint:
         notes.append(f"the checkpoint ships {kv_hint} KV-cache scales: --kv-dtype {kv_hint} uses them")
     def spec(inv: Inventory, label: str, notes: tuple[str, ...], mtp: ModelSpec | None = None,
-             vision: TiledVision | None = None) -> ModelSpec:
+             vision: VisionInput | None = None) -> ModelSpec:
         return ModelSpec(
             name=label, source=source, model_type=cfg.str("model_type"), tensors=tuple(inv.tensors),
             layers=tuple(inv.layers), dtype=dtype, num_attention_heads=built.num_attention_heads,

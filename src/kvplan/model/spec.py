@@ -34,10 +34,18 @@ TOWER_ROLES = frozenset({"vision", "audio", "projector"})
 
 
 @dataclass(frozen=True, slots=True)
-class TiledVision:
-    """A tiled vision tower's input as an engine's profile feeds it (Mllama): `tiles` tiles of
-    `image_size` x `image_size` x `channels` per image, `patches` tokens per tile (with the class token), the
-    ViT's width and MLP width."""
+class VisionInput:
+    """The largest image an engine's profile feeds a vision tower, and the tower's widths: `tiles` tiles (crops)
+    of `image_size` x `image_size` x `channels` pixels, `patches` tower tokens per tile (with any class token),
+    the ViT's width D and MLP width I, and what the image yields for the text model: `tokens` embeddings (what
+    vLLM V1's encoder budget counts) of width `out_width`.
+
+    What the tower's eager forward keeps alive per patch at its peak, as the family adapter reads the engine's
+    forward: `attention_live` = (D-wide tensors whole on every rank, D-wide tensors split over TP) at the
+    attention step, `mlp_live` = (D-wide tensors, I-wide tensors split over TP) in the MLP. `pixels_fp32`: the
+    HF image processor hands over fp32 pixels (engines that cast them keep the model dtype instead).
+    `placeholder`: the prompt tokens one image takes, separators included (some releases budget by it);
+    `block_mask`: the tower joins all images into one sequence under a block-diagonal attention mask (Pixtral)."""
 
     tiles: int
     image_size: int
@@ -45,10 +53,22 @@ class TiledVision:
     patches: int
     hidden: int
     intermediate: int
+    tokens: int
+    out_width: int
+    attention_live: tuple[int, int] = (3, 4)
+    mlp_live: tuple[int, int] = (2, 2)
+    pixels_fp32: bool = True
+    placeholder: int = 0
+    block_mask: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt tokens one image takes (its embeddings when no separators were counted)."""
+        return max(self.placeholder, self.tokens)
 
     @property
     def padded_patches(self) -> int:
-        """Patches per tile padded to a multiple of 8, as the tower pads them before its layers."""
+        """Patches per tile padded to a multiple of 8, as Mllama's tower pads them before its layers."""
         return -(-self.patches // 8) * 8
 
 
@@ -503,7 +523,7 @@ class ModelSpec:
     dims: Dims | None = None  # the text model's canonical dimensions, read from the config (kvplan.model.dims)
     checkpoint: Checkpoint | None = None  # the stored tensors, when their headers were read
     mtp: ModelSpec | None = None  # the multi-token-prediction layers the checkpoint stores (speculative decoding)
-    vision: TiledVision | None = None  # a tiled vision tower's profiling input (Mllama)
+    vision: VisionInput | None = None  # the vision tower's largest profiling input (multimodal models)
     own_tensors: int | None = None  # with a draft added (with_draft): how many of `tensors` are the model's own
 
     def unquantized(self) -> ModelSpec:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from kvplan.errors import ConfigError
 from kvplan.model.config import Config
 from kvplan.model.families.blocks import Inventory
-from kvplan.model.spec import AttentionKV, MoE, RopeTable, TiledVision, attention_spec
+from kvplan.model.spec import AttentionKV, MoE, RopeTable, VisionInput, attention_spec
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Built:
     notes: list[str] = field(default_factory=list)
     rope: tuple[RopeTable, ...] = ()
     mtp: Inventory | None = None  # multi-token-prediction layers the checkpoint stores, numbered after the stack
-    vision: TiledVision | None = None  # a tiled vision tower's profiling input (kvplan.model.spec.TiledVision)
+    vision: VisionInput | None = None  # a tiled vision tower's profiling input (kvplan.model.spec.VisionInput)
 
 
 def layer_types(cfg: Config, n_layers: int, default: str = "full_attention") -> list[str]:

@@ -9,11 +9,11 @@ missing keys take transformers' config-class defaults, copied below from transfo
 
 from __future__ import annotations
 
-from kvplan.model.config import Config
+from kvplan.model.config import Config, ConfigError
 from kvplan.model.families.blocks import Inventory, attention, experts, gated_mlp, moe_info, plain_mlp, router
 from kvplan.model.families.common import Built, attention_kv, context_length, layer_types, rope_tables
 from kvplan.model.families.decoder import build_decoder
-from kvplan.model.spec import CrossAttentionKV, LayerSpec, TiledVision
+from kvplan.model.spec import CrossAttentionKV, LayerSpec, VisionInput
 
 GEMMA3_TEXT_DEFAULTS = {
     "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
@@ -39,9 +39,11 @@ LLAMA4_TEXT_DEFAULTS = {"vocab_size": 202048, "hidden_size": 5120, "intermediate
                         "num_key_value_heads": 8, "head_dim": 128, "num_local_experts": 16,
                         "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "attention_chunk_size": 8192,
                         "max_position_embeddings": 131072, "attention_bias": False}
+LLAMA4_MAX_PATCHES = 16  # Llama4ImageProcessorFast's max_patches (transformers 4.57; Scout's preprocessor_config)
 LLAMA4_VISION_DEFAULTS = {"hidden_size": 768, "intermediate_size": 5632, "num_hidden_layers": 34,
                           "num_attention_heads": 16, "image_size": 448, "patch_size": 14, "num_channels": 3,
-                          "vision_output_dim": 7680, "projector_input_dim": 4096, "projector_output_dim": 4096}
+                          "vision_output_dim": 7680, "projector_input_dim": 4096, "projector_output_dim": 4096,
+                          "pixel_shuffle_ratio": 0.5}
 
 
 def _vit_layer(inv: Inventory, p: str, d: int, inter: int, heads: int, qkv_bias: bool, o_name: str,
@@ -91,6 +93,16 @@ def build_gemma3(cfg: Config) -> Built:
         plain_mlp(v, f"{h}.mlp", None, d, inter, True, role="vision")
     v.add("multi_modal_projector.mm_input_projection_weight", (d, tc.int("hidden_size")), "projector")
     v.norm("multi_modal_projector.mm_soft_emb_norm", d, None, role="projector")
+    # vLLM's dummy image (gemma3_mm.py 0.19.0): one 896 x 896 crop without pan-and-scan (off by default),
+    # 4,096 SigLIP patches pooled 4 x 4 into mm_tokens_per_image embeddings of the text width
+    # SigLIP's forward (siglip.py 0.19.0 SiglipEncoder / SiglipEncoderLayer): the encoder's hidden_states_pool
+    # holds the embeddings throughout; the attention step adds the residual, LN1 and o_proj outputs (whole), qkv
+    # and the attention output (split by TP); the MLP the residual, LN2 output and fc1 / GELU outputs.
+    # The prompt holds "\n\n", <start_of_image>, the image tokens, <end_of_image>, "\n\n" (4 more tokens).
+    size, tokens = vc.int("image_size"), cfg.int("mm_tokens_per_image", default=256)
+    text.vision = VisionInput(1, size, channels, (size // patch) ** 2, d, inter, tokens=tokens,
+                              out_width=tc.int("hidden_size"), attention_live=(4, 4), mlp_live=(3, 2),
+                              placeholder=tokens + 4)
     return _merge(text, v, ["vision tower (SigLIP) and projector counted separately; loaded by the engine"])
 
 
@@ -118,6 +130,17 @@ def build_mistral3(cfg: Config) -> Built:
     v.add("multi_modal_projector.patch_merger.merging_layer.weight", (d, d * merge * merge), "projector")
     v.linear("multi_modal_projector.linear_1", hidden, d, "projector", None, None, bias)
     v.linear("multi_modal_projector.linear_2", hidden, hidden, "projector", None, None, bias)
+    # vLLM's dummy image (mistral3.py / pixtral.py 0.11.0, 0.19.0): image_size square, a grid of
+    # (S - 1) // (patch x merge) + 1 merged tokens per side, each row closed by [IMG_BREAK] / [IMG_END] in the
+    # prompt; all images run as one sequence under a block-diagonal mask (PixtralHFVisionModel). At the MLP the
+    # patch conv and ln_pre outputs, the residuals and norm outputs (7 D-wide) and gate_up + SiluAndMul (3 x I,
+    # split by TP); the attention step holds fewer (qkv, the rotary copies, the output). The mistral-format
+    # checkpoint (PixtralForConditionalGeneration) holds one D-wide tensor less and does not split the tower.
+    size = vc.int("image_size")
+    grid = (size - 1) // (patch * merge) + 1
+    text.vision = VisionInput(1, size, channels, (grid * merge) ** 2, d, inter, tokens=grid * grid,
+                              out_width=hidden, attention_live=(5, 6), mlp_live=(7, 3),
+                              placeholder=grid * (grid + 1), block_mask=True)
     return _merge(text, v, ["vision tower (Pixtral) and projector counted separately; loaded by the engine"])
 
 
@@ -184,7 +207,8 @@ def build_mllama(cfg: Config) -> Built:
     built = Built(inv, heads, kv_heads, context_length(tc), tie, rope=rope_tables(tc, head_dim),
                   notes=[f"{len(cross)} cross-attention layers hold {encoder_tokens} image tokens of K/V per "
                          "request (max tiles x patches)"],
-                  vision=TiledVision(tiles, vc.int("image_size"), vc.int("num_channels"), patches, d, inter))
+                  vision=VisionInput(tiles, vc.int("image_size"), vc.int("num_channels"), patches, d, inter,
+                                     tokens=encoder_tokens, out_width=hidden))
     return _merge(built, v, ["vision tower (tiled ViT) and projector counted separately; loaded by the engine"])
 
 
@@ -246,5 +270,21 @@ def build_llama4(cfg: Config) -> Built:
     v.linear(f"{m}.vision_adapter.mlp.fc2", proj_out, proj_out, "vision", "row", None)
     v.linear("multi_modal_projector.linear_1", hidden, vc.int("vision_output_dim"), "projector", None, None)
     notes = [f"chunked local attention: RoPE layers keep at most {chunk} tokens per request"] if chunk else []
-    built = Built(inv, heads, kv_heads, context_length(tc), tie, moe, notes, rope_tables(tc, head_dim))
+    # vLLM's dummy image (mllama4.py 0.19.0 get_image_size_with_most_features): max_patches tiles (16, the HF
+    # image processor's default and Scout's preprocessor_config) of image_size, plus the global tile; pixel
+    # shuffle at pixel_shuffle_ratio leaves (S / patch)^2 x ratio^2 patch tokens per tile (the separators and
+    # image start / end are text tokens). Its forward (Llama4VisionEncoderLayer, llama4_vision_rope.py
+    # forward_native): at the rotary step the model's layernorm_pre output, the layer input and LN1 output
+    # (whole), qkv and q / k copies in fp32, complex64 and back (13 D-wide, split by TP); the MLP holds four
+    # D-wide states and fc1 / GELU outputs. The processor returns bf16 pixels.
+    size, ratio = vc.int("image_size"), vc.raw("pixel_shuffle_ratio")
+    if not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        raise ConfigError(f"{vc.where} pixel_shuffle_ratio {ratio!r} is not a number in (0, 1]: fix the config")
+    tiles, grid = LLAMA4_MAX_PATCHES + 1, (size // patch) ** 2
+    embeds = tiles * round(grid * ratio * ratio)
+    vision = VisionInput(tiles, size, vc.int("num_channels"), grid + 1, d, inter, tokens=embeds, out_width=hidden,
+                         attention_live=(3, 13), mlp_live=(4, 2), pixels_fp32=False,
+                         placeholder=embeds + tiles + 2)  # tile separators, image start / <|image|> / end
+    built = Built(inv, heads, kv_heads, context_length(tc), tie, moe, notes, rope_tables(tc, head_dim),
+                  vision=vision)
     return _merge(built, v, ["vision tower and projector counted separately; loaded by the engine"])
