@@ -78,7 +78,7 @@ def test_pixtral_block_mask_and_separators():
     N x (7 x 1,024 + 3 x 4,096) x 2 = 941,670,400 B. Pixels 2 x 3 x 1,540^2 x 2 = 28,459,200 B; kept 2 x 3,025
     x 5,120 x 2 = 61,952,000 B. At 0.11.0 (placeholder budget, xformers) 8,192 // 3,080 = 2 images without the
     mask, each output copied into a zeroed (8,192, 5,120) tensor: 2 x 8,192 x 5,120 x 2 = 167,772,160 B more."""
-    model = "../shared/model-configs/mistralai--Magistral-Small-2509.json"
+    model = "magistral-small-2509"  # the embedded catalog copy of the config
     kw = dict(gpu="h100", max_model_len=16000, max_num_batched_tokens=8192)
     pixels, kept = 28_459_200, 61_952_000
     for version, tower, extra in (("0.19.0", 1_171_280_000 + 941_670_400, 0), ("0.11.0", 941_670_400, 167_772_160)):

@@ -366,3 +366,32 @@ def test_data_parallel_attention_decode_by_hand():
     r = CliRunner().invoke(main, ["perf", "deepseek-v3", "--gpu", "h200", "--tp", "16", "--dp-attention", "16",
                                   "--expert-parallel", "--batch", "256", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["dp_attention"] == 16
+
+
+def test_fit_sizes_serving_features_as_plan_does(llama8b):
+    """fit's serving features are plan's: with a 3,000-token shared prefix (prefix caching: whole 16-token blocks
+    held once, vLLM 0.19) or 4 LoRA slots of rank 64, every candidate's request count is what `kvplan plan`
+    gives the same deployment with the same flags, and its launch line carries them."""
+    w = Workload(users=200, prompt=3000, output=1000)
+    for features, flag in (({"shared_prefix": 3000}, None), ({"max_loras": 4, "max_lora_rank": 64}, "--max-loras 4")):
+        result = search(llama8b, w, ["h100"], max_gpus=2, features=features)
+        assert result.candidates
+        for c in result.candidates:
+            s = plan(llama8b, gpu=c.gpu, tp=c.tp, pp=c.pp, seq=w.seq, max_model_len=w.seq, **features).scenarios[0]
+            assert c.max_concurrent_requests == s.capacity.max_concurrent_requests
+            if flag:
+                assert flag in c.command
+    plain = search(llama8b, w, ["h100"], max_gpus=1).candidates[0]
+    shared = search(llama8b, w, ["h100"], max_gpus=1, features={"shared_prefix": 3000}).candidates[0]
+    assert shared.max_concurrent_requests > plain.max_concurrent_requests
+
+
+def test_fit_cli_takes_the_feature_flags():
+    runner = CliRunner()
+    out = runner.invoke(main, ["fit", "llama-3.1-8b", "--users", "50", "--seq", "4096", "--gpu", "h100", "--json",
+                               "--enable-lora", "--max-loras", "2", "--limit-mm-per-prompt", "image=0"])
+    assert out.exit_code == 0, out.output
+    assert "--enable-lora --max-loras 2" in json.loads(out.output)["candidates"][0]["command"]
+    bad = runner.invoke(main, ["fit", "llama-3.1-8b", "--users", "5", "--seq", "4096", "--gpu", "h100",
+                               "--enable-lora", "--max-loras", "0"])
+    assert bad.exit_code != 0 and "--max-loras must be" in bad.output

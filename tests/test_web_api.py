@@ -88,6 +88,18 @@ def test_fit_load_stat_is_the_cli_json(client):
     assert fit == cli and any("under_load" in c for c in fit["candidates"])
 
 
+def test_fit_features_are_the_cli_json(client):
+    body = {"model": "llama-3.1-8b", "users": 100, "seq": 4000, "gpu": ["h100"], "max_gpus": 1,
+            "shared_prefix": 3000, "max_loras": 2, "max_lora_rank": 32}
+    r = client.post("/api/fit", json=body)
+    assert r.status_code == 200, r.text
+    cli = cli_json("fit", "llama-3.1-8b", "--users", "100", "--seq", "4000", "--gpu", "h100", "--max-gpus", "1",
+                   "--shared-prefix", "3000", "--enable-lora", "--max-loras", "2", "--max-lora-rank", "32")
+    fit = r.json()
+    fit.pop("search_seconds"), cli.pop("search_seconds")
+    assert fit == cli and "--max-lora-rank 32" in fit["candidates"][0]["command"]
+
+
 def test_plan_article_dimensions_via_pasted_config(client):
     r = client.post("/api/plan", json={"config": FALCON, "gpu": "a10g", "util": 0.9, "seq": 1000, "engine": "none"})
     assert r.status_code == 200

@@ -148,8 +148,43 @@ class _EngineChoice(click.Choice):
         return super().convert(canonical_name(value), param, ctx)
 
 
+def _feature_options() -> list:
+    """The serving features plan and fit both size (vLLM's flags; the shared prefix under any engine)."""
+    return [
+        click.option("--enable-lora", is_flag=True, help="vLLM: reserve LoRA slots (--max-loras, --max-lora-rank)."),
+        click.option("--max-loras", type=int, default=1, show_default=True, help="vLLM: LoRA adapters at once."),
+        click.option("--max-lora-rank", type=int, default=16, show_default=True, help="vLLM: the largest LoRA rank."),
+        click.option("--lora-dtype", default="auto", show_default=True, help="vLLM: LoRA weights' dtype."),
+        click.option("--limit-mm-per-prompt", "limit_mm_per_prompt",
+                     help="vLLM: images per prompt the profile feeds the vision tower: image=N or "
+                          "'{\"image\": N}' (default: V0 1, V1 999)."),
+        click.option("--shared-prefix", type=TOKENS, default=0,
+                     help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
+    ]
+
+
+def _with(options: list):
+    """Apply click options in the order listed."""
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
+def _features(enable_lora: bool, max_loras: int, max_lora_rank: int, lora_dtype: str, limit_mm_per_prompt: str | None,
+              shared_prefix: int) -> dict[str, Any]:
+    """The serving-feature flags as EngineSettings fields (plan's and fit's)."""
+    from kvplan.errors import InputError
+
+    if enable_lora and max_loras < 1:
+        raise InputError(f"--max-loras must be a whole number >= 1 with --enable-lora (got {max_loras})")
+    return {"max_loras": max_loras if enable_lora else 0, "max_lora_rank": max_lora_rank, "lora_dtype": lora_dtype,
+            "images_per_prompt": parse_mm_limit(limit_mm_per_prompt), "shared_prefix": shared_prefix}
+
+
 def _engine_options(f):
-    for option in reversed([
+    for option in reversed([*_feature_options(),
         click.option("--engine", type=_EngineChoice(),
                      help="Whose memory accounting: a registered engine (default vLLM V1; also vLLM V0, SGLang, "
                           "TGI, llama.cpp; none is the plain budget: memory x util - weights - reserve)."),
@@ -164,24 +199,15 @@ def _engine_options(f):
         click.option("--enable-extensible-kv-cache/--no-enable-extensible-kv-cache", "extensible_kv_cache",
                      default=None, help="vLLM >= 0.34: size the KV cache after warmup (its default; utilization "
                                         "1.0 when unset) or from the profile's estimate."),
-        click.option("--enable-lora", is_flag=True, help="vLLM: reserve LoRA slots (--max-loras, --max-lora-rank)."),
-        click.option("--max-loras", type=int, default=1, show_default=True, help="vLLM: LoRA adapters at once."),
-        click.option("--max-lora-rank", type=int, default=16, show_default=True, help="vLLM: the largest LoRA rank."),
-        click.option("--lora-dtype", default="auto", show_default=True, help="vLLM: LoRA weights' dtype."),
         click.option("--cpu-offload-gb", type=float, default=0.0,
                      help="vLLM: GiB of weights per GPU held in CPU memory (whole parameters, layer by layer)."),
         click.option("--swap-space", type=float,
                      help="vLLM: GiB of CPU swap per GPU (V0 allocates it as CPU blocks, default 4; V1 none)."),
         click.option("--kv-offloading-size", type=float, default=0.0,
                      help="vLLM V1: GiB of CPU KV tier over all ranks (native offloading connector)."),
-        click.option("--limit-mm-per-prompt", "limit_mm_per_prompt",
-                     help="vLLM: images per prompt the profile feeds the vision tower: image=N or "
-                          "'{\"image\": N}' (default 1)."),
         click.option("--kv-offloading-backend", type=click.Choice(["native", "lmcache"]), default="native",
                      show_default=True, help="vLLM V1: who holds the CPU KV tier: vLLM's connector or LMCache's "
                                              "local CPU backend."),
-        click.option("--shared-prefix", type=TOKENS, default=0,
-                     help="Tokens every request shares (a system prompt) that the prefix cache holds once."),
         click.option("--entry-point", default="serve", show_default=True,
                      help="vLLM: serve (`vllm serve`) or llm (the offline LLM class: larger token budget)."),
         click.option("--speculative-method",
@@ -257,8 +283,6 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
         source = model
     else:
         raise InputError("give a MODEL (e.g. falcon-7b; `kvplan models` lists them) or --layers/--hidden/--params")
-    if enable_lora and max_loras < 1:
-        raise InputError(f"--max-loras must be a whole number >= 1 with --enable-lora (got {max_loras})")
     if speculative_config is not None:
         from kvplan.engines.base import parse_speculative_config
 
@@ -272,14 +296,13 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        engine_version=engine_version, max_model_len=max_model_len,
                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                        block_size=block_size, enforce_eager=enforce_eager, entry_point=entry_point,
-                       dp_attention=dp_attention, expert_parallel=expert_parallel, shared_prefix=shared_prefix,
-                       cpu_offload_gb=cpu_offload_gb, max_loras=max_loras if enable_lora else 0,
-                       max_lora_rank=max_lora_rank, lora_dtype=lora_dtype, speculative_method=speculative_method,
+                       dp_attention=dp_attention, expert_parallel=expert_parallel,
+                       cpu_offload_gb=cpu_offload_gb, speculative_method=speculative_method,
                        num_speculative_tokens=num_speculative_tokens, draft_model=draft_model,
                        swap_space=swap_space, kv_offloading_size=kv_offloading_size,
-                       kv_offloading_backend=kv_offloading_backend,
-                       images_per_prompt=parse_mm_limit(limit_mm_per_prompt),
-                       extensible_kv_cache=extensible_kv_cache)
+                       kv_offloading_backend=kv_offloading_backend, extensible_kv_cache=extensible_kv_cache,
+                       **_features(enable_lora, max_loras, max_lora_rank, lora_dtype, limit_mm_per_prompt,
+                                  shared_prefix))
     if as_json:
         data = result.to_dict()
         if explain:
@@ -361,12 +384,14 @@ def inspect(model: str, tp: int, dtype: str | None, quant: str | None, kv_dtype:
 @click.option("--load-stat", type=click.Choice(["median", "p99", "none"]), default="median", show_default=True,
               help="Judge --max-ttft / --min-tokens-per-sec again at the workload's load (the best candidates, "
                    "their users as closed-loop clients in the scheduler simulation): median or p99; none: not.")
+@_with(_feature_options())
 def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int | None,
         min_tokens_per_sec: float | None, max_ttft: float | None, gpu: tuple[str, ...], max_gpus: int,
         allow_quant: bool, allow_fp8_kv: bool, allow_cross_node_tp: bool, engine: str, price: tuple[str, ...],
         price_file: str | None, rank_by: str, top: int, as_json: bool, emit: str | None,
         speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
-        allow_cpu_offload: float, load_stat: str) -> None:
+        allow_cpu_offload: float, load_stat: str, enable_lora: bool, max_loras: int, max_lora_rank: int,
+        lora_dtype: str, limit_mm_per_prompt: str | None, shared_prefix: int) -> None:
     """The cheapest deployment of MODEL that serves --users requests of --seq tokens (and speed targets)."""
     from kvplan.engines import DEFAULT_ENGINE
     from kvplan.engines.base import serve_name
@@ -380,7 +405,8 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
     result = search(spec, workload, list(gpu) or None, max_gpus, allow_quant, allow_fp8_kv, prices,
                     serve_name(model, spec), (engine or DEFAULT_ENGINE).lower(), rank_by, allow_cross_node_tp,
                     (speculative_method, num_speculative_tokens) if speculative_method or num_speculative_tokens
-                    else None, load_stat, draft_model, allow_cpu_offload)
+                    else None, load_stat, draft_model, allow_cpu_offload,
+                    _features(enable_lora, max_loras, max_lora_rank, lora_dtype, limit_mm_per_prompt, shared_prefix))
     if emit == "k8s":
         from kvplan.errors import InputError
         from kvplan.manifest import leader_worker_set, to_yaml

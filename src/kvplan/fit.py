@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -372,13 +373,15 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
            allow_quant: bool = False, allow_fp8_kv: bool = False, prices: dict[str, Price] | None = None,
            model_id: str | None = None, engine: str = DEFAULT_ENGINE, rank_by: str = RANKINGS[0],
            cross_node_tp: bool = False, speculative: tuple[str, int] | None = None,
-           load_stat: str = "median", draft_model: str | None = None, cpu_offload_gb: float = 0.0) -> FitResult:
+           load_stat: str = "median", draft_model: str | None = None, cpu_offload_gb: float = 0.0,
+           features: Mapping[str, Any] | None = None) -> FitResult:
     """Every candidate deployment of `spec` for `workload` under `engine`'s accounting, ranked by `rank_by`;
     candidates another of the same GPU type beats on every axis are pruned (and counted). With speed targets,
     the best candidates that meet them by the per-request estimates are then judged at the workload's load
     (`load_stat`: median or p99 of the simulation; none: not). `draft_model`: the drafter of a draft_model /
     eagle / eagle3 method. `cpu_offload_gb` > 0: every family is also sized with that many GiB of weights per GPU
-    in CPU memory (vLLM --cpu-offload-gb), its speeds paying the host-link read every pass."""
+    in CPU memory (vLLM --cpu-offload-gb), its speeds paying the host-link read every pass. `features`: further
+    EngineSettings fields every candidate runs with (LoRA slots, images per prompt, a shared prefix)."""
     if load_stat not in LOAD_STATS:
         raise InputError(f"--load-stat must be one of {', '.join(LOAD_STATS)} (got {load_stat!r})")
     start = time.perf_counter()
@@ -396,7 +399,7 @@ def search(spec: ModelSpec, workload: Workload, gpus: list[str] | None = None, m
     devices = [get_gpu(g) for g in (gpus or DEFAULT_GPUS)]
     method, k = speculative or (None, 0)
     settings = EngineSettings(engine=engine, max_model_len=workload.seq, speculative_method=method,
-                              num_speculative_tokens=k, draft_model=draft_model)
+                              num_speculative_tokens=k, draft_model=draft_model, **(features or {}))
     spec = served_model(spec, settings)  # with the drafter speculative decoding loads (PP 1 only, as plan says)
     kv_dtypes = ["auto", "fp8"] if allow_fp8_kv else ["auto"]
     offloads = [0.0, float(cpu_offload_gb)] if cpu_offload_gb else [0.0]

@@ -200,7 +200,7 @@ class PlanRequest(DeploymentInput):
     kv_offloading_backend: Literal["native", "lmcache"] = Field(
         default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
     images_per_prompt: int | None = Field(default=None, ge=0, le=64,
-                                          description="vLLM --limit-mm-per-prompt image=N (default 1).")
+                                          description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
     extensible_kv_cache: bool | None = Field(
         default=None, description="vLLM >= 0.34 --[no-]enable-extensible-kv-cache (default: on).")
     expert_parallel: bool = False
@@ -248,6 +248,12 @@ class FitRequest(ModelInput):
                                      description="kvplan fit --allow-cpu-offload: GiB per GPU (0: not searched).")
     load_stat: Literal["median", "p99", "none"] = Field(
         default="median", description="Judge the speed targets again at the workload's load (kvplan fit --load-stat).")
+    shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
+    max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
+    max_lora_rank: int = Field(default=16, ge=1, le=1024)
+    lora_dtype: str = Field(default="auto", max_length=16)
+    images_per_prompt: int | None = Field(default=None, ge=0, le=64,
+                                          description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
     emit: Literal["k8s"] | None = Field(
         default=None, description="k8s: the best candidate's Kubernetes LeaderWorkerSet (+ Service) as YAML "
                                   "(kvplan fit --emit k8s), answered as application/yaml.")
@@ -595,7 +601,10 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                             parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp,
                             (body.speculative_method, body.num_speculative_tokens)
                             if body.speculative_method or body.num_speculative_tokens else None, body.load_stat,
-                            body.draft_model, body.allow_cpu_offload)
+                            body.draft_model, body.allow_cpu_offload,
+                            {"shared_prefix": body.shared_prefix, "max_loras": body.max_loras,
+                             "max_lora_rank": body.max_lora_rank, "lora_dtype": body.lora_dtype,
+                             "images_per_prompt": body.images_per_prompt})
             if body.emit == "k8s":  # as kvplan fit --emit k8s
                 from kvplan.manifest import leader_worker_set, to_yaml
 
