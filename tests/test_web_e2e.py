@@ -442,6 +442,7 @@ def test_engine_settings_and_serving_features_match_the_cli(page):
                    "--shared-prefix", "512", "--cpu-offload-gb", "4", "--enable-lora", "--max-loras", "2")
     for s in cli["scenarios"]:
         scenario_cells(page, s)
+    assert "--enable-lora --max-loras 2" in page.inner_text("#fit")  # the search sizes them too
     settle(page, lambda: page.fill("#max-model-len", "auto"))  # the largest that starts, as --max-model-len auto
     cli = cli_json("plan", "llama-3.1-8b", "--gpu", "a10g", "--gpu", "h100", "--seq", "1000", "--batch", "18",
                    "--max-model-len", "auto", "--max-num-seqs", "12", "--block-size", "32", "--enforce-eager",

@@ -639,6 +639,9 @@ async function update() {
     { speculative_method: x.features.speculative_method, num_speculative_tokens: x.features.num_speculative_tokens,
       ...(x.features.draft_model ? { draft_model: x.features.draft_model } : {}) } :
     {};
+  // the features fit sizes every candidate with, as plan does (POST /api/fit takes these names)
+  for (const key of ["shared_prefix", "max_loras", "max_lora_rank", "lora_dtype", "images_per_prompt"])
+    if (key in x.features) spec[key] = x.features[key];
   const fitEngine = engine.fit ? x.engine : ENGINES.default;
   const { output: fitOutput, ...fitRest } = x.fit;
   const workload = fitOutput ? { prompt: Math.max(1, x.seq - fitOutput), output: fitOutput } : { seq: x.seq };
