@@ -100,3 +100,45 @@ def test_llama4_tiles_and_rotary_peak():
     pixels, tower, kept = 34_546_176, 3 * 17 * 577 * 8_448 * 2, 75_202_560
     assert tower == 497_198_592
     assert got == max(pixels + tower, text_only + pixels + kept)
+
+
+def test_a_logged_image_count_replaces_the_derived_one():
+    """V1's profile prints how many dummy images it ran ("Encoder cache will be initialized with a budget of %s
+    tokens, and profiled with %s %s items of the maximum feature size.", gpu_model_runner.py profile_run 0.8.5 to
+    0.19.0): explain sizes the tower with that count. Gemma-3-4B at 0.19.0 with 5 images instead of the derived
+    32: pixels 5 x 2,408,448 x 2 = 24,084,480 B, embeddings 5 x 256 x 2,560 x 2 = 6,553,600 B kept."""
+    from kvplan.explain import _run, _setup
+    from kvplan.logs import parse_log
+
+    log = ("(APIServer pid=1) INFO 05-28 08:00:00 [api_server.py:1] vLLM API server version 0.19.0\n"
+           "(EngineCore pid=1) INFO 05-28 08:00:20 [gpu_model_runner.py:4780] Encoder cache will be initialized "
+           "with a budget of 8192 tokens, and profiled with 5 image items of the maximum feature size.\n")
+    setup = _setup(parse_log(log), "gemma-3-4b", "h100", None, None, [])
+    assert setup.settings.encoder_images == 5
+    got = _run(setup).budgets[0].term(TermKind.ACTIVATION)
+    text_only = _act(plan("gemma-3-4b", gpu="h100", engine_version="0.19.0", images_per_prompt=0))
+    assert got == text_only + 24_084_480 + 6_553_600
+
+
+def _images(p) -> int:
+    source = next(t.source for t in p.scenarios[0].budgets[0].terms if t.kind is TermKind.ACTIVATION)
+    return int(source.split(" dummy images")[0].rsplit(" ", 1)[1])
+
+
+def test_image_counts_match_public_logs():
+    """The count V1 prints ("... profiled with N image items of the maximum feature size"), from public logs
+    (code-index file ids; none of them prints the peak it led to):
+    - 9297248278, vLLM 0.11.0rc2, gemma-3-27b-it, --limit-mm-per-prompt image=2, max_model_len 4096, budget 8192:
+      31 images, the 260-token placeholder of 0.10.1-0.13 (8,192 // 256 embeddings would give 32);
+    - 14030680623, vLLM 0.12.0 image, Llama-4-Scout at TP 8, budget 8192: 3 images (2,467-token placeholder);
+    - vllm-project/vllm#16292, vLLM 0.8.3, Mistral-Small-3.1-24B (Magistral-Small-2509's architecture),
+      image=10, max_model_len 65536, budget 8192: 3 images (ceil(8,192 / 3,025) before 0.10)."""
+    gemma = plan("gemma-3-27b", gpu="mi300x", engine_version="0.11.0", max_model_len=4096,
+                 max_num_batched_tokens=8192, images_per_prompt=2)
+    assert _images(gemma) == 31
+    scout = plan("llama-4-scout", gpu="h200", tp=8, engine_version="0.12.0", max_model_len=131072,
+                 max_num_batched_tokens=8192)
+    assert _images(scout) == 3
+    mistral = plan("magistral-small-2509", gpu="h100", engine_version="0.8.3", max_model_len=65536,
+                   max_num_batched_tokens=8192, images_per_prompt=10)
+    assert _images(mistral) == 3

@@ -99,6 +99,7 @@ CASES: dict[str, dict] = {
             enforce_eager=False,
             enable_prefix_caching=True,
             gpu_total_gib=79.19,
+            encoder_images=5,  # "profiled with 5 image items of the maximum feature size"
         ),
         figures=dict(
             weights_gib=14.0786,
@@ -493,6 +494,8 @@ def test_every_engine_choice_a_log_shows_is_an_engine_setting():
         "INFO [mxfp4.py:165] Using Triton backend",
         "INFO [gpu_worker.py:378] Using V2 Model Runner",
         "INFO [gpu_model_runner.py:6142] Estimated CUDA graph memory: 0.52 GiB total",
-        "INFO [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k sampling."])
+        "INFO [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k sampling.",
+        "INFO [gpu_model_runner.py:3000] Encoder cache will be initialized with a budget of 16384 tokens, and "
+        "profiled with 5 image items of the maximum feature size."])
     assert set(engine_choices(text)) == set(ENGINE_CHOICES)
     assert set(ENGINE_CHOICES) <= {f.name for f in dataclasses.fields(EngineSettings)}

@@ -128,6 +128,9 @@ ENGINE_CHOICE_RULES: list[Rule] = [
     *rules("model_runner", lambda _: "v1", r"gpu_model_runner\.py:\d+\] Estimated CUDA graph memory()"),
     # the CUDA-graph estimate V1's profile printed (v1/worker/gpu_model_runner.py profile_cudagraph_memory, >= 0.18)
     *rules("cudagraph_estimate_gib", float, rf"Estimated CUDA graph memory: {DEC} GiB"),
+    # the dummy images V1's encoder profile ran at once (v1/worker/gpu_model_runner.py profile_run, 0.8.5-0.19
+    # wording; gpu/mm/encoder_runner.py in 0.29)
+    *rules("encoder_images", int, r"profiled with (\d+) image items of the maximum feature size"),
     # the top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
     # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
     *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
@@ -137,8 +140,8 @@ ENGINE_CHOICE_RULES: list[Rule] = [
 ]
 
 
-ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler")  # their names,
-# each an EngineSettings field
+# their names, each an EngineSettings field
+ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler", "encoder_images")
 
 
 def engine_choices(text: str) -> dict[str, Value]:

@@ -162,6 +162,7 @@ class EngineSettings:
     model_runner: str | None = None  # vLLM: the model runner a log shows ran ("v1", "v2"; None: the release's default)
     flashinfer_sampler: bool | None = None  # vLLM: whether a log shows FlashInfer's top-k / top-p (None: the default)
     cudagraph_estimate_gib: float | None = None  # vLLM >= 0.18: the CUDA-graph estimate a log prints (None: fitted)
+    encoder_images: int | None = None  # vLLM V1: the dummy images a log says the encoder was profiled with
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine

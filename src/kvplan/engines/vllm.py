@@ -1367,8 +1367,8 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
         return act, act_source
     limit = V1_IMAGE_LIMIT if limit is None else limit
     tokens = tower.prompt_tokens if r.encoder_tokens == "placeholder" else tower.tokens
-    images = encoder_images(r.encoder_items, tokens, o.max_num_batched_tokens, o.max_num_seqs, o.max_model_len,
-                            limit)
+    images = setup.settings.encoder_images or encoder_images(r.encoder_items, tokens, o.max_num_batched_tokens,
+                                                             o.max_num_seqs, o.max_model_len, limit)
     dtype = DTYPE_BYTES[dep.activation_dtype]
     pixel_bytes = 4 if r.encoder_pixels == "processor" and tower.pixels_fp32 else dtype
     pixels, tower_peak, embeddings = encoder_bytes(tower, images, dep.tp, dtype, pixel_bytes,
@@ -1381,8 +1381,9 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
     kept = embeddings + (0 if v2 else pixels)
     peak = max(pixels + tower_peak, act + kept)
     where = "the tower's own" if pixels + tower_peak > act + kept else "the text model's"
-    source = (f"max(the vision tower's profile on {images:,} dummy images (encoder budget {budget:,} tokens / "
-              f"{tokens:,} per image, at most {o.max_num_seqs} x {limit} per prompt): pixels {fmt_gib(pixels)} "
+    count = ("as the log prints" if setup.settings.encoder_images else
+             f"encoder budget {budget:,} tokens / {tokens:,} per image, at most {o.max_num_seqs} x {limit} per prompt")
+    source = (f"max(the vision tower's profile on {images:,} dummy images ({count}): pixels {fmt_gib(pixels)} "
               f"+ tower {fmt_gib(tower_peak)} ({tower.tiles} x {tower.patches:,} patches per image); "
               f"{act_source} + kept {fmt_gib(kept)} ({images:,} x {tower.tokens:,} embeddings x "
               f"{tower.out_width:,}{f' and as many of {budget:,} zeroed' if expanded else ''}"
