@@ -496,6 +496,12 @@ def test_every_engine_choice_a_log_shows_is_an_engine_setting():
         "INFO [gpu_model_runner.py:6142] Estimated CUDA graph memory: 0.52 GiB total",
         "INFO [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k sampling.",
         "INFO [gpu_model_runner.py:3000] Encoder cache will be initialized with a budget of 16384 tokens, and "
-        "profiled with 5 image items of the maximum feature size."])
+        "profiled with 5 image items of the maximum feature size.",
+        "WARNING [vllm.py:921] There is a latency regression when using chunked local attention with the hybrid KV "
+        "cache manager. Disabling it, by default. To enable it, set the environment "
+        "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1."])
     assert set(engine_choices(text)) == set(ENGINE_CHOICES)
+    # the warning that turns the hybrid manager off names the variable that would keep it: read as off
+    assert engine_choices(text)["chunked_local_hybrid"] is False
+    assert engine_choices("VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1") == {"chunked_local_hybrid": True}
     assert set(ENGINE_CHOICES) <= {f.name for f in dataclasses.fields(EngineSettings)}

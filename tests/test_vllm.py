@@ -756,3 +756,27 @@ def test_explain_suggests_flashinfer_where_the_log_shows_the_sort_ran():
     ran = diagnose(head + "INFO 10-23 15:10:41 [topk_topp_sampler.py:58] Using FlashInfer for top-p & top-k "
                    "sampling.\n", model="llama-3.1-8b", gpu="h200")
     assert not any("flashinfer" in s.change for s in ran.suggestions)
+
+
+def test_chunked_local_attention_turns_the_hybrid_manager_off_in_0_10_1_to_0_13():
+    """config/vllm.py (0.10.1.1-0.29): a model with attention_chunk_size (Llama-4) turns the hybrid KV cache
+    manager off unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1, whose envs.py default is 0 up to
+    0.13 and 1 from 0.14; off, unify_hybrid_kv_cache_specs caches the 36 chunked layers of Llama-4-Scout as full
+    attention, so a request of L tokens takes 48 full layers' blocks (one group of 48) instead of 4 groups of 12
+    with the chunked ones capped at 8,192 + 8,192 batched tokens. Public log (engine_logs.csv row 193, 0.12.0 with
+    the variable set): 1.86x at 8,388,608 tokens; without it the same pool prints 0.46x."""
+    from kvplan.explain import _setup
+    from kvplan.logs import parse_log
+
+    kw = dict(gpu="h200", tp=8, max_model_len=8388608, util=0.9)
+    off = plan("llama-4-scout", engine_version="0.12.0", **kw).scenarios[0]
+    on = plan("llama-4-scout", engine_version="0.14.0", **kw).scenarios[0]
+    assert any("hybrid KV cache manager off" in n for n in off.printed.notes)
+    assert off.printed.kv_groups == 1 and on.printed.kv_groups == 4
+    # off: tokens = blocks x 16 with one block holding 48 layers; the printed concurrency is tokens / L
+    assert off.printed.max_concurrency == pytest.approx(off.printed.kv_tokens / 8388608, abs=0.01)
+    assert off.printed.max_concurrency < 0.5 < 1.8 < on.printed.max_concurrency
+    log = ("(APIServer pid=1) INFO 12-18 14:00:00 [api_server.py:1] vLLM API server version 0.12.0\n"
+           "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1\n")
+    setup = _setup(parse_log(log), "llama-4-scout", "h200", None, None, [])
+    assert setup.settings.chunked_local_hybrid is True

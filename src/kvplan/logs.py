@@ -131,6 +131,11 @@ ENGINE_CHOICE_RULES: list[Rule] = [
     # the dummy images V1's encoder profile ran at once (v1/worker/gpu_model_runner.py profile_run, 0.8.5-0.19
     # wording; gpu/mm/encoder_runner.py in 0.29)
     *rules("encoder_images", int, r"profiled with (\d+) image items of the maximum feature size"),
+    # chunked local attention and the hybrid KV cache manager (config/vllm.py 0.10.1-0.29 warning; the env var)
+    *rules("chunked_local_hybrid", lambda _: False, r"latency regression when using chunked local attention with "
+           r"the hybrid KV cache manager\. Disabling it()", r"VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=0()"),
+    *rules("chunked_local_hybrid", lambda _: True,  # set, not the warning's advice to set it
+           r"(?<!set the environment )VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1()"),
     # the top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
     # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
     *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
@@ -141,7 +146,8 @@ ENGINE_CHOICE_RULES: list[Rule] = [
 
 
 # their names, each an EngineSettings field
-ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler", "encoder_images")
+ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler", "encoder_images",
+                  "chunked_local_hybrid")
 
 
 def engine_choices(text: str) -> dict[str, Value]:

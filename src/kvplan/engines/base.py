@@ -163,6 +163,8 @@ class EngineSettings:
     flashinfer_sampler: bool | None = None  # vLLM: whether a log shows FlashInfer's top-k / top-p (None: the default)
     cudagraph_estimate_gib: float | None = None  # vLLM >= 0.18: the CUDA-graph estimate a log prints (None: fitted)
     encoder_images: int | None = None  # vLLM V1: the dummy images a log says the encoder was profiled with
+    chunked_local_hybrid: bool | None = None  # vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (None: the
+    # release's default)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine
@@ -519,8 +521,8 @@ class Engine(ABC):
             return [self.band(since or self.default_version)]
         lo = parse_version(since, since) if since else (0, 0, 0)
         hi = parse_version(until, until) if until else None
-        starts = [r.since for r in self.rule_table.rows if r.since > lo and (hi is None or r.since < hi)]
-        return [self.band(version_text(v)) for v in (lo, *starts)]
+        starts = dict.fromkeys(r.since for r in self.rule_table.rows if r.since > lo and (hi is None or r.since < hi))
+        return [self.band(version_text(v)) for v in (lo, *starts)]  # rows sharing a release are one band
 
     def release_in(self, since: str | None, until: str | None) -> str:
         """The release whose rules stand for a range [since, until) a log was dated to: the default when it lies

@@ -246,6 +246,8 @@ class V1Rules:
     encoder_tokens: str  # an image's tokens in the budget: "embeddings", or "placeholder" (separators too)
     encoder_expand: bool  # every dummy output is copied into a zeroed (budget, width) tensor (0.11-0.13)
     vit_mask: str  # a block-masked tower's attention: "xformers" (no dense mask) or "dense" (SDPA, bf16 N x N)
+    chunked_hybrid: bool  # the hybrid KV cache manager stays on for chunked local attention (Llama-4) by default
+    # (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE's default); off, every windowed layer caches full length
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels
@@ -300,7 +302,7 @@ V1_RULES = RuleTable(
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32",
         encoder_items="ceil", encoder_pixels="processor", encoder_tokens="embeddings", encoder_expand=False,
-        vit_mask="xformers"),
+        vit_mask="xformers", chunked_hybrid=True),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB; "
@@ -325,8 +327,13 @@ V1_RULES = RuleTable(
         "max(1, ...))", encoder_items="floor"),
     row("0.10.1", "v1/worker/utils.py 0.10.1.1 MultiModalBudget: the per-prompt limit capped at max_model_len // "
         "tokens per image (at least 1); multimodal/registry.py 0.10.1.1: an image's tokens are its placeholder's, "
-        "separators included (get_mm_max_contiguous_tokens; 0.10.0 and 0.14.0 count the embeddings)",
-        encoder_items="per_prompt", encoder_tokens="placeholder"),
+        "separators included (get_mm_max_contiguous_tokens; 0.10.0 and 0.14.0 count the embeddings); "
+        "config/__init__.py 0.10.1.1 VllmConfig.__post_init__: a model with attention_chunk_size (Llama-4) turns "
+        "the hybrid KV cache manager off unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (envs.py: "
+        "default 0 in 0.10.1.1-0.13.0; 'There is a latency regression when using chunked local attention with the "
+        "hybrid KV cache manager. Disabling it, by default.'), and v1/core/kv_cache_utils.py "
+        "unify_hybrid_kv_cache_specs then caches every chunked / sliding layer as full attention (read in 0.12.0)",
+        encoder_items="per_prompt", encoder_tokens="placeholder", chunked_hybrid=False),
     row("0.11.0", "multimodal/processing.py 0.11.0 _postprocess_output: the processor's floating outputs cast to "
         "the model dtype (0.10.1.1 keeps them as the HF processor returns them); v1/worker/gpu_model_runner.py "
         "0.11.0 and 0.12.0 profile_run: outputs shorter than the budget copied into zeroed (budget, width) "
@@ -340,8 +347,10 @@ V1_RULES = RuleTable(
         "take workspace13 / workspace2 from the persistent WorkspaceManager (v1/worker/workspace.py, never freed: "
         "alive through the sampler's dummy run), chunked at VLLM_FUSED_MOE_CHUNK_SIZE 16384 (envs.py 0.14.0, "
         "0.17.0); 0.15-0.16 taken as 0.14; multimodal/profiling.py 0.14.0 get_mm_max_tokens: an image's "
-        "embeddings; gpu_model_runner.py 0.14.0 profile_run keeps the encoder outputs as they are",
-        moe_workspace=16384, encoder_tokens="embeddings", encoder_expand=False),
+        "embeddings; gpu_model_runner.py 0.14.0 profile_run keeps the encoder outputs as they are; envs.py 0.14.0 (and "
+        "0.17, 0.19, 0.23, 0.29): VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1, chunked local "
+        "attention keeps the hybrid manager",
+        moe_workspace=16384, encoder_tokens="embeddings", encoder_expand=False, chunked_hybrid=True),
     row("0.17.0", "v1/sample/ops/topk_topp_sampler.py 0.17.0 apply_top_k_top_p: the Triton kernel from 8 rows "
         "(topk_topp_triton.py, its buffer cached), the sort below", sampler=TRITON_FROM_8),
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
@@ -761,12 +770,21 @@ class KVLayout:
 
 @derived
 def kv_layout(dep: Deployment, stage: Stage, block_size: int | None, max_model_len: int, mnbt: int,
-              group_ratio: float, default_block: int = DEFAULT_BLOCK_SIZE, granule: int = 0) -> KVLayout:
+              group_ratio: float, default_block: int = DEFAULT_BLOCK_SIZE, granule: int = 0,
+              hybrid_manager: bool = True) -> KVLayout:
+    """`hybrid_manager` False: vLLM's hybrid KV cache manager is off, and unify_hybrid_kv_cache_specs
+    (v1/core/kv_cache_utils.py) caches every sliding-window and chunked layer of a model that also has full
+    attention as full attention."""
     counts: dict[Page, int] = {}
     for kv, n in stage.kv_specs:  # layers share a handful of KV specs: map each distinct one once
         spec = page_of(kv, dep)
         if spec is not None:
             counts[spec] = counts.get(spec, 0) + n
+    windowed = {s for s in counts if s.retention in (Retention.SLIDING, Retention.CHUNKED)}
+    if not hybrid_manager and windowed and any(s.retention == Retention.FULL for s in counts):
+        for s in windowed:
+            full = Page(Retention.FULL, s.per_token)
+            counts[full] = counts.get(full, 0) + counts.pop(s)
     if not counts:
         raise UnsupportedModelError("this stage holds no layer with a KV cache: vLLM would allocate nothing")
     bs = block_size or default_block
@@ -976,7 +994,7 @@ class VLLM(Engine):
         o = setup.options
         return kv_layout(setup.dep, stage, o.block_size, o.max_model_len, o.max_num_batched_tokens,
                          setup.rules.hybrid_group_ratio, setup.rules.default_block_size,
-                         VMM_GRANULE if self.extensible(setup) else 0)
+                         VMM_GRANULE if self.extensible(setup) else 0, hybrid_manager(setup))
 
     def extensible(self, setup: Setup) -> bool:
         """Whether the release sizes the pool after warmup (V1_RULES kv_sizing; >= 0.34 by default, unless
@@ -1389,6 +1407,22 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
               f"{tower.out_width:,}{f' and as many of {budget:,} zeroed' if expanded else ''}"
               f"{'' if v2 else ' and the pixels'})): {where} peak")
     return peak, source
+
+
+def hybrid_manager(setup: Setup) -> bool:
+    """Whether vLLM's hybrid KV cache manager runs: off for a chunked-local-attention model (Llama-4) where the
+    release turns it off by default (V1_RULES chunked_hybrid) and the launch does not set
+    VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (EngineSettings.chunked_local_hybrid), said in the notes."""
+    chunked = any(layer.kv.retention is Retention.CHUNKED for layer in setup.dep.model.layers)
+    if not chunked:
+        return True
+    allowed = setup.settings.chunked_local_hybrid
+    on = setup.rules.chunked_hybrid if allowed is None else allowed
+    if not on and not any("hybrid KV cache manager" in n for n in setup.notes):
+        setup.notes.append(f"vLLM {setup.version_text} turns the hybrid KV cache manager off for chunked local "
+                           "attention (config/vllm.py): every layer caches the whole context; "
+                           "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 keeps it (the default from 0.14)")
+    return on
 
 
 def tower_profile_note(setup: Setup) -> None:
