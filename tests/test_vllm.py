@@ -776,6 +776,9 @@ def test_chunked_local_attention_turns_the_hybrid_manager_off_in_0_10_1_to_0_13(
     # off: tokens = blocks x 16 with one block holding 48 layers; the printed concurrency is tokens / L
     assert off.printed.max_concurrency == pytest.approx(off.printed.kv_tokens / 8388608, abs=0.01)
     assert off.printed.max_concurrency < 0.5 < 1.8 < on.printed.max_concurrency
+    kept = plan("llama-4-scout", engine_version="0.12.0", chunked_local_hybrid=True, **kw)
+    assert abs(kept.scenarios[0].printed.max_concurrency - on.printed.max_concurrency) < 0.05  # as 0.14 holds
+    assert kept.launch_command(kept.scenarios[0]).startswith("VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 ")
     log = ("(APIServer pid=1) INFO 12-18 14:00:00 [api_server.py:1] vLLM API server version 0.12.0\n"
            "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1\n")
     setup = _setup(parse_log(log), "llama-4-scout", "h200", None, None, [])

@@ -217,6 +217,7 @@ def plan(
     kv_offloading_backend: str = "native",
     images_per_prompt: int | None = None,
     extensible_kv_cache: bool | None = None,
+    chunked_local_hybrid: bool | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -269,7 +270,8 @@ def plan(
                               speculative_method=speculative_method, num_speculative_tokens=num_speculative_tokens,
                               draft_model=draft_model, swap_space=swap_space,
                               kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend,
-                              images_per_prompt=images_per_prompt, extensible_kv_cache=extensible_kv_cache)
+                              images_per_prompt=images_per_prompt, extensible_kv_cache=extensible_kv_cache,
+                              chunked_local_hybrid=chunked_local_hybrid)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

@@ -1249,7 +1249,9 @@ class VLLM(Engine):
         - TP x PP past one node: the Ray backend, a Ray cluster first (ray start), vllm serve on the head only;
         - replicas of one node or less: --data-parallel-size R."""
         groups, attn_tp = launch.dp_attention, launch.tp // launch.dp_attention
-        parts = [f"vllm serve {launch.model()}", f"--tensor-parallel-size {attn_tp}"]
+        hybrid = launch.settings.chunked_local_hybrid if launch.settings else None
+        env = "" if hybrid is None else f"VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE={int(hybrid)} "
+        parts = [f"{env}vllm serve {launch.model()}", f"--tensor-parallel-size {attn_tp}"]
         parts += [f"--pipeline-parallel-size {launch.pp}"] if launch.pp > 1 else []
         ray = launch.nodes > 1 and groups == 1
         if groups > 1:
