@@ -1430,10 +1430,9 @@ def hybrid_manager(setup: Setup) -> bool:
 def tower_profile_note(setup: Setup) -> None:
     """Towers kvplan has no dummy-image model for (VisionInput: audio towers, vision families not read): V1's
     profile runs them too, and the activation term leaves them out, said instead of guessed."""
-    setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs (the encoder "
-                       "budget's items at once): kvplan does not model this tower's peak, so the activation "
-                       "term leaves it out and the KV pool shown is an upper bound (--limit-mm-per-prompt "
-                       "image=0 turns the tower's profile off)")
+    setup.notes.append("the profile also runs the model's vision / audio tower on dummy inputs: kvplan does not "
+                       "model this tower's peak, so the activation term leaves it out and the KV pool shown is an "
+                       "upper bound (--limit-mm-per-prompt image=0 turns the tower's profile off)")
 
 
 def engine_args(launch: Launch) -> list[tuple[str, object]]:
