@@ -783,3 +783,23 @@ def test_chunked_local_attention_turns_the_hybrid_manager_off_in_0_10_1_to_0_13(
            "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1\n")
     setup = _setup(parse_log(log), "llama-4-scout", "h200", None, None, [])
     assert setup.settings.chunked_local_hybrid is True
+
+
+def test_disable_hybrid_kv_cache_manager_caches_every_layer_in_full():
+    """--disable-hybrid-kv-cache-manager (config/scheduler.py; kv_cache_utils.py unify_hybrid_kv_cache_specs, read
+    in 0.12.0): gpt-oss-20b's 12 sliding-window layers (window 128) join its 12 full ones as full attention, one
+    group of 24 layers, so a request of 131,072 tokens takes 24 x 8,192 blocks of 16 tokens instead of 12 x 8,192
+    + 12 x ceil((127 + 8,192) / 16) + 12 straddle blocks; the pool is the same. A log's 'Hybrid KV cache manager
+    is disabled for this hybrid model' reads as the flag, and the launch line carries it."""
+    from kvplan.logs import engine_choices
+
+    kw = dict(gpu="h100", max_model_len=131072, engine_version="0.19.0")
+    on = plan("gpt-oss-20b", **kw).scenarios[0]
+    off_plan = plan("gpt-oss-20b", disable_hybrid_kv_cache_manager=True, **kw)
+    off = off_plan.scenarios[0]
+    assert off.capacity.kv_pool_bytes == on.capacity.kv_pool_bytes
+    assert off.printed.kv_groups == 1 and on.printed.kv_groups == 2
+    assert off.printed.max_concurrency < on.printed.max_concurrency / 1.8
+    assert "--disable-hybrid-kv-cache-manager" in off_plan.launch_command(off)
+    assert engine_choices("WARNING [kv_cache_utils.py:1144] Hybrid KV cache manager is disabled for this hybrid "
+                          "model, This means ...") == {"disable_hybrid_kv_cache_manager": True}

@@ -199,6 +199,8 @@ def _engine_options(f):
         click.option("--chunked-local-hybrid/--no-chunked-local-hybrid", "chunked_local_hybrid", default=None,
                      help="vLLM: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 / =0 (Llama-4's chunked layers "
                           "keep the hybrid KV cache manager; default: the release's, off in 0.10.1-0.13)."),
+        click.option("--disable-hybrid-kv-cache-manager", is_flag=True,
+                     help="vLLM: cache every sliding-window / chunked layer at full length (the flag vLLM takes)."),
         click.option("--enable-extensible-kv-cache/--no-enable-extensible-kv-cache", "extensible_kv_cache",
                      default=None, help="vLLM >= 0.34: size the KV cache after warmup (its default; utilization "
                                         "1.0 when unset) or from the profile's estimate."),
@@ -264,7 +266,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
          speculative_config: str | None, swap_space: float | None, kv_offloading_size: float,
          kv_offloading_backend: str, limit_mm_per_prompt: str | None, extensible_kv_cache: bool | None,
-         chunked_local_hybrid: bool | None,
+         chunked_local_hybrid: bool | None, disable_hybrid_kv_cache_manager: bool,
          as_json: bool, explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
@@ -306,6 +308,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        swap_space=swap_space, kv_offloading_size=kv_offloading_size,
                        kv_offloading_backend=kv_offloading_backend, extensible_kv_cache=extensible_kv_cache,
                        chunked_local_hybrid=chunked_local_hybrid,
+                       disable_hybrid_kv_cache_manager=disable_hybrid_kv_cache_manager,
                        **_features(enable_lora, max_loras, max_lora_rank, lora_dtype, limit_mm_per_prompt,
                                   shared_prefix))
     if as_json:

@@ -218,6 +218,7 @@ def plan(
     images_per_prompt: int | None = None,
     extensible_kv_cache: bool | None = None,
     chunked_local_hybrid: bool | None = None,
+    disable_hybrid_kv_cache_manager: bool = False,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -271,7 +272,8 @@ def plan(
                               draft_model=draft_model, swap_space=swap_space,
                               kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend,
                               images_per_prompt=images_per_prompt, extensible_kv_cache=extensible_kv_cache,
-                              chunked_local_hybrid=chunked_local_hybrid)
+                              chunked_local_hybrid=chunked_local_hybrid,
+                              disable_hybrid_kv_cache_manager=disable_hybrid_kv_cache_manager)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

@@ -165,6 +165,7 @@ class EngineSettings:
     encoder_images: int | None = None  # vLLM V1: the dummy images a log says the encoder was profiled with
     chunked_local_hybrid: bool | None = None  # vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (None: the
     # release's default)
+    disable_hybrid_kv_cache_manager: bool = False  # vLLM --disable-hybrid-kv-cache-manager (or a connector set it)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine

@@ -1412,19 +1412,31 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
 
 
 def hybrid_manager(setup: Setup) -> bool:
-    """Whether vLLM's hybrid KV cache manager runs: off for a chunked-local-attention model (Llama-4) where the
-    release turns it off by default (V1_RULES chunked_hybrid) and the launch does not set
-    VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (EngineSettings.chunked_local_hybrid), said in the notes."""
-    chunked = any(layer.kv.retention is Retention.CHUNKED for layer in setup.dep.model.layers)
-    if not chunked:
+    """Whether vLLM's hybrid KV cache manager runs (config/vllm.py VllmConfig.__post_init__, read in 0.10.1.1,
+    0.12.0 and 0.19.0): off when the launch disables it (--disable-hybrid-kv-cache-manager, or a
+    --kv-transfer-config connector, which turns it off), and for a chunked-local-attention model (Llama-4) with
+    EAGLE drafting or where the release turns it off by default (V1_RULES chunked_hybrid) and the launch does not
+    set VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (EngineSettings.chunked_local_hybrid). Said in the notes
+    for models it changes (windowed layers beside full attention)."""
+    layers = setup.dep.model.layers
+    windowed = any(layer.kv.retention in (Retention.SLIDING, Retention.CHUNKED) for layer in layers)
+    if not windowed:
         return True
-    allowed = setup.settings.chunked_local_hybrid
-    on = setup.rules.chunked_hybrid if allowed is None else allowed
-    if not on and not any("hybrid KV cache manager" in n for n in setup.notes):
-        setup.notes.append(f"vLLM {setup.version_text} turns the hybrid KV cache manager off for chunked local "
-                           "attention (config/vllm.py): every layer caches the whole context; "
-                           "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 keeps it (the default from 0.14)")
-    return on
+    chunked = any(layer.kv.retention is Retention.CHUNKED for layer in layers)
+    s = setup.settings
+    why = None
+    if s.disable_hybrid_kv_cache_manager:
+        why = "the launch turns the hybrid KV cache manager off (--disable-hybrid-kv-cache-manager, or a connector)"
+    elif chunked and s.speculative_method in ("eagle", "eagle3"):
+        why = "vLLM turns the hybrid KV cache manager off for chunked local attention with EAGLE (config/vllm.py)"
+    elif chunked and not (setup.rules.chunked_hybrid if s.chunked_local_hybrid is None else s.chunked_local_hybrid):
+        why = (f"vLLM {setup.version_text} turns the hybrid KV cache manager off for chunked local attention "
+               "(config/vllm.py; VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 keeps it, the default from "
+               "0.14)")
+    if why and not any("hybrid KV cache manager off" in n for n in setup.notes):
+        setup.notes.append(f"{why}: every layer caches the whole context (kv_cache_utils.py "
+                           "unify_hybrid_kv_cache_specs)")
+    return why is None
 
 
 def tower_profile_note(setup: Setup) -> None:
@@ -1465,6 +1477,7 @@ def feature_args(s: EngineSettings) -> list[tuple[str, object]]:
         out += [("speculative_config", spec)]
     out += [("limit_mm_per_prompt", {"image": s.images_per_prompt})] if s.images_per_prompt is not None else []
     out += [("enable_extensible_kv_cache", False)] if s.extensible_kv_cache is False else []
+    out += [("disable_hybrid_kv_cache_manager", True)] if s.disable_hybrid_kv_cache_manager else []
     return out
 
 

@@ -201,6 +201,7 @@ class PlanRequest(DeploymentInput):
         default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
     images_per_prompt: int | None = Field(default=None, ge=0, le=64,
                                           description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
+    disable_hybrid_kv_cache_manager: bool = Field(default=False, description="vLLM --disable-hybrid-kv-cache-manager.")
     chunked_local_hybrid: bool | None = Field(
         default=None, description="vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (default: the release's).")
     extensible_kv_cache: bool | None = Field(
@@ -569,7 +570,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size,
                           kv_offloading_backend=body.kv_offloading_backend, images_per_prompt=body.images_per_prompt,
                           extensible_kv_cache=body.extensible_kv_cache,
-                          chunked_local_hybrid=body.chunked_local_hybrid)
+                          chunked_local_hybrid=body.chunked_local_hybrid,
+                          disable_hybrid_kv_cache_manager=body.disable_hybrid_kv_cache_manager)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
