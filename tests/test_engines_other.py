@@ -82,14 +82,16 @@ def test_sglang_pool_is_fraction_of_startup_memory_less_weights():
     s = sglang_scenario(tiny(), GPU2, 0.8, settings("sglang"), seq=2048, batch=8, replicas=1)
     usable = math.floor(2 * GiB * 0.8)  # 1,717,986,918
     startup = round(0.8 * 0.5 * GiB)  # CUDA context 0.50 GiB x fraction = 429,496,730
-    # as loaded: tensors 3,385,856 + vocab rows padded 1000 -> 1024 (2 x 24 x 256 x 2 B) + RoPE 4096 x 64 x 2 B
-    loaded = WEIGHTS + 2 * 24 * 256 * 2 + 4096 * 64 * 2  # 3,934,720
-    pool = usable - startup - loaded  # 1,284,555,468
-    assert (usable, startup, loaded, pool) == (1_717_986_918, 429_496_730, 3_934_720, 1_284_555_468)
+    # as loaded: tensors 3,385,856 + vocab rows padded 1000 -> 1024 (2 x 24 x 256 x 2 B) + the RoPE cache
+    # 4096 x 64 x 4 B (SGLang keeps it in fp32 on CUDA, srt/layers/rotary_embedding.py); every tensor is below
+    # 10 MiB, so the allocator's 2 MiB rounding adds nothing
+    loaded = WEIGHTS + 2 * 24 * 256 * 2 + 4096 * 64 * 4  # 4,459,008
+    pool = usable - startup - loaded  # 1,284,031,180
+    assert (usable, startup, loaded, pool) == (1_717_986_918, 429_496_730, 4_459_008, 1_284_031_180)
     b = s.budgets[0]
     assert b.usable == usable and [t.bytes for t in b.terms] == [startup, loaded] and b.kv_pool == pool
     tokens = pool // CELL
-    assert tokens == 1_254_448
+    assert tokens == 1_253_936
     p = s.printed
     assert (p.engine, p.kv_tokens, p.block_size, p.max_model_len) == ("sglang", tokens, 1, 4096)
     assert p.max_num_seqs == 4096  # clamp(tokens / 4096 x 512, 2048, 4096), below tokens // 2
@@ -102,9 +104,9 @@ def test_sglang_pool_is_fraction_of_startup_memory_less_weights():
 
 
 def test_sglang_page_size_fp8_and_tp_change_cells():
-    pool = 1_284_555_468
+    pool = 1_284_031_180
     s = sglang_scenario(tiny(), GPU2, 0.8, settings("sglang", block_size=64), 2048, 1, 1)
-    assert s.printed.kv_tokens == pool // CELL // 64 * 64 == 1_254_400
+    assert s.printed.kv_tokens == pool // CELL // 64 * 64 == 1_253_888
     s = sglang_scenario(tiny(kv_dtype="fp8"), GPU2, 0.8, settings("sglang"), 2048, 1, 1)
     assert s.printed.kv_tokens == pool // 512
     # TP 2: one KV head per GPU (cell 512 B) and 2.01 GiB of torch.distributed buffers at startup: on 2 GiB the
@@ -465,3 +467,22 @@ def test_startup_holds_the_distributed_init_only_where_nccl_has_nvls_buffers():
     l4 = plan("qwen2.5-14b", gpu="l4", tp=4, engine="sglang", max_model_len=4096).scenarios[0]
     startup = l4.budgets[0].terms[0]  # the fraction of the free memory at startup
     assert f"x {context:,} B" in startup.source and "no NVLink SHARP" in startup.source
+
+
+def test_sglang_weights_as_its_load_line_measures_them():
+    """SGLang's 'Load weight end ... mem usage' is free memory before - after loading, read after empty_cache
+    (srt/utils get_available_gpu_memory, 0.4.3.post2 / 0.5.13.post1): the parameters as PyTorch's caching
+    allocator holds them, each of 10 MiB or more rounded up to 2 MiB (kRoundLarge), plus the RoPE cos/sin cache
+    kept in fp32 on CUDA (rotary_embedding.py). Qwen3-14B at TP 4, per rank, bf16: qkv 7,168 x 5,120 x 2 / 4 =
+    17.5 MiB -> 18, o_proj 12.5 -> 14, gate_up 85 -> 86, down 42.5 -> 44: 4.5 MiB a layer x 40; the embedding and
+    lm_head 37,984 x 5,120 x 2 = 388,956,160 B -> 390,070,272 each; the cache 40,960 x 128 x 4 B, of which the
+    model-dtype half is already in the weights. The public log (engine_logs.csv row 134, RTX 4090 TP 4) prints
+    7.08 GB (GiB, as SGLang divides by 2^30)."""
+    from kvplan.engines.common import loaded_weights
+    from kvplan.engines.sglang import sglang_weights
+
+    dep = Deployment(load_model("qwen3-14b"), tp=4)
+    stage = dep.stages[0]
+    extra = 40 * 4_718_592 + 2 * (390_070_272 - 388_956_160) + 40_960 * 128 * 2
+    assert sglang_weights(dep, stage)[0] - loaded_weights(dep, stage)[0] == extra
+    assert abs(sglang_weights(dep, stage)[0] / 2**30 - 7.08) / 7.08 < 0.001

@@ -312,7 +312,12 @@ def test_sglang_speculative_drafter_by_release():
     added = _weights(new) - _weights(new_base)
     dep = new_base.deployment
     layer60 = sum(size for t, size in zip(dep.model.tensors, dep.tensor_sizes, strict=True) if t.layer == 60)
-    assert added == round(layer60 + HIDDEN * 2 * HIDDEN * 2 + 3 * HIDDEN * 2)  # as the first test derives it
+    # as the first test derives it, plus PyTorch's allocator rounding each parameter of 10 MiB or more up to
+    # 2 MiB, which SGLang's load line measures (sglang_weights): less than 2 MiB per such parameter
+    hand = round(layer60 + HIDDEN * 2 * HIDDEN * 2 + 3 * HIDDEN * 2)
+    big = sum(size >= 10 * 2**20 for t, size in zip(dep.model.tensors, dep.tensor_sizes, strict=True)
+              if t.layer == 60) + 1  # + eh_proj
+    assert 0 <= added - hand < big * 2 * 2**20
     assert new.scenarios[0].budgets[0].kv_pool == new_base.scenarios[0].budgets[0].kv_pool - added
     assert new.scenarios[0].printed.kv_tokens == new.scenarios[0].budgets[0].kv_pool // 71_424
     for p in (old, new):

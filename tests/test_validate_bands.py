@@ -130,9 +130,11 @@ def _one_row(**values: str) -> str:
 
 def test_sglang_free_memory_terms_are_scored():
     """SGLang's "Load weight begin / end ... avail mem" lines: free memory before the weights is the CUDA total
-    less what startup holds (kvplan.engines.common.startup_in_use), after them less the weights as loaded too."""
+    less what startup holds (kvplan.engines.common.startup_in_use), after them less the weights as SGLang's load
+    line measures them (kvplan.engines.sglang.sglang_weights)."""
     from kvplan.engines import scenario
-    from kvplan.engines.common import loaded_weights, startup_in_use
+    from kvplan.engines.common import startup_in_use
+    from kvplan.engines.sglang import sglang_weights
     from kvplan.validate import row_setup
 
     text = _one_row(source="test", engine="SGLang", model="meta-llama/Llama-3.1-8B-Instruct", gpu="H100",
@@ -146,7 +148,7 @@ def test_sglang_free_memory_terms_are_scored():
     total = scenario(setup.settings, setup.dep, setup.gpu, setup.util, 8192, 1, 1).printed.total_bytes  # CUDA's
     free = (total - startup_in_use(1, 1)[0]) / 2**30
     assert figures["free_before_weights"]["predicted"] == pytest.approx(free, abs=1e-4)
-    weights = loaded_weights(setup.dep, setup.dep.stages[0])[0] / 2**30
+    weights = sglang_weights(setup.dep, setup.dep.stages[0])[0] / 2**30
     assert figures["free_after_weights"]["predicted"] == pytest.approx(free - weights, abs=1e-4)
     assert figures["free_after_weights"]["logged"] == 63.5
 

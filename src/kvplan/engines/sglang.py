@@ -53,7 +53,7 @@ from kvplan.engines.common import loaded_weights, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.drafters import eagle_head
-from kvplan.model.spec import MLAKV, TOWER_ROLES, ModelSpec, Retention
+from kvplan.model.spec import MLAKV, SELF_ATTENTION, TOWER_ROLES, ModelSpec, Retention
 from kvplan.units import MiB
 
 DEFAULT_PAGE_SIZE = 1
@@ -455,6 +455,43 @@ def speculative_flags(settings: EngineSettings | None) -> list[str]:
     return out + ([f"--speculative-draft-model-path {settings.draft_model}"] if settings.draft_model else [])
 
 
+
+ALLOC_ROUND = 2 << 20  # PyTorch's caching allocator (c10/cuda/CUDACachingAllocator.cpp): kRoundLarge, 2 MiB
+ALLOC_ROUND_FROM = 10 << 20  # ... rounds each allocation of kMinLargeAlloc (10 MiB) or more to it
+# the checkpoint's projections SGLang fuses into one parameter (srt/layers/linear.py QKVParallelLinear,
+# MergedColumnParallelLinear): their shards are copied into one allocation
+FUSED_PROJECTIONS = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
+                     "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
+
+
+def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
+    """What SGLang's 'Load weight end ... mem usage' shows on one GPU: the weights as loaded
+    (common.loaded_weights), its RoPE cos/sin cache in fp32 on CUDA (srt/layers/rotary_embedding.py
+    _compute_cos_sin_cache, read in 0.4.3.post2 and 0.5.13.post1: one [max_position, rotary_dim] table shared
+    by the layers) and the caching allocator's rounding: the parameters are allocated one by one under the
+    target device, the free memory read after empty_cache (srt/utils get_available_gpu_memory), so each
+    parameter of 10 MiB or more holds its size rounded up to 2 MiB (qkv and gate_up one parameter each).
+    Qwen3-14B at TP 4: 40 layers x 4.5 MiB + 2 x 1.07 MiB + 20 MiB = 0.197 GiB above the tensors."""
+    weights, source = loaded_weights(dep, stage)
+    fp32_rope = 0.0
+    if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
+        fp32_rope = sum(r.positions * r.dim * (4 - dense) for r in dep.model.rope
+                        for dense in [4 if r.fp32 else dep.dense_bytes])
+    groups: dict[str, float] = {}
+    for t, size in dep.stage_tensors[stage.index]:
+        parts = t.name.split(".")
+        key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in parts)
+        groups[key] = groups.get(key, 0.0) + size
+    rounding = sum(-(-g // ALLOC_ROUND) * ALLOC_ROUND - g for g in groups.values() if g >= ALLOC_ROUND_FROM)
+    extra = []
+    if fp32_rope:
+        extra.append(f"the RoPE cache in fp32 {fp32_rope:+,.0f}")
+    if rounding:
+        extra.append(f"the allocator's 2 MiB rounding of {sum(g >= ALLOC_ROUND_FROM for g in groups.values())} "
+                     f"parameters {rounding:,.0f}")
+    total = round(weights + fp32_rope + rounding)
+    return total, source[:-2] + "".join(f" + {e}" for e in extra) + " B" if extra else source
+
 class SGLang(Engine):
     name = "sglang"
     label = "SGLang"
@@ -544,7 +581,7 @@ class SGLang(Engine):
 
     def budget(self, setup: Setup, stage: Stage, layout: Cells, fraction: float) -> Budget:
         in_use, in_use_source = startup_in_use(setup.dep.tp, setup.dep.pp, setup.gpu)
-        weights, w_source = loaded_weights(setup.dep, stage)
+        weights, w_source = sglang_weights(setup.dep, stage)
         terms = [Term(TermKind.STARTUP, round(in_use * fraction),
                       f"{fraction} x {in_use:,} B: the fraction applies to the free memory at startup; "
                       f"{in_use_source}", "in use at startup x fraction"),
@@ -603,7 +640,7 @@ class SGLang(Engine):
         o, smi = setup.options, self._smi_total(setup)
         running = self.request_cap(setup, pool)
         free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp, setup.gpu)[0]
-        after = free - loaded_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
+        after = free - sglang_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
