@@ -88,17 +88,23 @@ _DTYPES = _Dtype(kv=False)
 _KV_DTYPES = _Dtype(kv=True)
 
 
-def _deployment_options(f):
-    for option in reversed([
+def _with(options: list):
+    """Apply click options in the order listed."""
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
+_deployment_options = _with([
         click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size."),
         click.option("--dtype", type=_DTYPES, help="Element type of every weight (overrides the config)."),
         click.option("--quant", help="Quantize an unquantized model: fp8, fp8-block, w8a8, w4a16, gptq, awq, nf4, "
                                      "bnb-int8, mxfp4."),
         click.option("--kv-dtype", type=_KV_DTYPES, default="auto", show_default=True,
                      help="KV cache element type; auto = the activation dtype."),
-    ]):
-        f = option(f)
-    return f
+])
 
 
 class _Tokens(click.ParamType):
@@ -163,15 +169,6 @@ def _feature_options() -> list:
     ]
 
 
-def _with(options: list):
-    """Apply click options in the order listed."""
-    def apply(f):
-        for option in reversed(options):
-            f = option(f)
-        return f
-    return apply
-
-
 def _features(enable_lora: bool, max_loras: int, max_lora_rank: int, lora_dtype: str, limit_mm_per_prompt: str | None,
               shared_prefix: int) -> dict[str, Any]:
     """The serving-feature flags as EngineSettings fields (plan's and fit's)."""
@@ -183,8 +180,7 @@ def _features(enable_lora: bool, max_loras: int, max_lora_rank: int, lora_dtype:
             "images_per_prompt": parse_mm_limit(limit_mm_per_prompt), "shared_prefix": shared_prefix}
 
 
-def _engine_options(f):
-    for option in reversed([*_feature_options(),
+_engine_options = _with([*_feature_options(),
         click.option("--engine", type=_EngineChoice(),
                      help="Whose memory accounting: a registered engine (default vLLM V1; also vLLM V0, SGLang, "
                           "TGI, llama.cpp; none is the plain budget: memory x util - weights - reserve)."),
@@ -221,9 +217,7 @@ def _engine_options(f):
         click.option("--draft-model", help="The drafter for draft_model / eagle / eagle3."),
         click.option("--speculative-config",
                      help="vLLM's own JSON, e.g. '{\"method\": \"mtp\", \"num_speculative_tokens\": 1}'."),
-    ]):
-        f = option(f)
-    return f
+])
 
 
 @main.command()

@@ -134,13 +134,13 @@ ENGINE_CHOICE_RULES: list[Rule] = [
     # chunked local attention and the hybrid KV cache manager (config/vllm.py 0.10.1-0.29 warning; the env var)
     *rules("chunked_local_hybrid", lambda _: False, r"latency regression when using chunked local attention with "
            r"the hybrid KV cache manager\. Disabling it()", r"VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=0()"),
+    *rules("chunked_local_hybrid", lambda _: True,  # set, not the warning's advice to set it
+           r"(?<!set the environment )VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1()"),
     # the hybrid KV cache manager turned off: the flag among the non-default args, a connector's warning, or
     # kv_cache_utils.py's warning when it unifies a hybrid model's specs
     *rules("disable_hybrid_kv_cache_manager", lambda _: True, r"'disable_hybrid_kv_cache_manager': True()",
            r"Turning off hybrid kv cache manager because()",
            r"Hybrid KV cache manager is disabled for this hybrid model()"),
-    *rules("chunked_local_hybrid", lambda _: True,  # set, not the warning's advice to set it
-           r"(?<!set the environment )VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1()"),
     # the top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
     # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
     *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from kvplan.budget import Budget, Term, TermKind
+from kvplan.caching import derived
 from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
 from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
@@ -464,6 +465,7 @@ FUSED_PROJECTIONS = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_
                      "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
 
 
+@derived
 def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What SGLang's 'Load weight end ... mem usage' shows on one GPU: the weights as loaded
     (common.loaded_weights), its RoPE cos/sin cache in fp32 on CUDA (srt/layers/rotary_embedding.py
@@ -473,22 +475,21 @@ def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     parameter of 10 MiB or more holds its size rounded up to 2 MiB (qkv and gate_up one parameter each).
     Qwen3-14B at TP 4: 40 layers x 4.5 MiB + 2 x 1.07 MiB + 20 MiB = 0.197 GiB above the tensors."""
     weights, source = loaded_weights(dep, stage)
-    fp32_rope = 0.0
+    fp32_rope = 0.0  # loaded_weights counts the tables in the model dtype unless the model keeps them in fp32
     if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
-        fp32_rope = sum(r.positions * r.dim * (4 - dense) for r in dep.model.rope
-                        for dense in [4 if r.fp32 else dep.dense_bytes])
+        fp32_rope = sum(r.positions * r.dim * (4 - dep.dense_bytes) for r in dep.model.rope if not r.fp32)
     groups: dict[str, float] = {}
     for t, size in dep.stage_tensors[stage.index]:
         parts = t.name.split(".")
         key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in parts)
         groups[key] = groups.get(key, 0.0) + size
-    rounding = sum(-(-g // ALLOC_ROUND) * ALLOC_ROUND - g for g in groups.values() if g >= ALLOC_ROUND_FROM)
+    large = [g for g in groups.values() if g >= ALLOC_ROUND_FROM]
+    rounding = sum(-(-g // ALLOC_ROUND) * ALLOC_ROUND - g for g in large)
     extra = []
     if fp32_rope:
         extra.append(f"the RoPE cache in fp32 {fp32_rope:+,.0f}")
     if rounding:
-        extra.append(f"the allocator's 2 MiB rounding of {sum(g >= ALLOC_ROUND_FROM for g in groups.values())} "
-                     f"parameters {rounding:,.0f}")
+        extra.append(f"the allocator's 2 MiB rounding of {len(large)} parameters {rounding:,.0f}")
     total = round(weights + fp32_rope + rounding)
     return total, source[:-2] + "".join(f" + {e}" for e in extra) + " B" if extra else source
 

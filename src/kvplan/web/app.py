@@ -166,7 +166,22 @@ class Dims(_Body):
     vocab: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
-class PlanRequest(DeploymentInput):
+class ServingFeatures(_Body):
+    """The serving features plan and fit both size (kvplan plan / fit's feature flags)."""
+    shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
+    max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
+    max_lora_rank: int = Field(default=16, ge=1, le=1024)
+    lora_dtype: str = Field(default="auto", max_length=16)
+    images_per_prompt: int | None = Field(default=None, ge=0, le=64,
+                                          description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
+
+    def features(self) -> dict[str, Any]:
+        """As EngineSettings fields."""
+        return {"shared_prefix": self.shared_prefix, "max_loras": self.max_loras, "max_lora_rank": self.max_lora_rank,
+                "lora_dtype": self.lora_dtype, "images_per_prompt": self.images_per_prompt}
+
+
+class PlanRequest(DeploymentInput, ServingFeatures):
     dims: Dims | None = Field(default=None, description="Explicit dimensions instead of model / config.")
     gpu: str | list[str] = Field(default_factory=list)
     gpu_memory: str | None = None
@@ -186,11 +201,7 @@ class PlanRequest(DeploymentInput):
     block_size: int | None = Positive
     enforce_eager: bool = False
     dp_attention: int = Field(default=1, ge=1, le=64)
-    shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
     cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
-    max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
-    max_lora_rank: int = Field(default=16, ge=1, le=1024)
-    lora_dtype: str = Field(default="auto", max_length=16)
     speculative_method: str | None = Field(default=None, max_length=32,
                                            description="Speculative decoding: mtp or ngram (vLLM).")
     num_speculative_tokens: int = Field(default=0, ge=0, le=64)
@@ -199,8 +210,6 @@ class PlanRequest(DeploymentInput):
     kv_offloading_size: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --kv-offloading-size (GiB).")
     kv_offloading_backend: Literal["native", "lmcache"] = Field(
         default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
-    images_per_prompt: int | None = Field(default=None, ge=0, le=64,
-                                          description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
     disable_hybrid_kv_cache_manager: bool = Field(default=False, description="vLLM --disable-hybrid-kv-cache-manager.")
     chunked_local_hybrid: bool | None = Field(
         default=None, description="vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (default: the release's).")
@@ -227,7 +236,7 @@ class PlanRequest(DeploymentInput):
                                d.head_dim, d.vocab)
 
 
-class FitRequest(ModelInput):
+class FitRequest(ModelInput, ServingFeatures):
     users: int = Field(ge=1)
     seq: int | None = Positive
     prompt: int | None = Positive
@@ -251,12 +260,6 @@ class FitRequest(ModelInput):
                                      description="kvplan fit --allow-cpu-offload: GiB per GPU (0: not searched).")
     load_stat: Literal["median", "p99", "none"] = Field(
         default="median", description="Judge the speed targets again at the workload's load (kvplan fit --load-stat).")
-    shared_prefix: int = Field(default=0, ge=0, description="Tokens every request shares (prefix caching).")
-    max_loras: int = Field(default=0, ge=0, le=1024, description="vLLM --enable-lora --max-loras (0: off).")
-    max_lora_rank: int = Field(default=16, ge=1, le=1024)
-    lora_dtype: str = Field(default="auto", max_length=16)
-    images_per_prompt: int | None = Field(default=None, ge=0, le=64,
-                                          description="vLLM --limit-mm-per-prompt image=N (default: V0 1, V1 999).")
     emit: Literal["k8s"] | None = Field(
         default=None, description="k8s: the best candidate's Kubernetes LeaderWorkerSet (+ Service) as YAML "
                                   "(kvplan fit --emit k8s), answered as application/yaml.")
@@ -564,11 +567,10 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           max_num_seqs=body.max_num_seqs, block_size=body.block_size,
                           enforce_eager=body.enforce_eager, entry_point=body.entry_point,
                           dp_attention=body.dp_attention, expert_parallel=body.expert_parallel,
-                          shared_prefix=body.shared_prefix, cpu_offload_gb=body.cpu_offload_gb,
-                          max_loras=body.max_loras, max_lora_rank=body.max_lora_rank, lora_dtype=body.lora_dtype,
+                          cpu_offload_gb=body.cpu_offload_gb, **body.features(),
                           speculative_method=method, num_speculative_tokens=tokens, draft_model=draft,
                           swap_space=body.swap_space, kv_offloading_size=body.kv_offloading_size,
-                          kv_offloading_backend=body.kv_offloading_backend, images_per_prompt=body.images_per_prompt,
+                          kv_offloading_backend=body.kv_offloading_backend,
                           extensible_kv_cache=body.extensible_kv_cache,
                           chunked_local_hybrid=body.chunked_local_hybrid,
                           disable_hybrid_kv_cache_manager=body.disable_hybrid_kv_cache_manager)
@@ -606,10 +608,7 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                             parse_overrides(body.price), name, body.engine, body.rank_by, body.allow_cross_node_tp,
                             (body.speculative_method, body.num_speculative_tokens)
                             if body.speculative_method or body.num_speculative_tokens else None, body.load_stat,
-                            body.draft_model, body.allow_cpu_offload,
-                            {"shared_prefix": body.shared_prefix, "max_loras": body.max_loras,
-                             "max_lora_rank": body.max_lora_rank, "lora_dtype": body.lora_dtype,
-                             "images_per_prompt": body.images_per_prompt})
+                            body.draft_model, body.allow_cpu_offload, body.features())
             if body.emit == "k8s":  # as kvplan fit --emit k8s
                 from kvplan.manifest import leader_worker_set, to_yaml
 
