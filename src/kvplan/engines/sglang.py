@@ -153,7 +153,11 @@ SGLANG_RULES = RuleTable(
     SglangRules,
     row("0.0.0", "srt/server_args.py 0.4.0 __post_init__: by TP size, 0.88 / 0.87 / 0.85 / 0.81 / 0.79 at TP 1 / 2 / "
         "4 / 8 / 16; srt/model_executor/model_runner.py 0.4.0: x 0.95 for multimodal models, given or not (rules "
-        "that begin at a .postN release apply from its base release: kvplan's versions drop .postN)",
+        "that begin at a .postN release apply from its base release: kvplan's versions drop .postN); "
+        "srt/model_executor/model_runner.py load_model and srt/utils get_available_gpu_memory (read in 0.4.3.post2 "
+        "and 0.5.13.post1; the releases between assumed alike): 'mem usage' is free memory before - after loading, "
+        "read after empty_cache, so it holds the parameters as the caching allocator does (c10 "
+        "CUDACachingAllocator: 2 MiB rounding from 10 MiB) and srt/layers/rotary_embedding.py's fp32 cos/sin cache",
         default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
         multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0",
         speculative="none"),
@@ -473,6 +477,7 @@ def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     by the layers) and the caching allocator's rounding: the parameters are allocated one by one under the
     target device, the free memory read after empty_cache (srt/utils get_available_gpu_memory), so each
     parameter of 10 MiB or more holds its size rounded up to 2 MiB (qkv and gate_up one parameter each).
+    Every release kvplan has rules for (SGLANG_RULES row 0.0.0 cites the reading).
     Qwen3-14B at TP 4: 40 layers x 4.5 MiB + 2 x 1.07 MiB + 20 MiB = 0.197 GiB above the tensors."""
     weights, source = loaded_weights(dep, stage)
     fp32_rope = 0.0  # loaded_weights counts the tables in the model dtype unless the model keeps them in fp32
@@ -641,7 +646,7 @@ class SGLang(Engine):
         o, smi = setup.options, self._smi_total(setup)
         running = self.request_cap(setup, pool)
         free = setup.total - startup_in_use(setup.dep.tp, setup.dep.pp, setup.gpu)[0]
-        after = free - sglang_weights(setup.dep, setup.dep.stages[0])[0]  # cached per model: no second load
+        after = free - sglang_weights(setup.dep, setup.dep.stages[0])[0]
         return Printed(
             engine=self.name, version=setup.version_text, total_bytes=setup.total, total_source=setup.total_source,
             max_model_len=context, block_size=o.page_size, kv_tokens=pool.tokens,
