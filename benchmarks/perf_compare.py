@@ -157,7 +157,7 @@ def static_estimate(row: dict, spec, quant, dtype, gpu) -> float:
 def run_key(row: dict) -> tuple:
     return tuple(row[k] for k in ("model", "gpu", "tp", "weight_dtype", "kv_dtype", "engine", "engine_version",
                                   "load", "concurrency", "request_rate", "num_prompts", "input_len", "output_len",
-                                  "max_num_seqs", "max_num_batched_tokens"))
+                                  "length_range", "max_num_seqs", "max_num_batched_tokens"))
 
 
 def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
@@ -165,12 +165,15 @@ def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
     if not inp or not out:
         raise InputError("prompt or output length not stated")
     rate = row["request_rate"].strip().lower()
+    spans = [tuple(int(x) for x in part.split("-")) for part in row["length_range"].split("/")] \
+        if row["length_range"].strip() else [None, None]
     work = batching.Workload(inp, out, _int(row["num_prompts"]) or DEFAULT_PROMPTS,
                              _int(row["concurrency"]) if row["load"] == "concurrency" else None,
-                             None if rate in ("", "inf") or row["load"] == "offline" else float(rate))
+                             None if rate in ("", "inf") or row["load"] == "offline" else float(rate),
+                             prompt_range=spans[0], output_range=spans[1])
     engine, version = engine_of(row)
     kv = "fp8" if row["kv_dtype"].lower().startswith("fp8") else "auto"
-    common = dict(gpu=gpu, tp=int(row["tp"] or 1), dtype=dtype, quant=quant, kv_dtype=kv, seq=inp + out,
+    common = dict(gpu=gpu, tp=int(row["tp"] or 1), dtype=dtype, quant=quant, kv_dtype=kv, seq=work.longest,
                   engine=engine, engine_version=version, max_num_seqs=_int(row["max_num_seqs"]),
                   max_num_batched_tokens=_int(row["max_num_batched_tokens"]))
     try:
@@ -178,7 +181,7 @@ def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
         if not p.scenarios[0].startup.starts:
             raise InputError("does not start at the model's context")
     except InputError:
-        p = plan(spec, **common, max_model_len=max(32768, inp + out))
+        p = plan(spec, **common, max_model_len=max(32768, work.longest))
     return batching.under_load(p, work)
 
 

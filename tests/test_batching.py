@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from kvplan import batching, perf
 from kvplan.cli import main
 from kvplan.deployment import Deployment
+from kvplan.engines import get_engine
 from kvplan.errors import InputError
 from kvplan.hardware import get_gpu
 from kvplan.model.load import load_model
@@ -209,3 +210,66 @@ def test_replicas_share_the_load_evenly() -> None:
     assert four.output_tokens_per_sec == pytest.approx(4 * one.output_tokens_per_sec)
     assert four.request_throughput == pytest.approx(4 * one.request_throughput)
     assert batching.split(batching.Workload(10, 10, 10, rate=3.0), 4) == batching.Workload(10, 10, 3, rate=0.75)
+
+
+# --- lengths drawn as the benchmarks' random datasets draw them ------------------------------------------------
+
+def test_bench_lengths_follow_each_tools_rule() -> None:
+    vllm, sglang = get_engine("vllm"), get_engine("sglang")
+    # vllm bench serve (vllm/benchmarks/datasets.py, 0.11.0): [floor(L(1-r)), ceil(L(1+r))], low ends >= 1
+    assert vllm.bench_lengths(1000, 100, 0.25) == ((750, 1250), (75, 125))
+    assert vllm.bench_lengths(1000, 1, 0.5) == ((500, 1500), (1, 2))  # floor(0.5) = 0 -> 1; ceil(1.5) = 2
+    assert vllm.bench_lengths(1024, 1024, 0.0) == ((1024, 1024), (1024, 1024))
+    assert get_engine("tgi").bench_lengths(1000, 100, 0.25) == ((750, 1250), (75, 125))  # vllm bench serve at it
+    # sglang.bench_serving (compute_random_lens, 0.5.7): [max(int(L r), 1), L]; its default 0.0 is 1..L
+    assert sglang.bench_lengths(1024, 1024, 0.8) == ((819, 1024), (819, 1024))  # int(819.2)
+    assert sglang.bench_lengths(1024, 512, 0.0) == ((1, 1024), (1, 512))
+    assert sglang.bench_lengths(300, 30, 1.0) == ((300, 300), (30, 30))
+    for engine, ratio in ((vllm, 1.0), (vllm, -0.1), (sglang, 1.5)):
+        with pytest.raises(InputError, match="random-range-ratio"):
+            engine.bench_lengths(100, 10, ratio)
+
+
+def test_drawn_lengths_repeat_and_stay_in_range() -> None:
+    w = batching.Workload(1000, 100, 500, concurrency=8, prompt_range=(750, 1250), output_range=(75, 125))
+    lengths = w.lengths()
+    assert lengths == w.lengths() and len(lengths) == 500
+    assert all(750 <= p <= 1250 and 75 <= o <= 125 for p, o in lengths)
+    assert len({p for p, _ in lengths}) > 100  # drawn, not fixed
+    assert batching.Workload(1000, 100, 500, rate=2.0, prompt_range=(750, 1250), output_range=(75, 125)).lengths() \
+        == lengths  # the arrivals' stream does not move the lengths
+    assert w.longest == 1250 + 125
+    assert batching.Workload(10, 5, 3).lengths() == [(10, 5)] * 3
+    with pytest.raises(InputError, match="length range"):
+        batching.Workload(10, 5, 3, output_range=(0, 4))
+
+
+def test_one_client_runs_each_drawn_request_alone(dep: Deployment) -> None:
+    # one client: every request runs alone, so its TTFT is its own prompt's passes and its E2E adds its own
+    # decode passes; the run's output tokens are the sum of the drawn outputs
+    w = batching.Workload(150, 3, 4, concurrency=1, prompt_range=(50, 180), output_range=(1, 4))
+    r = batching.simulate(dep, GPU, sched(True), w)
+    ends, ttfts, tpots = 0.0, [], []
+    for prompt, output in w.lengths():
+        first = delay() + sum(t(dep, 0, 0, (done, min(100, prompt - done))) for done in range(0, prompt, 100))
+        decode = sum(t(dep, 1, prompt + k) for k in range(output - 1))
+        ends += first + decode
+        ttfts.append(first)
+        if output > 1:
+            tpots.append(decode / (output - 1))
+    made = sum(o for _, o in w.lengths())
+    assert r.ttft_ms.mean == pytest.approx(sum(ttfts) / 4 * 1000, rel=1e-9)
+    assert r.tpot_ms.mean == pytest.approx(sum(tpots) / len(tpots) * 1000, rel=1e-9)  # outputs of 1 have none
+    assert r.output_tokens_per_sec == pytest.approx(made / ends, rel=1e-9)
+    assert r.total_tokens_per_sec == pytest.approx((made + sum(p for p, _ in w.lengths())) / ends, rel=1e-9)
+
+
+def test_perf_cli_draws_lengths_by_the_engines_bench_tool() -> None:
+    args = ["perf", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "4", "--num-prompts", "20", "--prompt", "512",
+            "--output", "64", "--random-range-ratio", "0.5", "--json"]
+    out = json.loads(CliRunner().invoke(main, args).stdout)
+    assert out["workload"]["prompt_range"] == [256, 768] and out["workload"]["output_range"] == [32, 96]
+    out = json.loads(CliRunner().invoke(main, [*args, "--engine", "sglang"]).stdout)
+    assert out["workload"]["prompt_range"] == [256, 512] and out["workload"]["output_range"] == [32, 64]
+    bad = CliRunner().invoke(main, [*args[:-1], "--bench", "vllm", "--random-range-ratio", "1"])
+    assert bad.exit_code != 0 and "ratio in [0, 1)" in bad.output and "Traceback" not in bad.output

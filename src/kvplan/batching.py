@@ -22,7 +22,8 @@ whenever a waiting request can be admitted, the decodes waiting, and a decode pa
 Load, as the benchmarks generate it (`vllm bench serve`, `sglang.bench_serving`): closed loop at a concurrency
 (N clients, each sending its next request when the last ends: `--max-concurrency N --request-rate inf`), or
 open loop at a request rate (Poisson arrivals, a fixed seed so the answer repeats), or all at once (offline,
-`vllm bench throughput`). Every request has the same prompt and output length (the random dataset). The
+`vllm bench throughput`). Every request has the same prompt and output length, or lengths drawn uniformly from
+the ranges the benchmark's random dataset draws from at its --random-range-ratio (`Engine.bench_lengths`). The
 figures are those the benchmarks print: request and token throughputs over the run's duration (first send to
 last token), and the mean / median / p99 of TTFT, TPOT ((end - first token) / (output - 1) per request) and ITL
 (every gap between a request's tokens).
@@ -40,7 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from kvplan import perf, planning
 from kvplan.deployment import Deployment
-from kvplan.engines import get_engine
+from kvplan.engines import DEFAULT_ENGINE, get_engine
 from kvplan.engines.base import Engine, Printed, Scenario
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
@@ -71,17 +72,51 @@ class Workload:
     concurrency: int | None = None  # closed loop: this many clients (None: no cap)
     rate: float | None = None  # open loop: Poisson arrivals per second (None: all at once)
     seed: int = 0
+    # each request's prompt / output drawn uniformly from these integers (inclusive) as the benchmarks' random
+    # dataset draws them (`Engine.bench_lengths`); None: every request has `prompt` / `output` tokens
+    prompt_range: tuple[int, int] | None = None
+    output_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for label, value in (("--prompt", self.prompt), ("--output", self.output), ("--num-prompts", self.num_prompts)):
             if value < 1:
                 raise InputError(f"{label} must be a positive integer (got {value})")
+        for label, span in (("prompt", self.prompt_range), ("output", self.output_range)):
+            if span is not None and not 1 <= span[0] <= span[1]:
+                raise InputError(f"the {label} length range {span[0]}-{span[1]} is empty or below one token")
         if self.num_prompts > MAX_PROMPTS:
             raise InputError(f"--num-prompts {self.num_prompts:,} is more than kvplan simulates ({MAX_PROMPTS:,})")
         if self.concurrency is not None and self.concurrency < 1:
             raise InputError(f"--concurrency must be a positive integer (got {self.concurrency})")
         if self.rate is not None and not self.rate > 0:
             raise InputError(f"--rate must be a positive number of requests per second (got {self.rate})")
+
+    @property
+    def longest(self) -> int:
+        """Tokens of the longest request the run can draw (the max_model_len it needs)."""
+        return (self.prompt_range or (self.prompt,) * 2)[1] + (self.output_range or (self.output,) * 2)[1]
+
+    def lengths(self) -> list[tuple[int, int]]:
+        """(prompt, output) of every request, in sending order: drawn with the run's seed where a range is set."""
+        if self.prompt_range is None and self.output_range is None:
+            return [(self.prompt, self.output)] * self.num_prompts
+        rng = random.Random(self.seed + 1)  # not the arrivals' stream: the same lengths at any rate
+        p, o = self.prompt_range or (self.prompt,) * 2, self.output_range or (self.output,) * 2
+        return [(rng.randint(*p), rng.randint(*o)) for _ in range(self.num_prompts)]
+
+
+def workload(prompt: int, output: int, num_prompts: int, concurrency: int | None = None,
+             rate: str | float | None = None, range_ratio: float | None = None, bench: str | None = None,
+             engine: str | None = None) -> Workload:
+    """The workload of `kvplan perf` and POST /api/perf: with --random-range-ratio, lengths drawn as the random
+    dataset of the benchmark run against `bench` (default: the serving engine) draws them (Engine.bench_lengths)."""
+    if range_ratio is None:
+        if bench is not None:
+            raise InputError("--bench names whose --random-range-ratio rule applies: give --random-range-ratio too")
+        return Workload(prompt, output, num_prompts, concurrency, parse_rate(rate))
+    spans = get_engine(bench or engine or DEFAULT_ENGINE).bench_lengths(prompt, output, range_ratio)
+    return Workload(prompt, output, num_prompts, concurrency, parse_rate(rate), prompt_range=spans[0],
+                    output_range=spans[1])
 
 
 @dataclass(frozen=True)
@@ -117,7 +152,8 @@ class LoadResult:
         return {
             **self.about,
             "workload": {"prompt": w.prompt, "output": w.output, "num_prompts": w.num_prompts,
-                         "concurrency": w.concurrency, "request_rate": w.rate, "seed": w.seed},
+                         "concurrency": w.concurrency, "request_rate": w.rate, "seed": w.seed,
+                         "prompt_range": w.prompt_range, "output_range": w.output_range},
             "scheduler": asdict(s),
             "duration_seconds": self.duration_seconds, "request_throughput": self.request_throughput,
             "output_tokens_per_sec": self.output_tokens_per_sec, "total_tokens_per_sec": self.total_tokens_per_sec,
@@ -132,6 +168,8 @@ class _Request:
     index: int
     arrival: float
     prompt: int  # tokens to prefill (the prompt, plus the tokens made before a preemption)
+    output: int  # tokens it generates
+    asked: int = 0  # its prompt as sent
     computed: int = 0  # tokens in the KV cache
     generated: int = 0
     blocks: int = 0
@@ -173,12 +211,14 @@ class _Run:
 
 def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> LoadResult:
     """Run the workload through the scheduler (the module docstring) and return what a benchmark prints."""
-    need = -(-(work.prompt + work.output) // sched.block_size)
+    lengths = work.lengths()
+    longest = max(p + o for p, o in lengths)
+    need = -(-longest // sched.block_size)
     if need > sched.kv_tokens // sched.block_size:
-        raise InputError(f"one request of {work.prompt + work.output:,} tokens needs {need:,} KV blocks; the pool "
+        raise InputError(f"one request of {longest:,} tokens needs {need:,} KV blocks; the pool "
                          f"holds {sched.kv_tokens // sched.block_size:,}: the engine cannot serve it")
-    if not sched.chunks_prompts and work.prompt > sched.token_budget:
-        raise InputError(f"the prompt ({work.prompt:,} tokens) exceeds the token budget per pass "
+    if not sched.chunks_prompts and max(p for p, _ in lengths) > sched.token_budget:
+        raise InputError(f"the prompt ({max(p for p, _ in lengths):,} tokens) exceeds the token budget per pass "
                          f"({sched.token_budget:,}) of an engine that does not split prompts: raise it")
     run = _Run(dep, gpu, sched, work, free_blocks=sched.kv_tokens // sched.block_size)
     arrivals = _arrivals(work)
@@ -190,7 +230,7 @@ def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> Loa
     while len(run.done) < work.num_prompts:
         while pending and pending[0][0] <= run.now + 1e-12:
             _, t, i = heapq.heappop(pending)
-            run.waiting.append(_Request(i, t, work.prompt))
+            run.waiting.append(_Request(i, t, lengths[i][0], lengths[i][1], lengths[i][0]))
         if not run.running and not run.waiting:
             run.now = pending[0][0]  # idle until the next request is sent
             continue
@@ -228,7 +268,7 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
     """k identical decode passes at once: until a request ends, blocks could run short, or a request arrives."""
     rs, bs = run.running, run.sched.block_size
     n = len(rs)
-    k = min(run.work.output - r.generated for r in rs)
+    k = min(r.output - r.generated for r in rs)
     room = (run.free_blocks // n - 1) * bs  # passes every request can grow without a new block running short
     if room < 1 or any(r.last_token < run.now for r in rs):  # (a request that waited: its next gap is long)
         return _pass(run)
@@ -276,7 +316,7 @@ def _preempt(run: _Run, victim: _Request) -> None:
     run.running.pop()
     run.free_blocks += victim.blocks
     victim.blocks = victim.computed = 0
-    victim.prompt = run.work.prompt + victim.generated
+    victim.prompt = victim.asked + victim.generated
     run.waiting.appendleft(victim)
     run.preemptions += 1
 
@@ -362,9 +402,9 @@ def _admissible(run: _Run, r: _Request) -> bool:
 
 
 def _finish(run: _Run) -> list[_Request]:
-    out = [r for r in run.running if r.generated >= run.work.output]
+    out = [r for r in run.running if r.generated >= r.output]
     if out:
-        run.running = [r for r in run.running if r.generated < run.work.output]
+        run.running = [r for r in run.running if r.generated < r.output]
     for r in out:
         run.free_blocks += r.blocks
         r.blocks = 0
@@ -397,11 +437,11 @@ def _result(run: _Run) -> LoadResult:
     start = min(r.arrival for r in run.done)
     duration = max(r.last_token for r in run.done) - start
     ttft = [(r.first_token - r.arrival, 1) for r in run.done]
-    tpot = [((r.last_token - r.first_token) / (w.output - 1), 1) for r in run.done] if w.output > 1 else []
+    tpot = [((r.last_token - r.first_token) / (r.output - 1), 1) for r in run.done if r.output > 1]
     e2el = [(r.last_token - r.arrival, 1) for r in run.done]
-    n = len(run.done)
-    return LoadResult(w, run.sched, duration, n / duration, n * w.output / duration,
-                      n * (w.prompt + w.output) / duration, _stats(ttft), _stats(tpot), _stats(run.itl),
+    n, made = len(run.done), sum(r.output for r in run.done)
+    return LoadResult(w, run.sched, duration, n / duration, made / duration,
+                      (made + sum(r.asked for r in run.done)) / duration, _stats(ttft), _stats(tpot), _stats(run.itl),
                       _stats(e2el), run.passes, run.preemptions, run.batch_sum / max(run.passes, 1), run.peak)
 
 
@@ -476,8 +516,8 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
              "engine": engine.name, "engine_version": sc.printed.version, "weights": d.weight_format.name,
              "kv_dtype": d.kv_dtype, "max_model_len": sc.printed.max_model_len,
              "assumptions": [
-                 "a simulation of the engine's scheduler (kvplan.batching): every request has the same prompt and "
-                 "output length; pass times are kvplan.perf's roofline estimates"
+                 "a simulation of the engine's scheduler (kvplan.batching): " + _lengths_note(work)
+                 + "; pass times are kvplan.perf's roofline estimates"
                  + (f"; {replicas} replicas: one runs its even share of the clients, prompts and rate (rounded "
                     "up), and the throughputs are its own times the replicas; latencies are that replica's"
                     if replicas > 1 else ""),
@@ -485,7 +525,15 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
     return replace(result, about=about)
 
 
+def _lengths_note(work: Workload) -> str:
+    if work.prompt_range is None and work.output_range is None:
+        return "every request has the same prompt and output length"
+    p, o = work.prompt_range or (work.prompt,) * 2, work.output_range or (work.output,) * 2
+    return (f"each request's prompt drawn uniformly from {p[0]:,}-{p[1]:,} tokens and its output from "
+            f"{o[0]:,}-{o[1]:,} (seed {work.seed}), as the benchmark's random dataset draws them")
+
+
 def load_for(model, work: Workload, **plan_options) -> LoadResult:
     """kvplan perf under load: plan `model` (plan()'s options: gpu, tp, engine, util, ...) for requests of the
     workload's length, then simulate the workload on its first scenario (the CLI's and the page's call)."""
-    return under_load(planning.plan(model, seq=work.prompt + work.output, **plan_options), work)
+    return under_load(planning.plan(model, seq=work.longest, **plan_options), work)

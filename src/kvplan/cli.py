@@ -443,6 +443,12 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
                              "at once (offline).")
 @click.option("--output", type=TOKENS, default=128, show_default=True, help="Under load: output tokens per request.")
 @click.option("--num-prompts", type=int, default=1000, show_default=True, help="Under load: requests in the run.")
+@click.option("--random-range-ratio", type=float,
+              help="Under load: draw each request's prompt and output length as the benchmark's random dataset does "
+                   "at this --random-range-ratio (default: every request has --prompt and --output tokens).")
+@click.option("--bench", type=_EngineChoice(),
+              help="Under load: the engine whose benchmark's --random-range-ratio rule applies: vllm bench serve's "
+                   "L x (1 +- r), or sglang.bench_serving's [L x r, L] (default: the --engine's).")
 @click.option("--engine", type=_EngineChoice(), help="Under load: whose scheduler and pool (default vLLM V1).")
 @click.option("--engine-version", help="Under load: engine release whose rules apply.")
 @click.option("--util", type=float, help="Under load: the engine's memory fraction (default: its own).")
@@ -455,22 +461,27 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
          dp_attention: int, expert_parallel: bool, batch: int, prompt: int, context: int | None,
-         concurrency: int | None, rate: str | None, output: int, num_prompts: int, engine: str | None,
-         engine_version: str | None, util: float | None, max_model_len: int | None,
-         max_num_batched_tokens: int | None, max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None,
-         as_json: bool) -> None:
+         concurrency: int | None, rate: str | None, output: int, num_prompts: int, random_range_ratio: float | None,
+         bench: str | None, engine: str | None, engine_version: str | None, util: float | None,
+         max_model_len: int | None, max_num_batched_tokens: int | None, max_num_seqs: int | None,
+         cpu_offload_gb: float, gpus: int | None, as_json: bool) -> None:
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
     --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
     from kvplan import perf as estimates
     from kvplan.errors import InputError
 
     if concurrency is not None or rate is not None:  # the workload checks its lengths, static_estimate its own
-        _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, prompt, output,
-                   num_prompts, concurrency, rate, engine, engine_version, util, max_model_len,
-                   max_num_batched_tokens, max_num_seqs, cpu_offload_gb, gpus, as_json)
+        from kvplan import batching
+
+        work = batching.workload(prompt, output, num_prompts, concurrency, rate, random_range_ratio, bench, engine)
+        _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, work, engine,
+                   engine_version, util, max_model_len, max_num_batched_tokens, max_num_seqs, cpu_offload_gb, gpus,
+                   as_json)
         return
     if gpus is not None:
         raise InputError("--gpus applies under load (--concurrency or --rate): the static estimate is one replica's")
+    if random_range_ratio is not None or bench is not None:
+        raise InputError("--random-range-ratio and --bench apply under load (--concurrency or --rate)")
     est = estimates.static_estimate(model, gpu, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
                                     dp_attention=dp_attention, expert_parallel=expert_parallel, batch=batch,
                                     prompt=prompt, context=context, cpu_offload_gb=cpu_offload_gb)
@@ -517,15 +528,13 @@ def parse_mm_limit(text: str | None) -> int | None:
 
 
 def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
-               dp_attention: int, expert_parallel: bool, prompt: int, output: int, num_prompts: int,
-               concurrency: int | None, rate: str | None, engine: str | None, engine_version: str | None,
+               dp_attention: int, expert_parallel: bool, work, engine: str | None, engine_version: str | None,
                util: float | None, max_model_len: int | None, max_num_batched_tokens: int | None,
                max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None, as_json: bool) -> None:
     """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
     from kvplan import batching
     from kvplan.engines import DEFAULT_ENGINE
 
-    work = batching.Workload(prompt, output, num_prompts, concurrency, batching.parse_rate(rate))
     result = batching.load_for(model, work, gpu=gpu, tp=tp, pp=pp, dtype=dtype, quant=quant,
                                kv_dtype=kv_dtype.lower(), util=util, engine=engine or DEFAULT_ENGINE,
                                engine_version=engine_version, max_model_len=max_model_len,

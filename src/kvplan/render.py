@@ -370,10 +370,15 @@ def load_view(console: Console, r: LoadResult) -> None:
         [f"Poisson {w.rate:g} req/s"] if w.rate else [])
     load = ", ".join(parts) or "all requests at once"
     copies = f"{a['replicas']} replicas of " if a.get("replicas", 1) > 1 else ""
+    def span(bounds: tuple[int, int] | None, fixed: int) -> str:
+        return f"{bounds[0]:,}-{bounds[1]:,}" if bounds else f"{fixed:,}"
+
+    sizes = (f"{span(w.prompt_range, w.prompt)} + {span(w.output_range, w.output)} tokens (drawn uniformly)"
+             if w.prompt_range or w.output_range else f"{w.prompt:,} + {w.output:,} tokens")
     console.print(f"[bold]{a['model']}[/bold] on {copies}{a['tp'] * a['pp']} x {a['gpu']} "
                   f"(TP {a['tp']}, PP {a['pp']}), "
                   f"{a['engine']} {a['engine_version']}, weights {a['weights']}, KV {a['kv_dtype']}: {w.num_prompts:,} "
-                  f"requests of {w.prompt:,} + {w.output:,} tokens, {load}", soft_wrap=True)
+                  f"requests of {sizes}, {load}", soft_wrap=True)
     table = Table(show_header=True, header_style="bold")
     for column in ("figure", "mean", "median", "p99"):
         table.add_column(column, justify="left" if column == "figure" else "right")

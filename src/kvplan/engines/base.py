@@ -22,6 +22,7 @@ the memory in use at startup) lives in `kvplan.engines.common`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields, replace
@@ -698,6 +699,18 @@ class Engine(ABC):
         """How its scheduler forms passes (kvplan.batching): (prefill chunks share a pass with the decodes, a
         prompt longer than the token budget is split over passes); None: speed under load is not modelled."""
         return None
+
+    bench_tool: ClassVar[str] = "vllm bench serve"  # the serving benchmark run against it (any OpenAI server)
+
+    def bench_lengths(self, prompt: int, output: int, ratio: float) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The (prompt, output) ranges its benchmark's random dataset draws each request's lengths from, uniformly,
+        at --random-range-ratio `ratio`. `vllm bench serve` (vllm/benchmarks/datasets.py
+        RandomDataset.get_sampling_params, read in 0.11.0): [floor(L x (1 - r)), ceil(L x (1 + r))], r in [0, 1),
+        the low ends at least 1 token."""
+        if not 0.0 <= ratio < 1.0:
+            raise InputError(f"--random-range-ratio {ratio}: {self.bench_tool} takes a ratio in [0, 1)")
+        return ((max(math.floor(prompt * (1 - ratio)), 1), math.ceil(prompt * (1 + ratio))),
+                (max(math.floor(output * (1 - ratio)), 1), math.ceil(output * (1 + ratio))))
 
     def launch_command(self, launch: Launch) -> str:
         """The launch line; past one node, one line per node after a `# node k` comment (HEAD_IP: node 0's

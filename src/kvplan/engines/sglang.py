@@ -641,6 +641,16 @@ class SGLang(Engine):
         chunked_prefill_size."""
         return False, True
 
+    bench_tool = "sglang.bench_serving"
+
+    def bench_lengths(self, prompt: int, output: int, ratio: float) -> tuple[tuple[int, int], tuple[int, int]]:
+        """sglang.bench_serving (compute_random_lens, read in 0.5.7; vLLM's old benchmarks/benchmark_serving.py and
+        InferenceX's copy of it draw the same): [max(int(L x r), 1), L], r in [0, 1]; its default 0.0 draws 1 to
+        L, and 1 is fixed lengths."""
+        if not 0.0 <= ratio <= 1.0:
+            raise InputError(f"--random-range-ratio {ratio}: {self.bench_tool} takes a ratio in [0, 1]")
+        return (max(int(prompt * ratio), 1), prompt), (max(int(output * ratio), 1), output)
+
     def printed(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Printed:
         assert isinstance(pool, TokenPool) and context
         o, smi = setup.options, self._smi_total(setup)

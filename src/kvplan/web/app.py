@@ -283,6 +283,11 @@ class LoadRequest(DeploymentInput):
     prompt: int = Field(default=1024, ge=1)
     output: int = Field(default=128, ge=1)
     num_prompts: int = Field(default=200, ge=1, le=5000, description="Requests in the run (at most 5,000 here).")
+    random_range_ratio: float | None = Field(default=None, ge=0, le=1, description=(
+        "Lengths drawn as the benchmark's random dataset draws them at this --random-range-ratio (kvplan perf "
+        "--random-range-ratio); none: every request has prompt and output tokens."))
+    bench: EngineName | None = Field(default=None, description=(
+        "The engine whose benchmark's --random-range-ratio rule applies (default: the engine's)."))
     concurrency: int | None = Field(default=None, ge=1, description="Closed-loop clients.")
     rate: Annotated[Annotated[float, Field(gt=0)] | Literal["inf"] | None, BeforeValidator(_rate)] = Field(
         default=None, description="Poisson requests per second, or \"inf\": all at once (kvplan perf --rate inf; "
@@ -625,8 +630,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
         from kvplan import batching
 
         def call() -> dict[str, Any]:
-            work = batching.Workload(body.prompt, body.output, body.num_prompts, body.concurrency,
-                                     batching.parse_rate(body.rate))
+            work = batching.workload(body.prompt, body.output, body.num_prompts, body.concurrency, body.rate,
+                                     body.random_range_ratio, body.bench, body.engine)
             return batching.load_for(body.source(), work, gpu=body.gpu, tp=body.tp, pp=body.pp, dtype=body.dtype,
                                      quant=body.quant, kv_dtype=body.kv_dtype, util=body.util, engine=body.engine,
                                      engine_version=body.engine_version, max_model_len=body.max_model_len,
