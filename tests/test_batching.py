@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from kvplan import batching, perf
 from kvplan.cli import main
 from kvplan.deployment import Deployment
 from kvplan.engines import get_engine
+from kvplan.engines.base import OutputReserve
 from kvplan.errors import InputError
 from kvplan.hardware import get_gpu
 from kvplan.model.load import load_model
@@ -273,3 +275,45 @@ def test_perf_cli_draws_lengths_by_the_engines_bench_tool() -> None:
     assert out["workload"]["prompt_range"] == [256, 512] and out["workload"]["output_range"] == [32, 64]
     bad = CliRunner().invoke(main, [*args[:-1], "--bench", "vllm", "--random-range-ratio", "1"])
     assert bad.exit_code != 0 and "ratio in [0, 1)" in bad.output and "Traceback" not in bad.output
+
+
+# --- SGLang's admission reserves the outputs still to come ----------------------------------------------------
+
+FULL = OutputReserve(init=1.0, floor=1.0, decay_steps=600, clip=4096, retract_steps=20)  # ratio fixed at 1
+
+
+def test_reserving_outputs_keeps_a_request_waiting_instead_of_preempting(dep: Deployment) -> None:
+    # pool 192 tokens (12 blocks of 16); two requests of 60 + 40. Blocks now (vLLM): both prompts fit (4 + 4
+    # blocks), then both grow to 100 tokens (7 + 7 blocks > 12): a preemption. Reserving outputs at ratio 1
+    # (SGLang's PrefillAdder): r1 needs 60 + 40 = 100 < 192 and leaves 192 - 100 = 92; r2 needs 100 >= 92: it
+    # waits until r1 ends, so nothing is preempted and its first token comes after r1's last
+    plain = batching.Scheduler(8, 100, 192, 16, mixes_prefill=False, chunks_prompts=True)
+    work = batching.Workload(60, 40, 2, concurrency=2)
+    blocks_now = batching.simulate(dep, GPU, plain, work)
+    assert blocks_now.preemptions > 0
+    reserving = batching.simulate(dep, GPU, replace(plain, reserve=FULL), work)
+    assert reserving.preemptions == 0 and reserving.peak_running == 1
+    first_ttft, second_ttft = two(reserving.ttft_ms)
+    first_end, _ = two(reserving.e2el_ms)
+    assert second_ttft > first_end > first_ttft  # the second waited for the whole of the first
+
+
+def two(st: batching.Stats) -> tuple[float, float]:
+    """The two values behind a two-request run's stats: mean m = (lo + hi) / 2 and numpy's p99 = lo + 0.99 x
+    (hi - lo) = 0.02 x m + 0.98 x hi."""
+    hi = (st.p99 - 0.02 * st.mean) / 0.98
+    return 2 * st.mean - hi, hi
+
+
+def test_the_reservation_bound_never_jumps_past_an_admission(dep: Deployment, monkeypatch) -> None:
+    # the decode jumps stop where the queue's head could become admissible (_passes_before_admission); checking
+    # admission before every pass instead must give the same run (within the jumps' midpoint timing)
+    sched = batching.Scheduler(64, 512, 6000, 16, mixes_prefill=False, chunks_prompts=True,
+                               reserve=get_engine("sglang").output_reserve)
+    work = batching.Workload(300, 200, 60, concurrency=40, prompt_range=(100, 500), output_range=(50, 400))
+    bounded = batching.simulate(dep, GPU, sched, work)
+    monkeypatch.setattr(batching, "_passes_before_admission", lambda run: 1)
+    stepwise = batching.simulate(dep, GPU, sched, work)
+    assert bounded.preemptions == stepwise.preemptions
+    assert bounded.ttft_ms.mean == pytest.approx(stepwise.ttft_ms.mean, rel=5e-3)
+    assert bounded.duration_seconds == pytest.approx(stepwise.duration_seconds, rel=5e-3)

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field, replace
 from kvplan import perf, planning
 from kvplan.deployment import Deployment
 from kvplan.engines import DEFAULT_ENGINE, get_engine
-from kvplan.engines.base import Engine, Printed, Scenario
+from kvplan.engines.base import Engine, OutputReserve, Printed, Scenario
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.hardware import GPU
 from kvplan.planning import Plan
@@ -62,6 +62,7 @@ class Scheduler:
     mixes_prefill: bool  # prefill chunks share a pass with the decodes
     chunks_prompts: bool  # a prompt longer than the budget is split over passes
     host_bytes: float = 0.0  # weights per GPU read from CPU memory every pass (--cpu-offload-gb)
+    reserve: OutputReserve | None = None  # admission reserves the outputs still to come (SGLang); None: blocks now
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class _Run:
     batch_sum: int = 0
     preemptions: int = 0
     peak: int = 0
+    ratio: float = 0.0  # the share of the running requests' outputs left that admission reserves (OutputReserve)
 
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.sched.block_size)
@@ -220,7 +222,8 @@ def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> Loa
     if not sched.chunks_prompts and max(p for p, _ in lengths) > sched.token_budget:
         raise InputError(f"the prompt ({max(p for p, _ in lengths):,} tokens) exceeds the token budget per pass "
                          f"({sched.token_budget:,}) of an engine that does not split prompts: raise it")
-    run = _Run(dep, gpu, sched, work, free_blocks=sched.kv_tokens // sched.block_size)
+    run = _Run(dep, gpu, sched, work, free_blocks=sched.kv_tokens // sched.block_size,
+               ratio=sched.reserve.init if sched.reserve else 0.0)
     arrivals = _arrivals(work)
     clients = work.concurrency or work.num_prompts
     delay = perf.constants()["comm"].get("request_overhead_ms", 0.0) * 1e-3  # the API server, before the engine
@@ -261,7 +264,29 @@ def _steady(run: _Run) -> bool:
     if not run.waiting or len(run.running) >= run.sched.max_num_seqs:
         return True
     head = run.waiting[0]
+    if run.sched.reserve and _reserve_deficit(run, head) > 0:
+        return True
     return run.free_blocks < run.blocks_for(min(head.prompt, run.sched.token_budget)) + len(run.running)
+
+
+def _reserved(run: _Run) -> float:
+    """Tokens the running requests' outputs still to come hold back from admission (OutputReserve)."""
+    clip = run.sched.reserve.clip
+    return sum(min(r.output - r.generated, clip) for r in run.running) * run.ratio
+
+
+def _reserve_deficit(run: _Run, r: _Request) -> float:
+    """How many tokens short the pool is of admitting r beside the reservations (> 0: not admitted)."""
+    need = r.prompt - r.computed + min(r.output - r.generated, run.sched.reserve.clip)
+    return need - (run.free_blocks * run.sched.block_size - _reserved(run)) + 1  # admitted when need < room
+
+
+def _decayed(run: _Run, passes: int) -> None:
+    """The reservation ratio after `passes` decode passes."""
+    res = run.sched.reserve
+    if res:
+        floor = res.init * res.floor
+        run.ratio = max(run.ratio - passes * (res.init - floor) / res.decay_steps, floor)
 
 
 def _jump(run: _Run, next_send: float) -> list[_Request]:
@@ -273,6 +298,8 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
     if room < 1 or any(r.last_token < run.now for r in rs):  # (a request that waited: its next gap is long)
         return _pass(run)
     k = min(k, room)
+    if run.sched.reserve and run.waiting and len(rs) < run.sched.max_num_seqs:
+        k = min(k, _passes_before_admission(run))
     held = sum(r.computed for r in rs)
     if next_send < math.inf:
         first = run.pass_seconds(n, held, [])
@@ -295,9 +322,23 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
     run.now += total
     run.passes += k
     run.batch_sum += k * n
+    _decayed(run, k)
     for r in rs:
         r.last_token = run.now
     return _finish(run)
+
+
+def _passes_before_admission(run: _Run) -> int:
+    """Decode passes that cannot make the head of the queue admissible under the reservation: each pass uses one
+    token per running request and frees at most (the ratio's fall) x the clipped outputs left plus the ratio x one
+    token per request of reservation, so the room gains at most g = fall x S - (1 - ratio) x n tokens a pass."""
+    res, rs = run.sched.reserve, run.running
+    deficit = _reserve_deficit(run, run.waiting[0])
+    if deficit <= 0:
+        return 1
+    fall = (res.init - res.init * res.floor) / res.decay_steps if run.ratio > res.init * res.floor else 0.0
+    gain = fall * sum(min(r.output - r.generated, res.clip) for r in rs) - (1 - run.ratio) * len(rs)
+    return max(1, math.floor(deficit / gain)) if gain > 0 else math.inf
 
 
 def _grow(run: _Run, r: _Request, tokens: int) -> bool:
@@ -319,6 +360,10 @@ def _preempt(run: _Run, victim: _Request) -> None:
     victim.prompt = victim.asked + victim.generated
     run.waiting.appendleft(victim)
     run.preemptions += 1
+    res = run.sched.reserve
+    if res and run.running:  # retract_decode: the ratio the remaining requests' progress implies
+        made = sum(r.generated for r in run.running) + res.retract_steps * len(run.running)
+        run.ratio = min(1.0, made / sum(r.output for r in run.running))
 
 
 def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
@@ -354,14 +399,17 @@ def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
             (chunks.append((r, n)) if prefilling else decodes.append(r))
             budget -= n
     if (s.mixes_prefill or prefill_only) and not preempted:
+        room = run.free_blocks * bs - _reserved(run) if s.reserve else math.inf
         while run.waiting and budget > 0 and len(run.running) < s.max_num_seqs:
             r = run.waiting[0]
             left = r.prompt - r.computed
             if not s.chunks_prompts and left > budget and run.running:
                 break
             n = min(left, budget) if s.chunks_prompts else left
-            if not _grow(run, r, n):
+            outputs = min(r.output - r.generated, s.reserve.clip) if s.reserve else 0
+            if left + outputs >= room or not _grow(run, r, n):
                 break
+            room -= n + (outputs if n == left else 0)
             run.waiting.popleft()
             run.running.append(r)
             chunks.append((r, n))
@@ -371,6 +419,8 @@ def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
     if not decodes and not chunks:
         raise InputError("the scheduler cannot place any request (the pool is too small for one prompt chunk)")
     seconds = run.pass_seconds(len(decodes), sum(r.computed for r in decodes), chunks)
+    if decodes and not preempted:
+        _decayed(run, 1)
     run.now += seconds
     run.passes += 1
     run.batch_sum += len(decodes) + len(chunks)
@@ -398,6 +448,8 @@ def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
 
 
 def _admissible(run: _Run, r: _Request) -> bool:
+    if run.sched.reserve and _reserve_deficit(run, r) > 0:
+        return False
     return run.free_blocks >= run.blocks_for(min(r.prompt - r.computed, run.sched.token_budget) + r.computed) - r.blocks
 
 
@@ -456,7 +508,7 @@ def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: flo
     groups = dep.dp_attention
     seqs = printed.max_num_seqs or printed.max_running_requests or printed.kv_tokens
     return Scheduler(seqs * groups, printed.max_num_batched_tokens, printed.kv_tokens * groups,
-                     printed.block_size or 1, *how, host_bytes)
+                     printed.block_size or 1, *how, host_bytes, engine.output_reserve)
 
 
 def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload) -> LoadResult:

@@ -304,6 +304,21 @@ def entry_point_name(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class OutputReserve:
+    """An engine that admits a request only while its pool also holds the output tokens the running requests may
+    still make (kvplan.batching): each running request reserves min(its outputs left, clip) x a ratio that starts
+    at `init`, falls by (init - init x floor) / decay_steps every decode pass to init x floor, and rises after a
+    preemption to (tokens made + retract_steps x requests) / the requests' outputs; a new request needs its prompt
+    plus min(its output, clip) beyond the reservations."""
+
+    init: float
+    floor: float
+    decay_steps: int
+    clip: int
+    retract_steps: int
+
+
+@dataclass(frozen=True)
 class Printed:
     """What the engine prints at startup, predicted: the figure names of `kvplan validate`."""
 
@@ -694,6 +709,7 @@ class Engine(ABC):
     container_image: ClassVar[str | None] = None  # the engine's published image (kvplan fit --emit k8s)
     serve_port: ClassVar[int] = 8000  # the port its server listens on by default
     dp_attention_lm_head_over_tp: ClassVar[bool] = False  # its output head stays split over the whole TP group
+    output_reserve: ClassVar[OutputReserve | None] = None  # its admission reserves outputs (None: blocks now)
 
     def batching(self, printed: Printed) -> tuple[bool, bool] | None:
         """How its scheduler forms passes (kvplan.batching): (prefill chunks share a pass with the decodes, a

@@ -49,7 +49,18 @@ from kvplan.budget import Budget, Term, TermKind
 from kvplan.caching import derived
 from kvplan.capacity import Pool, TokenPool
 from kvplan.deployment import Deployment, Stage
-from kvplan.engines.base import Engine, EngineSettings, Launch, Printed, RuleTable, Setup, Startup, parse_version, row
+from kvplan.engines.base import (
+    Engine,
+    EngineSettings,
+    Launch,
+    OutputReserve,
+    Printed,
+    RuleTable,
+    Setup,
+    Startup,
+    parse_version,
+    row,
+)
 from kvplan.engines.common import loaded_weights, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
@@ -641,6 +652,14 @@ class SGLang(Engine):
         chunked_prefill_size."""
         return False, True
 
+    # managers/schedule_policy.py PrefillAdder (add_one_req: prompt + min(max_new_tokens, CLIP_MAX_NEW_TOKENS) must
+    # stay below the free pool less the running requests' min(outputs left, CLIP) x new_token_ratio) and
+    # managers/scheduler.py (new_token_ratio from SGLANG_INIT_NEW_TOKEN_RATIO 0.7 x schedule_conservativeness 1.0,
+    # floor x SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR 0.14, decay over SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS 600 decode steps;
+    # retract_decode sets it to (decoded + retract_decode_steps 20 x requests) / max_new_tokens, at most 1), read in
+    # 0.4.0 and 0.5.7 (the same rule; CLIP 4096). With the radix cache off and ignore_eos requests SGLang checks
+    # the exact future peak instead (add_one_req_ignore_eos): not modelled, the ratio rule stands in.
+    output_reserve = OutputReserve(init=0.7, floor=0.14, decay_steps=600, clip=4096, retract_steps=20)
     bench_tool = "sglang.bench_serving"
 
     def bench_lengths(self, prompt: int, output: int, ratio: float) -> tuple[tuple[int, int], tuple[int, int]]:
