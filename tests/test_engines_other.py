@@ -486,3 +486,21 @@ def test_sglang_weights_as_its_load_line_measures_them():
     extra = 40 * 4_718_592 + 2 * (390_070_272 - 388_956_160) + 40_960 * 128 * 2
     assert sglang_weights(dep, stage)[0] - loaded_weights(dep, stage)[0] == extra
     assert abs(sglang_weights(dep, stage)[0] / 2**30 - 7.08) / 7.08 < 0.001
+
+
+def test_sglang_mamba_states_follow_max_running_requests_without_the_radix_cache():
+    """kv_cache_configurator.py 0.5.23 _handle_max_mamba_cache (and 0.5.7's handle_max_mamba_cache): with
+    --disable-radix-cache and --max-running-requests N, max_mamba_cache_size = N instead of the 0.9 / 1.9 memory
+    share, charged as N + 1 states (the padding one), and a running request holds one state, not three
+    (_calculate_mamba_ratio: 1 without the radix cache). Qwen3-Next at TP 2: 2,146,304 B x 36 / 2 per state."""
+    dep = Deployment(load_model("qwen3-next-80b-a3b-instruct"), tp=2)
+    s = sglang_scenario(dep, get_gpu("h200"), 0.9, settings("sglang", max_num_seqs=48, disable_radix_cache=True),
+                        4096, 1, 1)
+    state = 36 * ((2 * 16 * 128 + 32 * 128) * 3 * 2 + 32 * 128 * 128 * 4) // 2
+    rest = s.budgets[0].kv_pool
+    assert s.printed.kv_tokens == (rest - (48 + 1) * state) // (12 * 2048 // 2)
+    assert "48 states" in " ".join(s.printed.notes) and "one state each" in " ".join(s.printed.notes)
+    assert s.printed.max_running_requests == 48  # min(48, 48 states // 1)
+    given = sglang_scenario(dep, get_gpu("h200"), 0.9, settings("sglang", max_mamba_cache_size=100), 4096, 1, 1)
+    assert given.printed.kv_tokens == (rest - 101 * state) // (12 * 2048 // 2)
+    assert given.printed.max_running_requests <= 100 // 3  # the radix cache on: three states a request

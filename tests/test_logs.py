@@ -500,7 +500,8 @@ def test_every_engine_choice_a_log_shows_is_an_engine_setting():
         "WARNING [vllm.py:921] There is a latency regression when using chunked local attention with the hybrid KV "
         "cache manager. Disabling it, by default. To enable it, set the environment "
         "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1.",
-        "WARNING [vllm.py:1231] Turning off hybrid kv cache manager because `--kv-transfer-config` is set."])
+        "WARNING [vllm.py:1231] Turning off hybrid kv cache manager because `--kv-transfer-config` is set.",
+        "python -m sglang.launch_server --model-path x --disable-radix-cache --max-mamba-cache-size 64"])
     assert set(engine_choices(text)) == set(ENGINE_CHOICES)
     # the warning that turns the hybrid manager off names the variable that would keep it: read as off
     assert engine_choices(text)["chunked_local_hybrid"] is False

@@ -197,6 +197,10 @@ _engine_options = _with([*_feature_options(),
                           "keep the hybrid KV cache manager; default: the release's, off in 0.10.1-0.13)."),
         click.option("--disable-hybrid-kv-cache-manager", is_flag=True,
                      help="vLLM: cache every sliding-window / chunked layer at full length (the flag vLLM takes)."),
+        click.option("--disable-radix-cache", is_flag=True,
+                     help="SGLang: no radix (prefix) cache; a hybrid model's Mamba states then follow "
+                          "--max-running-requests (kvplan's --max-num-seqs)."),
+        click.option("--max-mamba-cache-size", type=int, help="SGLang: Mamba states for a hybrid model."),
         click.option("--enable-extensible-kv-cache/--no-enable-extensible-kv-cache", "extensible_kv_cache",
                      default=None, help="vLLM >= 0.34: size the KV cache after warmup (its default; utilization "
                                         "1.0 when unset) or from the profile's estimate."),
@@ -260,8 +264,8 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
          speculative_method: str | None, num_speculative_tokens: int, draft_model: str | None,
          speculative_config: str | None, swap_space: float | None, kv_offloading_size: float,
          kv_offloading_backend: str, limit_mm_per_prompt: str | None, extensible_kv_cache: bool | None,
-         chunked_local_hybrid: bool | None, disable_hybrid_kv_cache_manager: bool,
-         as_json: bool, explain: bool,
+         chunked_local_hybrid: bool | None, disable_hybrid_kv_cache_manager: bool, disable_radix_cache: bool,
+         max_mamba_cache_size: int | None, as_json: bool, explain: bool,
          require_fit: bool) -> None:
     """Weights, KV cache and capacity of MODEL (catalog alias, HF id, config.json or folder) on GPUs."""
     from kvplan.engines import DEFAULT_ENGINE
@@ -303,6 +307,7 @@ def plan(model: str | None, gpu: tuple[str, ...], gpu_memory: str | None, gpus: 
                        kv_offloading_backend=kv_offloading_backend, extensible_kv_cache=extensible_kv_cache,
                        chunked_local_hybrid=chunked_local_hybrid,
                        disable_hybrid_kv_cache_manager=disable_hybrid_kv_cache_manager,
+                       disable_radix_cache=disable_radix_cache, max_mamba_cache_size=max_mamba_cache_size,
                        **_features(enable_lora, max_loras, max_lora_rank, lora_dtype, limit_mm_per_prompt,
                                   shared_prefix))
     if as_json:

@@ -141,6 +141,9 @@ ENGINE_CHOICE_RULES: list[Rule] = [
     *rules("disable_hybrid_kv_cache_manager", lambda _: True, r"'disable_hybrid_kv_cache_manager': True()",
            r"Turning off hybrid kv cache manager because()",
            r"Hybrid KV cache manager is disabled for this hybrid model()"),
+    # SGLang's radix cache off and its Mamba states (server_args.py; a launch line's flags)
+    *rules("disable_radix_cache", lambda _: True, rf"{KEY}disable_radix_cache=True()", r"disable-radix-cache\b()"),
+    *rules("max_mamba_cache_size", int, rf"{KEY}max_mamba_cache_size=(\d+)", r"max-mamba-cache-size[ =](\d+)"),
     # the top-k / top-p sampler (v1/sample/ops/topk_topp_sampler.py TopKTopPSampler, 0.8.5-0.11.0 wordings):
     # FlashInfer's, or the PyTorch-native path it falls back to (FlashInfer not installed, too old, or not enabled)
     *rules("flashinfer_sampler", lambda _: True, r"Using FlashInfer for top-p & top-k sampling()"),
@@ -152,7 +155,8 @@ ENGINE_CHOICE_RULES: list[Rule] = [
 
 # their names, each an EngineSettings field
 ENGINE_CHOICES = ("mxfp4_backend", "model_runner", "cudagraph_estimate_gib", "flashinfer_sampler", "encoder_images",
-                  "chunked_local_hybrid", "disable_hybrid_kv_cache_manager")
+                  "chunked_local_hybrid", "disable_hybrid_kv_cache_manager", "disable_radix_cache",
+                  "max_mamba_cache_size")
 
 
 def engine_choices(text: str) -> dict[str, Value]:

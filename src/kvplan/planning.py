@@ -219,6 +219,8 @@ def plan(
     extensible_kv_cache: bool | None = None,
     chunked_local_hybrid: bool | None = None,
     disable_hybrid_kv_cache_manager: bool = False,
+    disable_radix_cache: bool = False,
+    max_mamba_cache_size: int | None = None,
 ) -> Plan:
     """Plan serving `model`: one scenario per (GPU, utilization) pair.
 
@@ -273,7 +275,8 @@ def plan(
                               kv_offloading_size=kv_offloading_size, kv_offloading_backend=kv_offloading_backend,
                               images_per_prompt=images_per_prompt, extensible_kv_cache=extensible_kv_cache,
                               chunked_local_hybrid=chunked_local_hybrid,
-                              disable_hybrid_kv_cache_manager=disable_hybrid_kv_cache_manager)
+                              disable_hybrid_kv_cache_manager=disable_hybrid_kv_cache_manager,
+                              disable_radix_cache=disable_radix_cache, max_mamba_cache_size=max_mamba_cache_size)
     if settings.speculative_method == "draft_model" and quant:
         raise UnsupportedModelError("kvplan does not model --quant applied to a target and its draft model: drop "
                                     "--quant")

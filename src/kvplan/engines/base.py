@@ -167,6 +167,8 @@ class EngineSettings:
     chunked_local_hybrid: bool | None = None  # vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (None: the
     # release's default)
     disable_hybrid_kv_cache_manager: bool = False  # vLLM --disable-hybrid-kv-cache-manager (or a connector set it)
+    disable_radix_cache: bool = False  # SGLang --disable-radix-cache (its prefix cache off)
+    max_mamba_cache_size: int | None = None  # SGLang --max-mamba-cache-size: Mamba states (None: its own rule)
 
     def __post_init__(self) -> None:
         from kvplan.engines import get_engine

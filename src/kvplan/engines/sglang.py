@@ -238,6 +238,8 @@ class SglangOptions:
     chunked_prefill_size: int | None = None
     max_running_requests: int | None = None
     page_size: int = DEFAULT_PAGE_SIZE
+    disable_radix_cache: bool = False
+    max_mamba_cache_size: int | None = None
 
 
 # --------------------------------------------------------------------------------------- default fraction
@@ -381,9 +383,10 @@ class HybridPool(TokenPool):
     which the radix cache lets a request use one of every MAMBA_RADIX_SLOTS."""
 
     def __init__(self, budgets: list[Budget], tokens: int, layouts: list[Cells], page: int, swa_tokens: int,
-                 states: int | None) -> None:
+                 states: int | None, slots_per_request: int = MAMBA_RADIX_SLOTS) -> None:
         super().__init__(budgets, tokens, [c.full + c.swa for c in layouts], page)
         self.swa_tokens, self.states, self.layouts = swa_tokens, states, layouts
+        self.slots_per_request = slots_per_request  # states a running request may hold (1 with the radix cache off)
         self.window = max(c.window for c in layouts)
 
     def holds(self, requests: int, length: int) -> bool:
@@ -391,13 +394,13 @@ class HybridPool(TokenPool):
             return False
         if self.window and requests * self.slots(min(length, self.window)) > self.swa_tokens:
             return False
-        return self.states is None or requests <= self.states // MAMBA_RADIX_SLOTS
+        return self.states is None or requests <= self.states // self.slots_per_request
 
     def max_requests(self, length: int) -> int:
         n = self.tokens // self.slots(length) if self.slots(length) else 0
         if self.window:
             n = min(n, self.swa_tokens // self.slots(min(length, self.window)))
-        return n if self.states is None else min(n, self.states // MAMBA_RADIX_SLOTS)
+        return n if self.states is None else min(n, self.states // self.slots_per_request)
 
     def sharing(self) -> tuple[int, int] | None:
         return None  # the sliding-window and Mamba pools share a prefix their own way: not modelled
@@ -408,17 +411,35 @@ class HybridPool(TokenPool):
         return self.slots(length) * c.full + windowed + c.state
 
 
-def hybrid_split(rest: int, c: Cells, rules: SglangRules, page: int) -> tuple[int, int, int | None]:
+def given_states(options: SglangOptions, rules: SglangRules, dp: int) -> int | None:
+    """Mamba states set by the flags instead of the memory ratio (model_runner_kv_cache_mixin.py 0.5.7
+    handle_max_mamba_cache; mem_cache/kv_cache_configurator.py 0.5.23 _handle_max_mamba_cache): --max-mamba-cache-size,
+    else with --disable-radix-cache --max-running-requests (0.5.3.post3-0.5.16: or 512 when unset; from 0.5.17 the
+    ratio rule then), each divided over the data-parallel attention groups; 0.5.2 always 512."""
+    if rules.mamba_pool == "requests":
+        return 512
+    if options.max_mamba_cache_size is not None:
+        return max(1, options.max_mamba_cache_size // dp)
+    if options.disable_radix_cache:
+        if options.max_running_requests is not None:
+            return max(1, options.max_running_requests // dp)
+        if rules.mamba_pool == "ratio":
+            return 512 // dp
+    return None
+
+
+def hybrid_split(rest: int, c: Cells, rules: SglangRules, page: int,
+                 given: int | None = None) -> tuple[int, int, int | None]:
     """(full tokens, SWA tokens, Mamba states) from the bytes left after the weights (srt/mem_cache/
     pool_configurator.py 0.5.11 HybridSWAPoolConfigurator: cell = full + ratio x SWA bytes per token, full =
     rest // cell, SWA = full x ratio, both rounded down to the page; 0.4.9.post3-0.5.10 split T tokens of the
     uniform cell by layer counts, the same when the layers' widths agree. Mamba (model_runner.py
-    handle_max_mamba_cache): states = rest x ratio / (1 + ratio) // state bytes, charged before the KV tokens,
-    one padding state more from 0.5.17; 0.5.2 charges 512 states)."""
+    handle_max_mamba_cache): `given` states (given_states), else states = rest x ratio / (1 + ratio) // state
+    bytes, charged before the KV tokens, one padding state more from 0.5.17)."""
     states = None
     if c.state:
-        if rules.mamba_pool == "requests":
-            states = 512
+        if given is not None:
+            states = given
         elif rules.mamba_pool == "ratio_padded":
             budget = int(rest * MAMBA_FULL_MEMORY_RATIO / (1 + MAMBA_FULL_MEMORY_RATIO))
             states = max(0, (budget - c.state) // c.state)
@@ -538,7 +559,8 @@ class SGLang(Engine):
     def options(self, settings: EngineSettings) -> SglangOptions:
         running = settings.max_num_seqs or (SPECULATIVE_RUNNING if settings.speculative_method else None)
         return SglangOptions(settings.max_model_len, settings.max_num_batched_tokens, running,
-                             settings.block_size or DEFAULT_PAGE_SIZE)
+                             settings.block_size or DEFAULT_PAGE_SIZE, settings.disable_radix_cache,
+                             settings.max_mamba_cache_size)
 
     def served_model(self, target: ModelSpec, draft: ModelSpec | None, settings: EngineSettings) -> ModelSpec:
         """Where the release holds the drafter (SglangRules.speculative): outside the fraction, in the reserve its
@@ -612,17 +634,23 @@ class SGLang(Engine):
         if not any(c.swa or c.state for c in layouts):
             per_stage = [max(0, b.kv_pool) // c.full for b, c in zip(budgets, layouts, strict=True)]
             return TokenPool(budgets, min(per_stage) // page * page, [c.full for c in layouts], page)
-        splits = [hybrid_split(b.kv_pool, c, setup.rules, page) for b, c in zip(budgets, layouts, strict=True)]
+        given = given_states(setup.options, setup.rules, setup.dep.dp_attention)
+        splits = [hybrid_split(b.kv_pool, c, setup.rules, page, given) for b, c in zip(budgets, layouts, strict=True)]
         full, swa, states = min(splits, key=lambda x: x[0])
-        pool = HybridPool(budgets, full, layouts, page, swa, states)
+        pool = HybridPool(budgets, full, layouts, page, swa, states,
+                          1 if setup.options.disable_radix_cache else MAMBA_RADIX_SLOTS)
         if swa:
             setup.notes.append(f"SGLang's sliding-window pool: {full:,} full-attention tokens and {swa:,} "
                                f"sliding-window tokens (--swa-full-tokens-ratio {SWA_FULL_TOKENS_RATIO}); a request "
                                f"holds at most its window ({pool.window:,}) of the latter")
         if states is not None:
-            setup.notes.append(f"SGLang's Mamba pool: {states:,} states of {layouts[0].state:,} B "
-                               f"(max_mamba_cache_size), at most {states // MAMBA_RADIX_SLOTS:,} running requests "
-                               "with the radix cache")
+            flag = "--max-mamba-cache-size" if setup.options.max_mamba_cache_size else "--max-running-requests"
+            how = (f"given by {flag}" if given is not None and setup.rules.mamba_pool != "requests"
+                   else "max_mamba_cache_size")
+            setup.notes.append(f"SGLang's Mamba pool: {states:,} states of {layouts[0].state:,} B ({how}), at most "
+                               f"{states // pool.slots_per_request:,} running requests "
+                               + ("(the radix cache off: one state each)" if pool.slots_per_request == 1
+                                  else "with the radix cache"))
         return pool
 
     def request_cap(self, setup: Setup, pool: Pool) -> int | None:
@@ -630,7 +658,7 @@ class SGLang(Engine):
         cap = max_running_requests(pool.tokens, self.context(setup, pool)[0] or 1, setup.options.max_running_requests,
                                    setup.rules.running)
         if isinstance(pool, HybridPool) and pool.states is not None:  # 0.5.3.post2+: states // 3 (radix cache)
-            cap = min(cap, pool.states // MAMBA_RADIX_SLOTS)
+            cap = min(cap, pool.states // pool.slots_per_request)
         return cap
 
     def startup(self, setup: Setup, pool: Pool, budgets: list[Budget], context: int | None) -> Startup:

@@ -211,6 +211,8 @@ class PlanRequest(DeploymentInput, ServingFeatures):
     kv_offloading_backend: Literal["native", "lmcache"] = Field(
         default="native", description="vLLM --kv-offloading-backend: native or lmcache.")
     disable_hybrid_kv_cache_manager: bool = Field(default=False, description="vLLM --disable-hybrid-kv-cache-manager.")
+    disable_radix_cache: bool = Field(default=False, description="SGLang --disable-radix-cache.")
+    max_mamba_cache_size: int | None = Field(default=None, ge=1, description="SGLang --max-mamba-cache-size.")
     chunked_local_hybrid: bool | None = Field(
         default=None, description="vLLM VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE (default: the release's).")
     extensible_kv_cache: bool | None = Field(
@@ -578,7 +580,9 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                           kv_offloading_backend=body.kv_offloading_backend,
                           extensible_kv_cache=body.extensible_kv_cache,
                           chunked_local_hybrid=body.chunked_local_hybrid,
-                          disable_hybrid_kv_cache_manager=body.disable_hybrid_kv_cache_manager)
+                          disable_hybrid_kv_cache_manager=body.disable_hybrid_kv_cache_manager,
+                          disable_radix_cache=body.disable_radix_cache,
+                          max_mamba_cache_size=body.max_mamba_cache_size)
             data = result.to_dict()
             if body.explain:
                 data["derivation"] = derivation(result)
