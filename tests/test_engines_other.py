@@ -289,7 +289,10 @@ def test_tgi_v2_wiggle_after_and_v1_paged_blocks():
     dep = tiny()
     used, _ = _tgi_used(dep, 512, rows=512)  # < 3.0: prefill logprobs, logits for all 512 prompt tokens
     s = tgi_scenario(dep, GPU2, None, settings("tgi", version="2.4.0", max_num_batched_tokens=512), 1000, 1, 1)
-    warm = 512 * 1024  # the warmup batch's blocks, allocated while free memory is read
+    # the warmup batch's blocks, allocated while free memory is read: one request (512 prefill tokens under the
+    # 2.x launcher's max_input 4,095) asking max_total - truncate new tokens, so it holds ceil((4,096 - 1) / 1)
+    # blocks of BLOCK_SIZE 1 (router v3/client.rs warmup, models/flash_causal_lm.py from_pb)
+    warm = 4095 * 1024
     rest = 2 * GiB - used - warm
     pool = 2 * GiB - used - math.ceil(0.1 * rest)  # 0.90 x (free - warm) + warm
     assert s.budgets[0].kv_pool == pool and s.printed.kv_tokens == pool // 1024
@@ -437,12 +440,14 @@ def test_tgi_warmup_logits_under_tp():
     """TensorParallelHead (layers/tensor_parallel.py v2.0.4 / v2.2.0): each shard's [vocab / TP, tokens] output is
     all-gathered and returned transposed; before 2.4.0 the log_softmax copies that transposed input contiguous and
     writes a new tensor: per logits entry in bf16 at TP 2, 2 / 2 (the shard) + 2 (the copy) + 2 (the log_softmax)
-    beside the gathered logits; from 2.4.0 the log_softmax is in place (out=), the shard alone remains."""
+    beside the gathered logits; from 2.4.0 the log_softmax is in place (out=), but PyTorch's CUDA softmax still
+    makes its transposed input contiguous first (aten/src/ATen/native/cuda/SoftMax.cu host_softmax): the shard and
+    the copy remain."""
     from kvplan.engines.tgi import TGI_RULES, warmup_logits
 
     dep = Deployment(load_model("llama-3.1-8b"), tp=2)
     assert warmup_logits(dep, TGI_RULES.rules_for((2, 2, 0))).no_sort == 1 + 2 + 2
-    assert warmup_logits(dep, TGI_RULES.rules_for((2, 4, 0))).no_sort == 1
+    assert warmup_logits(dep, TGI_RULES.rules_for((2, 4, 0))).no_sort == 1 + 2
     assert warmup_logits(Deployment(load_model("llama-3.1-8b")), TGI_RULES.rules_for((2, 2, 0))).no_sort == 2
 
 
@@ -504,3 +509,21 @@ def test_sglang_mamba_states_follow_max_running_requests_without_the_radix_cache
     given = sglang_scenario(dep, get_gpu("h200"), 0.9, settings("sglang", max_mamba_cache_size=100), 4096, 1, 1)
     assert given.printed.kv_tokens == (rest - 101 * state) // (12 * 2048 // 2)
     assert given.printed.max_running_requests <= 100 // 3  # the radix cache on: three states a request
+
+
+def test_tgi_warmup_requests_and_the_blocks_left_when_the_fraction_runs_out():
+    """router/client warmup (v1.0.0-v2.4.0): requests of min(max_input, prefill left) tokens until the prefill
+    tokens are sent, each holding ceil((max_total - 1) / BLOCK_SIZE) blocks from 1.1.1 (input + 1 before): the 1.x
+    launcher's defaults (max_input 1024, max_total 2048, prefill 4096) give 4 requests x ceil(2047 / 16) = 512
+    blocks; v1.0.0 sizes each by its input + 1: 4 x ceil(1025 / 16) = 260. With --cuda-memory-fraction below what
+    the warmup already uses, the free term is max(0, ...) (utils/import_utils.py get_cuda_free_memory) and TGI
+    starts with the warmup's blocks alone."""
+    from kvplan.engines.tgi import TGI_RULES, TgiOptions, warmup_blocks
+
+    dep = tiny()
+    o = TgiOptions(max_total_tokens=2048, max_batch_prefill_tokens=4096, block_size=16)
+    assert warmup_blocks(dep, TGI_RULES.rules_for((1, 4, 0)), o, 2048) == 4 * 128
+    assert warmup_blocks(dep, TGI_RULES.rules_for((1, 0, 0)), o, 2048) == 4 * 65
+    s = tgi_scenario(dep, GPU2, 0.05, settings("tgi", version="2.2.0", max_num_batched_tokens=512), 1000, 1, 1)
+    assert s.budgets[0].kv_pool < 0 and s.startup.starts  # 5% of 2 GiB is less than the weights alone
+    assert s.printed.num_blocks == -(-(4096 - 1) // 16)  # one warmup request's blocks: max_total 4096 (2.x)

@@ -92,6 +92,9 @@ LOG = LogWording(
         clue(r"Default `max_batch_prefill_tokens` to", "2.0.0", None, "\"Default `max_batch_prefill_tokens` to\""),
         clue(r"Reducing the max batch prefill from", "3.0.0", None, "\"Reducing the max batch prefill\""),
         clue(r"Using default cuda graphs", "2.0.0", None, "\"Using default cuda graphs\""),
+        clue(r"main\.rs:317: Warming up model|main\.rs:354: Setting max batch total tokens", "2.0.2", "2.1.0",
+             "the router's lines main.rs:317 / :354 (router/src/main.rs v2.0.2-v2.0.4; 311 / 348 in v2.0.0, "
+             "314 / 351 in v2.0.1, 291 / 328 in v1.4.5)"),
         clue(r"Cuda Graphs are disabled", "2.0.2", None, "\"Cuda Graphs are disabled\""),
         clue(r"Using prefix caching = |Using Attention = |Using attention \w+ - Prefix caching", "2.3.0", None,
              "the prefix-caching / attention backend line"),
@@ -140,6 +143,7 @@ class TgiRules:
     prefill_logprobs: bool  # the warmup asks prefill logprobs: logits for every prompt token
     log_softmax_copy: bool  # ... and their log_softmax is a new tensor (in place from 2.4.0)
     warmup_reserved: bool  # free memory is read with the warmup's allocator cache held: its peaks add up
+    warm_request_total: bool  # a warmup request's blocks cover max_total_tokens - 1 (else its input + 1: < 1.1.1)
 
 
 TGI_RULES = RuleTable(
@@ -150,7 +154,10 @@ TGI_RULES = RuleTable(
         "forward's reserve",
         wiggle="none", wiggle_room=1.0, attention_backends=False, flashdecoding_types=(), paged_below_ampere=False,
         launcher="1.0", max_input_from_tokens=False,
-        prefill_logprobs=True, log_softmax_copy=True, warmup_reserved=True),
+        prefill_logprobs=True, log_softmax_copy=True, warmup_reserved=True, warm_request_total=False),
+    row("1.1.1", "router/client/src/client.rs v1.1.1 warmup: each warmup request asks max_total_tokens - "
+        "truncate new tokens, so its blocks cover max_total_tokens - 1 (v1.0.x: 2 new tokens)",
+        warm_request_total=True),
     row("1.4.1", "utils/import_utils.py v1.4.1: free x 0.95 after warmup", wiggle="after", wiggle_room=0.95),
     row("2.0.0", "launcher/src/main.rs v2.0.0 main: max_input_tokens = max_position_embeddings - 1 and "
         "max_total_tokens = max_position_embeddings (both capped at 4096), max_batch_prefill_tokens = "
@@ -251,16 +258,32 @@ def launcher_tokens(dep: Deployment, rules: TgiRules) -> tuple[int | None, int]:
     return None, positions
 
 
+def warmup_blocks(dep: Deployment, rules: TgiRules, options: TgiOptions, context: int) -> int:
+    """Blocks the warmup batch holds while free memory is read (router/client/src/client.rs warmup, v1.0.0-v2.0.4;
+    v3/client.rs v2.2.0-v2.4.0; models/flash_causal_lm.py FlashCausalLMBatch.from_pb): requests of min(max_input,
+    the prefill tokens left) tokens until the prefill tokens are sent, each holding ceil((max_total_tokens - 1) /
+    BLOCK_SIZE) blocks from 1.1.1 (its input + 1 before). max_input: the 1.x launcher's 1024, else max_total - 1."""
+    block, prefill = options.block_size, options.max_batch_prefill_tokens
+    max_input = 1024 if rules.launcher == "1.0" else max(1, context - 1)
+    requests = -(-prefill // max_input)
+    if rules.warm_request_total:
+        return requests * -(-(context - 1) // block)
+    full, last = divmod(prefill, max_input)
+    return full * -(-(max_input + 1) // block) + (-(-(last + 1) // block) if last else 0)
+
+
 def warmup_logits(dep: Deployment, rules: TgiRules) -> SamplerPeak:
     """The warmup's logits phase (models/flash_causal_lm.py, layers/tensor_parallel.py TensorParallelHead): with
     prefill logprobs (< 3.0) the lm_head runs on every prompt token; under TP each shard's [vocab / TP, tokens]
-    output is all-gathered into [vocab, tokens], in the model dtype, and returned transposed (not contiguous); their
-    log_softmax is a new tensor before 2.4.0, and under TP it first copies its transposed input contiguous. From 3.0
+    output is all-gathered into [vocab, tokens], in the model dtype, and returned transposed (not contiguous); under
+    TP the log_softmax first copies that transposed input contiguous (PyTorch's CUDA host_softmax,
+    aten/src/ATen/native/cuda/SoftMax.cu, makes its input contiguous, in place or not), and before 2.4.0 it writes a
+    new tensor (from 2.4.0 out= the logits). From 3.0
     the last token's logits only (the sampler's B x vocab is small). The warmup reads free memory after the prefill
     without emptying the allocator's cache (flash_causal_lm.py warmup, v2.0.4 and v2.2.0), so these add to the
     forward's peak (activation_peak's `reserved`)."""
     d = DTYPE_BYTES[dep.activation_dtype]
-    gather = d / dep.tp + (d if rules.log_softmax_copy else 0.0) if dep.tp > 1 else 0.0
+    gather = d / dep.tp + d if dep.tp > 1 else 0.0  # the shard's output and the contiguous copy
     per_entry = gather + (d if rules.log_softmax_copy else 0.0)
     return SamplerPeak("TGI warmup logits" + (" with prefill logprobs" if rules.prefill_logprobs else ""),
                        no_sort_from=1, no_sort=per_entry, buffer=False)
@@ -344,7 +367,7 @@ class TGI(Engine):
 
     def budget(self, setup: Setup, stage: Stage, layout: int, fraction: float) -> Budget:
         dep, o, r = setup.dep, setup.options, setup.rules
-        prefill, block = o.max_batch_prefill_tokens, o.block_size
+        prefill = o.max_batch_prefill_tokens
         context = self._context(setup)
         in_use, in_use_source = startup_in_use(dep.tp, 1, setup.gpu)
         requests = max(1, -(-prefill // max(1, context - 1)))
@@ -362,15 +385,34 @@ class TGI(Engine):
                              math.floor(setup.total * fraction * r.wiggle_room), terms)
         usable = math.floor(setup.total * fraction)
         if r.wiggle == "after":
-            warm = -(-prefill // block) * layout  # the warmup blocks, held while free memory is read
+            warm = warmup_blocks(dep, r, o, context) * layout  # the warmup blocks, held while free memory is read
             rest = usable - sum(t.bytes for t in terms) - warm
             terms.append(Term(TermKind.WIGGLE, math.ceil((1 - r.wiggle_room) * max(rest, 0)),
                               f"(1 - {r.wiggle_room}) x the free memory after warmup (TGI {setup.version_text})"))
         return Budget.of(setup.total, fraction, usable, terms)
 
     def pool(self, setup: Setup, layouts: list[int], budgets: list[Budget]) -> TokenPool:
+        """The free memory after warmup goes to blocks, and the warmup batch's own blocks are added back; a free term
+        at or below zero (mem_get_info's free less (1 - CUDA_MEMORY_FRACTION) x total: utils/import_utils.py
+        get_cuda_free_memory, max(0, ...) from v2.0.4; in the formula from 3.0, W under 1) leaves those blocks alone
+        (flash_causal_lm.py warmup): where the kept-back share, not the device, runs out, TGI starts with them."""
         block, block_bytes = setup.options.block_size, layouts[0]
-        return TokenPool(budgets, max(0, budgets[0].kv_pool) // block_bytes * block, [block_bytes // block], block)
+        blocks = max(0, budgets[0].kv_pool) // block_bytes
+        if self._held_back(setup) and self._warmup_fits(setup, budgets[0], layouts[0]):
+            blocks = max(blocks, warmup_blocks(setup.dep, setup.rules, setup.options, self._context(setup)))
+        return TokenPool(budgets, blocks * block, [block_bytes // block], block)
+
+    @staticmethod
+    def _held_back(setup: Setup) -> bool:
+        """The free term keeps a share of the device back (CUDA_MEMORY_FRACTION x, from 3.0, TGI_WIGGLE_ROOM < 1)."""
+        r = setup.rules
+        return setup.fraction * (r.wiggle_room if r.wiggle == "fraction" else 1.0) < 1
+
+    def _warmup_fits(self, setup: Setup, budget: Budget, block_bytes: int) -> bool:
+        """The device holds what the warmup needs: in use, weights, its activation and its blocks."""
+        warm = warmup_blocks(setup.dep, setup.rules, setup.options, self._context(setup)) * block_bytes
+        held = sum(t.bytes for t in budget.terms if t.kind != TermKind.WIGGLE)
+        return setup.total - held - warm >= 0
 
     def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
         label = LimitedBy.MAX_MODEL_LEN if setup.settings.max_model_len else LimitedBy.MODEL_CONTEXT
@@ -386,7 +428,7 @@ class TGI(Engine):
         TGI >= 3.0's own default)."""
         assert isinstance(pool, TokenPool) and context
         o = setup.options
-        if budgets[0].kv_pool < 0:
+        if budgets[0].kv_pool < 0 and not (self._held_back(setup) and pool.tokens > 0):
             return Startup(False, f"{self.label} will not start: not enough memory to handle "
                                   f"{o.max_batch_prefill_tokens:,} prefill tokens at warmup; lower "
                                   "--max-batch-prefill-tokens, use more GPUs (--num-shard) or smaller weights", 0)
