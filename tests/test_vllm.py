@@ -250,13 +250,16 @@ def test_v0_chunked_prefill_shrinks_the_activation_peak():
 def test_explicit_dimensions_without_vocab_still_have_an_activation_peak():
     """Fix: the hidden width came from the embedding tensor, which an explicit model without --vocab lacks, so
     vLLM's profile peak was 0 B. Now it is dims.hidden: no layer tensors, so the widest activation is the
-    residual stream, 3 x 4544, at max_num_batched_tokens 2048 (an A10G) x 2 B (fp16) x the fitted forward factor
-    (data/vllm-constants.toml)."""
+    residual stream, 3 x 4544, at max_num_batched_tokens 2048 (an A10G) x 2 B (fp16): as counted under Model
+    Runner V2 (the default's runner; its profile skips attention), x the fitted forward factor under 0.19's V1
+    runner (data/vllm-constants.toml)."""
     from kvplan.engines.common import fitted_constants
 
     spec = kvplan.model_from_dims(layers=32, hidden=4544, params=7_000_000_000)
     assert spec.hidden_size == spec.dims.hidden == 4544
     s = plan(spec, gpu="a10g", seq=1000).scenarios[0]
+    assert s.budgets[0].term(TermKind.ACTIVATION) == 2048 * 2 * 3 * 4544
+    s = plan(spec, gpu="a10g", seq=1000, engine_version="0.19.0").scenarios[0]
     factor = fitted_constants()["activation"]["forward_factor"]
     assert s.budgets[0].term(TermKind.ACTIVATION) == round(factor * 2048 * 2 * 3 * 4544)
 

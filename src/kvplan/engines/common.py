@@ -306,7 +306,7 @@ def activation_features(dep: Deployment, stage: Stage, tokens: int, max_num_seqs
 def forward_factor(eager: bool) -> tuple[float, str]:
     """The forward's peak over the eager count: 1 for an eager engine (vLLM V0), else fitted on the public logs."""
     if eager:
-        return 1.0, "eager: the widest activation as counted"
+        return 1.0, "as counted: an eager forward, or Model Runner V2's profile, which skips attention"
     c = fitted_constants()["activation"]
     return c["forward_factor"], f"fitted ({c['source']})"
 

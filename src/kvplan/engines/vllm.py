@@ -1002,17 +1002,25 @@ class VLLM(Engine):
         return (setup.rules.kv_sizing == "extensible" and setup.settings.extensible_kv_cache is not False
                 and not setup.pool_given)
 
+    @staticmethod
+    def forward_counted(setup: Setup) -> bool:
+        """Whether the profile's forward peak is its eager count, with no fitted factor: --enforce-eager also turns
+        torch.compile off (config/__init__.py 0.10.1.1 __post_init__: NO_COMPILATION; config/vllm.py 0.19.0:
+        CompilationMode.NONE), and Model Runner V2's profile_run dummy-runs the model with skip_attn=True
+        (v1/worker/gpu/model_runner.py, read in 0.26.0; the earlier V2 releases assumed alike): no attention
+        workspace beside the widest activation (row 174 of benchmarks/engine_logs.csv, 0.26: 1.06 GiB logged
+        against 1.054 counted)."""
+        return setup.options.enforce_eager or runs_v2(setup.rules, setup.dep.model, setup.settings)
+
     def overheads(self, setup: Setup, stage: Stage) -> list[Term]:
         """Non-torch memory, the profile's activation peak and (where subtracted) the CUDA-graph estimate; under
         the extensible KV cache (>= 0.34) the CUDA-graph pool and the margin it keeps free (extensible_terms)."""
         dep, o, gpu = setup.dep, setup.options, setup.gpu
         nt, nt_source = non_torch(setup.rules.non_torch_tp1, dep.tp, dep.pp, bool(gpu and gpu.nvswitch))
-        # --enforce-eager also turns torch.compile off (config/__init__.py 0.10.1.1 __post_init__: NO_COMPILATION;
-        # config/vllm.py 0.19.0: CompilationMode.NONE): the forward runs eager, as counted
         rule = setup.rules.moe_workspace
         persistent = rule >= 0 and persistent_moe_kernel(dep)
         act, act_source = activation_peak(dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
-                                          self.sampler_for(setup), eager=o.enforce_eager,
+                                          self.sampler_for(setup), eager=self.forward_counted(setup),
                                           hidden_rows=setup.rules.hidden_rows,
                                           units=compute_units(gpu) if gpu else None,
                                           moe_persistent=persistent, moe_chunk=rule or None)

@@ -183,8 +183,8 @@ def activation_points(rows: Rows, setup_of: SetupOf, engine: str = "vLLM V1",
         known = setup.settings.total_bytes or setup.gpu  # no device: the scheduler defaults of a small GPU
         prepared = eng.prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0)
         o, rules = prepared.options, prepared.rules
-        if o.enforce_eager:
-            continue  # an eager forward is counted as it is (factor 1): nothing to fit on
+        if eng.forward_counted(prepared):  # type: ignore[attr-defined]
+            continue  # an eager forward, or Model Runner V2's profile without attention, is counted (factor 1)
         stage = setup.dep.stages[0]  # the logged rank is rank 0
         f = activation_features(setup.dep, stage, o.max_num_batched_tokens, o.max_num_seqs,
                                 getattr(rules, "hidden_rows", "rows"))
