@@ -14,7 +14,7 @@ the memory in use before an engine measures what is free. Engines take these fro
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -99,6 +99,74 @@ def _loaded_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_byt
     if rope:
         parts.append(f"RoPE tables {rope:,.0f}")
     return round(total), " + ".join(parts) + " B"
+
+
+# PyTorch's CUDA caching allocator (c10/cuda/CUDACachingAllocator.cpp): requests round up to kMinBlockSize
+# (512 B); up to kSmallSize (1 MiB) they come from 2 MiB segments (kSmallBuffer), larger ones from 20 MiB segments
+# (kLargeBuffer) below kMinLargeAlloc (10 MiB), else from a segment of the request rounded up to kRoundLarge
+# (2 MiB); a block is split when what remains is at least 512 B (small pool) or more than 1 MiB (large pool),
+# else the request holds the whole block; a free block of the right pool is reused, the smallest that fits.
+ALLOC_MIN_BLOCK, ALLOC_SMALL, ALLOC_SMALL_SEGMENT = 512, 1 << 20, 2 << 20
+ALLOC_LARGE_SEGMENT, ALLOC_LARGE_FROM, ALLOC_ROUND_LARGE = 20 << 20, 10 << 20, 2 << 20
+FUSED_PROJECTIONS = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
+                     "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}  # one parameter each in the engines
+
+
+def allocated_bytes(sizes: Iterable[float]) -> int:
+    """What torch.cuda.memory_allocated counts after persistent allocations of `sizes` bytes, in order, with
+    none freed (the allocator's rules above)."""
+    free: dict[bool, list[int]] = {True: [], False: []}
+    total = 0
+    for size in sizes:
+        request = max(ALLOC_MIN_BLOCK, -(-int(size) // ALLOC_MIN_BLOCK) * ALLOC_MIN_BLOCK)
+        small = request <= ALLOC_SMALL
+        pool = free[small]
+        fits = [b for b in pool if b >= request]
+        if fits:
+            block = min(fits)
+            pool.remove(block)
+        elif small:
+            block = ALLOC_SMALL_SEGMENT
+        else:
+            block = (ALLOC_LARGE_SEGMENT if request < ALLOC_LARGE_FROM
+                     else -(-request // ALLOC_ROUND_LARGE) * ALLOC_ROUND_LARGE)
+        rest = block - request
+        if rest >= ALLOC_MIN_BLOCK if small else rest > ALLOC_SMALL:
+            pool.append(rest)
+            total += request
+        else:
+            total += block
+    return total
+
+
+@derived
+def allocator_rounding(dep: Deployment, stage: Stage, offloaded: float = 0.0) -> tuple[int, str]:
+    """Bytes the caching allocator adds to a stage's parameters as an engine creates them on the GPU one by one
+    (qkv and gate_up one parameter each, the vocabulary rows padded to VOCAB_PADDING, the RoPE table after the
+    first attention block): allocated_bytes over them less their sizes. `offloaded`: bytes of decoder-layer
+    parameters, taken in order, that stay in CPU memory (vLLM --cpu-offload-gb)."""
+    vocab = dep.model.vocab_size
+    padded = pad(vocab, VOCAB_PADDING) / vocab if vocab else 1.0
+    groups: dict[str, float] = {}
+    rope_after = None
+    held = 0.0
+    for t, size in dep.stage_tensors[stage.index]:
+        if t.layer is not None and held < offloaded:
+            held += size
+            continue
+        parts = t.name.split(".")
+        key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in parts)
+        groups[key] = groups.get(key, 0.0) + (size * padded if t.role in ("embedding", "lm_head") else size)
+        if rope_after is None and "o_proj" in parts:
+            rope_after = key
+    sizes: list[float] = []
+    tables = [r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope]
+    for key, size in groups.items():
+        sizes.append(size)
+        if key == rope_after:
+            sizes += tables
+    extra = allocated_bytes(sizes) - round(sum(sizes))
+    return extra, f"the caching allocator's blocks {extra:+,} (c10 CUDACachingAllocator: 512 B, 2 / 20 MiB segments)"
 
 
 @derived

@@ -61,7 +61,7 @@ from kvplan.engines.base import (
     parse_version,
     row,
 )
-from kvplan.engines.common import loaded_weights, startup_in_use
+from kvplan.engines.common import FUSED_PROJECTIONS, loaded_weights, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.drafters import eagle_head
@@ -497,8 +497,6 @@ ALLOC_ROUND = 2 << 20  # PyTorch's caching allocator (c10/cuda/CUDACachingAlloca
 ALLOC_ROUND_FROM = 10 << 20  # ... rounds each allocation of kMinLargeAlloc (10 MiB) or more to it
 # the checkpoint's projections SGLang fuses into one parameter (srt/layers/linear.py QKVParallelLinear,
 # MergedColumnParallelLinear): their shards are copied into one allocation
-FUSED_PROJECTIONS = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
-                     "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
 
 
 @derived

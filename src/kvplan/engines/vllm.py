@@ -48,6 +48,7 @@ from kvplan.engines.common import (
     SamplerPeak,
     activation_features,
     activation_peak,
+    allocator_rounding,
     fitted_constants,
     loaded_weights,
     moe_workspace,
@@ -1082,6 +1083,13 @@ class VLLM(Engine):
 
     def budget(self, setup: Setup, stage: Stage, layout: KVLayout, fraction: float) -> Budget:
         weights, w_source = loaded_weights(setup.dep, stage, self.mxfp4_layout(setup))
+        # `Model loading took` is a difference of torch.cuda.memory_allocated (worker/model_runner.py and
+        # v1/worker/gpu_model_runner.py DeviceMemoryProfiler; platforms/cuda.py get_current_memory_usage, read in
+        # 0.8.4, 0.20.0 and 0.26.0): the allocator's blocks, not the tensors' bytes
+        offload = setup.settings.cpu_offload_gb * GiB
+        rounding, r_source = allocator_rounding(setup.dep, stage, offload)
+        weights += rounding
+        w_source = w_source[:-2] + f" + {r_source} B"
         if setup.settings.max_loras:
             lora, lora_source = lora_bytes(setup.dep, stage, setup.settings)
             weights += lora
