@@ -830,3 +830,16 @@ def test_model_loading_took_counts_the_allocators_blocks():
     59 MB above the tensors (the 26 MiB segments of the 24.5 MiB q and o projections, ...)."""
     s = plan("qwen2.5-7b", gpu="rtx3090", engine_version="0.8.4", max_model_len=8192).scenarios[0]
     assert s.budgets[0].term(TermKind.WEIGHTS) / GiB == pytest.approx(14.2717, abs=5e-4)
+
+
+def test_the_v1_runners_buffers_count_before_0_9_1():
+    """v1/worker/gpu_model_runner.py 0.8.4 GPUModelRunner.__init__ allocates input_ids (int32), positions (int64)
+    and inputs_embeds (tokens x hidden, bf16) for max_num_batched_tokens tokens, and 0.8.x's
+    determine_available_memory subtracts torch's absolute allocated peak, so they count: Qwen2.5-7B on an RTX
+    3090 holds max_num_batched_tokens x (4 + 8 + 3,584 x 2) B. From 0.9.1 the profile's baseline holds them: no
+    term."""
+    s = plan("qwen2.5-7b", gpu="rtx3090", engine_version="0.8.4", max_model_len=8192).scenarios[0]
+    tokens = s.printed.max_num_batched_tokens
+    assert s.budgets[0].term(TermKind.BUFFERS) == tokens * (4 + 8 + 3584 * 2)
+    later = plan("qwen2.5-7b", gpu="rtx3090", engine_version="0.9.1", max_model_len=8192).scenarios[0]
+    assert later.budgets[0].term(TermKind.BUFFERS) is None

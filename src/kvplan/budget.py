@@ -26,6 +26,7 @@ class TermKind(StrEnum):
     WIGGLE = "wiggle room"
     RESERVE = "reserve"
     MARGIN = "kept free after warmup"
+    BUFFERS = "runner buffers"
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,6 +248,7 @@ class V1Rules:
     encoder_expand: bool  # every dummy output is copied into a zeroed (budget, width) tensor (0.11-0.13)
     vit_mask: str  # a block-masked tower's attention: "xformers" (no dense mask) or "dense" (SDPA, bf16 N x N)
     chunked_hybrid: bool  # the hybrid KV cache manager stays on for chunked local attention (Llama-4) by default
+    runner_buffers: bool  # the model runner's persistent input buffers are in what the pool formula subtracts
     # (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE's default); off, every windowed layer caches full length
 
 
@@ -303,7 +304,7 @@ V1_RULES = RuleTable(
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32",
         encoder_items="ceil", encoder_pixels="processor", encoder_tokens="embeddings", encoder_expand=False,
-        vit_mask="xformers", chunked_hybrid=True),
+        vit_mask="xformers", chunked_hybrid=True, runner_buffers=True),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
     row("0.8.5", "engine/arg_utils.py 0.8.5 _set_default_args_v1: the large defaults by device memory >= 70 GiB; "
@@ -320,7 +321,7 @@ V1_RULES = RuleTable(
         "v1/worker/gpu_worker.py 0.9.1 determine_available_memory: requested memory - memory_profiling's non-KV "
         "memory, the non-torch part an increase since the init snapshot (tp1_old_gib; 0.8.0-0.9.0.1 subtracted "
         "torch's peak + every non-torch byte on the device, the CUDA context included: all_tp1_gib)",
-        free_memory_check=True, non_torch_tp1="tp1_old_gib"),
+        free_memory_check=True, non_torch_tp1="tp1_old_gib", runner_buffers=False),
     row("0.9.2", "v1/worker/gpu_model_runner.py 0.9.2 profile_run: the hidden states of every profiled token stay "
         "alive during the sampler dummy run (before: the sampled rows')", hidden_rows="tokens"),
     row("0.10.0", "v1/worker/gpu_model_runner.py 0.10.0 profile_run: max(1, min(budget // tokens per image, "
@@ -1031,6 +1032,8 @@ class VLLM(Engine):
             return extensible_terms(setup, stage, Term(TermKind.NON_TORCH, nt, nt_source), act, act_source,
                                     workspace)
         terms = [Term(TermKind.NON_TORCH, nt, nt_source), Term(TermKind.ACTIVATION, act, act_source)]
+        if setup.rules.runner_buffers:
+            terms.append(runner_buffers(dep, o.max_num_batched_tokens))
         estimated = setup.rules.cudagraph_estimate
         if estimated and not setup.rules.cudagraph_estimate_v2 and runs_v2(setup.rules, dep.model, setup.settings):
             estimated = False
@@ -1425,6 +1428,18 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
               f"{tower.out_width:,}{f' and as many of {budget:,} zeroed' if expanded else ''}"
               f"{'' if v2 else ' and the pixels'})): {where} peak")
     return peak, source
+
+
+def runner_buffers(dep: Deployment, tokens: int) -> Term:
+    """The V1 model runner's persistent input buffers, allocated when it is built (v1/worker/gpu_model_runner.py
+    GPUModelRunner.__init__, read in 0.8.4 and 0.8.5): input_ids int32 and positions int64 per token of
+    max_num_batched_tokens, and inputs_embeds of tokens x hidden in the model dtype. 0.8.0-0.9.0.x subtract
+    torch's absolute allocated peak (gpu_worker.py determine_available_memory), so they count; from 0.9.1 the
+    profile's baseline holds them (V1_RULES runner_buffers)."""
+    dtype = DTYPE_BYTES[dep.activation_dtype]
+    size = tokens * (4 + 8 + dep.model.hidden_size * dtype)
+    return Term(TermKind.BUFFERS, size, f"{tokens:,} tokens x (4 + 8 + {dep.model.hidden_size:,} x {dtype:g}) B: "
+                "input_ids, positions and inputs_embeds (gpu_model_runner.py 0.8.4 / 0.8.5 __init__)")
 
 
 def hybrid_manager(setup: Setup) -> bool:
