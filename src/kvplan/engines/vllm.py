@@ -320,7 +320,8 @@ V1_RULES = RuleTable(
         "shared/ENGINE-RULES.md): free memory at startup < ceil(total x gpu_memory_utilization) -> ValueError; "
         "v1/worker/gpu_worker.py 0.9.1 determine_available_memory: requested memory - memory_profiling's non-KV "
         "memory, the non-torch part an increase since the init snapshot (tp1_old_gib; 0.8.0-0.9.0.1 subtracted "
-        "torch's peak + every non-torch byte on the device, the CUDA context included: all_tp1_gib)",
+        "torch's peak + every non-torch byte on the device, the CUDA context included: all_tp1_gib; so the "
+        "runner's persistent input buffers, inside that absolute peak before, are in the baseline from 0.9.1)",
         free_memory_check=True, non_torch_tp1="tp1_old_gib", runner_buffers=False),
     row("0.9.2", "v1/worker/gpu_model_runner.py 0.9.2 profile_run: the hidden states of every profiled token stay "
         "alive during the sampler dummy run (before: the sampled rows')", hidden_rows="tokens"),
