@@ -77,11 +77,15 @@ def test_pixtral_block_mask_and_separators():
     takes a dense bf16 N x N mask: 2 x 24,200^2 = 1,171,280,000 B (N is a multiple of 8: no padded copy). MLP:
     N x (7 x 1,024 + 3 x 4,096) x 2 = 941,670,400 B. Pixels 2 x 3 x 1,540^2 x 2 = 28,459,200 B; kept 2 x 3,025
     x 5,120 x 2 = 61,952,000 B. At 0.11.0 (placeholder budget, xformers) 8,192 // 3,080 = 2 images without the
-    mask, each output copied into a zeroed (8,192, 5,120) tensor: 2 x 8,192 x 5,120 x 2 = 167,772,160 B more."""
+    mask, each output copied into a zeroed (8,192, 5,120) tensor: 2 x 8,192 x 5,120 x 2 = 167,772,160 B more. At
+    0.12.0 (the dense mask) the copies have an item's 3,080 placeholder tokens (gpu_model_runner.py 0.12.0
+    profile_run: max_tokens_by_modality): 2 x 3,080 x 5,120 x 2 = 63,078,400 B; 0.13.0 keeps the outputs as
+    they are."""
     model = "magistral-small-2509"  # the embedded catalog copy of the config
     kw = dict(gpu="h100", max_model_len=16000, max_num_batched_tokens=8192)
-    pixels, kept = 28_459_200, 61_952_000
-    for version, tower, extra in (("0.19.0", 1_171_280_000 + 941_670_400, 0), ("0.11.0", 941_670_400, 167_772_160)):
+    pixels, kept, masked = 28_459_200, 61_952_000, 1_171_280_000 + 941_670_400
+    for version, tower, extra in (("0.19.0", masked, 0), ("0.11.0", 941_670_400, 167_772_160),
+                                  ("0.12.0", masked, 63_078_400), ("0.13.0", masked, 0)):
         text_only = _act(plan(model, engine_version=version, images_per_prompt=0, **kw))
         got = _act(plan(model, engine_version=version, **kw))
         assert got == max(pixels + tower, text_only + pixels + kept + extra), version

@@ -527,3 +527,14 @@ def test_tgi_warmup_requests_and_the_blocks_left_when_the_fraction_runs_out():
     s = tgi_scenario(dep, GPU2, 0.05, settings("tgi", version="2.2.0", max_num_batched_tokens=512), 1000, 1, 1)
     assert s.budgets[0].kv_pool < 0 and s.startup.starts  # 5% of 2 GiB is less than the weights alone
     assert s.printed.num_blocks == -(-(4096 - 1) // 16)  # one warmup request's blocks: max_total 4096 (2.x)
+
+
+def test_a_null_sliding_window_turns_the_window_off():
+    """Mistral-Small-3.x / Magistral configs set text_config.sliding_window to null: transformers passes None on
+    (MistralConfig: no sliding window), so every layer is full attention, not the class default's 4,096 window
+    (the 0.11.0 log of Mistral-Small-3.2, row 89 of benchmarks/engine_logs.csv: 'Maximum concurrency for 16,000
+    tokens per request: 11.55x' = its 184,832 tokens / 16,000, a full-length cache)."""
+    from kvplan.model.spec import Retention
+
+    m = load_model("magistral-small-2509")
+    assert {layer.kv.retention for layer in m.layers if layer.kv.retention is not Retention.NONE} == {Retention.FULL}

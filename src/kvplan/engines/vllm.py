@@ -245,7 +245,8 @@ class V1Rules:
     encoder_items: str  # how many dummy images the encoder profile runs at once (encoder_images)
     encoder_pixels: str  # their pixels' dtype: "processor" (the HF processor's, fp32 for most), "model"
     encoder_tokens: str  # an image's tokens in the budget: "embeddings", or "placeholder" (separators too)
-    encoder_expand: bool  # every dummy output is copied into a zeroed (budget, width) tensor (0.11-0.13)
+    encoder_expand: str  # dummy outputs copied into zeroed tensors of "budget" rows (0.11), an item's "placeholder"
+    # tokens (0.12), or kept as they are ("none")
     vit_mask: str  # a block-masked tower's attention: "xformers" (no dense mask) or "dense" (SDPA, bf16 N x N)
     chunked_hybrid: bool  # the hybrid KV cache manager stays on for chunked local attention (Llama-4) by default
     runner_buffers: bool  # the model runner's persistent input buffers are in what the pool formula subtracts
@@ -303,7 +304,7 @@ V1_RULES = RuleTable(
         tokens_from_concurrency=False, free_memory_check=False,
         min_capability=MIN_CAPABILITY_0_19, kv_fp8_min_capability=80, scheduler="h100_name", moe_workspace=-1,
         default_util=0.9, default_block_size=16, kv_sizing="profile", mxfp4_triton="triton_32",
-        encoder_items="ceil", encoder_pixels="processor", encoder_tokens="embeddings", encoder_expand=False,
+        encoder_items="ceil", encoder_pixels="processor", encoder_tokens="embeddings", encoder_expand="none",
         vit_mask="xformers", chunked_hybrid=True, runner_buffers=True),
     row("0.8.4", "engine/arg_utils.py 0.8.4 _set_default_args_v1: max_num_seqs 256 off H100 / H200 (1024 before)",
         scheduler="h100_name_256"),
@@ -339,13 +340,17 @@ V1_RULES = RuleTable(
         encoder_items="per_prompt", encoder_tokens="placeholder", chunked_hybrid=False),
     row("0.11.0", "multimodal/processing.py 0.11.0 _postprocess_output: the processor's floating outputs cast to "
         "the model dtype (0.10.1.1 keeps them as the HF processor returns them); v1/worker/gpu_model_runner.py "
-        "0.11.0 and 0.12.0 profile_run: outputs shorter than the budget copied into zeroed (budget, width) "
-        "tensors (0.13 not read, taken as 0.12)", encoder_pixels="model", encoder_expand=True),
+        "0.11.0 profile_run: outputs shorter than the encoder budget copied into zeroed (budget, width) tensors "
+        "(read in 0.11.0, 0.11.1, 0.11.2)", encoder_pixels="model", encoder_expand="budget"),
     row("0.11.1", "v1/sample/ops/topk_topp_sampler.py 0.11.1: FlashInfer's sampler opt-in only "
         "(VLLM_USE_FLASHINFER_SAMPLER=1): the sort", sampler=SORT),
     row("0.12.0", "wheel METADATA 0.12.0: xformers no longer a dependency (0.11.0 requires xformers 0.0.32.post1 "
         "on x86-64 Linux), so pixtral.py's block-diagonal attention runs through SDPA with a dense bf16 N x N "
-        "mask (generate_block_attention_mask; read in 0.19.0)", vit_mask="dense"),
+        "mask (generate_block_attention_mask; read in 0.19.0); v1/worker/gpu_model_runner.py 0.12.0 profile_run: "
+        "outputs shorter than an item's maximum tokens (max_tokens_by_modality: its placeholder's) copied into "
+        "zeroed (those tokens, width) tensors", vit_mask="dense", encoder_expand="placeholder"),
+    row("0.13.0", "v1/worker/gpu_model_runner.py 0.13.0 profile_run: the dummy encoder outputs cached as they are",
+        encoder_expand="none"),
     row("0.14.0", "model_executor/layers/fused_moe/modular_kernel.py 0.14.0-0.17.0: unquantized and fp8 Triton MoE "
         "take workspace13 / workspace2 from the persistent WorkspaceManager (v1/worker/workspace.py, never freed: "
         "alive through the sampler's dummy run), chunked at VLLM_FUSED_MOE_CHUNK_SIZE 16384 (envs.py 0.14.0, "
@@ -353,7 +358,7 @@ V1_RULES = RuleTable(
         "embeddings; gpu_model_runner.py 0.14.0 profile_run keeps the encoder outputs as they are; envs.py 0.14.0 (and "
         "0.17, 0.19, 0.23, 0.29): VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1, chunked local "
         "attention keeps the hybrid manager",
-        moe_workspace=16384, encoder_tokens="embeddings", encoder_expand=False, chunked_hybrid=True),
+        moe_workspace=16384, encoder_tokens="embeddings", chunked_hybrid=True),
     row("0.17.0", "v1/sample/ops/topk_topp_sampler.py 0.17.0 apply_top_k_top_p: the Triton kernel from 8 rows "
         "(topk_topp_triton.py, its buffer cached), the sort below", sampler=TRITON_FROM_8),
     row("0.18.0", "v1/core/kv_cache_utils.py 0.18.0 _get_kv_cache_groups_uniform_page_size: max < min x 1.5; "
@@ -1414,9 +1419,10 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
     pixels, tower_peak, embeddings = encoder_bytes(tower, images, dep.tp, dtype, pixel_bytes,
                                                    r.vit_mask == "dense")
     budget = max(o.max_num_batched_tokens, tokens)
-    expanded = r.encoder_expand and tower.tokens < budget
+    rows = {"budget": budget, "placeholder": tower.prompt_tokens}.get(r.encoder_expand, 0)
+    expanded = tower.tokens < rows
     if expanded:  # the zeroed copies, beside the originals' storage
-        embeddings += round(images * budget * tower.out_width * dtype)
+        embeddings += round(images * rows * tower.out_width * dtype)
     v2 = runs_v2(r, dep.model, setup.settings)
     kept = embeddings + (0 if v2 else pixels)
     peak = max(pixels + tower_peak, act + kept)
@@ -1426,7 +1432,7 @@ def encoder_profile(setup: Setup, stage: Stage, act: int, act_source: str) -> tu
     source = (f"max(the vision tower's profile on {images:,} dummy images ({count}): pixels {fmt_gib(pixels)} "
               f"+ tower {fmt_gib(tower_peak)} ({tower.tiles} x {tower.patches:,} patches per image); "
               f"{act_source} + kept {fmt_gib(kept)} ({images:,} x {tower.tokens:,} embeddings x "
-              f"{tower.out_width:,}{f' and as many of {budget:,} zeroed' if expanded else ''}"
+              f"{tower.out_width:,}{f' and as many of {rows:,} zeroed' if expanded else ''}"
               f"{'' if v2 else ' and the pixels'})): {where} peak")
     return peak, source
 

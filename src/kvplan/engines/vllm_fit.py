@@ -29,6 +29,7 @@ from kvplan.engines import by_csv_name, parse_version
 from kvplan.engines.common import CUDA_CONTEXT_GIB, activation_features
 from kvplan.errors import KvplanError
 from kvplan.hardware import compute_units, find_gpu
+from kvplan.model.spec import TOWER_ROLES
 from kvplan.units import GiB
 
 Rows = list[tuple[int, dict[str, str]]]  # (0-based data row of the CSV, the row)
@@ -180,6 +181,8 @@ def activation_points(rows: Rows, setup_of: SetupOf, engine: str = "vLLM V1",
             setup = setup_of(r)
         except KvplanError:
             continue
+        if any(t.role in TOWER_ROLES for t in setup.dep.model.tensors):
+            continue  # a vision tower's profile (encoder_profile) rides on the peak: not the text forward alone
         known = setup.settings.total_bytes or setup.gpu  # no device: the scheduler defaults of a small GPU
         prepared = eng.prepare(setup.dep, setup.gpu, setup.settings, kv_memory=None if known else 0)
         o, rules = prepared.options, prepared.rules
