@@ -175,7 +175,8 @@ def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
     kv = "fp8" if row["kv_dtype"].lower().startswith("fp8") else "auto"
     common = dict(gpu=gpu, tp=int(row["tp"] or 1), dtype=dtype, quant=quant, kv_dtype=kv, seq=work.longest,
                   engine=engine, engine_version=version, max_num_seqs=_int(row["max_num_seqs"]),
-                  max_num_batched_tokens=_int(row["max_num_batched_tokens"]))
+                  max_num_batched_tokens=_int(row["max_num_batched_tokens"]),
+                  disable_radix_cache="--disable-radix-cache" in row["notes"])
     try:
         p = plan(spec, **common)
         if not p.scenarios[0].startup.starts:

@@ -317,3 +317,16 @@ def test_the_reservation_bound_never_jumps_past_an_admission(dep: Deployment, mo
     assert bounded.preemptions == stepwise.preemptions
     assert bounded.ttft_ms.mean == pytest.approx(stepwise.ttft_ms.mean, rel=5e-3)
     assert bounded.duration_seconds == pytest.approx(stepwise.duration_seconds, rel=5e-3)
+
+
+def test_sglang_without_the_radix_cache_checks_the_future_peak(dep: Deployment) -> None:
+    """add_one_req_ignore_eos (schedule_policy.py 0.4.0 / 0.5.7), by hand: r1 (100 + 100) admitted, then r2 (the
+    same) is checked against the pool left after both prompts: stage 0 decodes 100 steps x 2 requests, stage 1
+    100 x 1 after r1 frees its 100. A pool of 400 tokens leaves 400 - 100 - 100 = 200, and 200 - 200 <= 0: r2
+    waits; at 401 it runs beside r1."""
+    sglang = get_engine("sglang").output_reserve
+    for kv, running in ((400, 1), (401, 2)):
+        s = batching.Scheduler(8, 1000, kv, 1, mixes_prefill=False, chunks_prompts=True, reserve=sglang,
+                               exact_reserve=True)
+        r = batching.simulate(dep, GPU, s, batching.Workload(100, 100, 2, concurrency=2))
+        assert r.peak_running == running and r.preemptions == 0, kv

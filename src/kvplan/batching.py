@@ -63,6 +63,8 @@ class Scheduler:
     chunks_prompts: bool  # a prompt longer than the budget is split over passes
     host_bytes: float = 0.0  # weights per GPU read from CPU memory every pass (--cpu-offload-gb)
     reserve: OutputReserve | None = None  # admission reserves the outputs still to come (SGLang); None: blocks now
+    exact_reserve: bool = False  # ... by their whole outputs, checked against the pool's future peak (SGLang with
+    # the radix cache off: the benchmarks' requests ignore EOS)
 
 
 @dataclass(frozen=True)
@@ -277,8 +279,26 @@ def _reserved(run: _Run) -> float:
 
 def _reserve_deficit(run: _Run, r: _Request) -> float:
     """How many tokens short the pool is of admitting r beside the reservations (> 0: not admitted)."""
+    if run.sched.exact_reserve:
+        return 0.0 if _future_fits(run, r) else 1.0
     need = r.prompt - r.computed + min(r.output - r.generated, run.sched.reserve.clip)
     return need - (run.free_blocks * run.sched.block_size - _reserved(run)) + 1  # admitted when need < room
+
+
+def _future_fits(run: _Run, r: _Request) -> bool:
+    """SGLang's admission of an ignore-EOS request with the radix cache off (schedule_policy.py PrefillAdder
+    add_one_req_ignore_eos, read in 0.4.0 and 0.5.7): the running requests (those admitted this pass among them)
+    and r, sorted by the outputs they have left; stage i decodes (the next one's tokens left) x (requests from i
+    on) tokens, and each stage's finished request frees what it holds; every stage must leave tokens free."""
+    states = sorted((q.output - q.generated, q.asked + q.generated) for q in [*run.running, r])
+    room = run.free_blocks * run.sched.block_size - (r.prompt - r.computed)
+    freed = 0
+    for i, (left, held) in enumerate(states):
+        steps = states[i + 1][0] if i + 1 < len(states) else left
+        if room + freed - steps * (len(states) - i) <= 0:
+            return False
+        freed += held
+    return True
 
 
 def _decayed(run: _Run, passes: int) -> None:
@@ -299,7 +319,7 @@ def _jump(run: _Run, next_send: float) -> list[_Request]:
         return _pass(run)
     k = min(k, room)
     if run.sched.reserve and run.waiting and len(rs) < run.sched.max_num_seqs:
-        k = min(k, _passes_before_admission(run))
+        k = min(k, 1 if run.sched.exact_reserve else _passes_before_admission(run))
     held = sum(r.computed for r in rs)
     if next_send < math.inf:
         first = run.pass_seconds(n, held, [])
@@ -407,7 +427,9 @@ def _pass(run: _Run, prefill_first: bool = True) -> list[_Request]:
                 break
             n = min(left, budget) if s.chunks_prompts else left
             outputs = min(r.output - r.generated, s.reserve.clip) if s.reserve else 0
-            if left + outputs >= room or not _grow(run, r, n):
+            if s.exact_reserve and not _future_fits(run, r):
+                break
+            if (not s.exact_reserve and left + outputs >= room) or not _grow(run, r, n):
                 break
             room -= n + (outputs if n == left else 0)
             run.waiting.popleft()
@@ -497,7 +519,8 @@ def _result(run: _Run) -> LoadResult:
                       _stats(e2el), run.passes, run.preemptions, run.batch_sum / max(run.passes, 1), run.peak)
 
 
-def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: float = 0.0) -> Scheduler:
+def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: float = 0.0,
+              prefix_cache: bool = True) -> Scheduler:
     """The scheduler of one replica from what its engine prints at startup. Under data-parallel attention each
     attention group schedules its own requests into its own pool: the groups are taken as one scheduler with
     their pools and sequence caps summed (the requests spread evenly)."""
@@ -508,14 +531,16 @@ def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: flo
     groups = dep.dp_attention
     seqs = printed.max_num_seqs or printed.max_running_requests or printed.kv_tokens
     return Scheduler(seqs * groups, printed.max_num_batched_tokens, printed.kv_tokens * groups,
-                     printed.block_size or 1, *how, host_bytes, engine.output_reserve)
+                     printed.block_size or 1, *how, host_bytes, engine.output_reserve,
+                     engine.output_reserve is not None and not prefix_cache)
 
 
-def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload) -> LoadResult:
+def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload,
+                prefix_cache: bool = True) -> LoadResult:
     """The workload on one scenario of `dep` (a plan's, or a fit candidate's) under its engine's scheduler."""
     assert sc.printed is not None and sc.gpu is not None
     host = sum(b.host_weights for b in sc.budgets)
-    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep, host), work)
+    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep, host, prefix_cache), work)
 
 
 def parse_rate(text: str | float | None) -> float | None:
@@ -557,7 +582,8 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
     if not sc.startup.starts:
         raise InputError(f"the engine will not start: {sc.startup.reason}")
     replicas = plan.replicas
-    result = on_scenario(plan.deployment, sc, engine, split(work, replicas))
+    result = on_scenario(plan.deployment, sc, engine, split(work, replicas),
+                         prefix_cache=not plan.engine.disable_radix_cache)
     if replicas > 1:
         result = replace(result, workload=work, request_throughput=result.request_throughput * replicas,
                          output_tokens_per_sec=result.output_tokens_per_sec * replicas,

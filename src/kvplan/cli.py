@@ -463,13 +463,16 @@ def fit(model: str, users: int, seq: int | None, prompt: int | None, output: int
 @click.option("--cpu-offload-gb", type=float, default=0.0,
               help="vLLM: GiB of weights per GPU held in CPU memory, read over the host link every pass.")
 @click.option("--gpus", type=int, help="Under load: GPUs in all (more than TP x PP: replicas sharing the load evenly).")
+@click.option("--disable-radix-cache", is_flag=True,
+              help="Under load, SGLang: no radix cache; its admission then checks each request's whole output "
+                   "against the pool's future peak (the benchmarks' requests ignore EOS).")
 @click.option("--json", "as_json", is_flag=True)
 def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
          dp_attention: int, expert_parallel: bool, batch: int, prompt: int, context: int | None,
          concurrency: int | None, rate: str | None, output: int, num_prompts: int, random_range_ratio: float | None,
          bench: str | None, engine: str | None, engine_version: str | None, util: float | None,
          max_model_len: int | None, max_num_batched_tokens: int | None, max_num_seqs: int | None,
-         cpu_offload_gb: float, gpus: int | None, as_json: bool) -> None:
+         cpu_offload_gb: float, gpus: int | None, disable_radix_cache: bool, as_json: bool) -> None:
     """Estimated decode speed at --batch and time to first token for --prompt (first-order rooflines); with
     --concurrency or --rate, what a serving benchmark prints under that load (scheduler simulation)."""
     from kvplan import perf as estimates
@@ -481,12 +484,13 @@ def perf(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv
         work = batching.workload(prompt, output, num_prompts, concurrency, rate, random_range_ratio, bench, engine)
         _perf_load(model, gpu, tp, dtype, quant, kv_dtype, pp, dp_attention, expert_parallel, work, engine,
                    engine_version, util, max_model_len, max_num_batched_tokens, max_num_seqs, cpu_offload_gb, gpus,
-                   as_json)
+                   disable_radix_cache, as_json)
         return
     if gpus is not None:
         raise InputError("--gpus applies under load (--concurrency or --rate): the static estimate is one replica's")
-    if random_range_ratio is not None or bench is not None:
-        raise InputError("--random-range-ratio and --bench apply under load (--concurrency or --rate)")
+    if random_range_ratio is not None or bench is not None or disable_radix_cache:
+        raise InputError("--random-range-ratio, --bench and --disable-radix-cache apply under load (--concurrency "
+                         "or --rate)")
     est = estimates.static_estimate(model, gpu, tp=tp, pp=pp, dtype=dtype, quant=quant, kv_dtype=kv_dtype,
                                     dp_attention=dp_attention, expert_parallel=expert_parallel, batch=batch,
                                     prompt=prompt, context=context, cpu_offload_gb=cpu_offload_gb)
@@ -535,7 +539,8 @@ def parse_mm_limit(text: str | None) -> int | None:
 def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | None, kv_dtype: str, pp: int,
                dp_attention: int, expert_parallel: bool, work, engine: str | None, engine_version: str | None,
                util: float | None, max_model_len: int | None, max_num_batched_tokens: int | None,
-               max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None, as_json: bool) -> None:
+               max_num_seqs: int | None, cpu_offload_gb: float, gpus: int | None, disable_radix_cache: bool,
+               as_json: bool) -> None:
     """kvplan perf under load: the engine's pool and scheduler from plan, then kvplan.batching's simulation."""
     from kvplan import batching
     from kvplan.engines import DEFAULT_ENGINE
@@ -545,7 +550,7 @@ def _perf_load(model: str, gpu: str, tp: int, dtype: str | None, quant: str | No
                                engine_version=engine_version, max_model_len=max_model_len,
                                max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                                dp_attention=dp_attention, expert_parallel=expert_parallel,
-                               cpu_offload_gb=cpu_offload_gb, gpus=gpus)
+                               cpu_offload_gb=cpu_offload_gb, gpus=gpus, disable_radix_cache=disable_radix_cache)
     if as_json:
         _emit_json(result.to_dict())
         return

@@ -301,6 +301,7 @@ class LoadRequest(DeploymentInput):
     expert_parallel: bool = False
     gpus: int | None = Field(default=None, ge=1, description="GPUs in all: replicas sharing the load evenly.")
     cpu_offload_gb: float = Field(default=0.0, ge=0, lt=1e6, description="vLLM --cpu-offload-gb.")
+    disable_radix_cache: bool = Field(default=False, description="SGLang --disable-radix-cache.")
 
 
 class SpeedRequest(DeploymentInput):
@@ -642,7 +643,8 @@ def create_app(allow_hub: bool = False) -> FastAPI:
                                      max_num_batched_tokens=body.max_num_batched_tokens,
                                      max_num_seqs=body.max_num_seqs, dp_attention=body.dp_attention,
                                      expert_parallel=body.expert_parallel, gpus=body.gpus,
-                                     cpu_offload_gb=body.cpu_offload_gb).to_dict()
+                                     cpu_offload_gb=body.cpu_offload_gb,
+                                     disable_radix_cache=body.disable_radix_cache).to_dict()
 
         return await run(call, body)
 
