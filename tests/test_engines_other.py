@@ -522,8 +522,8 @@ def test_tgi_warmup_requests_and_the_blocks_left_when_the_fraction_runs_out():
 
     dep = tiny()
     o = TgiOptions(max_total_tokens=2048, max_batch_prefill_tokens=4096, block_size=16)
-    assert warmup_blocks(dep, TGI_RULES.rules_for((1, 4, 0)), o, 2048) == 4 * 128
-    assert warmup_blocks(dep, TGI_RULES.rules_for((1, 0, 0)), o, 2048) == 4 * 65
+    assert warmup_blocks(TGI_RULES.rules_for((1, 4, 0)), o, 2048) == 4 * 128
+    assert warmup_blocks(TGI_RULES.rules_for((1, 0, 0)), o, 2048) == 4 * 65
     s = tgi_scenario(dep, GPU2, 0.05, settings("tgi", version="2.2.0", max_num_batched_tokens=512), 1000, 1, 1)
     assert s.budgets[0].kv_pool < 0 and s.startup.starts  # 5% of 2 GiB is less than the weights alone
     assert s.printed.num_blocks == -(-(4096 - 1) // 16)  # one warmup request's blocks: max_total 4096 (2.x)

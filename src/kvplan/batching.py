@@ -95,16 +95,22 @@ class Workload:
             raise InputError(f"--rate must be a positive number of requests per second (got {self.rate})")
 
     @property
+    def spans(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The (low, high) prompt and output lengths a request can have."""
+        return self.prompt_range or (self.prompt, self.prompt), self.output_range or (self.output, self.output)
+
+    @property
     def longest(self) -> int:
         """Tokens of the longest request the run can draw (the max_model_len it needs)."""
-        return (self.prompt_range or (self.prompt,) * 2)[1] + (self.output_range or (self.output,) * 2)[1]
+        p, o = self.spans
+        return p[1] + o[1]
 
     def lengths(self) -> list[tuple[int, int]]:
         """(prompt, output) of every request, in sending order: drawn with the run's seed where a range is set."""
         if self.prompt_range is None and self.output_range is None:
             return [(self.prompt, self.output)] * self.num_prompts
         rng = random.Random(self.seed + 1)  # not the arrivals' stream: the same lengths at any rate
-        p, o = self.prompt_range or (self.prompt,) * 2, self.output_range or (self.output,) * 2
+        p, o = self.spans
         return [(rng.randint(*p), rng.randint(*o)) for _ in range(self.num_prompts)]
 
 
@@ -606,7 +612,7 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
 def _lengths_note(work: Workload) -> str:
     if work.prompt_range is None and work.output_range is None:
         return "every request has the same prompt and output length"
-    p, o = work.prompt_range or (work.prompt,) * 2, work.output_range or (work.output,) * 2
+    p, o = work.spans
     return (f"each request's prompt drawn uniformly from {p[0]:,}-{p[1]:,} tokens and its output from "
             f"{o[0]:,}-{o[1]:,} (seed {work.seed}), as the benchmark's random dataset draws them")
 

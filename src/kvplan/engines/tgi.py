@@ -258,7 +258,7 @@ def launcher_tokens(dep: Deployment, rules: TgiRules) -> tuple[int | None, int]:
     return None, positions
 
 
-def warmup_blocks(dep: Deployment, rules: TgiRules, options: TgiOptions, context: int) -> int:
+def warmup_blocks(rules: TgiRules, options: TgiOptions, context: int) -> int:
     """Blocks the warmup batch holds while free memory is read (router/client/src/client.rs warmup, v1.0.0-v2.0.4;
     v3/client.rs v2.2.0-v2.4.0; models/flash_causal_lm.py FlashCausalLMBatch.from_pb): requests of min(max_input,
     the prefill tokens left) tokens until the prefill tokens are sent, each holding ceil((max_total_tokens - 1) /
@@ -385,7 +385,7 @@ class TGI(Engine):
                              math.floor(setup.total * fraction * r.wiggle_room), terms)
         usable = math.floor(setup.total * fraction)
         if r.wiggle == "after":
-            warm = warmup_blocks(dep, r, o, context) * layout  # the warmup blocks, held while free memory is read
+            warm = warmup_blocks(r, o, context) * layout  # the warmup blocks, held while free memory is read
             rest = usable - sum(t.bytes for t in terms) - warm
             terms.append(Term(TermKind.WIGGLE, math.ceil((1 - r.wiggle_room) * max(rest, 0)),
                               f"(1 - {r.wiggle_room}) x the free memory after warmup (TGI {setup.version_text})"))
@@ -399,7 +399,7 @@ class TGI(Engine):
         block, block_bytes = setup.options.block_size, layouts[0]
         blocks = max(0, budgets[0].kv_pool) // block_bytes
         if self._held_back(setup) and self._warmup_fits(setup, budgets[0], layouts[0]):
-            blocks = max(blocks, warmup_blocks(setup.dep, setup.rules, setup.options, self._context(setup)))
+            blocks = max(blocks, warmup_blocks(setup.rules, setup.options, self._context(setup)))
         return TokenPool(budgets, blocks * block, [block_bytes // block], block)
 
     @staticmethod
@@ -410,7 +410,7 @@ class TGI(Engine):
 
     def _warmup_fits(self, setup: Setup, budget: Budget, block_bytes: int) -> bool:
         """The device holds what the warmup needs: in use, weights, its activation and its blocks."""
-        warm = warmup_blocks(setup.dep, setup.rules, setup.options, self._context(setup)) * block_bytes
+        warm = warmup_blocks(setup.rules, setup.options, self._context(setup)) * block_bytes
         held = sum(t.bytes for t in budget.terms if t.kind != TermKind.WIGGLE)
         return setup.total - held - warm >= 0
 
