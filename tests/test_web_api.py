@@ -70,6 +70,11 @@ def test_perf_under_load_is_the_cli_json(client):
     rate = client.post("/api/perf", json={**body, "concurrency": None, "rate": 2.0, "engine": "vllm"})
     assert rate.json() == cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64",
                                    "--num-prompts", "40", "--rate", "2")
+    drawn = client.post("/api/perf", json={**body, "random_range_ratio": 0.8, "disable_radix_cache": True})
+    assert drawn.json() == cli_json("perf", "llama-3.1-8b", "--gpu", "h100", "--prompt", "512", "--output", "64",
+                                    "--num-prompts", "40", "--concurrency", "8", "--engine", "sglang",
+                                    "--random-range-ratio", "0.8", "--disable-radix-cache")
+    assert drawn.json()["workload"]["prompt_range"] == [409, 512] and drawn.json()["scheduler"]["exact_reserve"]
     too_many = client.post("/api/perf", json={**body, "num_prompts": 100_000})
     assert too_many.status_code == 422
     plain = client.post("/api/perf", json={**body, "engine": "none"})
