@@ -538,3 +538,20 @@ def test_a_null_sliding_window_turns_the_window_off():
 
     m = load_model("magistral-small-2509")
     assert {layer.kv.retention for layer in m.layers if layer.kv.retention is not Retention.NONE} == {Retention.FULL}
+
+
+def test_sglang_0_5_7_counts_two_ping_pong_states_per_request():
+    """model_runner_kv_cache_mixin.py 0.5.7 init_memory_pool: with the radix cache, max_running_requests <= Mamba
+    states // (MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO 3 + MAMBA_CACHE_V2_ADDITIONAL_RATIO_OVERLAP 2) unless
+    the extra buffer and speculative decoding are both on; 0.5.6 and 0.5.8 divide by 3 (0.5.8: the two only with
+    --mamba-scheduler-strategy extra_buffer)."""
+    def running(version: str) -> tuple[int, int]:
+        s = sglang_scenario(Deployment(load_model("qwen3-next-80b-a3b-instruct"), tp=2), get_gpu("h200"), 0.9,
+                            settings("sglang", version=version), 4096, 1, 1)
+        states = int(next(n for n in s.printed.notes if "Mamba pool" in n).split("Mamba pool: ")[1].split(" ")[0]
+                     .replace(",", ""))
+        return s.printed.max_running_requests, states
+
+    for version, slots in (("0.5.6", 3), ("0.5.7", 5), ("0.5.8", 3)):
+        got, states = running(version)
+        assert got == states // slots, version  # the Mamba states bind here (below the token cap)

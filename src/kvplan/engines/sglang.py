@@ -155,6 +155,7 @@ class SglangRules:
     multimodal_factor: float  # ModelRunner scales any fraction by it for multimodal models (even one given)
     swa_pool_types: frozenset[str]  # model types given a hybrid sliding-window pool (full + SWA tokens)
     mamba_pool: str  # Mamba / linear-attention hybrids: "none" (not served), "requests", "ratio", "ratio_padded"
+    mamba_slots: int  # Mamba states a running request may hold with the radix cache (max_running <= states // it)
     running: str  # how max_running_requests resolves (max_running_requests): "0.4.0", "0.4.7", "0.5.10", "0.5.15"
     speculative: str  # where a drafter lives: "none" (not modelled), "reserve" (outside the fraction, which
     # its default keeps 4 / 6 GiB more for), "in_pool" (its weights and KV layers inside the fraction)
@@ -171,7 +172,7 @@ SGLANG_RULES = RuleTable(
         "CUDACachingAllocator: 2 MiB rounding from 10 MiB) and srt/layers/rotary_embedding.py's fp32 cos/sin cache",
         default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
         multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0",
-        speculative="none"),
+        speculative="none", mamba_slots=MAMBA_RADIX_SLOTS),
     row("0.4.4", "srt/model_executor/model_runner.py 0.4.4.post4: x 0.90 for multimodal models",
         multimodal_factor=0.90),
     row("0.4.5", "srt/server_args.py 0.4.5.post3: above 80 GiB (81920 MiB) (g - 13 GiB) / g",
@@ -202,10 +203,15 @@ SGLANG_RULES = RuleTable(
         "(model_runner_kv_cache_mixin.py profile_max_num_token), the drafter's weights and its pool of as many "
         "tokens taken from the reserve; 0.5.3-0.5.9 and 0.5.11-0.5.16 not read, assumed alike)",
         default_fraction="reserve_0.5", mamba_pool="ratio", speculative="reserve"),
-    row("0.5.7", "srt/configs/model_config.py 0.5.7: a sliding-window pool for MiMo-V2-Flash only",
-        swa_pool_types=frozenset({"mimo_v2_flash"})),
-    row("0.5.8", "srt/configs/model_config.py 0.5.8 is_hybrid_swa_model: Llama 4, GPT-OSS, MiMo-V2-Flash",
-        swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash"})),
+    row("0.5.7", "srt/configs/model_config.py 0.5.7: a sliding-window pool for MiMo-V2-Flash only; "
+        "model_executor/model_runner_kv_cache_mixin.py 0.5.7 init_memory_pool: with the radix cache, max running "
+        "requests <= Mamba states // (3 + 2), the two ping-pong slots counted unless the extra buffer and "
+        "speculative decoding are both on (0.5.4-0.5.6: // 3)",
+        swa_pool_types=frozenset({"mimo_v2_flash"}), mamba_slots=MAMBA_RADIX_SLOTS + 2),
+    row("0.5.8", "srt/configs/model_config.py 0.5.8 is_hybrid_swa_model: Llama 4, GPT-OSS, MiMo-V2-Flash; "
+        "model_runner_kv_cache_mixin.py 0.5.8: the two slots only with --mamba-scheduler-strategy extra_buffer "
+        "(// 3 by default; read in 0.5.8, 0.5.10, 0.5.13, 0.5.17, 0.5.23)",
+        swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash"}), mamba_slots=MAMBA_RADIX_SLOTS),
     row("0.5.9", "srt/configs/model_config.py 0.5.9: and Step-3.5",
         swa_pool_types=frozenset({"llama4", "gpt_oss", "mimo_v2_flash", "step3p5"})),
     row("0.5.4", "srt/server_args.py 0.5.4.post1: cuda_graph_max_bs 24 below 35 GiB at TP < 4",
@@ -636,7 +642,7 @@ class SGLang(Engine):
         splits = [hybrid_split(b.kv_pool, c, setup.rules, page, given) for b, c in zip(budgets, layouts, strict=True)]
         full, swa, states = min(splits, key=lambda x: x[0])
         pool = HybridPool(budgets, full, layouts, page, swa, states,
-                          1 if setup.options.disable_radix_cache else MAMBA_RADIX_SLOTS)
+                          1 if setup.options.disable_radix_cache else setup.rules.mamba_slots)
         if swa:
             setup.notes.append(f"SGLang's sliding-window pool: {full:,} full-attention tokens and {swa:,} "
                                f"sliding-window tokens (--swa-full-tokens-ratio {SWA_FULL_TOKENS_RATIO}); a request "
