@@ -311,8 +311,7 @@ def _decayed(run: _Run, passes: int) -> None:
     """The reservation ratio after `passes` decode passes."""
     res = run.sched.reserve
     if res:
-        floor = res.init * res.floor
-        run.ratio = max(run.ratio - passes * (res.init - floor) / res.decay_steps, floor)
+        run.ratio = max(run.ratio - passes * res.fall, res.lowest)
 
 
 def _jump(run: _Run, next_send: float) -> list[_Request]:
@@ -362,7 +361,7 @@ def _passes_before_admission(run: _Run) -> int:
     deficit = _reserve_deficit(run, run.waiting[0])
     if deficit <= 0:
         return 1
-    fall = (res.init - res.init * res.floor) / res.decay_steps if run.ratio > res.init * res.floor else 0.0
+    fall = res.fall if run.ratio > res.lowest else 0.0
     gain = fall * sum(min(r.output - r.generated, res.clip) for r in rs) - (1 - run.ratio) * len(rs)
     return max(1, math.floor(deficit / gain)) if gain > 0 else math.inf
 

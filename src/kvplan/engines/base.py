@@ -319,6 +319,16 @@ class OutputReserve:
     clip: int
     retract_steps: int
 
+    @property
+    def lowest(self) -> float:
+        """The ratio the decay stops at."""
+        return self.init * self.floor
+
+    @property
+    def fall(self) -> float:
+        """How much the ratio falls per decode pass."""
+        return (self.init - self.lowest) / self.decay_steps
+
 
 @dataclass(frozen=True)
 class Printed:

@@ -108,8 +108,25 @@ def _loaded_weights(model: ModelSpec, tp: Sharding, fmt: WeightFormat, dense_byt
 # else the request holds the whole block; a free block of the right pool is reused, the smallest that fits.
 ALLOC_MIN_BLOCK, ALLOC_SMALL, ALLOC_SMALL_SEGMENT = 512, 1 << 20, 2 << 20
 ALLOC_LARGE_SEGMENT, ALLOC_LARGE_FROM, ALLOC_ROUND_LARGE = 20 << 20, 10 << 20, 2 << 20
+# the checkpoint's projections the engines fuse into one parameter (vLLM / SGLang QKVParallelLinear,
+# MergedColumnParallelLinear): their shards are copied into one allocation
 FUSED_PROJECTIONS = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
-                     "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}  # one parameter each in the engines
+                     "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
+
+
+def parameters(dep: Deployment, stage: Stage, offloaded: float = 0.0, vocab_scale: float = 1.0) -> dict[str, float]:
+    """A stage's parameters as an engine allocates them, in creation order: name -> bytes on one GPU, qkv and
+    gate_up fused; the embedding and lm_head scaled by `vocab_scale` (their padded rows); `offloaded`: bytes of
+    decoder-layer parameters, taken in order, left in CPU memory (vLLM --cpu-offload-gb)."""
+    groups: dict[str, float] = {}
+    held = 0.0
+    for t, size in dep.stage_tensors[stage.index]:
+        if t.layer is not None and held < offloaded:
+            held += size
+            continue
+        key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in t.name.split("."))
+        groups[key] = groups.get(key, 0.0) + (size * vocab_scale if t.role in ("embedding", "lm_head") else size)
+    return groups
 
 
 def allocated_bytes(sizes: Iterable[float]) -> int:
@@ -146,21 +163,10 @@ def allocator_rounding(dep: Deployment, stage: Stage, offloaded: float = 0.0) ->
     first attention block): allocated_bytes over them less their sizes. `offloaded`: bytes of decoder-layer
     parameters, taken in order, that stay in CPU memory (vLLM --cpu-offload-gb)."""
     vocab = dep.model.vocab_size
-    padded = pad(vocab, VOCAB_PADDING) / vocab if vocab else 1.0
-    groups: dict[str, float] = {}
-    rope_after = None
-    held = 0.0
-    for t, size in dep.stage_tensors[stage.index]:
-        if t.layer is not None and held < offloaded:
-            held += size
-            continue
-        parts = t.name.split(".")
-        key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in parts)
-        groups[key] = groups.get(key, 0.0) + (size * padded if t.role in ("embedding", "lm_head") else size)
-        if rope_after is None and "o_proj" in parts:
-            rope_after = key
-    sizes: list[float] = []
+    groups = parameters(dep, stage, offloaded, pad(vocab, VOCAB_PADDING) / vocab if vocab else 1.0)
+    rope_after = next((key for key in groups if "o_proj" in key.split(".")), None)
     tables = [r.positions * r.dim * (4 if r.fp32 else dep.dense_bytes) for r in dep.model.rope]
+    sizes: list[float] = []
     for key, size in groups.items():
         sizes.append(size)
         if key == rope_after:

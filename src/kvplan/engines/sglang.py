@@ -61,7 +61,7 @@ from kvplan.engines.base import (
     parse_version,
     row,
 )
-from kvplan.engines.common import FUSED_PROJECTIONS, loaded_weights, startup_in_use
+from kvplan.engines.common import ALLOC_LARGE_FROM, ALLOC_ROUND_LARGE, loaded_weights, parameters, startup_in_use
 from kvplan.engines.logwords import CUDA_OOM, GAP, INT, NUM, LogWording, clue, rules, to_float, to_int
 from kvplan.errors import InputError, UnsupportedModelError
 from kvplan.model.drafters import eagle_head
@@ -499,12 +499,6 @@ def speculative_flags(settings: EngineSettings | None) -> list[str]:
 
 
 
-ALLOC_ROUND = 2 << 20  # PyTorch's caching allocator (c10/cuda/CUDACachingAllocator.cpp): kRoundLarge, 2 MiB
-ALLOC_ROUND_FROM = 10 << 20  # ... rounds each allocation of kMinLargeAlloc (10 MiB) or more to it
-# the checkpoint's projections SGLang fuses into one parameter (srt/layers/linear.py QKVParallelLinear,
-# MergedColumnParallelLinear): their shards are copied into one allocation
-
-
 @derived
 def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     """What SGLang's 'Load weight end ... mem usage' shows on one GPU: the weights as loaded
@@ -519,13 +513,8 @@ def sglang_weights(dep: Deployment, stage: Stage) -> tuple[int, str]:
     fp32_rope = 0.0  # loaded_weights counts the tables in the model dtype unless the model keeps them in fp32
     if any(layer.kv.retention in SELF_ATTENTION for layer in stage.layers):
         fp32_rope = sum(r.positions * r.dim * (4 - dep.dense_bytes) for r in dep.model.rope if not r.fp32)
-    groups: dict[str, float] = {}
-    for t, size in dep.stage_tensors[stage.index]:
-        parts = t.name.split(".")
-        key = ".".join(FUSED_PROJECTIONS.get(part, part) for part in parts)
-        groups[key] = groups.get(key, 0.0) + size
-    large = [g for g in groups.values() if g >= ALLOC_ROUND_FROM]
-    rounding = sum(-(-g // ALLOC_ROUND) * ALLOC_ROUND - g for g in large)
+    large = [g for g in parameters(dep, stage).values() if g >= ALLOC_LARGE_FROM]
+    rounding = sum(-(-g // ALLOC_ROUND_LARGE) * ALLOC_ROUND_LARGE - g for g in large)
     extra = []
     if fp32_rope:
         extra.append(f"the RoPE cache in fp32 {fp32_rope:+,.0f}")

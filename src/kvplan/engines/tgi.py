@@ -258,16 +258,20 @@ def launcher_tokens(dep: Deployment, rules: TgiRules) -> tuple[int | None, int]:
     return None, positions
 
 
+def warmup_input(rules: TgiRules, context: int) -> int:
+    """A warmup request's most prompt tokens (max_input): the 1.x launcher's 1024, else max_total_tokens - 1."""
+    return 1024 if rules.launcher == "1.0" else max(1, context - 1)
+
+
 def warmup_blocks(rules: TgiRules, options: TgiOptions, context: int) -> int:
     """Blocks the warmup batch holds while free memory is read (router/client/src/client.rs warmup, v1.0.0-v2.0.4;
     v3/client.rs v2.2.0-v2.4.0; models/flash_causal_lm.py FlashCausalLMBatch.from_pb): requests of min(max_input,
-    the prefill tokens left) tokens until the prefill tokens are sent, each holding ceil((max_total_tokens - 1) /
-    BLOCK_SIZE) blocks from 1.1.1 (its input + 1 before). max_input: the 1.x launcher's 1024, else max_total - 1."""
+    the prefill tokens left) tokens until the prefill tokens are sent (warmup_input), each holding
+    ceil((max_total_tokens - 1) / BLOCK_SIZE) blocks from 1.1.1 (its input + 1 before)."""
     block, prefill = options.block_size, options.max_batch_prefill_tokens
-    max_input = 1024 if rules.launcher == "1.0" else max(1, context - 1)
-    requests = -(-prefill // max_input)
+    max_input = warmup_input(rules, context)
     if rules.warm_request_total:
-        return requests * -(-(context - 1) // block)
+        return -(-prefill // max_input) * -(-(context - 1) // block)
     full, last = divmod(prefill, max_input)
     return full * -(-(max_input + 1) // block) + (-(-(last + 1) // block) if last else 0)
 
@@ -370,7 +374,7 @@ class TGI(Engine):
         prefill = o.max_batch_prefill_tokens
         context = self._context(setup)
         in_use, in_use_source = startup_in_use(dep.tp, 1, setup.gpu)
-        requests = max(1, -(-prefill // max(1, context - 1)))
+        requests = -(-prefill // warmup_input(r, context))
         rows = prefill if r.prefill_logprobs else requests  # logits rows: every prompt token, or one per request
         act, act_source = activation_peak(dep, stage, prefill, rows, warmup_logits(dep, r),
                                           reserved=r.warmup_reserved)
@@ -398,8 +402,11 @@ class TGI(Engine):
         (flash_causal_lm.py warmup): where the kept-back share, not the device, runs out, TGI starts with them."""
         block, block_bytes = setup.options.block_size, layouts[0]
         blocks = max(0, budgets[0].kv_pool) // block_bytes
-        if self._held_back(setup) and self._warmup_fits(setup, budgets[0], layouts[0]):
-            blocks = max(blocks, warmup_blocks(setup.rules, setup.options, self._context(setup)))
+        if self._held_back(setup):
+            warm = warmup_blocks(setup.rules, setup.options, self._context(setup))
+            held = sum(t.bytes for t in budgets[0].terms if t.kind != TermKind.WIGGLE)
+            if setup.total - held - warm * block_bytes >= 0:  # the device holds the warmup and its blocks
+                blocks = max(blocks, warm)
         return TokenPool(budgets, blocks * block, [block_bytes // block], block)
 
     @staticmethod
@@ -407,12 +414,6 @@ class TGI(Engine):
         """The free term keeps a share of the device back (CUDA_MEMORY_FRACTION x, from 3.0, TGI_WIGGLE_ROOM < 1)."""
         r = setup.rules
         return setup.fraction * (r.wiggle_room if r.wiggle == "fraction" else 1.0) < 1
-
-    def _warmup_fits(self, setup: Setup, budget: Budget, block_bytes: int) -> bool:
-        """The device holds what the warmup needs: in use, weights, its activation and its blocks."""
-        warm = warmup_blocks(setup.rules, setup.options, self._context(setup)) * block_bytes
-        held = sum(t.bytes for t in budget.terms if t.kind != TermKind.WIGGLE)
-        return setup.total - held - warm >= 0
 
     def context(self, setup: Setup, pool: Pool) -> tuple[int | None, LimitedBy, bool]:
         label = LimitedBy.MAX_MODEL_LEN if setup.settings.max_model_len else LimitedBy.MODEL_CONTEXT

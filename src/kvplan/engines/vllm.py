@@ -249,8 +249,8 @@ class V1Rules:
     # tokens (0.12), or kept as they are ("none")
     vit_mask: str  # a block-masked tower's attention: "xformers" (no dense mask) or "dense" (SDPA, bf16 N x N)
     chunked_hybrid: bool  # the hybrid KV cache manager stays on for chunked local attention (Llama-4) by default
-    runner_buffers: bool  # the model runner's persistent input buffers are in what the pool formula subtracts
     # (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE's default); off, every windowed layer caches full length
+    runner_buffers: bool  # the model runner's persistent input buffers are in what the pool formula subtracts
 
 
 # model_executor/layers/quantization/*.py get_min_capability() in 0.19.0 (older releases not read): the kernels

@@ -106,8 +106,7 @@ class Config:
     def opt_int(self, *keys: str, minimum: int = 1) -> int | None:
         """An optional integer: None where the config sets the key to null (transformers then passes None on, as
         Mistral-Small-3.x's `"sliding_window": null` turns the window off), not the family default."""
-        if any(key in self.data and self.data[key] is None for key in keys) and not any(
-                self.data.get(key) is not None for key in keys):
+        if any(key in self.data for key in keys) and all(self.data[key] is None for key in keys if key in self.data):
             return None
         return self.int(*keys, default=None, minimum=minimum)
 
