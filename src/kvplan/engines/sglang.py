@@ -169,7 +169,10 @@ SGLANG_RULES = RuleTable(
         "srt/model_executor/model_runner.py load_model and srt/utils get_available_gpu_memory (read in 0.4.3.post2 "
         "and 0.5.13.post1; the releases between assumed alike): 'mem usage' is free memory before - after loading, "
         "read after empty_cache, so it holds the parameters as the caching allocator does (c10 "
-        "CUDACachingAllocator: 2 MiB rounding from 10 MiB) and srt/layers/rotary_embedding.py's fp32 cos/sin cache",
+        "CUDACachingAllocator: 2 MiB rounding from 10 MiB) and srt/layers/rotary_embedding.py's fp32 cos/sin cache; "
+        "srt/managers/schedule_policy.py PrefillAdder and scheduler.py new_token_ratio (read in 0.4.0 and 0.5.7): "
+        "admission reserves the running requests' outputs to come (SGLang.output_reserve), exactly with the radix "
+        "cache off for ignore-EOS requests (add_one_req_ignore_eos)",
         default_fraction="tp_table", small_gpu_defaults=(2048, 16), prefill_graphs=False,
         multimodal_factor=0.95, swa_pool_types=frozenset(), mamba_pool="none", running="0.4.0",
         speculative="none", mamba_slots=MAMBA_RADIX_SLOTS),
@@ -197,6 +200,7 @@ SGLANG_RULES = RuleTable(
     row("0.5.3", "srt/server_args.py 0.5.3 _handle_gpu_memory_settings: reserved 512 + 1.5 x max(chunked_prefill_size, "
         "2048) + 2 x cuda_graph_max_bs + TP x PP / 8 GiB (MiB), at least 10 GiB above 60 GiB; model_runner.py "
         "0.5.3.post3 handle_max_mamba_cache: with the radix cache, states = rest x 0.9 / 1.9 // state bytes "
+        "(without it, or with --max-mamba-cache-size, the flags' count: given_states, read in 0.5.7) "
         "(mamba_full_memory_ratio 0.9; 0.5.3.post2's 0.2 is taken as 0.9); speculative decoding as read in 0.5.10 "
         "(server_args.py _handle_gpu_memory_settings: 4 GiB more reserved for EAGLE / EAGLE3 / NEXTN drafters, "
         "6 GiB for STANDALONE, after the floor; the target's pool sized over its own weights and layers "
@@ -226,6 +230,7 @@ SGLANG_RULES = RuleTable(
     row("0.5.15", "mem_cache/pool_configurator.py 0.5.15 resolve_max_num_reqs: a given --max-running-requests "
         "capped by half the tokens", running="0.5.15"),
     row("0.5.17", "mem_cache/kv_cache_configurator.py 0.5.17 _handle_max_mamba_cache: one padding state more; "
+        "with the radix cache off and no --max-running-requests the memory ratio, not 512 states (read in 0.5.23); "
         "server_args.py 0.5.17: no speculative reserve in the default fraction; the drafter inside it, as read in "
         "0.5.23 (kv_cache_configurator.py _profile_available_bytes: the draft weights are loaded before the "
         "target's pool is sized; pool_configurator.py: cell += cell x draft layers / target layers, the draft's "

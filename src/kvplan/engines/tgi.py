@@ -149,6 +149,11 @@ class TgiRules:
 TGI_RULES = RuleTable(
     TgiRules,
     row("0.0.0", "server/text_generation_server/models/flash_causal_lm.py warmup before v1.4.1: no wiggle room; "
+        "layers/tensor_parallel.py TensorParallelHead and PyTorch's CUDA host_softmax (aten/src/ATen/native/cuda/"
+        "SoftMax.cu, which makes its input contiguous): under TP the transposed gathered logits are copied "
+        "contiguous in every release (warmup_logits); utils/import_utils.py get_cuda_free_memory (max(0, ...) read "
+        "in v2.0.4, v2.2.0, v3.0.0; earlier releases assumed alike): where the memory fraction runs out TGI starts "
+        "with the warm-up batch's blocks (TGI.pool); "
         "flash_causal_lm.py warmup (read in v2.0.0, v2.0.3, v2.0.4, v2.2.0; the other releases assumed alike): no "
         "torch.cuda.empty_cache() between the warmup prefill and get_free_memory, so the logits chain adds to the "
         "forward's reserve",

@@ -297,7 +297,12 @@ V1_RULES = RuleTable(
         "from the profile; the Hopper mxfp4 layout of the triton_kernels vendored in 0.14.0 (32-byte packing; "
         "earlier releases assumed alike); v1/worker/gpu_model_runner.py 0.8.5 profile_run: ceil(encoder budget / "
         "an image's embeddings) dummy images, at most max_num_seqs x the per-prompt limit (999 in V1), the HF "
-        "processor's pixels as they come (0.8.0-0.8.4 not read)",
+        "processor's pixels as they come (0.8.0-0.8.4 not read); v1/worker/gpu_model_runner.py "
+        "DeviceMemoryProfiler and platforms/cuda.py get_current_memory_usage (read in 0.8.4, 0.20.0, 0.26.0): "
+        "'Model loading took' is a difference of torch.cuda.memory_allocated, the caching allocator's blocks "
+        "(common.allocator_rounding, every release); gpu_model_runner.py 0.8.4 / 0.8.5 GPUModelRunner.__init__: "
+        "the persistent input buffers (input_ids, positions, inputs_embeds) inside the absolute peak "
+        "(runner_buffers)",
         hybrid_group_ratio=1.25, non_torch_tp1="all_tp1_gib", sampler=SORT, hidden_rows="rows",
         runner_v2="none", sampler_v2=V2_FP32,
         cudagraph_estimate=False, cudagraph_estimate_v2=False, flashinfer_sets_peak=True,
@@ -375,7 +380,9 @@ V1_RULES = RuleTable(
         "gpu_model_runner.py 0.21.0 _dummy_sampler_run: a FlashInfer pass, then a native one (the peak)",
         tokens_from_concurrency=True, flashinfer_sets_peak=False),
     row("0.22.0", "config/vllm.py 0.22.0 use_v2_model_runner: Model Runner V2 by default for dense, unquantized "
-        "Qwen3ForCausalLM; its dummy sampler (gpu/sample/sampler.py) keeps the logits and an fp32 copy",
+        "Qwen3ForCausalLM; its dummy sampler (gpu/sample/sampler.py) keeps the logits and an fp32 copy; "
+        "v1/worker/gpu/model_runner.py profile_run (read in 0.26.0, earlier V2 releases assumed alike): "
+        "_dummy_run(skip_attn=True), so the forward's peak is counted as is (VLLM.forward_counted)",
         runner_v2="qwen3"),
     row("0.23.0", "config/vllm.py 0.23.0: and Llama, Mistral (0.24.0's architecture list is taken as this one, "
         "not read in full)", runner_v2="qwen3_llama_mistral"),
