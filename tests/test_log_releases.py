@@ -98,3 +98,13 @@ def test_every_fixture_in_tests_logs_is_dated_or_prints_its_release():
         if log.engine is None:
             continue
         assert log.engine_version is not None or log.release_range is not None, path.name
+
+
+def test_v0_memory_profile_wording_of_0_6_5_dates_a_log():
+    """V0's worker.py prints "model weights take X; non_torch_memory takes Y" from 0.6.5 (read in 0.6.5 and 0.8.3;
+    0.6.4.post1 prints "Memory profiling results: total_gpu_memory=..."), so a log quoting it without the line
+    before it is 0.6.5 or later."""
+    log = parse_log("INFO 12-22 10:00:00 worker.py:241] model weights take 8.51GiB; non_torch_memory takes 0.26GiB; "
+                    "PyTorch activation peak memory takes 0.94GiB; the rest of the memory reserved for KV Cache is "
+                    "2.18GiB.\nINFO 12-22 10:00:00 gpu_executor.py:76] # GPU blocks: 715, # CPU blocks: 1310\n")
+    assert log.engine == "vLLM V0" and log.release_range == ("0.6.5", "0.7.0"), log.release_range

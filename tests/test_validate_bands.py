@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kvplan.cli import main
 from kvplan.engines import get_engine, parse_version
 from kvplan.engines.vllm_fit import fit, fitted_rows
-from kvplan.validate import band_of, read_rows, report, row_setup, source_of, validate
+from kvplan.validate import RANGE, band_of, csv_release, read_rows, report, row_setup, source_of, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "benchmarks" / "engine_logs.csv"
@@ -170,8 +170,12 @@ def test_versions_in_the_csv_parse():
     """Every stated version (or `<X` bound) in the canonical CSV is one kvplan reads (a typo would land in a wrong
     band)."""
     for row in read_rows(CSV):
-        text = (row.get("engine_version") or "").strip().removeprefix("<")
-        if text:
+        text = (row.get("engine_version") or "").strip()
+        if m := RANGE.fullmatch(text):
+            for bound in m.groups():
+                if bound is not None:
+                    parse_version(bound, "0.0.0")
+        elif text:
             parse_version(text, "0.0.0")
 
 
@@ -303,7 +307,7 @@ def test_a_non_torch_constant_left_without_rows_borrows_a_neighbour_measured_ali
     v0 = get_engine("vllm-v0")
     def formula(r: dict[str, str]) -> str | None:
         version = r["engine_version"].strip()
-        if r["engine"] != "vLLM V0" or not r["non_torch_gib"].strip() or not version or version.startswith("<"):
+        if r["engine"] != "vLLM V0" or not r["non_torch_gib"].strip() or not version or version.startswith(("<", ">=")):
             return None  # a row without a stated release (or only dated) is never fitted
         return v0.rules_for(parse_version(r["engine_version"], v0.default_version)).non_torch
     increase = frozenset(i for i, r in rows if formula(r) == "v0_increase_gib")
@@ -328,6 +332,22 @@ def test_a_row_dated_before_a_release_uses_the_newest_rules_before_it():
     setup = row_setup(dated[0], CSV.parent)
     assert setup.settings.version == "0.14.0"  # the rule row 0.14.0 is the newest before 0.15.0
     assert any("predates vLLM 0.15.0: 0.14.0 rules" in a for a in setup.assumptions)
+
+
+def test_a_row_dated_to_a_range_uses_the_rules_of_that_range():
+    """engine_version `>=W <X`: the log prints a wording first printed in release W (row 67's file:line prefixes
+    are 0.8.5's) and predates X, so the newest rule row in [W, X) applies, not the newest release's rules."""
+    rows = read_rows(CSV)
+    ranged = [r for r in rows if (r.get("engine_version") or "").startswith(">=")]
+    assert ranged and all(band_of(r).endswith("version not stated") for r in ranged)
+    row = next(r for r in ranged if r["engine_version"] == ">=0.8.5 <0.9.0")
+    setup = row_setup(row, CSV.parent)
+    assert setup.settings.version == "0.8.5"
+    assert any("predates vLLM 0.9.0 and prints wording first printed in 0.8.5: 0.8.5 rules" in a
+               for a in setup.assumptions)
+    assert csv_release(get_engine("vllm"), ">=0.8.5 <0.9.0") == ("0.8.5", "0.9.0 and prints wording first printed "
+                                                                  "in 0.8.5")
+    assert csv_release(get_engine("vllm"), "<0.15.0") == ("0.14.0", "0.15.0")
 
 
 def test_a_row_quoting_its_mxfp4_backend_is_sized_with_it():

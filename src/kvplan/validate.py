@@ -358,13 +358,20 @@ def _figure_given_pool(result: RowResult, row: dict[str, str], setup: RowSetup) 
 
 
 def csv_release(found: Engine, text: str | None) -> tuple[str | None, str | None]:
-    """A CSV `engine_version`: (the release whose rules apply, the `<X` bound it was read from, else None). `<X`:
-    the version is not stated but the source predates release X, so the newest rules before X apply."""
+    """A CSV `engine_version`: (the release whose rules apply, the bound it was read from, else None). `<X`: the
+    version is not stated but the source predates release X, so the newest rules before X apply. `>=W <X`: also
+    a wording the log prints first appears in release W (the engine's release clues), so the rules of the
+    range [W, X) apply (Engine.release_in)."""
     text = (text or "").strip()
-    if text.startswith("<"):
-        bound = text[1:].strip()
-        return found.release_in(None, bound), bound
+    if m := RANGE.fullmatch(text):
+        since, until = m.group(1), m.group(2)
+        if since is None:
+            return found.release_in(None, until), until
+        return found.release_in(since, until), f"{until} and prints wording first printed in {since}"
     return text or None, None
+
+
+RANGE = re.compile(r"(?:>=\s*([\w.]+)\s+)?<\s*([\w.]+)")
 
 
 def band_of(row: dict[str, str]) -> str:

@@ -145,6 +145,9 @@ V0_CLUES = (
     clue(r"Memory profiling results: total_gpu_memory=", "0.6.4", "0.6.5", "\"Memory profiling results\""),
     clue(r"the current vLLM instance can use total_gpu_memory", "0.6.5", "0.11.0",
          "\"the current vLLM instance can use total_gpu_memory\""),
+    # worker.py, read in 0.6.5 and 0.8.3 (0.6.4.post1 prints "Memory profiling results: total_gpu_memory=...")
+    clue(r"model weights take [\d.]+\s*GiB; non_torch_memory takes", "0.6.5", "0.11.0",
+         "\"model weights take X; non_torch_memory takes\""),
     clue(r"# GPU blocks: \d+, # CPU blocks: ", "0.4.0", "0.7.0", "\"# GPU blocks, # CPU blocks\""),
     clue(r"# CUDA blocks: \d+, # CPU blocks: ", "0.7.0", "0.7.3", "\"# CUDA blocks\""),
     clue(r"# cuda blocks: \d+, # CPU blocks: ", "0.7.3", "0.11.0", "\"# cuda blocks\""),

@@ -60,9 +60,10 @@ def _count(text: str | None) -> bool:
 
 
 def _version_ok(row: dict[str, str]) -> bool:
-    """The row states no version or one kvplan parses; a bound (`<X`: released before X) is scored, never fitted."""
+    """The row states no version or one kvplan parses; a bound (`<X`: released before X; `>=W <X`: a range) is
+    scored, never fitted."""
     text = (row.get("engine_version") or "").strip()
-    if text.startswith("<"):
+    if text.startswith(("<", ">=")):
         return False
     try:
         return not text or bool(parse_version(text, text))
