@@ -66,6 +66,23 @@ def test_gpu_memory_is_what_the_device_shows():
     assert all(g.memory_bytes > 0 for g in gpus())
 
 
+def test_every_observed_cuda_total_reaches_its_gpu():
+    """data/gpu-cuda-totals.csv may name a GPU by any of its aliases (a100-80g is the SXM4 80GB, whose first
+    alias is "a100"); each observed total must be the one that GPU's torch_total() uses."""
+    import csv
+    import io
+
+    from kvplan.hardware import DATA, MiB
+
+    rows = list(csv.DictReader(io.StringIO((DATA / "gpu-cuda-totals.csv").read_text(encoding="utf-8"))))
+    assert rows
+    for r in rows:
+        total, source = get_gpu(r["alias"]).torch_total()
+        assert total == round(float(r["cuda_total_mib"]) * MiB) and source.startswith("CUDA total"), r["alias"]
+    # deviceQuery 85198045184 B on an A100-SXM4-80GB (gist gengwg), not the 642 MiB-gap estimate
+    assert get_gpu("a100").torch_total()[0] == 81251 * 2**20
+
+
 def test_every_architecture_of_the_issue_is_covered():
     """Each model_type the core issue names has an embedded config (or a synthetic oracle case)."""
     from test_params_oracle import SYNTHETIC

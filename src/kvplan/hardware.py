@@ -140,10 +140,13 @@ def _catalog() -> tuple[dict[str, GPU], dict[str, str]]:
         gpu = _row_to_gpu(row, names[0])
         if gpu is None:
             continue
-        if names[0] in cuda:
-            gpu = replace(gpu, cuda_bytes=cuda[names[0]][0], cuda_source=cuda[names[0]][1])
-        if names[0] in nodes:
-            gpu = replace(gpu, node=nodes[names[0]])
+        # the data files may name a GPU by any of its aliases
+        observed = next((cuda[n] for n in names if n in cuda), None)
+        if observed is not None:
+            gpu = replace(gpu, cuda_bytes=observed[0], cuda_source=observed[1])
+        node = next((nodes[n] for n in names if n in nodes), None)
+        if node is not None:
+            gpu = replace(gpu, node=node)
         gpus[names[0]] = gpu
         for n in (*names, row["name"].lower()):
             index[n] = names[0]
