@@ -90,6 +90,15 @@ def _int(text: str) -> int | None:
     return int(float(text)) if text.strip() else None
 
 
+# engines whose scheduler and streaming run in a C++ executor: their host overheads are the "cpp" runtime's
+CPP_ENGINES = re.compile(r"tensorrt|trt-llm|\bnim\b|lmdeploy|turbomind", re.IGNORECASE)
+
+
+def runtime_of(row: dict) -> str:
+    """kvplan.perf's runtime whose host overheads the row's engine pays (perf.host_overheads)."""
+    return "cpp" if CPP_ENGINES.search(row["engine"]) else "python"
+
+
 def engine_of(row: dict) -> tuple[str, str | None]:
     """The kvplan engine whose scheduler and pool stand for the row's, and the release (None: the default; `<X`,
     a source dated before release X: the newest rules before X, as `kvplan validate` reads it)."""
@@ -141,16 +150,17 @@ def setup(row: dict):
 def static_estimate(row: dict, spec, quant, dtype, gpu) -> float:
     dep = Deployment(spec, tp=int(row["tp"] or 1), dtype=dtype, quant=quant)
     batch, inp, out = int(row["batch"]), int(row["input_len"]), int(row["output_len"] or 1)
-    metric = row["metric"]
+    metric, runtime = row["metric"], runtime_of(row)
     if metric == "ttft_ms":
-        return perf.prefill(dep, gpu, inp, batch).seconds * 1000
-    step = perf.decode(dep, gpu, batch, inp + out // 2)
+        return perf.prefill(dep, gpu, inp, batch, runtime=runtime).seconds * 1000
+    step = perf.decode(dep, gpu, batch, inp + out // 2, runtime=runtime)
     if metric == "decode_tpot_ms":
         return step.step_seconds * 1000
     if metric == "decode_tokens_per_sec_per_user":
         return step.tokens_per_sec_per_user
     if metric == "output_tokens_per_sec_total":
-        return batch * out / (perf.prefill(dep, gpu, inp, batch).seconds + out * step.step_seconds)
+        return batch * out / (perf.prefill(dep, gpu, inp, batch, runtime=runtime).seconds
+                              + out * step.step_seconds)
     raise ValueError(metric)
 
 
@@ -183,7 +193,7 @@ def simulate(row: dict, spec, quant, dtype, gpu) -> batching.LoadResult:
             raise InputError("does not start at the model's context")
     except InputError:
         p = plan(spec, **common, max_model_len=max(32768, work.longest))
-    return batching.under_load(p, work)
+    return batching.under_load(p, work, runtime=runtime_of(row))
 
 
 def figure(result: batching.LoadResult, row: dict) -> float:
@@ -274,11 +284,15 @@ GRID = {"sequence_overhead_us": (20.0, 40.0, 80.0), "request_overhead_ms": (5.0,
 # request 80 ms, compute 1.75) was tried: it fits the rows better in sample and worse held out (throughput 15.9%
 # against 10.4% median, TTFT above concurrency 1 71.6% against 53.3%), so it is not used.
 GEN_GRID = {"bandwidth": (0.45, 0.7, 1.0, 1.25), "compute": (0.3, 0.5, 0.75, 1.0, 1.4)}
+# The C++ executors' host overheads (perf.host_overheads "cpp"), on their own Hopper rows, the Python engines'
+# constants fixed; chosen before the generation scales, which then fit each generation's rows of both runtimes.
+CPP_GRID = {"sequence_overhead_us": (5.0, 10.0, 20.0, 40.0), "request_overhead_ms": (5.0, 15.0, 40.0)}
 AICONFIGURATOR = ROOT / "benchmarks" / "aiconfigurator_results.csv"  # benchmarks/aiconfigurator_compare.py
 BASE = "hopper"
 
 
-def _use(point: dict[str, float], scales: dict[str, dict[str, float]] | None = None) -> None:
+def _use(point: dict[str, float], scales: dict[str, dict[str, float]] | None = None,
+         cpp: dict[str, float] | None = None) -> None:
     c = perf.constants()
     p = {**FIXED, **point}
     c["efficiency"].update(decode_compute=p["decode_compute"], prefill_compute=p["prefill_compute"],
@@ -286,6 +300,7 @@ def _use(point: dict[str, float], scales: dict[str, dict[str, float]] | None = N
     c["comm"].update(step_overhead_ms=p["step_overhead_ms"], sequence_overhead_us=p["sequence_overhead_us"],
                      request_overhead_ms=p["request_overhead_ms"])
     c["generation_scale"] = dict(scales or {})
+    c["runtime"] = {"cpp": dict(cpp)} if cpp else {}  # none: the C++ rows pay the Python engines' overheads
 
 
 def _generation(row: dict) -> str:
@@ -307,30 +322,45 @@ def _best(runs: list[dict[int, tuple[dict, float, float]]], keep) -> int | None:
 
 
 def fit(table: list[dict]) -> dict:
-    """The Hopper grid, then one scale grid per other generation. Held out: each source's rows predicted by the
-    grid points chosen without it (a generation's only source is predicted with no scale)."""
+    """The Hopper grid on the Python engines' rows, the C++ executors' overheads on theirs, then one scale grid
+    per other generation on both. Held out: each source's rows predicted by the grid points chosen without it (a
+    generation's only source is predicted with no scale; the C++ rows of a source the C++ grid was fitted on,
+    with the C++ point chosen without it)."""
     gens = defaultdict(list)
     for r in table:
         gens[_generation(r)].append(r)
+    hopper = [r for r in gens[BASE] if runtime_of(r) == "python"]
+    hopper_cpp = [r for r in gens[BASE] if runtime_of(r) == "cpp"]
     points = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     runs = []
     for point in points:
         _use(point)
-        runs.append(_errors(gens[BASE]))
+        runs.append(_errors(hopper))
         print(f"  {point}: {len(runs[-1])} rows", file=sys.stderr)
     best = _best(runs, lambda r: True)
-    scale_points = [dict(zip(GEN_GRID, v, strict=True)) for v in itertools.product(*GEN_GRID.values())]
-    unit = scale_points.index({"bandwidth": 1.0, "compute": 1.0})
     scales, held_out = {}, []
-    for source in {r["source"] for r in gens[BASE]}:
+    for source in {r["source"] for r in hopper}:
         i = _best(runs, lambda r, s=source: r["source"] != s)
         held_out += [v for v in runs[i].values() if v[0]["source"] == source]
+    cpp_points = [dict(zip(CPP_GRID, v, strict=True)) for v in itertools.product(*CPP_GRID.values())]
+    cpp_runs = []
+    for cp in cpp_points:
+        _use(points[best], cpp=cp)
+        cpp_runs.append(_errors(hopper_cpp))
+    cpp_best = _best(cpp_runs, lambda r: True)
+    cpp = cpp_points[cpp_best] if cpp_best is not None else None
+    print(f"  C++ executors: {cpp} on {len(hopper_cpp)} rows", file=sys.stderr)
+    for source in {r["source"] for r in hopper_cpp}:
+        i = _best(cpp_runs, lambda r, s=source: r["source"] != s)
+        held_out += [v for v in cpp_runs[cpp_best if i is None else i].values() if v[0]["source"] == source]
+    scale_points = [dict(zip(GEN_GRID, v, strict=True)) for v in itertools.product(*GEN_GRID.values())]
+    unit = scale_points.index({"bandwidth": 1.0, "compute": 1.0})
     for gen, rows_g in sorted(gens.items()):
         if gen == BASE or not gen:
             continue
         gen_runs = []
         for sp in scale_points:
-            _use(points[best], {gen: sp})
+            _use(points[best], {gen: sp}, cpp)
             gen_runs.append(_errors(rows_g))
         if not gen_runs[0]:
             continue
@@ -340,8 +370,9 @@ def fit(table: list[dict]) -> dict:
         for source in {r["source"] for r in rows_g}:
             i = _best(gen_runs, lambda r, s=source: r["source"] != s)
             held_out += [v for v in gen_runs[unit if i is None else i].values() if v[0]["source"] == source]
-    return {"point": points[best], "scales": scales, "held_out": held_out,
-            "rows": sum(1 for _ in held_out), "sources": len({r["source"] for r in table})}
+    return {"point": points[best], "scales": scales, "cpp": cpp, "held_out": held_out,
+            "rows": sum(1 for _ in held_out), "sources": len({r["source"] for r in table}),
+            "cpp_rows": len([r for r in table if runtime_of(r) == "cpp"])}
 
 
 def head_to_head(table: list[dict], held_out: list[tuple[dict, float, float]]) -> None:
@@ -366,7 +397,16 @@ def head_to_head(table: list[dict], held_out: list[tuple[dict, float, float]]) -
               f"{statistics.median(other):.1%} / {_p90(other):.1%} |")
 
 
-def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_used: int, sources: int) -> None:
+def _cpp_section(cpp: dict[str, float], rows: int) -> str:
+    return ("# the C++ executors' host overheads (TensorRT-LLM, NIM, LMDeploy: perf.host_overheads \"cpp\"), fitted\n"
+            f"# on their own Hopper rows ({rows} rows of the table run this runtime); [comm]'s are the Python\n"
+            "# engines' (vLLM, SGLang, TGI)\n[runtime.cpp]\n"
+            f"sequence_overhead_us = {cpp['sequence_overhead_us']}\n"
+            f"request_overhead_ms = {cpp['request_overhead_ms']}\n\n")
+
+
+def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_used: int, sources: int,
+          cpp: dict[str, float] | None = None, cpp_rows: int = 0) -> None:
     point = {**FIXED, **point}
     OUT.write_text(
         "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
@@ -381,7 +421,8 @@ def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_use
         f"step_overhead_ms = {point['step_overhead_ms']}\n"
         f"sequence_overhead_us = {point['sequence_overhead_us']}  # per sequence in a pass\n"
         f"request_overhead_ms = {point['request_overhead_ms']}  # per request, before the engine sees it\n\n"
-        "# scales on the bandwidth and compute fractions by GPU generation (the fractions above are Hopper's), each\n"
+        + (_cpp_section(cpp, cpp_rows) if cpp else "")
+        + "# scales on the bandwidth and compute fractions by GPU generation (the fractions above are Hopper's), each\n"
         "# fitted on that generation's rows alone\n"
         + "".join(f"[generation_scale.{g}]\nbandwidth = {v['bandwidth']}\ncompute = {v['compute']}\n\n"
                   for g, v in sorted(scales.items())), encoding="utf-8")
@@ -392,12 +433,13 @@ def main() -> None:
     table = rows()
     if "--fit" in sys.argv:
         found = fit(table)
-        print("fitted on all rows:", found["point"], "generation scales", found["scales"])
+        print("fitted on all rows:", found["point"], "C++ executors", found["cpp"], "generation scales",
+              found["scales"])
         report(found["held_out"], {}, "held out: each source predicted with the constants fitted on the others")
         head_to_head(table, found["held_out"])
-        _use(found["point"], found["scales"])
+        _use(found["point"], found["scales"], found["cpp"])
         if "--write" in sys.argv:
-            write(found["point"], found["scales"], found["rows"], found["sources"])
+            write(found["point"], found["scales"], found["rows"], found["sources"], found["cpp"], found["cpp_rows"])
     results, skipped = compare(table, verbose="--rows" in sys.argv)
     report(results, skipped, "in sample: the constants in data/perf-constants.toml" if "--fit" not in sys.argv
            else "in sample: the constants fitted on all rows")

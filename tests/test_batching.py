@@ -330,3 +330,35 @@ def test_sglang_without_the_radix_cache_checks_the_future_peak(dep: Deployment) 
                                exact_reserve=True)
         r = batching.simulate(dep, GPU, s, batching.Workload(100, 100, 2, concurrency=2))
         assert r.peak_running == running and r.preemptions == 0, kv
+
+
+@pytest.fixture
+def cpp_runtime():
+    """A C++ executor's host overheads set apart from the Python engines' (values of the test's own choosing,
+    restored after it: the shipped ones are fitted)."""
+    c = perf.constants()
+    before = c.get("runtime")
+    c["runtime"] = {"cpp": {"sequence_overhead_us": 5.0, "request_overhead_ms": 2.0}}
+    yield 5e-6, 2e-3
+    if before is None:
+        c.pop("runtime")
+    else:
+        c["runtime"] = before
+
+
+def test_a_runtime_pays_its_own_host_overheads(dep: Deployment, cpp_runtime) -> None:
+    """perf.host_overheads: a pass costs every sequence in it the runtime's per-sequence overhead, and a request
+    reaches the engine after the runtime's per-request overhead; the rest of a pass is the same."""
+    seq_cpp, req_cpp = cpp_runtime
+    seq_py, req_py = perf.host_overheads("python")
+    assert (seq_py, req_py) == (perf.constants()["comm"]["sequence_overhead_us"] * 1e-6, delay())
+    assert perf.host_overheads("cpp") == pytest.approx((seq_cpp, req_cpp))
+    python = perf.step(dep, GPU, 64, 1024).seconds
+    assert perf.step(dep, GPU, 64, 1024, runtime="cpp").seconds == pytest.approx(python - 64 * (seq_py - seq_cpp))
+    # one request, closed loop: TTFT = the request overhead + its one prefill pass (one sequence in it)
+    work = batching.Workload(100, 2, 1, concurrency=1)
+    py = batching.simulate(dep, GPU, sched(True), work)
+    cpp = batching.simulate(dep, GPU, replace(sched(True), runtime="cpp"), work)
+    assert (py.ttft_ms.mean - cpp.ttft_ms.mean) / 1000 == pytest.approx((req_py - req_cpp) + (seq_py - seq_cpp))
+    with pytest.raises(ValueError):
+        perf.host_overheads("java")

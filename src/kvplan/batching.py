@@ -65,6 +65,7 @@ class Scheduler:
     reserve: OutputReserve | None = None  # admission reserves the outputs still to come (SGLang); None: blocks now
     exact_reserve: bool = False  # ... by their whole outputs, checked against the pool's future peak (SGLang with
     # the radix cache off: the benchmarks' requests ignore EOS)
+    runtime: str = "python"  # whose host overheads the passes and requests pay (kvplan.perf.host_overheads)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class _Run:
         context = round(context_sum / decodes) if decodes else 0
         context = -(-context // 16) * 16  # on a 16-token grid: perf.step's figures are cached by context
         return perf.step(self.dep, self.gpu, decodes, context, tuple((r.computed, n) for r, n in chunks),
-                         host_bytes=self.sched.host_bytes).seconds
+                         host_bytes=self.sched.host_bytes, runtime=self.sched.runtime).seconds
 
 
 def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> LoadResult:
@@ -234,7 +235,7 @@ def simulate(dep: Deployment, gpu: GPU, sched: Scheduler, work: Workload) -> Loa
                ratio=sched.reserve.init if sched.reserve else 0.0)
     arrivals = _arrivals(work)
     clients = work.concurrency or work.num_prompts
-    delay = perf.constants()["comm"].get("request_overhead_ms", 0.0) * 1e-3  # the API server, before the engine
+    delay = perf.host_overheads(sched.runtime)[1]  # the API server, before the engine sees the request
     pending = [(t + delay, t, i) for i, t in enumerate(arrivals[:clients])]  # (engine sees it, sent, index)
     heapq.heapify(pending)
     sent = len(pending)
@@ -525,7 +526,7 @@ def _result(run: _Run) -> LoadResult:
 
 
 def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: float = 0.0,
-              prefix_cache: bool = True) -> Scheduler:
+              prefix_cache: bool = True, runtime: str = "python") -> Scheduler:
     """The scheduler of one replica from what its engine prints at startup. Under data-parallel attention each
     attention group schedules its own requests into its own pool: the groups are taken as one scheduler with
     their pools and sequence caps summed (the requests spread evenly)."""
@@ -537,15 +538,16 @@ def scheduler(engine: Engine, printed: Printed, dep: Deployment, host_bytes: flo
     seqs = printed.max_num_seqs or printed.max_running_requests or printed.kv_tokens
     return Scheduler(seqs * groups, printed.max_num_batched_tokens, printed.kv_tokens * groups,
                      printed.block_size or 1, *how, host_bytes, engine.output_reserve,
-                     engine.output_reserve is not None and not prefix_cache)
+                     engine.output_reserve is not None and not prefix_cache, runtime)
 
 
 def on_scenario(dep: Deployment, sc: Scenario, engine: Engine, work: Workload,
-                prefix_cache: bool = True) -> LoadResult:
-    """The workload on one scenario of `dep` (a plan's, or a fit candidate's) under its engine's scheduler."""
+                prefix_cache: bool = True, runtime: str = "python") -> LoadResult:
+    """The workload on one scenario of `dep` (a plan's, or a fit candidate's) under its engine's scheduler
+    (`runtime`: another runtime's host overheads, for an engine this one's scheduler stands in for)."""
     assert sc.printed is not None and sc.gpu is not None
     host = sum(b.host_weights for b in sc.budgets)
-    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep, host, prefix_cache), work)
+    return simulate(dep, sc.gpu, scheduler(engine, sc.printed, dep, host, prefix_cache, runtime), work)
 
 
 def parse_rate(text: str | float | None) -> float | None:
@@ -574,9 +576,10 @@ def split(work: Workload, replicas: int) -> Workload:
                    rate=None if work.rate is None else work.rate / replicas)
 
 
-def under_load(plan: Plan, work: Workload) -> LoadResult:
+def under_load(plan: Plan, work: Workload, runtime: str = "python") -> LoadResult:
     """The workload on the plan's first scenario: its engine's pool and scheduler; with replicas, one replica
-    runs its even share (`split`) and the throughputs are that replica's times the replicas."""
+    runs its even share (`split`) and the throughputs are that replica's times the replicas. `runtime`: as in
+    on_scenario."""
     sc = plan.scenarios[0]
     engine = get_engine(plan.engine.engine)
     if sc.gpu is None:
@@ -588,7 +591,7 @@ def under_load(plan: Plan, work: Workload) -> LoadResult:
         raise InputError(f"the engine will not start: {sc.startup.reason}")
     replicas = plan.replicas
     result = on_scenario(plan.deployment, sc, engine, split(work, replicas),
-                         prefix_cache=not plan.engine.disable_radix_cache)
+                         prefix_cache=not plan.engine.disable_radix_cache, runtime=runtime)
     if replicas > 1:
         result = replace(result, workload=work, request_throughput=result.request_throughput * replicas,
                          output_tokens_per_sec=result.output_tokens_per_sec * replicas,

@@ -44,6 +44,24 @@ def constants() -> dict:
     return tomllib.loads((resources.files("kvplan") / "data" / "perf-constants.toml").read_text(encoding="utf-8"))
 
 
+# The host's share of a pass and of a request by the runtime that schedules and streams: "python" for the engines
+# kvplan models (vLLM, SGLang and TGI schedule, sample and detokenize in Python), "cpp" for C++ executors
+# (TensorRT-LLM's batch manager, NIM on it, LMDeploy's TurboMind), which perf_compare answers with vLLM's
+# scheduler standing in. Both are fitted (benchmarks/perf_compare.py --fit), each on its own runtime's rows.
+RUNTIMES = ("python", "cpp")
+
+
+def host_overheads(runtime: str = "python") -> tuple[float, float]:
+    """(seconds per sequence in a pass, seconds per request before the engine sees it) of the runtime: [comm]'s
+    for "python", [runtime.cpp]'s for "cpp" (its own fit; [comm]'s where the file has none)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not one of {RUNTIMES}")
+    k = constants()["comm"]
+    own = constants().get("runtime", {}).get(runtime, {}) if runtime != "python" else {}
+    return (own.get("sequence_overhead_us", k.get("sequence_overhead_us", 0.0)) * 1e-6,
+            own.get("request_overhead_ms", k.get("request_overhead_ms", 0.0)) * 1e-3)
+
+
 def link_gbps(gpu: GPU) -> tuple[float, str]:
     """Per-direction GPU-to-GPU bandwidth in GB/s, and what it was read from."""
     return _link(gpu.interconnect)
@@ -246,7 +264,8 @@ class Step:
 
 
 def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
-         chunks: tuple[tuple[int, int], ...] = (), spread_prefill: bool = False, host_bytes: float = 0.0) -> Step:
+         chunks: tuple[tuple[int, int], ...] = (), spread_prefill: bool = False, host_bytes: float = 0.0,
+         runtime: str = "python") -> Step:
     """The time of one pass, per pipeline stage on one GPU of its TP group (the module docstring's terms):
     memory = weights read (the experts the pass's tokens touch) + the decodes' KV at `context` + the KV the
     chunks attend over; compute = 2 x active parameters x tokens + attention (decode 4 x context x width per
@@ -257,7 +276,8 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     `spread_prefill`: the chunks are shared out over the data-parallel
     attention groups (a batch of prompts), not one request's. `host_bytes`: weights per GPU (all stages) held in
     CPU memory (--cpu-offload-gb), read over the host link every pass at the bandwidth fraction, added to the
-    pass (vLLM's UVA offloader reads them in place, model_executor/offloader/uva.py 0.19.0)."""
+    pass (vLLM's UVA offloader reads them in place, model_executor/offloader/uva.py 0.19.0). `runtime`: whose
+    per-sequence overhead the pass pays (host_overheads)."""
     _require(gpu)
     c = efficiency(gpu)
     peak = _peak_tflops(dep, gpu)[0] * 1e12
@@ -291,8 +311,7 @@ def step(dep: Deployment, gpu: GPU, decodes: int = 0, context: int = 0,
     if host_bytes:
         # at the stated bandwidth fraction, not a generation's HBM scale (the link is PCIe / C2C, not HBM)
         seconds += host_bytes / (host_link_gbps(gpu)[0] * 1e9 * constants()["efficiency"]["bandwidth"])
-    seconds += comm + k["step_overhead_ms"] * 1e-3 + k.get("sequence_overhead_us", 0.0) * 1e-6 * (
-        decodes + len(chunks))
+    seconds += comm + k["step_overhead_ms"] * 1e-3 + host_overheads(runtime)[0] * (decodes + len(chunks))
     return Step(seconds, read_total, flops_total, comm, memory_bound)
 
 
@@ -310,9 +329,10 @@ class Decode:
     assumptions: str
 
 
-def decode(dep: Deployment, gpu: GPU, batch: int, context: int, host_bytes: float = 0.0) -> Decode:
-    """One decode step of `batch` requests at `context` tokens each (`host_bytes`: as in `step`)."""
-    s = step(dep, gpu, decodes=batch, context=context, host_bytes=host_bytes)
+def decode(dep: Deployment, gpu: GPU, batch: int, context: int, host_bytes: float = 0.0,
+           runtime: str = "python") -> Decode:
+    """One decode step of `batch` requests at `context` tokens each (`host_bytes`, `runtime`: as in `step`)."""
+    s = step(dep, gpu, decodes=batch, context=context, host_bytes=host_bytes, runtime=runtime)
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 >= len(dep.stages) else "compute"
@@ -331,9 +351,11 @@ class Prefill:
     assumptions: str
 
 
-def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1, host_bytes: float = 0.0) -> Prefill:
+def prefill(dep: Deployment, gpu: GPU, prompt: int, batch: int = 1, host_bytes: float = 0.0,
+            runtime: str = "python") -> Prefill:
     """Time to process `batch` prompts of `prompt` tokens at once (batch 1: the time to first token)."""
-    s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1, host_bytes=host_bytes)
+    s = step(dep, gpu, chunks=((0, prompt),) * batch, spread_prefill=batch > 1, host_bytes=host_bytes,
+             runtime=runtime)
     c = {**efficiency(gpu), "source": constants()["efficiency"]["source"]}
     peak, peak_kind = _peak_tflops(dep, gpu)
     bound = "memory" if s.memory_bound_stages * 2 > len(dep.stages) else "compute"
