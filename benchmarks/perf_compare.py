@@ -372,7 +372,7 @@ def fit(table: list[dict]) -> dict:
             held_out += [v for v in gen_runs[unit if i is None else i].values() if v[0]["source"] == source]
     return {"point": points[best], "scales": scales, "cpp": cpp, "held_out": held_out,
             "rows": sum(1 for _ in held_out), "sources": len({r["source"] for r in table}),
-            "cpp_rows": len([r for r in table if runtime_of(r) == "cpp"])}
+            "cpp_rows": len([r for r in table if runtime_of(r) == "cpp"]), "cpp_fitted": len(hopper_cpp)}
 
 
 def head_to_head(table: list[dict], held_out: list[tuple[dict, float, float]]) -> None:
@@ -397,16 +397,17 @@ def head_to_head(table: list[dict], held_out: list[tuple[dict, float, float]]) -
               f"{statistics.median(other):.1%} / {_p90(other):.1%} |")
 
 
-def _cpp_section(cpp: dict[str, float], rows: int) -> str:
+def _cpp_section(cpp: dict[str, float], rows: int, fitted: int) -> str:
     return ("# the C++ executors' host overheads (TensorRT-LLM, NIM, LMDeploy: perf.host_overheads \"cpp\"), fitted\n"
-            f"# on their own Hopper rows ({rows} rows of the table run this runtime); [comm]'s are the Python\n"
-            "# engines' (vLLM, SGLang, TGI)\n[runtime.cpp]\n"
+            f"# on the {fitted} Hopper rows of the {rows} rows of the table this runtime runs; [comm]'s are the\n"
+            "# Python engines' (vLLM, SGLang, TGI), llama.cpp's too (no measurement of it in the table)\n"
+            "[runtime.cpp]\n"
             f"sequence_overhead_us = {cpp['sequence_overhead_us']}\n"
             f"request_overhead_ms = {cpp['request_overhead_ms']}\n\n")
 
 
 def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_used: int, sources: int,
-          cpp: dict[str, float] | None = None, cpp_rows: int = 0) -> None:
+          cpp: dict[str, float] | None = None, cpp_rows: int = 0, cpp_fitted: int = 0) -> None:
     point = {**FIXED, **point}
     OUT.write_text(
         "# Achieved fractions of the catalog's peak figures, used by kvplan.perf. Written by\n"
@@ -421,7 +422,7 @@ def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_use
         f"step_overhead_ms = {point['step_overhead_ms']}\n"
         f"sequence_overhead_us = {point['sequence_overhead_us']}  # per sequence in a pass\n"
         f"request_overhead_ms = {point['request_overhead_ms']}  # per request, before the engine sees it\n\n"
-        + (_cpp_section(cpp, cpp_rows) if cpp else "")
+        + (_cpp_section(cpp, cpp_rows, cpp_fitted) if cpp else "")
         + "# scales on the bandwidth and compute fractions by GPU generation (the fractions above are Hopper's), each\n"
         "# fitted on that generation's rows alone\n"
         + "".join(f"[generation_scale.{g}]\nbandwidth = {v['bandwidth']}\ncompute = {v['compute']}\n\n"
@@ -439,7 +440,8 @@ def main() -> None:
         head_to_head(table, found["held_out"])
         _use(found["point"], found["scales"], found["cpp"])
         if "--write" in sys.argv:
-            write(found["point"], found["scales"], found["rows"], found["sources"], found["cpp"], found["cpp_rows"])
+            write(found["point"], found["scales"], found["rows"], found["sources"], found["cpp"], found["cpp_rows"],
+                  found["cpp_fitted"])
     results, skipped = compare(table, verbose="--rows" in sys.argv)
     report(results, skipped, "in sample: the constants in data/perf-constants.toml" if "--fit" not in sys.argv
            else "in sample: the constants fitted on all rows")
