@@ -44,7 +44,13 @@ def test_dtypes_and_engines_as_vllm_and_transformers_spell_them():
 
 @pytest.mark.parametrize(("printed", "alias"), [
     ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA L4", "l4"), ("H200-141GB", "h200"), ("A100-SXM4-80GB", "a100"),
-    ("Instinct MI300X", "mi300x"), ("AMD Instinct MI300X", "mi300x"), ("Tesla T4", "t4")])
+    ("Instinct MI300X", "mi300x"), ("AMD Instinct MI300X", "mi300x"), ("Tesla T4", "t4"),
+    # nvidia-smi's names of the PCIe A100 80GB (not the SXM4 part, whose bandwidth and power differ) and of the
+    # workstation cards
+    ("NVIDIA A100 80GB PCIe", "a100-pcie"), ("NVIDIA A100-PCIE-40GB", "a100-pcie-40g"),
+    ("NVIDIA RTX 6000 Ada Generation", "rtx6000-ada"),
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+    ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "rtx-pro-6000")])
 def test_gpu_names_as_nvidia_smi_and_clouds_print_them(printed, alias):
     assert kvplan.get_gpu(printed).alias == alias
 
