@@ -103,7 +103,9 @@ def engine_of(row: dict) -> tuple[str, str | None]:
     """The kvplan engine whose scheduler and pool stand for the row's, and the release (None: the default; `<X`,
     a source dated before release X: the newest rules before X, as `kvplan validate` reads it)."""
     name, text = row["engine"].lower(), row["engine_version"].strip()
-    m = re.search(r"(\d+\.\d+(?:\.\d+)?)", text)
+    # a ROCm image tag (rocm/vllm:rocm6.4.1_vllm_0.9.1_20250715) names ROCm's release first: read vLLM's
+    m = (re.search(r"vllm[_-]v?(\d+\.\d+(?:\.\d+)?)", text, re.I)
+         or re.search(r"(?<![\w.])(\d+\.\d+(?:\.\d+)?)", re.sub(r"rocm\d[\w.]*", "", text, flags=re.I)))
     version = m.group(1) if m and "ci build" not in text.lower() else None
     engine = ("sglang" if "sglang" in name else "tgi" if "tgi" in name or "text-generation" in name else
               "vllm" if "vllm" in name else None)
