@@ -82,6 +82,19 @@ def test_quant_option_on_unquantized_model_matches_awq_layout():
     assert Deployment(load_model("llama-3.1-8b"), quant="awq").weights_bytes_per_gpu == layers * per_layer + 2 * dense
 
 
+def test_nf4_quantized_while_loading_is_double_quant():
+    # vLLM's and TGI's in-flight nf4 call bitsandbytes' quantize_4bit with compress_statistics=True (vLLM
+    # BitsAndBytesModelLoader._unquantized_generator 0.8.2 and 0.18.0; TGI layers/bnb.py): n/2 bytes + a uint8
+    # absmax per 64 weights + an fp32 absmax per 256 of those blocks
+    hidden, layers, vocab = 4096, 32, 128256
+    per_layer = 0
+    for o, i in llama_linears(hidden, 32, 8, 128, 14336):
+        blocks = math.ceil(o * i / 64)
+        per_layer += o * i // 2 + blocks + math.ceil(blocks / 256) * 4
+    dense = llama_dense_params(hidden, vocab, layers, tied=False)
+    assert Deployment(load_model("llama-3.1-8b"), quant="nf4").weights_bytes_per_gpu == layers * per_layer + 2 * dense
+
+
 def test_compressed_tensors_w4a16_with_ignore():
     # pack-quantized int4, symmetric, group 128: packed int32 + bf16 scales per group + int64[2] weight_shape
     qc = {"quant_method": "compressed-tensors", "format": "pack-quantized", "ignore": ["lm_head"],

@@ -154,7 +154,10 @@ SCHEMES: dict[str, WeightFormat] = {
     "w4a16": _int_group("int4 w4a16 (group 128, compressed-tensors)", 4, 128, zeros=False, extra=16),
     "gptq": _int_group("gptq int4 (group 128)", 4, 128, zeros=True),
     "awq": _int_group("awq int4 (group 128)", 4, 128, zeros=True),
-    "nf4": WeightFormat("bitsandbytes nf4 (absmax per 64)", 4, ("flat", 64), 4),
+    # what vLLM and TGI store when they quantize to nf4 while loading: bitsandbytes' quantize_4bit with
+    # compress_statistics=True, i.e. double quant (vLLM BitsAndBytesModelLoader._unquantized_generator, 0.8.2;
+    # TGI server/text_generation_server/layers/bnb.py Linear4bit); Unsloth's bnb-4bit uploads store the same
+    "nf4": WeightFormat("bitsandbytes nf4 (double quant)", 4, ("flat", 64), 1, second_level=(256, 4)),
     "bnb-int8": WeightFormat("bitsandbytes int8 (LLM.int8)", 8, "channel", 4),
     "mxfp4": WeightFormat("mxfp4 experts (e8m0 scale per 32)", 4, ("group", 32), 1, experts_only=True),
     # every linear layer in fp4 (weights and activations where the GPU has fp4 tensor cores):
