@@ -24,6 +24,9 @@ def median_seconds(cmd: list[str], runs: int = 7) -> float:
 
 
 if __name__ == "__main__":
+    from script_args import parser
+
+    parser(__doc__).parse_args()
     if not shutil.which("kvplan"):
         raise SystemExit("install kvplan first: pip install .")
     for cmd in COMMANDS:

@@ -14,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from script_args import parser, run  # noqa: E402
+
 from kvplan.engines.vllm_fit import fit  # noqa: E402
 from kvplan.validate import read_rows, row_setup  # noqa: E402
 
@@ -37,15 +39,17 @@ def _quoted(text: str) -> str:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    path = Path(args[0] if args else ROOT / "benchmarks" / "engine_logs.csv")
+    p = parser(__doc__, engine_logs=True)
+    p.add_argument("--write", action="store_true", help="replace src/kvplan/data/vllm-constants.toml")
+    args = p.parse_args()
+    path = args.csv
     constants = fit(read_rows(path), lambda r: row_setup(r, path.parent))
     for section in ("non_torch", "activation", "cudagraph"):
         print(f"[{section}]", constants[section])
-    if "--write" in sys.argv:
+    if args.write:
         OUT.write_text(toml(constants), encoding="utf-8")
         print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

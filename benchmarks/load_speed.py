@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from script_args import parser
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from kvplan import batching
@@ -30,6 +32,7 @@ CASES = [  # model, gpu, tp, engine, prompt, output, num_prompts, concurrency, r
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     print("| model | GPU | engine | prompt/output | requests | load | passes | median seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for model, gpu, tp, engine, p, o, n, c, r in CASES:

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from script_args import parser
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from kvplan.errors import KvplanError
@@ -40,6 +42,7 @@ def seconds(line: str) -> float:
 
 
 if __name__ == "__main__":
+    parser(__doc__).parse_args()
     sizes = (MAX_LINE // 4, MAX_LINE // 2, MAX_LINE)
     print(f"line lengths {sizes} characters (longer lines are skipped: MAX_LINE = {MAX_LINE:,})")
     for name, unit in SHAPES.items():

@@ -17,13 +17,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from script_args import parser, run  # noqa: E402
+
 from kvplan.engines.common import constants_from  # noqa: E402
 from kvplan.engines.vllm_fit import fit, fitted_rows  # noqa: E402
 from kvplan.validate import read_rows, row_setup, validate_row  # noqa: E402
 
 
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "benchmarks" / "engine_logs.csv")
+    path = parser(__doc__, engine_logs=True).parse_args().csv
     rows = read_rows(path)
     setup_of = lambda r: row_setup(r, path.parent)  # noqa: E731
     errors: dict[str, list[float]] = {"kv_pool": [], "kv_tokens": []}
@@ -43,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from script_args import parser, run  # noqa: E402
+
 from kvplan import batching, perf  # noqa: E402
 from kvplan.deployment import Deployment  # noqa: E402
 from kvplan.engines import get_engine  # noqa: E402
@@ -433,21 +435,26 @@ def write(point: dict[str, float], scales: dict[str, dict[str, float]], rows_use
 
 
 def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--fit", action="store_true", help="refit the constants, scoring each source held out")
+    p.add_argument("--write", action="store_true", help="with --fit: write src/kvplan/data/perf-constants.toml")
+    p.add_argument("--rows", action="store_true", help="print every row's estimate beside its measurement")
+    args = p.parse_args()
     table = rows()
-    if "--fit" in sys.argv:
+    if args.fit:
         found = fit(table)
         print("fitted on all rows:", found["point"], "C++ executors", found["cpp"], "generation scales",
               found["scales"])
         report(found["held_out"], {}, "held out: each source predicted with the constants fitted on the others")
         head_to_head(table, found["held_out"])
         _use(found["point"], found["scales"], found["cpp"])
-        if "--write" in sys.argv:
+        if args.write:
             write(found["point"], found["scales"], found["rows"], found["sources"], found["cpp"], found["cpp_rows"],
                   found["cpp_fitted"])
-    results, skipped = compare(table, verbose="--rows" in sys.argv)
-    report(results, skipped, "in sample: the constants in data/perf-constants.toml" if "--fit" not in sys.argv
+    results, skipped = compare(table, verbose=args.rows)
+    report(results, skipped, "in sample: the constants in data/perf-constants.toml" if not args.fit
            else "in sample: the constants fitted on all rows")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 import time
 
+from script_args import parser
+
 from kvplan.fit import DEFAULT_GPUS, Workload, search
 from kvplan.hardware import gpus
 from kvplan.model.load import load_model
@@ -38,6 +40,7 @@ def time_search(name: str, runs: int = 5) -> tuple[float, float, int, int, float
 
 
 if __name__ == "__main__":
+    parser(__doc__).parse_args()
     print(f"{len(gpus())} GPU types; workload {WORKLOAD.users} users x {WORKLOAD.seq} tokens, with speed targets")
     print(f"{'model':18} {'first s':>8} {'median s':>9} {'evaluated':>10} {'fit':>6} {'default set s':>14}")
     for name in MODELS:

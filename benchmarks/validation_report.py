@@ -14,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from script_args import parser, run  # noqa: E402
+
 from kvplan.validate import FIGURES, FigureSummary, validate  # noqa: E402
 
 
@@ -25,7 +27,7 @@ def pct(s: FigureSummary | None, n: bool = False) -> str:
 
 
 def main() -> None:
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "benchmarks" / "engine_logs.csv")
+    path = parser(__doc__, engine_logs=True).parse_args().csv
     by_version = validate(path, "version")
     by_source = validate(path, "source")
     c = by_version.counts
@@ -55,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

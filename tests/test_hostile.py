@@ -414,3 +414,24 @@ def test_layer_index_lists_must_hold_whole_numbers(model, path, junk):
     target[path[-1]] = junk
     with pytest.raises(ConfigError, match="must list whole numbers"):
         kvplan.plan(config, gpu="h100")
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("validation_report.py", ["no-such-table.csv"]),
+    ("loo_vllm_constants.py", ["no-such-table.csv"]),
+    ("fit_vllm_constants.py", ["no-such-table.csv"]),
+    ("perf_compare.py", ["--no-such-option"]),
+])
+def test_benchmark_scripts_end_bad_input_in_one_line(script, argv):
+    """A benchmark script given a table it cannot read, or an option it does not take: one line, non-zero exit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / script), *argv], capture_output=True, text=True,
+                         timeout=120, cwd=root)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert re.search(r"error: (cannot read .*no-such-table\.csv|unrecognized arguments: --no-such-option)",
+                     out.stderr.strip().splitlines()[-1])
