@@ -368,3 +368,19 @@ def test_a_row_quoting_its_mxfp4_backend_is_sized_with_it():
     bare = validate_row(190, {**marlin, "notes": ""}, CSV.parent).figures["weights"]
     assert bare["rel_err"] > 0.02
     assert serving_features("'Using V2 Model Runner'")["model_runner"] == "v2"
+
+
+def test_a_log_beyond_its_configs_context_is_sized_at_the_logged_length():
+    """Row 116 (Qwen3-4B-Instruct-2507 at 131,072 tokens, a public startup log) on the Qwen3-4B config (40,960):
+    the engine started at that length, so validate sizes the row there and says so; the same row at a length
+    the config allows is sized as before, without the assumption."""
+    from kvplan.validate import validate_row
+
+    rows = read_rows(CSV)
+    row = rows[116]
+    assert row["model"] == "Qwen/Qwen3-4B-Instruct-2507" and row["max_model_len"] == "131072"
+    result = validate_row(116, row, CSV.parent)
+    assert result.modelled and "kv_tokens" in result.figures
+    assert any("beyond the config's context 40,960" in a for a in result.assumptions)
+    short = validate_row(116, {**row, "max_model_len": "32768"}, CSV.parent)
+    assert short.modelled and not any("beyond the config's context" in a for a in short.assumptions)

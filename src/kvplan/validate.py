@@ -21,7 +21,7 @@ import io
 import math
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,13 @@ def row_setup(row: dict[str, str], base: Path | None) -> RowSetup:
             raise Skip("no config.json for this model (config column empty, HF id not in the embedded catalog)")
         source = entry.alias
     spec = load_model(source)
+    logged_len = _int(row, "max_model_len")
+    if logged_len and spec.max_context and logged_len > spec.max_context:
+        # the engine started at that length, so the checkpoint it served allows it (a longer-context release of
+        # the config's architecture, as Qwen3-30B-A3B's -2507 builds, or the engine's long-context override)
+        assumptions.append(f"max_model_len {logged_len:,} is beyond the config's context {spec.max_context:,}: "
+                           "the served checkpoint's context is taken as the logged length")
+        spec = replace(spec, max_context=logged_len)
     gpus = _int(row, "gpu_count")
     tp = _int(row, "tensor_parallel")
     pp = _int(row, "pipeline_parallel")
